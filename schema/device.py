@@ -1,0 +1,483 @@
+"""The device database: the tablet's SQLite store.
+
+The seed's Tauri tables keep every column they had (``users``, ``inspection_targets``,
+``inspection_sessions``, ``inspection_images``, ``ai_inspection_results``,
+``human_verification_results``, ``system_config``) and are extended, never trimmed: per-item
+granularity on results, pipeline and model versions on AI results, ``version``/``updated_at`` for
+optimistic locking. Beside them live the masters cached from the server, the ``outbox`` that
+sync drains, ``sync_state``, the analysis job queue and its progress log.
+
+Records made on the device carry UUID text ids (see ``schema.types.new_id``); masters and users
+carry the server's ids.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+from schema.types import NOW, JSONType, UTCDateTime, defer_foreign_keys, new_id, utcnow
+
+
+class DeviceTable(SQLModel, registry=registry()):
+    """Base of the device tables: their own metadata, apart from the server's."""
+
+
+metadata = DeviceTable.metadata
+
+
+def _created() -> Any:
+    return Field(
+        default_factory=utcnow, sa_type=UTCDateTime, sa_column_kwargs={"server_default": NOW}
+    )
+
+
+def _updated() -> Any:
+    return Field(
+        default_factory=utcnow,
+        sa_type=UTCDateTime,
+        sa_column_kwargs={"server_default": NOW, "onupdate": utcnow},
+    )
+
+
+def _version() -> Any:
+    return Field(default=1, sa_column_kwargs={"server_default": "1"})
+
+
+# ---------------------------------------------------------------------------------------------
+# The seed's Tauri tables, extended
+# ---------------------------------------------------------------------------------------------
+
+
+class User(DeviceTable, table=True):
+    """Inspectors and admins who may log in on this tablet, offline included."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        sa.CheckConstraint("role IN ('inspector', 'admin')", name="ck_users_role"),
+        sa.CheckConstraint("failed_attempts >= 0", name="ck_users_failed_attempts"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(sa_column_kwargs={"unique": True})
+    email: str | None = Field(default=None, sa_column_kwargs={"unique": True})
+    password_hash: str
+    full_name: str | None = None
+    role: str = Field(default="inspector", sa_column_kwargs={"server_default": "inspector"})
+    created_at: datetime = _created()
+    updated_at: datetime = _updated()
+    # Server's id for users pulled from the server; NULL for a user made with `kensa user add`.
+    server_id: str | None = Field(default=None, sa_column_kwargs={"unique": True})
+    is_active: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
+    failed_attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    version: int = _version()
+
+
+class InspectionTarget(DeviceTable, table=True):
+    """One scanned unit: the product and batch a QR code named, with the raw code."""
+
+    __tablename__ = "inspection_targets"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    product_id: str
+    batch_id: str
+    qr_code: str
+    created_at: datetime = _created()
+    updated_at: datetime = _updated()
+    # Which master (and which of its versions) the unit was identified against.
+    master_id: str | None = Field(default=None, foreign_key="inspection_targets_master.id")
+    master_version: str | None = None
+    serial: str | None = None
+    payload_format: str | None = None
+    version: int = _version()
+
+
+SESSION_STATUSES = (
+    "scanning",
+    "identified",
+    "in_progress",
+    "ai_completed",
+    "human_review",
+    "completed",
+    "failed",
+    "cancelled",
+    "product_not_found",
+    "qr_decode_failed",
+)
+
+ITEM_STATUSES = (
+    "pending",
+    "captured",
+    "ai_running",
+    "ai_completed",
+    "verified",
+    "skipped",
+    "failed",
+)
+
+RESULTS = ("OK", "NG", "PENDING")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class InspectionSession(DeviceTable, table=True):
+    __tablename__ = "inspection_sessions"
+    __table_args__ = (
+        sa.CheckConstraint(
+            _in("status", (*SESSION_STATUSES, "pending")), name="ck_sessions_status"
+        ),
+        sa.CheckConstraint(
+            f"result IS NULL OR {_in('result', RESULTS)}", name="ck_sessions_result"
+        ),
+        sa.Index("idx_inspection_sessions_status_completed", "status", "completed_at"),
+        sa.Index("idx_inspection_sessions_user_started", "user_id", "started_at"),
+        sa.Index("idx_inspection_sessions_started", "started_at"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    target_id: str = Field(foreign_key="inspection_targets.id")
+    user_id: int | None = Field(default=None, foreign_key="users.id")
+    status: str = Field(default="pending", sa_column_kwargs={"server_default": "pending"})
+    started_at: datetime = _created()
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Rolled up from the items when the session completes.
+    result: str | None = None
+    product_code: str | None = Field(default=None, index=True)
+    updated_at: datetime = _updated()
+    version: int = _version()
+
+
+class InspectionSessionItem(DeviceTable, table=True):
+    """Where one item of one session stands; the state a killed app resumes from."""
+
+    __tablename__ = "inspection_session_items"
+    __table_args__ = (
+        sa.UniqueConstraint("session_id", "item_id", name="uq_session_items_session_item"),
+        sa.CheckConstraint(_in("status", ITEM_STATUSES), name="ck_session_items_status"),
+        sa.CheckConstraint(
+            f"result IS NULL OR {_in('result', RESULTS)}", name="ck_session_items_result"
+        ),
+        sa.CheckConstraint("order_sequence > 0", name="ck_session_items_order_sequence"),
+        sa.CheckConstraint("attempts >= 0", name="ck_session_items_attempts"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    session_id: str = Field(foreign_key="inspection_sessions.id", index=True)
+    item_id: str = Field(foreign_key="inspection_items_master.id")
+    item_code: str
+    order_sequence: int
+    required: bool = True
+    status: str = Field(default="pending", sa_column_kwargs={"server_default": "pending"})
+    result: str | None = None
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    created_at: datetime = _created()
+    updated_at: datetime = _updated()
+    version: int = _version()
+
+
+class InspectionImage(DeviceTable, table=True):
+    __tablename__ = "inspection_images"
+    __table_args__ = (
+        sa.CheckConstraint("file_size IS NULL OR file_size > 0", name="ck_images_file_size"),
+        sa.CheckConstraint("length(sha256) = 64", name="ck_images_sha256"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    session_id: str = Field(foreign_key="inspection_sessions.id", index=True)
+    file_path: str
+    image_type: str = Field(default="capture", sa_column_kwargs={"server_default": "capture"})
+    file_size: int | None = None
+    created_at: datetime = _created()
+    item_id: str | None = Field(default=None, foreign_key="inspection_items_master.id")
+    sha256: str = Field(index=True)
+    mime_type: str | None = None
+    width: int | None = None
+    height: int | None = None
+    thumbnail_path: str | None = None
+    # Set once the server has confirmed it holds the bytes under this hash.
+    uploaded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AIInspectionResult(DeviceTable, table=True):
+    __tablename__ = "ai_inspection_results"
+    __table_args__ = (
+        sa.CheckConstraint("confidence >= 0 AND confidence <= 1", name="ck_ai_results_confidence"),
+        sa.CheckConstraint("processing_time >= 0", name="ck_ai_results_processing_time"),
+        sa.CheckConstraint(
+            _in("overall_result", ("OK", "NG", "PENDING_REVIEW")), name="ck_ai_results_overall"
+        ),
+        # One result per image and pipeline version: a retried job never writes twice.
+        sa.UniqueConstraint(
+            "image_id", "pipeline_id", "pipeline_version", name="uq_ai_results_image_pipeline"
+        ),
+        sa.Index("idx_ai_results_confidence_time", "confidence", "created_at"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    session_id: str = Field(foreign_key="inspection_sessions.id", index=True)
+    pipeline_version: str | None = None
+    overall_result: str
+    confidence: float
+    processing_time: float
+    detailed_results: str | None = None
+    created_at: datetime = _created()
+    item_id: str | None = Field(default=None, foreign_key="inspection_items_master.id")
+    image_id: str | None = Field(default=None, foreign_key="inspection_images.id")
+    pipeline_id: str | None = None
+    model_sha256: str | None = None
+    measurements: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    # decode / pre / infer / post / judge, in milliseconds
+    timings: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    updated_at: datetime = _updated()
+    version: int = _version()
+
+
+class HumanVerificationResult(DeviceTable, table=True):
+    __tablename__ = "human_verification_results"
+    __table_args__ = (
+        sa.CheckConstraint(_in("final_result", RESULTS), name="ck_human_results_final"),
+        sa.CheckConstraint("verification_time >= 0", name="ck_human_results_time"),
+        sa.CheckConstraint(
+            f"severity IS NULL OR {_in('severity', ('minor', 'major', 'critical'))}",
+            name="ck_human_results_severity",
+        ),
+        sa.Index("idx_human_results_final_date", "final_result", "created_at"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    session_id: str = Field(foreign_key="inspection_sessions.id", index=True)
+    user_id: int = Field(foreign_key="users.id")
+    final_result: str
+    notes: str | None = None
+    verification_time: float
+    created_at: datetime = _created()
+    item_id: str | None = Field(default=None, foreign_key="inspection_items_master.id")
+    ai_result_id: str | None = Field(default=None, foreign_key="ai_inspection_results.id")
+    defect_types: list[str] | None = Field(default=None, sa_type=JSONType)
+    severity: str | None = None
+    # True when the inspector's result differs from the AI's.
+    overrode_ai: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    updated_at: datetime = _updated()
+    version: int = _version()
+
+
+class SystemConfig(DeviceTable, table=True):
+    __tablename__ = "system_config"
+
+    key: str = Field(primary_key=True)
+    value: str
+    updated_at: datetime = _updated()
+
+
+# ---------------------------------------------------------------------------------------------
+# Masters cached from the server (server-owned; the server's ids)
+# ---------------------------------------------------------------------------------------------
+
+
+class Pipeline(DeviceTable, table=True):
+    __tablename__ = "pipelines"
+    __table_args__ = (sa.CheckConstraint("version > 0", name="ck_pipelines_version"),)
+
+    id: str = Field(primary_key=True)
+    name: str
+    description: str | None = None
+    definition: dict[str, Any] = Field(sa_type=JSONType)
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    created_at: datetime = _created()
+    updated_at: datetime = _updated()
+    # A server-side delete arrives as a tombstone; the row stays because history refers to it.
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class InspectionTargetMaster(DeviceTable, table=True):
+    __tablename__ = "inspection_targets_master"
+
+    id: str = Field(primary_key=True)
+    product_code: str = Field(sa_column_kwargs={"unique": True})
+    product_name: str
+    version: str
+    description: str | None = None
+    created_at: datetime = _created()
+    updated_at: datetime = _updated()
+    # A server-side delete arrives as a tombstone; the row stays because history refers to it.
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class InspectionItemMaster(DeviceTable, table=True):
+    __tablename__ = "inspection_items_master"
+    __table_args__ = (
+        sa.UniqueConstraint("target_id", "item_code", name="uq_items_target_item_code"),
+        sa.CheckConstraint("order_sequence > 0", name="ck_items_order_sequence"),
+        sa.CheckConstraint(
+            _in("inspection_type", ("VISUAL", "DIMENSION", "FUNCTION", "TEXT")),
+            name="ck_items_inspection_type",
+        ),
+        sa.Index("idx_inspection_items_target_sequence", "target_id", "order_sequence"),
+    )
+
+    id: str = Field(primary_key=True)
+    target_id: str = Field(foreign_key="inspection_targets_master.id")
+    item_code: str
+    item_name: str
+    inspection_type: str
+    ai_enabled: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    pipeline_id: str | None = Field(default=None, foreign_key="pipelines.id")
+    criteria: dict[str, Any] = Field(sa_type=JSONType)
+    order_sequence: int
+    required: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
+    created_at: datetime = _created()
+    updated_at: datetime = _updated()
+    # A server-side delete arrives as a tombstone; the row stays because history refers to it.
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ModelFile(DeviceTable, table=True):
+    """An ONNX model pulled from the server, stored in the data directory under its hash."""
+
+    __tablename__ = "model_files"
+    __table_args__ = (
+        sa.CheckConstraint("length(sha256) = 64", name="ck_model_files_sha256"),
+        sa.CheckConstraint("size > 0", name="ck_model_files_size"),
+    )
+
+    sha256: str = Field(primary_key=True)
+    name: str
+    size: int
+    file_path: str
+    created_at: datetime = _created()
+
+
+class Calibration(DeviceTable, table=True):
+    """Pixel-to-millimetre scale of a camera setup, for DIMENSION items."""
+
+    __tablename__ = "calibrations"
+    __table_args__ = (sa.CheckConstraint("mm_per_px > 0", name="ck_calibrations_scale"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    camera_id: str = Field(index=True)
+    mm_per_px: float
+    notes: str | None = None
+    created_at: datetime = _created()
+
+
+# ---------------------------------------------------------------------------------------------
+# Sync
+# ---------------------------------------------------------------------------------------------
+
+OPERATIONS = ("INSERT", "UPDATE", "DELETE")
+
+
+class Outbox(DeviceTable, table=True):
+    """The device's copy of the server queue's columns, waiting to be pushed.
+
+    ``seq`` is AUTOINCREMENT so a sequence number is never reused, even after the rows below it
+    were pushed and deleted: the server relies on it to name what it has applied.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        sa.CheckConstraint(_in("operation", OPERATIONS), name="ck_outbox_operation"),
+        sa.CheckConstraint("retry_count >= 0", name="ck_outbox_retry_count"),
+        sa.Index("idx_outbox_push_order", "priority", "seq"),
+        {"sqlite_autoincrement": True},
+    )
+
+    seq: int | None = Field(default=None, primary_key=True)
+    op_id: str = Field(default_factory=new_id, sa_column_kwargs={"unique": True})
+    entity_type: str
+    entity_id: str
+    operation: str
+    data: dict[str, Any] = Field(sa_type=JSONType)
+    priority: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    retry_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    last_retry_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = _created()
+    # An operation the server refused for good is set aside with its reason, not retried.
+    set_aside_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    set_aside_reason: str | None = None
+
+
+class SyncState(DeviceTable, table=True):
+    """One row per sync stream (push, pull, upload): cursor and last outcome."""
+
+    __tablename__ = "sync_state"
+
+    name: str = Field(primary_key=True)
+    cursor: str | None = None
+    last_success_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = None
+    last_error_kind: str | None = None
+    updated_at: datetime = _updated()
+
+
+# ---------------------------------------------------------------------------------------------
+# AI jobs (the seed's analysis_queue and progress_logs)
+# ---------------------------------------------------------------------------------------------
+
+JOB_STATUSES = ("waiting", "processing", "completed", "failed", "cancelled")
+JOB_PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+class AnalysisJob(DeviceTable, table=True):
+    __tablename__ = "analysis_jobs"
+    __table_args__ = (
+        sa.CheckConstraint(_in("status", JOB_STATUSES), name="ck_jobs_status"),
+        sa.CheckConstraint(_in("priority", JOB_PRIORITIES), name="ck_jobs_priority"),
+        sa.CheckConstraint("position > 0", name="ck_jobs_position"),
+        sa.CheckConstraint("retry_count >= 0 AND max_retries >= 0", name="ck_jobs_retries"),
+        # Idempotency: one job per image and pipeline version.
+        sa.UniqueConstraint(
+            "image_id", "pipeline_id", "pipeline_version", name="uq_jobs_image_pipeline"
+        ),
+        sa.Index("idx_analysis_jobs_status_position", "status", "position"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    image_id: str = Field(foreign_key="inspection_images.id")
+    session_id: str | None = Field(default=None, foreign_key="inspection_sessions.id")
+    item_id: str | None = Field(default=None, foreign_key="inspection_items_master.id")
+    user_id: int | None = Field(default=None, foreign_key="users.id")
+    pipeline_id: str
+    pipeline_version: int
+    position: int
+    status: str = Field(default="waiting", sa_column_kwargs={"server_default": "waiting"})
+    priority: str = Field(default="normal", sa_column_kwargs={"server_default": "normal"})
+    queued_at: datetime = _created()
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    error_message: str | None = None
+    error_recoverable: bool | None = None
+    suggested_action: str | None = None
+    retry_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    max_retries: int = Field(default=3, sa_column_kwargs={"server_default": "3"})
+    result_id: str | None = Field(default=None, foreign_key="ai_inspection_results.id")
+    model_name: str | None = None
+
+
+class ProgressLog(DeviceTable, table=True):
+    __tablename__ = "progress_logs"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "progress_percentage >= 0 AND progress_percentage <= 100", name="ck_progress_range"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="analysis_jobs.id", index=True, ondelete="CASCADE")
+    progress_percentage: float
+    current_stage: str
+    stage_description: str | None = None
+    timestamp: datetime = _created()
+    estimated_completion: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+defer_foreign_keys(metadata)

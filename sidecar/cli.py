@@ -1,0 +1,28 @@
+"""The ``kensa`` command.
+
+Each area of the product owns its sub-command group in its own module (``schema.cli`` for ``db``,
+and so on); this module only wires them together, importing them lazily where they pull in heavy
+libraries so that ``kensa --help`` stays fast on a tablet.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from schema.cli import db_app
+
+app = typer.Typer(
+    name="kensa",
+    help="kensa (検査): offline-first inspection client and its sync server.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(db_app, name="db")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

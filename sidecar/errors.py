@@ -1,0 +1,99 @@
+"""The sidecar's exception tree.
+
+Every error the sidecar raises on purpose is a ``KensaError``; the API turns it into
+``{"error": {"code", "message", "detail"}}`` with the HTTP status of its branch, in one handler.
+Library errors are translated at the boundary (``raise QrDecodeFailed(...) from exc``).
+
+    KensaError
+    ├── InvalidInput            400  malformed payloads, bad parameters
+    │   ├── QrPayloadInvalid         a decoded QR text that matches no known format
+    │   └── ImageInvalid             empty, truncated or non-image upload
+    ├── Unauthorized            401  missing or wrong token, bad credentials
+    ├── Forbidden               403  role does not allow it, wrong Host
+    ├── NotFound                404
+    │   └── ProductNotFound          scanned product not in the cached masters
+    ├── Conflict                409  illegal state transition, stale version
+    ├── Locked                  423  account locked after repeated failed logins
+    ├── PayloadTooLarge         413
+    └── Unprocessable           422
+        ├── QrDecodeFailed           no code found in the image
+        └── PipelineError            a pipeline or model could not run
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class KensaError(Exception):
+    """Base of every deliberate sidecar error: a stable ``code``, a readable message, detail."""
+
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None, **detail: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.detail: dict[str, Any] = detail
+
+
+class InvalidInput(KensaError):
+    status_code = 400
+    code = "invalid_input"
+
+
+class QrPayloadInvalid(InvalidInput):
+    code = "qr_payload_invalid"
+
+
+class ImageInvalid(InvalidInput):
+    code = "image_invalid"
+
+
+class Unauthorized(KensaError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(KensaError):
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFound(KensaError):
+    status_code = 404
+    code = "not_found"
+
+
+class ProductNotFound(NotFound):
+    code = "product_not_found"
+
+
+class Conflict(KensaError):
+    status_code = 409
+    code = "conflict"
+
+
+class Locked(KensaError):
+    status_code = 423
+    code = "account_locked"
+
+
+class PayloadTooLarge(KensaError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class Unprocessable(KensaError):
+    status_code = 422
+    code = "unprocessable"
+
+
+class QrDecodeFailed(Unprocessable):
+    code = "qr_decode_failed"
+
+
+class PipelineError(Unprocessable):
+    code = "pipeline_error"

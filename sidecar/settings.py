@@ -1,0 +1,57 @@
+"""The sidecar's settings: environment variables with the ``KENSA_`` prefix.
+
+Built by the app factory (``sidecar.app.create_app``) or the CLI, never at import time, so tests
+and the Tauri shell can each hand in their own.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+APP_NAME = "kensa"
+
+
+def default_data_dir() -> Path:
+    """The platform's per-user application-data folder: data there survives reboots and updates."""
+    home = Path.home()
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or os.environ.get("APPDATA")
+        return Path(base) / APP_NAME if base else home / "AppData" / "Local" / APP_NAME
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support" / APP_NAME
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg) if xdg else home / ".local" / "share") / APP_NAME
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KENSA_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    # The per-launch secret the Tauri shell generates; every API call but /health must carry it.
+    token: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    device_name: str = "kensa-device"
+    device_type: str = "tablet"
+    log_level: str = "INFO"
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "kensa.db"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.data_dir / "images"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"

@@ -1,0 +1,42 @@
+"""Shared fixtures: a fresh SQLite file per test and one throw-away PostgreSQL for the run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from schema.db import Database, create_sqlite_engine
+from schema.migrate import upgrade_device
+from tests.support.postgres import Cluster, running_cluster
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def device_path(tmp_path: Path) -> Path:
+    return tmp_path / "kensa.db"
+
+
+@pytest.fixture
+def device_db(device_path: Path) -> Iterator[Database]:
+    """A migrated device database in a fresh file."""
+    upgrade_device(device_path)
+    db = Database(create_sqlite_engine(device_path))
+    yield db
+    db.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    with running_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test."""
+    name = pg_cluster.create_database()
+    yield pg_cluster.url(name)
+    pg_cluster.drop_database(name)
