@@ -10,6 +10,8 @@ from __future__ import annotations
 import typer
 
 from schema.cli import db_app
+from sidecar.qr.cli import qr_app
+from sidecar.user_cli import serve, user_app
 
 app = typer.Typer(
     name="kensa",
@@ -18,6 +20,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(db_app, name="db")
+app.add_typer(qr_app, name="qr")
+app.add_typer(user_app, name="user")
+app.command("serve")(serve)
 
 
 def main() -> None:

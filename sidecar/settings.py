@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     device_name: str = "kensa-device"
     device_type: str = "tablet"
     log_level: str = "INFO"
+    # Origins allowed to call the API from a browser; empty means the Tauri and dev-UI defaults.
+    cors_origins: list[str] = Field(default_factory=list)
 
     @property
     def database_path(self) -> Path:

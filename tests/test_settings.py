@@ -45,7 +45,7 @@ def test_app_factory_uses_the_settings_it_is_given(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
     app = create_app(settings)
     assert app.state.settings is settings
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         assert client.get("/health").json()["status"] == "ok"
 
 

@@ -1,0 +1,1 @@
+"""The sidecar's HTTP API: routers, request/response bodies, named dependencies."""

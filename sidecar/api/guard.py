@@ -1,0 +1,101 @@
+"""The gate in front of every request: loopback Host only, the launch token, body size.
+
+A plain ASGI middleware (no per-request task or body copy). The Host check stops DNS-rebinding:
+a web page in another tab that resolves its own name to 127.0.0.1 still sends its own Host.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from sidecar import security
+from sidecar.errors import PayloadTooLarge
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
+JSON_LIMIT = 1024 * 1024
+UPLOAD_LIMIT = 21 * 1024 * 1024  # a 20 MB photo plus multipart framing
+PUBLIC_PATHS = frozenset({"/health"})
+
+
+def _host_name(host: str) -> str:
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _is_upload(path: str) -> bool:
+    return path.endswith("/images") or path == "/scan"
+
+
+class Guard:
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        path: str = scope["path"]
+        host = _host_name(headers.get("host", ""))
+        if host not in LOOPBACK_HOSTS:
+            await _reply(send, 403, "host_not_allowed", "requests must be addressed to 127.0.0.1")
+            return
+        public = path in PUBLIC_PATHS and scope["method"] in ("GET", "HEAD")
+        if not public and scope["method"] != "OPTIONS" and self.token is not None:
+            auth = headers.get("authorization", "")
+            scheme, _, presented = auth.partition(" ")
+            if scheme.lower() != "bearer" or not security.token_matches(self.token, presented):
+                await _reply(send, 401, "unauthorized", "missing or wrong API token")
+                return
+        limit = UPLOAD_LIMIT if _is_upload(path) else JSON_LIMIT
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            await _reply(
+                send,
+                413,
+                "payload_too_large",
+                f"the request body is {int(length) / 1e6:.1f} MB; the limit here is "
+                f"{limit / 1e6:.0f} MB",
+            )
+            return
+        await self.app(scope, _counting(receive, limit), send)
+
+
+def _counting(receive: Receive, limit: int) -> Receive:
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise PayloadTooLarge(f"the request body is over the {limit / 1e6:.0f} MB limit")
+        return message
+
+    return wrapped
+
+
+async def _reply(send: Send, status: int, code: str, message: str) -> None:
+    body = json.dumps({"error": {"code": code, "message": message, "detail": None}}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

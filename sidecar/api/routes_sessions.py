@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
+from sqlmodel import Session, col, select
+
+from schema import device as d
+from schema.db import Database
+from sidecar.api import views
+from sidecar.api.deps import CurrentUser, DbDep, SettingsDep
+from sidecar.api.schemas import (
+    AIResultCreate,
+    AIResultPublic,
+    ImagePublic,
+    InterruptedPublic,
+    SessionCreate,
+    SessionPublic,
+    VerificationCreate,
+    VerificationPublic,
+)
+from sidecar.api.uploads import read_image
+from sidecar.errors import NotFound
+from sidecar.qr.payload import parse_payload
+from sidecar.services import images, inspection
+
+router = APIRouter(prefix="/sessions", tags=["inspection"])
+image_router = APIRouter(prefix="/images", tags=["inspection"])
+
+
+def _usernames(session: Session, det: inspection.SessionDetail) -> dict[int, str]:
+    ids = {v.user_id for i in det.items for v in i.verifications}
+    if not ids:
+        return {}
+    users = session.exec(select(d.User).where(col(d.User.id).in_(ids))).all()
+    return {u.id: u.username for u in users if u.id is not None}
+
+
+def _detail(db: Database, session_id: str) -> SessionPublic:
+    with db.read() as session:
+        det = inspection.detail(session, session_id)
+        return views.session_detail(det, _usernames(session, det))
+
+
+@router.post("", status_code=201)
+def start(body: SessionCreate, db: DbDep, user: CurrentUser) -> SessionPublic:
+    """Open an inspection of the unit a QR code names (camera, file or wedge scanner)."""
+    unit = parse_payload(body.qr_code)
+    with db.atomic() as session:
+        row = inspection.start(session, unit, user)
+    return _detail(db, row.id)
+
+
+@router.get("/interrupted")
+def interrupted(db: DbDep, _: CurrentUser) -> list[InterruptedPublic]:
+    """Inspections that were left open (app closed, battery died), with per-item progress."""
+    with db.read() as session:
+        return [views.interrupted(x) for x in inspection.interrupted(session)]
+
+
+@router.get("/{session_id}")
+def get(session_id: str, db: DbDep, _: CurrentUser) -> SessionPublic:
+    return _detail(db, session_id)
+
+
+@router.post("/{session_id}/items/{item_id}/images", status_code=201)
+async def upload_image(
+    session_id: str,
+    item_id: str,
+    request: Request,
+    db: DbDep,
+    settings: SettingsDep,
+    _: CurrentUser,
+) -> ImagePublic:
+    """Attach a photo (multipart field 'file' or the raw body, up to 20 MB) to an item."""
+    data = await read_image(request)
+
+    def store() -> ImagePublic:
+        # Refuse before writing a file for an inspection that cannot take it.
+        with db.read() as session:
+            inspection.get_item(session, session_id, item_id)
+        stored = images.store(settings.data_dir, data)
+        with db.atomic() as session:
+            row = inspection.attach_image(session, session_id, item_id, stored)
+        return views.image(row)
+
+    return await asyncio.to_thread(store)
+
+
+@router.post("/{session_id}/items/{item_id}/ai-results", status_code=201)
+def add_ai_result(
+    session_id: str, item_id: str, body: AIResultCreate, db: DbDep, _: CurrentUser
+) -> AIResultPublic:
+    outcome = inspection.AIOutcome(**body.model_dump())
+    with db.atomic() as session:
+        row = inspection.record_ai_result(session, session_id, item_id, outcome)
+    return views.ai_result(row)
+
+
+@router.post("/{session_id}/items/{item_id}/verification", status_code=201)
+def verify(
+    session_id: str, item_id: str, body: VerificationCreate, db: DbDep, user: CurrentUser
+) -> VerificationPublic:
+    with db.atomic() as session:
+        row = inspection.verify(
+            session, session_id, item_id, inspection.Verdict(**body.model_dump()), user
+        )
+    return views.verification(row, user.username)
+
+
+@router.post("/{session_id}/items/{item_id}/skip")
+def skip(session_id: str, item_id: str, db: DbDep, _: CurrentUser) -> SessionPublic:
+    with db.atomic() as session:
+        inspection.skip(session, session_id, item_id)
+    return _detail(db, session_id)
+
+
+@router.post("/{session_id}/items/{item_id}/retry")
+def retry(session_id: str, item_id: str, db: DbDep, _: CurrentUser) -> SessionPublic:
+    with db.atomic() as session:
+        inspection.retry(session, session_id, item_id)
+    return _detail(db, session_id)
+
+
+@router.post("/{session_id}/complete")
+def complete(session_id: str, db: DbDep, _: CurrentUser) -> SessionPublic:
+    with db.atomic() as session:
+        inspection.complete(session, session_id)
+    return _detail(db, session_id)
+
+
+@router.post("/{session_id}/resume")
+def resume(session_id: str, db: DbDep, _: CurrentUser) -> SessionPublic:
+    """Carry on with an interrupted inspection where it stopped."""
+    with db.read() as session:
+        row = inspection.get_session(session, session_id)
+        from sidecar.domain.workflow import check_session_open
+
+        check_session_open(row.status)
+    return _detail(db, session_id)
+
+
+@router.post("/{session_id}/restart", status_code=201)
+def restart(session_id: str, db: DbDep, user: CurrentUser) -> SessionPublic:
+    """Cancel an interrupted inspection and start the same unit again from its first item."""
+    with db.atomic() as session:
+        row = inspection.restart(session, session_id, user)
+    return _detail(db, row.id)
+
+
+@router.post("/{session_id}/discard")
+def discard(session_id: str, db: DbDep, _: CurrentUser) -> SessionPublic:
+    with db.atomic() as session:
+        inspection.cancel(session, session_id)
+    return _detail(db, session_id)
+
+
+@router.post("/{session_id}/cancel")
+def cancel(session_id: str, db: DbDep, _: CurrentUser) -> SessionPublic:
+    return discard(session_id, db, _)
+
+
+def _image_file(db: Database, data_dir: Path, image_id: str, thumbnail: bool) -> FileResponse:
+    with db.read() as session:
+        row = session.get(d.InspectionImage, image_id)
+    if row is None:
+        raise NotFound(f"no image with id {image_id}")
+    relative = row.thumbnail_path if thumbnail and row.thumbnail_path else row.file_path
+    path = data_dir / relative
+    if not path.is_file():
+        raise NotFound(f"the file of image {image_id} is missing on this tablet")
+    media = "image/jpeg" if thumbnail else (row.mime_type or "application/octet-stream")
+    return FileResponse(path, media_type=media)
+
+
+@image_router.get("/{image_id}")
+def image_file(image_id: str, db: DbDep, settings: SettingsDep, _: CurrentUser) -> FileResponse:
+    return _image_file(db, settings.data_dir, image_id, thumbnail=False)
+
+
+@image_router.get("/{image_id}/thumbnail")
+def image_thumbnail(
+    image_id: str, db: DbDep, settings: SettingsDep, _: CurrentUser
+) -> FileResponse:
+    return _image_file(db, settings.data_dir, image_id, thumbnail=True)

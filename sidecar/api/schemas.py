@@ -1,0 +1,243 @@
+"""Request and response bodies: ``XBase`` (shared fields), ``XCreate`` (in), ``XPublic`` (out)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Text = Field(max_length=2000)
+
+
+class Strict(BaseModel):
+    # Unknown fields are an error, not silently dropped: a client bug shows at once.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# --- auth --------------------------------------------------------------------------------------
+
+
+class LoginCreate(Strict):
+    username: str = Field(min_length=1, max_length=150)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class UserPublic(BaseModel):
+    id: int
+    username: str
+    full_name: str | None
+    role: str
+
+
+class LoginPublic(BaseModel):
+    token: str
+    expires_at: datetime
+    user: UserPublic
+
+
+# --- masters and scans -------------------------------------------------------------------------
+
+
+class ItemMasterPublic(BaseModel):
+    id: str
+    item_code: str
+    item_name: str
+    inspection_type: str
+    ai_enabled: bool
+    pipeline_id: str | None
+    criteria: dict[str, Any]
+    order_sequence: int
+    required: bool
+
+
+class TargetMasterPublic(BaseModel):
+    id: str
+    product_code: str
+    product_name: str
+    version: str
+    description: str | None
+
+
+class ScanTextCreate(Strict):
+    text: str = Field(min_length=1, max_length=4096)
+
+
+class CodePublic(BaseModel):
+    text: str
+    format: str
+
+
+class UnitPublic(BaseModel):
+    product_code: str
+    batch_id: str
+    serial: str | None
+    format: str
+    fields: dict[str, Any]
+    raw: str
+
+
+class ScanPublic(BaseModel):
+    codes: list[CodePublic]
+    unit: UnitPublic
+    target: TargetMasterPublic
+    items: list[ItemMasterPublic]
+
+
+# --- sessions ----------------------------------------------------------------------------------
+
+
+class SessionCreate(Strict):
+    qr_code: str = Field(min_length=1, max_length=4096)
+
+
+class ImagePublic(BaseModel):
+    id: str
+    item_id: str | None
+    sha256: str
+    file_size: int | None
+    mime_type: str | None
+    width: int | None
+    height: int | None
+    created_at: datetime
+
+
+class AIResultBase(BaseModel):
+    image_id: str | None = None
+    pipeline_id: str | None = Field(default=None, max_length=64)
+    pipeline_version: str | None = Field(default=None, max_length=50)
+    model_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    overall_result: Literal["OK", "NG", "PENDING_REVIEW"]
+    confidence: float = Field(ge=0, le=1)
+    processing_time: float = Field(ge=0, le=3600)
+    measurements: dict[str, Any] | None = None
+    timings: dict[str, float] | None = None
+    detailed_results: dict[str, Any] | None = None
+
+
+class AIResultCreate(AIResultBase, Strict):
+    pass
+
+
+class AIResultPublic(AIResultBase):
+    id: str
+    item_id: str | None
+    created_at: datetime
+
+
+class VerificationBase(BaseModel):
+    final_result: Literal["OK", "NG", "PENDING"]
+    notes: str | None = Field(default=None, max_length=2000)
+    defect_types: list[str] | None = Field(default=None, max_length=20)
+    severity: Literal["minor", "major", "critical"] | None = None
+    verification_time: float = Field(default=0, ge=0, le=86400)
+    ai_result_id: str | None = None
+
+
+class VerificationCreate(VerificationBase, Strict):
+    pass
+
+
+class VerificationPublic(VerificationBase):
+    id: str
+    item_id: str | None
+    username: str | None
+    overrode_ai: bool
+    created_at: datetime
+
+
+class SessionItemPublic(BaseModel):
+    item_id: str
+    item_code: str
+    item_name: str
+    inspection_type: str
+    order_sequence: int
+    required: bool
+    ai_enabled: bool
+    pipeline_id: str | None
+    criteria: dict[str, Any]
+    status: str
+    result: str | None
+    attempts: int
+    images: list[ImagePublic]
+    ai_results: list[AIResultPublic]
+    verifications: list[VerificationPublic]
+
+
+class SessionPublic(BaseModel):
+    id: str
+    status: str
+    result: str | None
+    product_code: str | None
+    product_name: str | None
+    target_version: str | None
+    batch_id: str
+    serial: str | None
+    qr_code: str
+    username: str | None
+    started_at: datetime
+    completed_at: datetime | None
+    version: int
+    items: list[SessionItemPublic]
+
+
+class ItemProgressPublic(BaseModel):
+    item_code: str
+    status: str
+    required: bool
+
+
+class InterruptedPublic(BaseModel):
+    id: str
+    status: str
+    product_code: str | None
+    batch_id: str
+    username: str | None
+    started_at: datetime
+    last_activity: datetime
+    progress: float
+    items: list[ItemProgressPublic]
+
+
+# --- history -----------------------------------------------------------------------------------
+
+
+class HistoryRowPublic(BaseModel):
+    id: str
+    status: str
+    result: str | None
+    product_code: str | None
+    batch_id: str
+    username: str | None
+    started_at: datetime
+    completed_at: datetime | None
+
+
+class HistoryPublic(BaseModel):
+    rows: list[HistoryRowPublic]
+    total: int
+    page: int
+    page_size: int
+
+
+class StatsBucketPublic(BaseModel):
+    period: str
+    total: int
+    ok: int
+    ng: int
+    pending: int
+
+
+class StatsPublic(BaseModel):
+    period: Literal["day", "week", "month"]
+    buckets: list[StatsBucketPublic]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    detail: dict[str, Any] | list[Any] | None = None
+
+
+class ErrorPublic(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,128 @@
+"""Turning service results into the public response bodies."""
+
+from __future__ import annotations
+
+import json
+
+from schema import device as d
+from sidecar.api import schemas as s
+from sidecar.qr.payload import ScannedUnit
+from sidecar.services.inspection import Interrupted, SessionDetail
+
+
+def user(u: d.User) -> s.UserPublic:
+    assert u.id is not None
+    return s.UserPublic(id=u.id, username=u.username, full_name=u.full_name, role=u.role)
+
+
+def item_master(m: d.InspectionItemMaster) -> s.ItemMasterPublic:
+    return s.ItemMasterPublic.model_validate(m, from_attributes=True)
+
+
+def target_master(m: d.InspectionTargetMaster) -> s.TargetMasterPublic:
+    return s.TargetMasterPublic.model_validate(m, from_attributes=True)
+
+
+def unit(u: ScannedUnit) -> s.UnitPublic:
+    return s.UnitPublic(
+        product_code=u.product_code,
+        batch_id=u.batch_id,
+        serial=u.serial,
+        format=u.format,
+        fields=dict(u.fields),
+        raw=u.raw,
+    )
+
+
+def image(i: d.InspectionImage) -> s.ImagePublic:
+    return s.ImagePublic.model_validate(i, from_attributes=True)
+
+
+def ai_result(r: d.AIInspectionResult) -> s.AIResultPublic:
+    return s.AIResultPublic(
+        id=r.id,
+        item_id=r.item_id,
+        created_at=r.created_at,
+        image_id=r.image_id,
+        pipeline_id=r.pipeline_id,
+        pipeline_version=r.pipeline_version,
+        model_sha256=r.model_sha256,
+        overall_result=r.overall_result,
+        confidence=r.confidence,
+        processing_time=r.processing_time,
+        measurements=r.measurements,
+        timings=r.timings,
+        detailed_results=json.loads(r.detailed_results) if r.detailed_results else None,
+    )
+
+
+def verification(v: d.HumanVerificationResult, username: str | None) -> s.VerificationPublic:
+    return s.VerificationPublic(
+        id=v.id,
+        item_id=v.item_id,
+        username=username,
+        overrode_ai=v.overrode_ai,
+        created_at=v.created_at,
+        final_result=v.final_result,
+        notes=v.notes,
+        defect_types=v.defect_types,
+        severity=v.severity,
+        verification_time=v.verification_time,
+        ai_result_id=v.ai_result_id,
+    )
+
+
+def session_detail(det: SessionDetail, usernames: dict[int, str]) -> s.SessionPublic:
+    row, target = det.session, det.target
+    return s.SessionPublic(
+        id=row.id,
+        status=row.status,
+        result=row.result,
+        product_code=row.product_code,
+        product_name=det.master.product_name if det.master else None,
+        target_version=target.master_version,
+        batch_id=target.batch_id,
+        serial=target.serial,
+        qr_code=target.qr_code,
+        username=det.user.username if det.user else None,
+        started_at=row.started_at,
+        completed_at=row.completed_at,
+        version=row.version,
+        items=[
+            s.SessionItemPublic(
+                item_id=i.item.item_id,
+                item_code=i.item.item_code,
+                item_name=i.master.item_name,
+                inspection_type=i.master.inspection_type,
+                order_sequence=i.item.order_sequence,
+                required=i.item.required,
+                ai_enabled=i.master.ai_enabled,
+                pipeline_id=i.master.pipeline_id,
+                criteria=i.master.criteria,
+                status=i.item.status,
+                result=i.item.result,
+                attempts=i.item.attempts,
+                images=[image(x) for x in i.images],
+                ai_results=[ai_result(x) for x in i.ai_results],
+                verifications=[verification(x, usernames.get(x.user_id)) for x in i.verifications],
+            )
+            for i in det.items
+        ],
+    )
+
+
+def interrupted(x: Interrupted) -> s.InterruptedPublic:
+    return s.InterruptedPublic(
+        id=x.session.id,
+        status=x.session.status,
+        product_code=x.session.product_code,
+        batch_id=x.target.batch_id,
+        username=x.username,
+        started_at=x.session.started_at,
+        last_activity=x.last_activity,
+        progress=round(x.progress, 1),
+        items=[
+            s.ItemProgressPublic(item_code=i.item_code, status=i.status, required=i.required)
+            for i in x.items
+        ],
+    )

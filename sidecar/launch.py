@@ -1,0 +1,111 @@
+"""The launch protocol the Tauri shell relies on.
+
+1. Settings from the environment (``KENSA_TOKEN``, ``KENSA_DATA_DIR``); no token, no start.
+2. Device migrations (a corrupt or foreign database stops the start with a clear message).
+3. Bind ``127.0.0.1:0`` (or ``--port``), then print exactly one JSON line on stdout:
+   ``{"event": "ready", "port": N, "pid": P}``. Logs go to a rotating file and stderr, never
+   stdout, so the shell can read that line without parsing around anything else.
+4. Exit cleanly on SIGTERM, and when stdin closes: the shell holds our stdin, so its death
+   closes it, and no orphaned sidecar is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from typing import TextIO
+
+from schema.errors import SchemaError
+from schema.migrate import upgrade_device
+from sidecar.settings import Settings
+
+log = logging.getLogger("kensa.sidecar")
+
+
+def setup_logging(settings: Settings) -> None:
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    to_file = logging.handlers.RotatingFileHandler(
+        settings.logs_dir / "sidecar.log", maxBytes=5 * 2**20, backupCount=5, encoding="utf-8"
+    )
+    to_stderr = logging.StreamHandler(sys.stderr)
+    root = logging.getLogger()
+    root.handlers[:] = []
+    for handler in (to_file, to_stderr):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    root.setLevel(settings.log_level.upper())
+
+
+def _watch_stdin(stop: threading.Event) -> None:
+    # os.read on the raw descriptor: a daemon thread blocked inside the buffered sys.stdin holds
+    # its lock, and the interpreter aborts when it finds that lock taken at exit.
+    fd = sys.stdin.fileno()
+    while os.read(fd, 4096):
+        pass
+    log.info("stdin closed: the parent is gone, shutting down")
+    stop.set()
+
+
+def serve(settings: Settings, *, watch_stdin: bool = True) -> int:
+    if settings.token is None or not settings.token.get_secret_value():
+        print(
+            "kensa sidecar: KENSA_TOKEN is not set; refusing to start without one", file=sys.stderr
+        )
+        return 2
+    # Only the ready line may reach stdout: anything a library prints goes to stderr instead.
+    ready_out: TextIO = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    sys.stdout = sys.stderr
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    setup_logging(settings)
+    try:
+        upgrade_device(settings.database_path)
+    except SchemaError as exc:
+        log.error("cannot open the device database: %s", exc)
+        return 2
+
+    import uvicorn
+
+    from sidecar.app import create_app
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", settings.port))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(settings), log_config=None, access_log=False, timeout_graceful_shutdown=5
+    )
+    server = uvicorn.Server(config)
+    stop = threading.Event()
+
+    def announce() -> None:
+        while not server.started and not stop.is_set():
+            time.sleep(0.005)
+        if server.started:
+            ready_out.write(json.dumps({"event": "ready", "port": port, "pid": os.getpid()}) + "\n")
+            ready_out.flush()
+            log.info("ready on 127.0.0.1:%d (data in %s)", port, settings.data_dir)
+
+    def stopper() -> None:
+        stop.wait()
+        server.should_exit = True
+
+    threading.Thread(target=announce, name="announce", daemon=True).start()
+    threading.Thread(target=stopper, name="stopper", daemon=True).start()
+    if watch_stdin and not sys.stdin.isatty():
+        threading.Thread(target=_watch_stdin, args=(stop,), name="stdin", daemon=True).start()
+    # uvicorn handles SIGTERM while it runs and raises it again once it has shut down; this handler
+    # receives that second delivery, so a requested stop ends with exit status 0, not -15.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        server.run(sockets=[sock])
+    finally:
+        stop.set()
+    log.info("stopped")
+    return 0

@@ -1,0 +1,131 @@
+"""Finding past inspections, and the pass/fail counts of the quality dashboard, from local data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, func, select
+
+from schema import device as d
+
+Period = Literal["day", "week", "month"]
+
+_BUCKETS: dict[Period, str] = {"day": "%Y-%m-%d", "week": "%Y-W%W", "month": "%Y-%m"}
+
+
+@dataclass(frozen=True)
+class Query:
+    inspector: str | None = None
+    product: str | None = None
+    batch: str | None = None
+    result: str | None = None
+    status: str | None = None
+    started_from: datetime | None = None
+    started_to: datetime | None = None
+    page: int = 1
+    page_size: int = 50
+
+
+@dataclass(frozen=True)
+class Row:
+    session: d.InspectionSession
+    batch_id: str
+    username: str | None
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[Row]
+    total: int
+    page: int
+    page_size: int
+
+
+def _naive(value: datetime) -> datetime:
+    # Stored timestamps are naive UTC in SQLite (schema.types.UTCDateTime).
+    from datetime import UTC
+
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def search(session: Session, q: Query) -> Page:
+    s, t, u = d.InspectionSession, d.InspectionTarget, d.User
+    conditions: list[Any] = []
+    if q.inspector:
+        conditions.append(u.username == q.inspector)
+    if q.product:
+        conditions.append(s.product_code == q.product)
+    if q.batch:
+        conditions.append(t.batch_id == q.batch)
+    if q.result:
+        conditions.append(s.result == q.result)
+    if q.status:
+        conditions.append(s.status == q.status)
+    if q.started_from:
+        conditions.append(col(s.started_at) >= _naive(q.started_from))
+    if q.started_to:
+        conditions.append(col(s.started_at) < _naive(q.started_to))
+    base = (
+        select(s, t.batch_id, u.username)
+        .join(t, col(t.id) == col(s.target_id))
+        .outerjoin(u, col(u.id) == col(s.user_id))
+        .where(*conditions)
+    )
+    total = session.exec(select(func.count()).select_from(base.subquery())).one()
+    rows = session.exec(
+        base.order_by(col(s.started_at).desc(), col(s.id))
+        .offset((q.page - 1) * q.page_size)
+        .limit(q.page_size)
+    ).all()
+    return Page(
+        rows=[Row(session=r[0], batch_id=r[1], username=r[2]) for r in rows],
+        total=int(total),
+        page=q.page,
+        page_size=q.page_size,
+    )
+
+
+@dataclass(frozen=True)
+class Bucket:
+    period: str
+    total: int
+    ok: int
+    ng: int
+    pending: int
+
+
+def stats(
+    session: Session,
+    period: Period,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    product: str | None = None,
+) -> list[Bucket]:
+    s = d.InspectionSession
+    bucket = func.strftime(_BUCKETS[period], s.completed_at).label("bucket")
+    conditions: list[Any] = [s.status == "completed", col(s.completed_at).is_not(None)]
+    if since:
+        conditions.append(col(s.completed_at) >= _naive(since))
+    if until:
+        conditions.append(col(s.completed_at) < _naive(until))
+    if product:
+        conditions.append(s.product_code == product)
+    query = (
+        sa.select(
+            bucket,
+            func.count(),
+            func.sum(sa.case((col(s.result) == "OK", 1), else_=0)),
+            func.sum(sa.case((col(s.result) == "NG", 1), else_=0)),
+            func.sum(sa.case((col(s.result) == "PENDING", 1), else_=0)),
+        )
+        .where(*conditions)
+        .group_by(bucket)
+        .order_by(bucket)
+    )
+    return [
+        Bucket(period=str(b), total=int(n), ok=int(ok or 0), ng=int(ng or 0), pending=int(p or 0))
+        for b, n, ok, ng, p in session.execute(query).all()
+    ]

@@ -1,0 +1,501 @@
+"""The inspection use cases: start, capture, AI result, verify, skip, retry, complete, resume.
+
+Each function takes the session of the caller's unit of work. Every change the server must learn
+of is written with its outbox row in that same session; the rules come from ``domain.workflow``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from schema import device as d
+from schema.types import utcnow
+from sidecar import outbox
+from sidecar.domain import workflow as wf
+from sidecar.errors import Conflict, InvalidInput, NotFound, ProductNotFound
+from sidecar.qr.payload import ScannedUnit
+from sidecar.services.images import StoredImage
+
+# ---------------------------------------------------------------------------------------------
+# Masters and scans
+# ---------------------------------------------------------------------------------------------
+
+
+def find_master(session: Session, product_code: str) -> d.InspectionTargetMaster:
+    master = session.exec(
+        select(d.InspectionTargetMaster).where(
+            d.InspectionTargetMaster.product_code == product_code,
+            col(d.InspectionTargetMaster.deleted_at).is_(None),
+        )
+    ).first()
+    if master is None:
+        raise ProductNotFound(
+            f"product {product_code} is not in this tablet's inspection masters",
+            product_code=product_code,
+        )
+    return master
+
+
+def master_items(session: Session, master_id: str) -> list[d.InspectionItemMaster]:
+    return list(
+        session.exec(
+            select(d.InspectionItemMaster)
+            .where(
+                d.InspectionItemMaster.target_id == master_id,
+                col(d.InspectionItemMaster.deleted_at).is_(None),
+            )
+            .order_by(col(d.InspectionItemMaster.order_sequence))
+        ).all()
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a session
+# ---------------------------------------------------------------------------------------------
+
+
+def get_session(session: Session, session_id: str) -> d.InspectionSession:
+    row = session.get(d.InspectionSession, session_id)
+    if row is None:
+        raise NotFound(f"no inspection with id {session_id}", session_id=session_id)
+    return row
+
+
+def session_items(session: Session, session_id: str) -> list[d.InspectionSessionItem]:
+    return list(
+        session.exec(
+            select(d.InspectionSessionItem)
+            .where(d.InspectionSessionItem.session_id == session_id)
+            .order_by(col(d.InspectionSessionItem.order_sequence))
+        ).all()
+    )
+
+
+def get_item(session: Session, session_id: str, item_id: str) -> d.InspectionSessionItem:
+    row = session.exec(
+        select(d.InspectionSessionItem).where(
+            d.InspectionSessionItem.session_id == session_id,
+            d.InspectionSessionItem.item_id == item_id,
+        )
+    ).first()
+    if row is None:
+        raise NotFound(
+            f"inspection {session_id} has no item {item_id}", session_id=session_id, item_id=item_id
+        )
+    return row
+
+
+@dataclass
+class ItemDetail:
+    item: d.InspectionSessionItem
+    master: d.InspectionItemMaster
+    images: list[d.InspectionImage] = field(default_factory=list)
+    ai_results: list[d.AIInspectionResult] = field(default_factory=list)
+    verifications: list[d.HumanVerificationResult] = field(default_factory=list)
+
+
+@dataclass
+class SessionDetail:
+    session: d.InspectionSession
+    target: d.InspectionTarget
+    master: d.InspectionTargetMaster | None
+    items: list[ItemDetail]
+    user: d.User | None
+
+
+def detail(session: Session, session_id: str) -> SessionDetail:
+    row = get_session(session, session_id)
+    target = session.get(d.InspectionTarget, row.target_id)
+    assert target is not None
+    master = session.get(d.InspectionTargetMaster, target.master_id) if target.master_id else None
+    items = session_items(session, session_id)
+    masters = {
+        m.id: m
+        for m in session.exec(
+            select(d.InspectionItemMaster).where(
+                col(d.InspectionItemMaster.id).in_([i.item_id for i in items])
+            )
+        ).all()
+    }
+    by_item: dict[str, ItemDetail] = {
+        i.item_id: ItemDetail(item=i, master=masters[i.item_id]) for i in items
+    }
+    for image in session.exec(
+        select(d.InspectionImage)
+        .where(d.InspectionImage.session_id == session_id)
+        .order_by(col(d.InspectionImage.created_at))
+    ).all():
+        if image.item_id in by_item:
+            by_item[image.item_id].images.append(image)
+    for result in session.exec(
+        select(d.AIInspectionResult)
+        .where(d.AIInspectionResult.session_id == session_id)
+        .order_by(col(d.AIInspectionResult.created_at))
+    ).all():
+        if result.item_id in by_item:
+            by_item[result.item_id].ai_results.append(result)
+    for verdict in session.exec(
+        select(d.HumanVerificationResult)
+        .where(d.HumanVerificationResult.session_id == session_id)
+        .order_by(col(d.HumanVerificationResult.created_at))
+    ).all():
+        if verdict.item_id in by_item:
+            by_item[verdict.item_id].verifications.append(verdict)
+    user = session.get(d.User, row.user_id) if row.user_id is not None else None
+    return SessionDetail(
+        session=row, target=target, master=master, items=list(by_item.values()), user=user
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Changing state
+# ---------------------------------------------------------------------------------------------
+
+
+def _bump(row: Any, changes: dict[str, Any]) -> int:
+    base = int(row.version)
+    for key, value in changes.items():
+        setattr(row, key, value)
+    row.version = base + 1
+    row.updated_at = utcnow()
+    return base
+
+
+def _set_item(session: Session, item: d.InspectionSessionItem, status: str, **extra: Any) -> None:
+    wf.check_item(item.status, status, required=item.required, item_code=item.item_code)
+    changes = {"status": status, **extra}
+    base = _bump(item, changes)
+    session.add(item)
+    outbox.record_update(session, item, changes, base_version=base)
+
+
+def _refresh_session(session: Session, row: d.InspectionSession) -> None:
+    items = session_items(session, row.id)
+    ai_enabled = {
+        m.id: m.ai_enabled
+        for m in session.exec(
+            select(d.InspectionItemMaster).where(
+                col(d.InspectionItemMaster.id).in_([i.item_id for i in items])
+            )
+        ).all()
+    }
+    views = [
+        wf.ItemView(i.status, i.required, i.result, ai_enabled.get(i.item_id, False)) for i in items
+    ]
+    status = wf.derive_session_status(row.status, views)
+    if status != row.status:
+        wf.check_session(row.status, status)
+        base = _bump(row, {"status": status})
+        session.add(row)
+        outbox.record_update(session, row, {"status": status}, base_version=base)
+
+
+def _open(session: Session, session_id: str) -> d.InspectionSession:
+    row = get_session(session, session_id)
+    wf.check_session_open(row.status)
+    return row
+
+
+def start(session: Session, unit: ScannedUnit, user: d.User) -> d.InspectionSession:
+    """Record the scanned unit and open an inspection of it with the target's items in order."""
+    master = find_master(session, unit.product_code)
+    items = master_items(session, master.id)
+    if not items:
+        raise Conflict(
+            f"product {master.product_code} has no inspection items on this tablet",
+            code="no_items",
+        )
+    target = d.InspectionTarget(
+        product_id=unit.product_code,
+        batch_id=unit.batch_id,
+        qr_code=unit.raw,
+        master_id=master.id,
+        master_version=master.version,
+        serial=unit.serial,
+        payload_format=unit.format,
+    )
+    session.add(target)
+    outbox.record_insert(session, target)
+    return _open_session(session, target, master, items, user)
+
+
+def _open_session(
+    session: Session,
+    target: d.InspectionTarget,
+    master: d.InspectionTargetMaster,
+    items: list[d.InspectionItemMaster],
+    user: d.User,
+) -> d.InspectionSession:
+    wf.check_session("scanning", "identified")
+    row = d.InspectionSession(
+        target_id=target.id, user_id=user.id, status="identified", product_code=master.product_code
+    )
+    session.add(row)
+    outbox.record_insert(session, row)
+    for item in items:
+        entry = d.InspectionSessionItem(
+            session_id=row.id,
+            item_id=item.id,
+            item_code=item.item_code,
+            order_sequence=item.order_sequence,
+            required=item.required,
+        )
+        session.add(entry)
+        outbox.record_insert(session, entry)
+    return row
+
+
+def attach_image(
+    session: Session,
+    session_id: str,
+    item_id: str,
+    stored: StoredImage,
+    *,
+    image_type: str = "capture",
+) -> d.InspectionImage:
+    row = _open(session, session_id)
+    item = get_item(session, session_id, item_id)
+    _set_item(session, item, "captured")
+    image = d.InspectionImage(
+        session_id=session_id,
+        item_id=item_id,
+        file_path=stored.relative_path,
+        thumbnail_path=stored.thumbnail_path,
+        image_type=image_type,
+        file_size=stored.size,
+        sha256=stored.sha256,
+        mime_type=stored.mime_type,
+        width=stored.width,
+        height=stored.height,
+    )
+    session.add(image)
+    outbox.record_insert(session, image)
+    _refresh_session(session, row)
+    return image
+
+
+def mark_ai_running(session: Session, session_id: str, item_id: str) -> None:
+    row = _open(session, session_id)
+    _set_item(session, get_item(session, session_id, item_id), "ai_running")
+    _refresh_session(session, row)
+
+
+@dataclass(frozen=True)
+class AIOutcome:
+    image_id: str | None
+    pipeline_id: str | None
+    pipeline_version: str | None
+    model_sha256: str | None
+    overall_result: str
+    confidence: float
+    processing_time: float
+    measurements: dict[str, Any] | None = None
+    timings: dict[str, Any] | None = None
+    detailed_results: dict[str, Any] | None = None
+
+
+def record_ai_result(
+    session: Session, session_id: str, item_id: str, outcome: AIOutcome
+) -> d.AIInspectionResult:
+    row = _open(session, session_id)
+    item = get_item(session, session_id, item_id)
+    if outcome.image_id is not None:
+        image = session.get(d.InspectionImage, outcome.image_id)
+        if image is None or image.session_id != session_id or image.item_id != item_id:
+            raise InvalidInput(
+                f"image {outcome.image_id} does not belong to item {item.item_code}",
+                field="image_id",
+            )
+    if item.status in ("captured", "ai_completed", "failed"):
+        # Results posted directly (no job) pass through ai_running, as the state machine has it.
+        _set_item(session, item, "ai_running")
+    result = d.AIInspectionResult(
+        session_id=session_id,
+        item_id=item_id,
+        image_id=outcome.image_id,
+        pipeline_id=outcome.pipeline_id,
+        pipeline_version=outcome.pipeline_version,
+        model_sha256=outcome.model_sha256,
+        overall_result=outcome.overall_result,
+        confidence=outcome.confidence,
+        processing_time=outcome.processing_time,
+        measurements=outcome.measurements,
+        timings=outcome.timings,
+        detailed_results=(
+            json.dumps(outcome.detailed_results, ensure_ascii=False)
+            if outcome.detailed_results is not None
+            else None
+        ),
+    )
+    session.add(result)
+    outbox.record_insert(session, result)
+    _set_item(session, item, "ai_completed")
+    _refresh_session(session, row)
+    return result
+
+
+def mark_ai_failed(session: Session, session_id: str, item_id: str) -> None:
+    row = _open(session, session_id)
+    _set_item(session, get_item(session, session_id, item_id), "failed")
+    _refresh_session(session, row)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    final_result: str
+    verification_time: float
+    notes: str | None = None
+    defect_types: list[str] | None = None
+    severity: str | None = None
+    ai_result_id: str | None = None
+
+
+def verify(
+    session: Session, session_id: str, item_id: str, verdict: Verdict, user: d.User
+) -> d.HumanVerificationResult:
+    wf.validate_verdict(verdict.final_result, verdict.defect_types, verdict.severity)
+    row = _open(session, session_id)
+    item = get_item(session, session_id, item_id)
+    ai: d.AIInspectionResult | None = None
+    if verdict.ai_result_id is not None:
+        ai = session.get(d.AIInspectionResult, verdict.ai_result_id)
+        if ai is None or ai.session_id != session_id or ai.item_id != item_id:
+            raise InvalidInput(
+                f"AI result {verdict.ai_result_id} does not belong to item {item.item_code}",
+                field="ai_result_id",
+            )
+    else:
+        ai = session.exec(
+            select(d.AIInspectionResult)
+            .where(
+                d.AIInspectionResult.session_id == session_id,
+                d.AIInspectionResult.item_id == item_id,
+            )
+            .order_by(col(d.AIInspectionResult.created_at).desc())
+        ).first()
+    _set_item(session, item, "verified", result=verdict.final_result)
+    assert user.id is not None
+    record = d.HumanVerificationResult(
+        session_id=session_id,
+        item_id=item_id,
+        user_id=user.id,
+        final_result=verdict.final_result,
+        notes=verdict.notes,
+        verification_time=verdict.verification_time,
+        ai_result_id=ai.id if ai else None,
+        defect_types=verdict.defect_types,
+        severity=verdict.severity,
+        overrode_ai=ai is not None and not wf.ai_agrees(ai.overall_result, verdict.final_result),
+    )
+    session.add(record)
+    outbox.record_insert(session, record)
+    _refresh_session(session, row)
+    return record
+
+
+def skip(session: Session, session_id: str, item_id: str) -> None:
+    row = _open(session, session_id)
+    _set_item(session, get_item(session, session_id, item_id), "skipped")
+    _refresh_session(session, row)
+
+
+def retry(session: Session, session_id: str, item_id: str) -> None:
+    """A failed (or skipped) item goes back to be captured again."""
+    row = _open(session, session_id)
+    item = get_item(session, session_id, item_id)
+    if item.status not in ("failed", "skipped"):
+        raise Conflict(
+            f"item {item.item_code} is '{item.status}'; only failed or skipped items are retried",
+            code="illegal_transition",
+            state=item.status,
+        )
+    next_status = "pending" if item.status == "skipped" else "captured"
+    _set_item(session, item, next_status, attempts=item.attempts + 1)
+    _refresh_session(session, row)
+
+
+def complete(session: Session, session_id: str) -> d.InspectionSession:
+    row = _open(session, session_id)
+    items = session_items(session, session_id)
+    missing = wf.missing_for_completion(
+        (i.item_code, wf.ItemView(i.status, i.required, i.result)) for i in items
+    )
+    if missing:
+        raise Conflict(
+            f"cannot complete: items {', '.join(missing)} are not verified yet",
+            code="items_open",
+            state=row.status,
+            items=missing,
+        )
+    if row.status != "human_review":
+        _refresh_session(session, row)
+    wf.check_session(row.status, "completed")
+    result = wf.roll_up(wf.ItemView(i.status, i.required, i.result) for i in items)
+    now = utcnow()
+    changes = {"status": "completed", "result": result, "completed_at": now}
+    base = _bump(row, changes)
+    session.add(row)
+    outbox.record_update(session, row, changes, base_version=base)
+    return row
+
+
+def cancel(session: Session, session_id: str) -> d.InspectionSession:
+    row = get_session(session, session_id)
+    wf.check_session(row.status, "cancelled")
+    changes = {"status": "cancelled", "completed_at": utcnow()}
+    base = _bump(row, changes)
+    session.add(row)
+    outbox.record_update(session, row, changes, base_version=base)
+    return row
+
+
+def restart(session: Session, session_id: str, user: d.User) -> d.InspectionSession:
+    """Discard an interrupted inspection and open a fresh one of the same unit."""
+    old = cancel(session, session_id)
+    target = session.get(d.InspectionTarget, old.target_id)
+    assert target is not None and target.master_id is not None
+    master = session.get(d.InspectionTargetMaster, target.master_id)
+    if master is None or master.deleted_at is not None:
+        raise ProductNotFound(f"product {target.product_id} is no longer in the masters")
+    return _open_session(session, target, master, master_items(session, master.id), user)
+
+
+# ---------------------------------------------------------------------------------------------
+# Interrupted work
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    session: d.InspectionSession
+    target: d.InspectionTarget
+    items: list[d.InspectionSessionItem]
+    username: str | None
+    last_activity: datetime
+
+    @property
+    def progress(self) -> float:
+        done = sum(1 for i in self.items if i.status in wf.ITEM_DONE)
+        return 100.0 * done / len(self.items) if self.items else 0.0
+
+
+def interrupted(session: Session) -> list[Interrupted]:
+    rows = session.exec(
+        select(d.InspectionSession)
+        .where(col(d.InspectionSession.status).not_in(list(wf.SESSION_ENDS)))
+        .order_by(col(d.InspectionSession.updated_at).desc())
+    ).all()
+    found = []
+    for row in rows:
+        target = session.get(d.InspectionTarget, row.target_id)
+        assert target is not None
+        items = session_items(session, row.id)
+        user = session.get(d.User, row.user_id) if row.user_id is not None else None
+        last = max([row.updated_at, *(i.updated_at for i in items)])
+        found.append(Interrupted(row, target, items, user.username if user else None, last))
+    return found

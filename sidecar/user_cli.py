@@ -1,0 +1,73 @@
+"""``kensa serve`` and ``kensa user``: the sidecar and its users, from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sidecar.errors import KensaError
+from sidecar.settings import Settings
+
+user_app = typer.Typer(
+    help="Users of a stand-alone tablet (synced users come from the server).", no_args_is_help=True
+)
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Default: KENSA_DATA_DIR or the app-data folder.")
+]
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    settings = Settings()
+    if data_dir is not None:
+        settings.data_dir = data_dir
+    return settings
+
+
+@user_app.command("add")
+def add(
+    username: str,
+    role: Annotated[str, typer.Option(help="inspector or admin")] = "inspector",
+    full_name: Annotated[str | None, typer.Option()] = None,
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
+    ] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Add a user who can log in on this tablet, offline."""
+    from schema.db import Database, create_sqlite_engine
+    from schema.errors import SchemaError
+    from schema.migrate import upgrade_device
+    from sidecar.services import auth
+
+    settings = _settings(data_dir)
+    try:
+        upgrade_device(settings.database_path)
+    except SchemaError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from exc
+    db = Database(create_sqlite_engine(settings.database_path))
+    try:
+        with db.atomic() as session:
+            user = auth.add_user(session, username, password, role=role, full_name=full_name)
+    except KensaError as exc:
+        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from exc
+    finally:
+        db.dispose()
+    typer.echo(f"added {user.role} {user.username}")
+
+
+def serve(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1; 0 picks a free one.")] = 0,
+    data_dir: DataDir = None,
+    watch_stdin: Annotated[bool, typer.Option(help="Exit when stdin closes.")] = False,
+) -> None:
+    """Run the sidecar (the same launch protocol as `python -m sidecar`)."""
+    from sidecar.launch import serve as run
+
+    settings = _settings(data_dir)
+    settings.port = port
+    raise typer.Exit(run(settings, watch_stdin=watch_stdin))
