@@ -8,6 +8,7 @@ when it comes back — and they expire on their own after one shift.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -36,13 +37,16 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
-# A real hash to verify against when the username is unknown, so that an unknown user costs as
-# much time as a wrong password and the timing does not tell which usernames exist.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+@functools.cache
+def _dummy_hash() -> str:
+    # Made on first use, not at import: hashing costs a third of a second of start-up.
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def burn_verification(password: str) -> None:
-    verify_password(_DUMMY_HASH, password)
+    """Verify against a real hash when the username is unknown, so that an unknown user costs as
+    much time as a wrong password and the timing does not tell which usernames exist."""
+    verify_password(_dummy_hash(), password)
 
 
 def token_matches(expected: str, presented: str) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -44,39 +44,37 @@ class Page:
     page_size: int
 
 
-def _naive(value: datetime) -> datetime:
-    # Stored timestamps are naive UTC in SQLite (schema.types.UTCDateTime).
-    from datetime import UTC
-
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+def _aware(value: datetime) -> datetime:
+    # A filter without a zone is read as UTC, the zone everything is stored in.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def search(session: Session, q: Query) -> Page:
     s, t, u = d.InspectionSession, d.InspectionTarget, d.User
+    # Filters are on inspection_sessions alone (joins become IN sub-selects), so the count runs
+    # on one indexed table; the joins are made only for the page of rows that is shown.
     conditions: list[Any] = []
     if q.inspector:
-        conditions.append(u.username == q.inspector)
+        conditions.append(col(s.user_id).in_(select(u.id).where(u.username == q.inspector)))
     if q.product:
         conditions.append(s.product_code == q.product)
     if q.batch:
-        conditions.append(t.batch_id == q.batch)
+        conditions.append(col(s.target_id).in_(select(t.id).where(t.batch_id == q.batch)))
     if q.result:
         conditions.append(s.result == q.result)
     if q.status:
         conditions.append(s.status == q.status)
     if q.started_from:
-        conditions.append(col(s.started_at) >= _naive(q.started_from))
+        conditions.append(col(s.started_at) >= _aware(q.started_from))
     if q.started_to:
-        conditions.append(col(s.started_at) < _naive(q.started_to))
-    base = (
+        conditions.append(col(s.started_at) < _aware(q.started_to))
+    total = session.exec(select(func.count()).select_from(s).where(*conditions)).one()
+    rows = session.exec(
         select(s, t.batch_id, u.username)
         .join(t, col(t.id) == col(s.target_id))
         .outerjoin(u, col(u.id) == col(s.user_id))
         .where(*conditions)
-    )
-    total = session.exec(select(func.count()).select_from(base.subquery())).one()
-    rows = session.exec(
-        base.order_by(col(s.started_at).desc(), col(s.id))
+        .order_by(col(s.started_at).desc(), col(s.id))
         .offset((q.page - 1) * q.page_size)
         .limit(q.page_size)
     ).all()
@@ -108,9 +106,9 @@ def stats(
     bucket = func.strftime(_BUCKETS[period], s.completed_at).label("bucket")
     conditions: list[Any] = [s.status == "completed", col(s.completed_at).is_not(None)]
     if since:
-        conditions.append(col(s.completed_at) >= _naive(since))
+        conditions.append(col(s.completed_at) >= _aware(since))
     if until:
-        conditions.append(col(s.completed_at) < _naive(until))
+        conditions.append(col(s.completed_at) < _aware(until))
     if product:
         conditions.append(s.product_code == product)
     query = (
