@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from schema.cli import db_app
+from sidecar.pipeline.cli import doctor, pipeline_app
 from sidecar.qr.cli import qr_app
 from sidecar.user_cli import serve, user_app
 
@@ -20,6 +21,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(db_app, name="db")
+app.add_typer(pipeline_app, name="pipeline")
+app.command("doctor")(doctor)
 app.add_typer(qr_app, name="qr")
 app.add_typer(user_app, name="user")
 app.command("serve")(serve)

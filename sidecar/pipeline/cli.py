@@ -1,0 +1,225 @@
+"""``kensa pipeline …`` and ``kensa doctor``: run pipelines by hand, check the device's AI setup."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from sidecar.errors import KensaError
+
+if TYPE_CHECKING:
+    from sidecar.pipeline.store import ModelStore
+
+# Imports of numpy / ONNX Runtime happen inside the commands, so that ``kensa --help`` stays fast.
+DEMO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+pipeline_app = typer.Typer(
+    help="Run and check inspection pipelines (ONNX) on this device.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+ModelsOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--models", "-m", help="Extra folder of model files (repeatable)."),
+]
+ProviderOpt = Annotated[
+    str, typer.Option("--provider", help="Execution provider: auto, cpu or cuda.")
+]
+ThreadsOpt = Annotated[
+    int | None, typer.Option("--threads", help="ONNX Runtime threads per model (default ≤ 4).")
+]
+
+
+def _store(models: list[Path] | None) -> ModelStore:
+    from sidecar.pipeline.store import ModelStore
+
+    return ModelStore.demo(extra_roots=models or [])
+
+
+def _load_definition(ref: str) -> dict[str, Any]:
+    """A path to a JSON file, or the id of a demo pipeline (``brk100-v-scratch``)."""
+    path = Path(ref)
+    if not path.is_file():
+        path = DEMO_MODELS_DIR / "pipelines" / f"{ref}.json"
+    if not path.is_file():
+        raise typer.BadParameter(f"{ref}: no such file or demo pipeline")
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def _criteria(criteria: str | None, item: str | None) -> Any:
+    if criteria:
+        p = Path(criteria)
+        return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else json.loads(criteria)
+    if item:
+        items = json.loads((DEMO_MODELS_DIR / "brk-100-items.json").read_text(encoding="utf-8"))
+        for it in items["items"]:
+            if it["item_code"] == item:
+                return it["criteria"]
+        raise typer.BadParameter(f"no demo item {item}")
+    return None
+
+
+@pipeline_app.command("run")
+def run_cmd(
+    definition: Annotated[str, typer.Argument(help="Pipeline JSON file, or a demo pipeline id.")],
+    images: Annotated[list[Path], typer.Argument(help="Image files.", exists=True,
+                                                 dir_okay=False)],
+    criteria: Annotated[str | None, typer.Option(help="Criteria JSON (or a file) to judge by.")]
+    = None,
+    item: Annotated[str | None, typer.Option(help="Judge by a demo item's criteria "
+                                             "(V-SCRATCH, V-FOREIGN, T-MARKING, D-BORE).")] = None,
+    target: Annotated[str, typer.Option(help="Context for judgment, e.g. "
+                                        "'{\"batch_id\": \"A12-3456\"}'.")] = "{}",
+    models: ModelsOpt = None,
+    provider: ProviderOpt = "auto",
+    threads: ThreadsOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line per image.")] = False,
+) -> None:
+    """Run a pipeline on images; print measurements, per-stage timings and (optionally) verdicts."""
+    from sidecar.pipeline.engine import PipelineEngine
+    from sidecar.pipeline.judgment import judge
+    from sidecar.pipeline.runtime import RuntimeConfig
+
+    config = RuntimeConfig(provider=provider, intra_op_threads=threads)  # type: ignore[arg-type]
+    engine = PipelineEngine(_store(models), config)
+    defn = _load_definition(definition)
+    crit = _criteria(criteria, item)
+    context = {"target": json.loads(target)}
+    failures = 0
+    try:
+        plan = engine.compile(defn)
+    except KensaError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    lines: list[str] = []
+    with typer.progressbar(images, label=f"{plan.definition.name} v{plan.definition.version}",
+                           file=sys.stderr) as bar:
+        for path in bar:
+            try:
+                result = engine.run(plan, path.read_bytes(), context=context)
+            except KensaError as exc:
+                failures += 1
+                lines.append(json.dumps({"image": str(path), "error": exc.code,
+                                         "message": exc.message}) if as_json
+                             else f"{path}: ERROR {exc.message}")
+                continue
+            record = result.record()
+            verdict = None
+            if crit is not None:
+                verdict = judge(crit, result.outputs, context, result.units).to_dict()
+            if as_json:
+                lines.append(json.dumps({"image": str(path), **record, "judgment": verdict},
+                                        ensure_ascii=False))
+            else:
+                stages = " ".join(f"{k}={v:.1f}" for k, v in result.stage_ms.items())
+                meas = ", ".join(f"{k}={_short(v)}" for k, v in result.outputs.items())
+                tail = f"  → {verdict['result']} ({verdict['reason']})" if verdict else ""
+                lines.append(f"{path}: {meas}  [{result.total_ms:.1f} ms: {stages}]{tail}")
+    for line in lines:
+        typer.echo(line)
+    engine.close()
+    if failures:
+        raise typer.Exit(1)
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_short(x) for x in v) + "]"
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+@pipeline_app.command("validate")
+def validate_cmd(
+    definition: Annotated[str, typer.Argument(help="Pipeline JSON file, or a demo pipeline id.")],
+    models: ModelsOpt = None,
+) -> None:
+    """Validate a definition (ops, wiring, cycles, parameters, model shapes) without running it."""
+    from sidecar.pipeline.engine import PipelineEngine
+
+    engine = PipelineEngine(_store(models), None)
+    try:
+        plan = engine.compile(_load_definition(definition))
+    except KensaError as exc:
+        typer.echo(f"invalid: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    d = plan.definition
+    typer.echo(f"ok: {d.name} v{d.version}, {len(plan.steps)} steps, outputs "
+               f"{', '.join(d.outputs)}, models {', '.join(m[7:19] for m in plan.models) or '-'}")
+
+
+def _gpu_lines() -> list[str]:
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return ["no NVIDIA driver (nvidia-smi not found)"]
+    try:
+        out = subprocess.run([smi, "--query-gpu=name,memory.total,driver_version",
+                              "--format=csv,noheader"], capture_output=True, text=True,
+                             timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return [f"nvidia-smi failed: {exc}"]
+    return [ln.strip() for ln in out.stdout.splitlines() if ln.strip()] or ["no GPU listed"]
+
+
+def doctor(
+    models: ModelsOpt = None,
+    provider: ProviderOpt = "auto",
+    load: Annotated[bool, typer.Option(help="Load each model to time it and show its provider.")]
+    = True,
+) -> None:
+    """Show ONNX Runtime providers, the GPU, and every model file with its verified SHA-256."""
+    from sidecar.pipeline.errors import ModelCorrupt
+    from sidecar.pipeline.runtime import RuntimeConfig, SessionPool, cuda_available
+    from sidecar.pipeline.store import package_models_dir
+
+    store = _store(models)
+    pool = SessionPool(store, RuntimeConfig(provider=provider))  # type: ignore[arg-type]
+    rep = pool.report()
+    typer.echo(f"onnxruntime {rep['onnxruntime']}")
+    typer.echo(f"  available providers: {', '.join(rep['available_providers'])}")
+    typer.echo(f"  requested: {rep['requested']} → {', '.join(rep['requested_providers'])}"
+               f" (CUDA build: {'yes' if cuda_available() else 'no'})")
+    typer.echo(f"  threads: intra-op {rep['intra_op_threads']}, inter-op "
+               f"{rep['inter_op_threads']}")
+    typer.echo("GPU: " + "; ".join(_gpu_lines()))
+    ocr_dir = package_models_dir("rapidocr")
+    typer.echo(f"OCR models (rapidocr wheel): {ocr_dir or 'not installed'}")
+    typer.echo("models:")
+    bad = 0
+    for sha, path in store.entries():
+        size = path.stat().st_size / 1e6
+        try:
+            store.get(f"sha256:{sha}")
+            status = "sha256 ok"
+        except ModelCorrupt:
+            status, bad = "CORRUPT (hash mismatch)", bad + 1
+            typer.echo(f"  {path}  {size:.1f} MB  {sha[:16]}…  {status}")
+            continue
+        extra = ""
+        if load:
+            try:
+                m = pool.get(f"sha256:{sha}")
+                extra = (f"  {m.provider}, load {m.load_ms:.0f} ms + warm-up "
+                         f"{m.warmup_ms:.0f} ms")
+            except KensaError as exc:
+                bad += 1
+                extra = f"  LOAD FAILED: {exc.message}"
+        typer.echo(f"  {path}  {size:.1f} MB  {sha[:16]}…  {status}{extra}")
+    manifest = DEMO_MODELS_DIR / "manifest.json"
+    if manifest.is_file():
+        known = {e["sha256"] for e in json.loads(manifest.read_text())["models"]}
+        seen = {sha for sha, _ in store.entries()}
+        for sha in sorted(known - seen):
+            bad += 1
+            typer.echo(f"  MISSING: sha256:{sha[:16]}… (listed in {manifest})")
+    if bad:
+        raise typer.Exit(1)

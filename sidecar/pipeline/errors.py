@@ -1,0 +1,46 @@
+"""Errors of the pipeline engine and of judgment, as branches of the sidecar's tree.
+
+Every message names what was wrong and where (the step, the model, the criteria key), because these
+surface on an inspector's screen or in an admin's log far from the definition that caused them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sidecar.errors import InvalidInput, PipelineError
+
+
+class DefinitionInvalid(PipelineError):
+    """A pipeline definition that cannot run: bad structure, unknown op, wiring, types or shapes."""
+
+    code = "pipeline_definition_invalid"
+
+    def __init__(self, message: str, *, node: str | None = None, **detail: Any) -> None:
+        text = f"step '{node}': {message}" if node else message
+        super().__init__(text, node=node, **detail)
+        self.node = node
+
+
+class ModelUnavailable(PipelineError):
+    """A model that the definition references is not in the model store."""
+
+    code = "model_unavailable"
+
+
+class ModelCorrupt(PipelineError):
+    """A model file whose bytes do not hash to its name, or that ONNX Runtime cannot load."""
+
+    code = "model_corrupt"
+
+
+class NodeFailed(PipelineError):
+    """A step raised while running on a particular image."""
+
+    code = "pipeline_step_failed"
+
+
+class CriteriaInvalid(InvalidInput):
+    """Judgment criteria that are not well-formed (unknown type, missing key, bad regex...)."""
+
+    code = "criteria_invalid"
