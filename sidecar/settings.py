@@ -28,6 +28,10 @@ def default_data_dir() -> Path:
     return (Path(xdg) if xdg else home / ".local" / "share") / APP_NAME
 
 
+def _default_ai_workers() -> int:
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KENSA_", extra="ignore")
 
@@ -39,6 +43,8 @@ class Settings(BaseSettings):
     device_name: str = "kensa-device"
     device_type: str = "tablet"
     log_level: str = "INFO"
+    # AI workers; 0 turns on-device analysis off (a tablet that only records verdicts).
+    ai_workers: int = Field(default_factory=lambda: _default_ai_workers(), ge=0, le=16)
     # Origins allowed to call the API from a browser; empty means the Tauri and dev-UI defaults.
     cors_origins: list[str] = Field(default_factory=list)
 

@@ -6,7 +6,9 @@ masters to exist, so they are written straight into the device database here.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -20,81 +22,25 @@ from sidecar.services import auth
 PASSWORD = "kensa-demo-1"
 QR_JSON = '{"product_id": "BRK-100", "batch_id": "A12-3456", "serial": "0098172"}'
 
-ITEMS = [
-    # id, code, name, type, ai, criteria, order, required
-    (
-        "item-scratch",
-        "V-SCRATCH",
-        "外観キズ",
-        "VISUAL",
-        True,
-        {
-            "judgment_type": "THRESHOLD",
-            "measurement": "defect_probability",
-            "operator": "LT",
-            "threshold": 0.5,
-            "review_band": [0.3, 0.7],
-        },
-        1,
-        True,
-    ),
-    (
-        "item-foreign",
-        "V-FOREIGN",
-        "異物付着",
-        "VISUAL",
-        True,
-        {
-            "judgment_type": "THRESHOLD",
-            "measurement": "anomaly_score",
-            "operator": "LT",
-            "threshold": 0.5,
-        },
-        2,
-        True,
-    ),
-    (
-        "item-marking",
-        "T-MARKING",
-        "刻印文字",
-        "TEXT",
-        True,
-        {
-            "judgment_type": "PATTERN",
-            "measurement": "text",
-            "pattern": "LOT [A-Z][0-9]{2}-[0-9]{4}",
-            "equals": "$target.batch_id",
-        },
-        3,
-        True,
-    ),
-    (
-        "item-bore",
-        "D-BORE",
-        "穴径",
-        "DIMENSION",
-        True,
-        {
-            "judgment_type": "NUMERICAL",
-            "measurement": "bore_mm",
-            "min": 11.95,
-            "max": 12.05,
-            "unit": "mm",
-        },
-        4,
-        True,
-    ),
-    (
-        "item-piston",
-        "F-PISTON",
-        "ピストン作動",
-        "FUNCTION",
-        False,
-        {"judgment_type": "BINARY", "measurement": "ok", "expected": True},
-        5,
-        False,
-    ),
-]
+MODELS = Path(__file__).resolve().parents[2] / "sidecar" / "models"
+
+
+def demo_items() -> list[dict[str, Any]]:
+    """BRK-100's five items as the demo models were built for (criteria, pipelines)."""
+    data = json.loads((MODELS / "brk-100-items.json").read_text(encoding="utf-8"))
+    items: list[dict[str, Any]] = data["items"]
+    return items
+
+
+def demo_pipelines() -> list[dict[str, Any]]:
+    return [
+        json.loads(p.read_text(encoding="utf-8"))
+        for p in sorted((MODELS / "pipelines").glob("*.json"))
+    ]
+
+
+def item_id(code: str) -> str:
+    return f"item-{code.lower()}"
 
 
 def seed_device(path: Path) -> None:
@@ -118,18 +64,23 @@ def seed_device(path: Path) -> None:
                     version="1",
                 )
             )
-            for item_id, code, name, kind, ai, criteria, order, required in ITEMS:
+            for p in demo_pipelines():
+                session.add(
+                    d.Pipeline(id=p["id"], name=p["name"], definition=p, version=p["version"])
+                )
+            for item in demo_items():
                 session.add(
                     d.InspectionItemMaster(
-                        id=item_id,
+                        id=item_id(item["item_code"]),
                         target_id="target-brk100",
-                        item_code=code,
-                        item_name=name,
-                        inspection_type=kind,
-                        ai_enabled=ai,
-                        criteria=criteria,
-                        order_sequence=order,
-                        required=required,
+                        item_code=item["item_code"],
+                        item_name=item["name"],
+                        inspection_type=item["type"],
+                        ai_enabled=item["ai_enabled"],
+                        pipeline_id=item["pipeline_id"],
+                        criteria=item["criteria"],
+                        order_sequence=item["order_sequence"],
+                        required=item["required"],
                     )
                 )
             auth.add_user(session, "tanaka", PASSWORD, full_name="田中")

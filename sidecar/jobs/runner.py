@@ -1,0 +1,275 @@
+"""Workers that take AI jobs from the queue, run the item's pipeline and store the judgment.
+
+A job's life: claim (item → ai_running) in one transaction; run the pipeline with no database
+lock held; then, in one transaction, the AI result, the item's ai_completed and the job's
+completed — or, on failure, the item's failed and the job's error with ``recoverable`` and a
+suggested action. A bad model or image is a failed item with a clear message, never a crashed
+worker. After a crash, ``recover`` returns processing jobs to the queue; since the result and
+the job's completion commit together, no image is ever judged twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from schema import device as d
+from schema.db import Database
+from schema.types import utcnow
+from sidecar.domain.workflow import SESSION_ENDS
+from sidecar.errors import ImageInvalid, KensaError
+from sidecar.jobs import queue
+from sidecar.services import inspection
+
+log = logging.getLogger("kensa.jobs")
+
+Publish = Callable[[str, dict[str, Any]], None]
+
+
+class _Stale(Exception):
+    """The job was cancelled, or its inspection closed, while it ran."""
+
+
+def _heatmap_png(value: Any) -> str | None:
+    import cv2
+    import numpy as np
+
+    arr = np.asarray(value, dtype=np.float32)
+    while arr.ndim > 2:
+        arr = arr[0]
+    if arr.ndim != 2 or arr.size == 0:
+        return None
+    lo, hi = float(arr.min()), float(arr.max())
+    norm = ((arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)).astype(np.uint8)
+    ok, png = cv2.imencode(".png", cv2.applyColorMap(norm, cv2.COLORMAP_JET))
+    return base64.b64encode(png.tobytes()).decode() if ok else None
+
+
+class JobRunner:
+    def __init__(
+        self,
+        db: Database,
+        data_dir: Path,
+        engine_factory: Callable[[], Any],
+        *,
+        workers: int = 1,
+        publish: Publish | None = None,
+        idle_poll_s: float = 1.0,
+    ) -> None:
+        self.db = db
+        self.data_dir = data_dir
+        self._engine_factory = engine_factory
+        self._engine: Any = None
+        self._engine_lock = threading.Lock()
+        # Settings default to one worker per two cores: each ONNX Runtime session already runs
+        # several threads, and more workers would only make them fight for the cores.
+        self.workers = max(1, workers)
+        self._publish = publish or (lambda kind, payload: None)
+        self._idle_poll_s = idle_poll_s
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        with self.db.atomic() as session:
+            back = queue.recover(session)
+        if back:
+            log.warning("%d AI jobs were interrupted and are queued again", back)
+        for n in range(self.workers):
+            thread = threading.Thread(target=self._loop, name=f"ai-worker-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+
+    def wake(self) -> None:
+        """A job was queued: do not wait for the next poll."""
+        self._wake.set()
+
+    def engine(self) -> Any:
+        with self._engine_lock:
+            if self._engine is None:
+                self._engine = self._engine_factory()
+            return self._engine
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                worked = self.run_one()
+            except Exception:  # a worker must outlive any single job's surprise
+                log.exception("AI worker error; carrying on")
+                worked = False
+            if not worked:
+                self._wake.wait(self._idle_poll_s)
+                self._wake.clear()
+
+    def run_one(self) -> bool:
+        """Claim and run one job; False when the queue is empty."""
+        with self.db.atomic() as session:
+            job = queue.claim_next(session)
+            if job is None:
+                return False
+            job_id = job.id
+            try:
+                self._start_item(session, job)
+            except KensaError as exc:
+                queue.fail(session, job, exc.message, recoverable=False)
+                log.info("AI job %s not started: %s", job_id, exc.message)
+                return True
+        self._progress(job_id, "preprocessing", 5.0)
+        try:
+            self._process(job_id)
+        except _Stale:
+            log.info("AI job %s was cancelled while it ran; its result is discarded", job_id)
+        return True
+
+    def _start_item(self, session: Any, job: d.AnalysisJob) -> None:
+        assert job.session_id is not None and job.item_id is not None
+        row = inspection.get_session(session, job.session_id)
+        if row.status in SESSION_ENDS:
+            raise KensaError(f"the inspection is already {row.status}")
+        item = inspection.get_item(session, job.session_id, job.item_id)
+        if item.status != "ai_running":
+            inspection.mark_ai_running(session, job.session_id, job.item_id)
+
+    def _load(
+        self, job_id: str
+    ) -> tuple[d.AnalysisJob, dict[str, Any], bytes, Any, dict[str, Any]]:
+        with self.db.read() as session:
+            job = queue.get(session, job_id)
+            image = session.get(d.InspectionImage, job.image_id)
+            pipeline = session.get(d.Pipeline, job.pipeline_id)
+            item = session.get(d.InspectionItemMaster, job.item_id)
+            assert job.session_id is not None
+            target = session.get(
+                d.InspectionTarget, inspection.get_session(session, job.session_id).target_id
+            )
+        if image is None:
+            raise ImageInvalid("the photo of this item is no longer on the tablet")
+        if pipeline is None or item is None:
+            raise KensaError(f"pipeline {job.pipeline_id} is not on this tablet; sync the masters")
+        path = self.data_dir / image.file_path
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ImageInvalid(f"the photo file cannot be read: {exc.strerror}") from exc
+        context = {
+            "target": {
+                "product_id": target.product_id if target else None,
+                "batch_id": target.batch_id if target else None,
+                "serial": target.serial if target else None,
+            }
+        }
+        return job, pipeline.definition, data, item.criteria, context
+
+    def _process(self, job_id: str) -> None:
+        started = time.perf_counter()
+        try:
+            job, definition, data, criteria, context = self._load(job_id)
+            self._progress(job_id, "model_execution", 30.0, eta_s=0.5)
+            result, verdict = self.engine().inspect(definition, data, criteria, context)
+        except KensaError as exc:
+            # A broken model, pipeline or photo will not heal by retrying: the item shows why.
+            self._failed(job_id, exc.message, recoverable=False, action=_suggestion(exc))
+            return
+        except Exception as exc:
+            log.exception("AI job %s failed unexpectedly", job_id)
+            self._failed(job_id, f"{type(exc).__name__}: {exc}", recoverable=True, action="retry")
+            return
+        self._progress(job_id, "postprocessing", 90.0, eta_s=0.05)
+        record = result.record()
+        heatmap = result.artifacts.get("heatmap")
+        details: dict[str, Any] = {
+            **record,
+            "judgment": {
+                "result": str(verdict.result),
+                "measurement": verdict.measurement,
+                "value": verdict.value,
+                "reason": verdict.reason,
+                "expected": verdict.expected,
+            },
+        }
+        if heatmap is not None:
+            details["heatmap"] = _heatmap_png(heatmap)
+        if "boxes" in result.artifacts:
+            details["boxes"] = record["artifacts"].get("boxes")
+        models = list(result.models.values())
+        outcome = inspection.AIOutcome(
+            image_id=job.image_id,
+            pipeline_id=job.pipeline_id,
+            pipeline_version=str(job.pipeline_version),
+            model_sha256=models[0] if models else None,
+            overall_result=str(verdict.result),
+            confidence=float(verdict.confidence if verdict.confidence is not None else 1.0),
+            processing_time=round(time.perf_counter() - started, 4),
+            measurements=record["measurements"],
+            timings={k: round(v, 3) for k, v in result.stage_ms.items()},
+            detailed_results=details,
+        )
+        with self.db.atomic() as session:
+            job = queue.get(session, job_id)
+            if job.status != "processing":
+                raise _Stale(job_id)
+            assert job.session_id is not None and job.item_id is not None
+            row = inspection.get_session(session, job.session_id)
+            if row.status in SESSION_ENDS:
+                queue.cancel(session, job_id)
+                raise _Stale(job_id)
+            stored = inspection.record_ai_result(session, job.session_id, job.item_id, outcome)
+            queue.finish(session, job, stored.id)
+        self._progress(job_id, "completed", 100.0, eta_s=0.0)
+
+    def _failed(self, job_id: str, message: str, *, recoverable: bool, action: str) -> None:
+        with self.db.atomic() as session:
+            job = queue.get(session, job_id)
+            if job.status != "processing":
+                return
+            final = queue.fail(
+                session, job, message, recoverable=recoverable, suggested_action=action
+            )
+            if final and job.session_id and job.item_id:
+                row = inspection.get_session(session, job.session_id)
+                item = inspection.get_item(session, job.session_id, job.item_id)
+                if row.status not in SESSION_ENDS and item.status == "ai_running":
+                    inspection.mark_ai_failed(session, job.session_id, job.item_id)
+        self._progress(job_id, "failed" if recoverable is False else "retrying", 100.0)
+
+    def _progress(
+        self, job_id: str, stage: str, percentage: float, eta_s: float | None = None
+    ) -> None:
+        eta = utcnow() + timedelta(seconds=eta_s) if eta_s is not None else None
+        try:
+            with self.db.atomic() as session:
+                queue.log_progress(session, queue.get(session, job_id), percentage, stage, eta=eta)
+        except KensaError:
+            return
+        self._publish(
+            "progress",
+            {"kind": "job", "id": job_id, "stage": stage, "percentage": percentage, "eta_s": eta_s},
+        )
+
+
+def _suggestion(exc: KensaError) -> str:
+    code = exc.code
+    if code in ("model_unavailable", "model_corrupt"):
+        return "sync the masters again (the model file is missing or damaged), or judge by eye"
+    if code == "image_invalid":
+        return "take the photo again"
+    if code == "pipeline_definition_invalid":
+        return "ask an administrator to fix the pipeline; judge by eye meanwhile"
+    return "take the photo again, or judge by eye"

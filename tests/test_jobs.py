@@ -1,0 +1,268 @@
+"""The AI job queue and its workers, on a real SQLite file with the real demo models."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import col, func, select
+
+from schema import device as d
+from schema.db import Database, create_sqlite_engine
+from sidecar.errors import Conflict
+from sidecar.jobs import queue
+from sidecar.jobs.runner import JobRunner
+from sidecar.pipeline import synthetic
+from sidecar.pipeline.engine import PipelineEngine
+from sidecar.pipeline.store import ModelStore
+from sidecar.qr.payload import parse_payload
+from sidecar.services import images, inspection
+from tests.support.seed import QR_JSON, item_id, seed_device
+
+HELD_OUT = 9_000_000  # seeds the demo models never saw (sidecar/models/manifest.json)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[PipelineEngine]:
+    eng = PipelineEngine(ModelStore.demo())
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def device(tmp_path: Path) -> Iterator[tuple[Database, Path]]:
+    seed_device(tmp_path / "kensa.db")
+    db = Database(create_sqlite_engine(tmp_path / "kensa.db"))
+    yield db, tmp_path
+    db.dispose()
+
+
+def _user(db: Database) -> d.User:
+    with db.read() as session:
+        user = session.exec(select(d.User).where(d.User.username == "tanaka")).one()
+    return user
+
+
+def capture(db: Database, data_dir: Path, code: str, photo: bytes) -> tuple[str, str, str]:
+    """Open an inspection and attach ``photo`` to item ``code``: (session, item, image) ids."""
+    user = _user(db)
+    stored = images.store(data_dir, photo)
+    with db.atomic() as session:
+        row = inspection.start(session, parse_payload(QR_JSON), user)
+        image = inspection.attach_image(session, row.id, item_id(code), stored)
+    return row.id, item_id(code), image.id
+
+
+def enqueue(db: Database, sid: str, iid: str, image_id: str, priority: str = "normal") -> str:
+    with db.atomic() as session:
+        item = session.get(d.InspectionItemMaster, iid)
+        assert item is not None and item.pipeline_id is not None
+        pipeline = session.get(d.Pipeline, item.pipeline_id)
+        assert pipeline is not None
+        job, _ = queue.enqueue(
+            session,
+            image_id=image_id,
+            session_id=sid,
+            item_id=iid,
+            pipeline_id=pipeline.id,
+            pipeline_version=pipeline.version,
+            priority=priority,
+        )
+        return job.id
+
+
+def runner(db: Database, data_dir: Path, engine: PipelineEngine) -> JobRunner:
+    return JobRunner(db, data_dir, lambda: engine)
+
+
+def job(db: Database, job_id: str) -> d.AnalysisJob:
+    with db.read() as session:
+        return queue.get(session, job_id)
+
+
+def item(db: Database, sid: str, iid: str) -> d.InspectionSessionItem:
+    with db.read() as session:
+        return inspection.get_item(session, sid, iid)
+
+
+def surface(defect: Any = None, seed: int = HELD_OUT) -> bytes:
+    return synthetic.encode(synthetic.make_surface(seed, defect), ".jpg")
+
+
+# --- the queue -----------------------------------------------------------------------------------
+
+
+def test_enqueue_is_idempotent_and_priority_goes_first(device: tuple[Database, Path]) -> None:
+    db, data_dir = device
+    a = capture(db, data_dir, "V-SCRATCH", surface(seed=HELD_OUT + 1))
+    b = capture(db, data_dir, "V-SCRATCH", surface(seed=HELD_OUT + 2))
+    first = enqueue(db, *a)
+    assert enqueue(db, *a) == first  # the same analysis asked twice is one job
+    urgent = enqueue(db, *b, priority="urgent")
+    with db.atomic() as session:
+        assert queue.waiting_ahead(session, queue.get(session, first)) == 1
+        claimed = queue.claim_next(session)
+        assert claimed is not None and claimed.id == urgent
+    with db.atomic() as session:
+        claimed = queue.claim_next(session)
+        assert claimed is not None and claimed.id == first
+        assert queue.claim_next(session) is None
+
+
+def test_recoverable_failures_retry_up_to_the_limit(device: tuple[Database, Path]) -> None:
+    db, data_dir = device
+    job_id = enqueue(db, *capture(db, data_dir, "V-SCRATCH", surface()))
+    for attempt in range(1, 4):
+        with db.atomic() as session:
+            claimed = queue.claim_next(session)
+            assert claimed is not None
+            assert queue.fail(session, claimed, "camera busy", recoverable=True) is False
+        assert job(db, job_id).retry_count == attempt
+    with db.atomic() as session:
+        claimed = queue.claim_next(session)
+        assert claimed is not None
+        assert queue.fail(session, claimed, "camera busy", recoverable=True) is True
+    assert job(db, job_id).status == "failed"
+
+
+def test_processing_jobs_return_to_the_queue_after_a_crash(device: tuple[Database, Path]) -> None:
+    db, data_dir = device
+    job_id = enqueue(db, *capture(db, data_dir, "V-SCRATCH", surface()))
+    with db.atomic() as session:
+        queue.claim_next(session)
+    with db.atomic() as session:
+        assert queue.recover(session) == 1
+    assert job(db, job_id).status == "waiting"
+
+
+def test_cancel(device: tuple[Database, Path], engine: PipelineEngine) -> None:
+    db, data_dir = device
+    sid, iid, image_id = capture(db, data_dir, "V-SCRATCH", surface())
+    job_id = enqueue(db, sid, iid, image_id)
+    with db.atomic() as session:
+        queue.cancel(session, job_id)
+    assert runner(db, data_dir, engine).run_one() is False  # nothing left to do
+    with pytest.raises(Conflict, match="already cancelled"), db.atomic() as session:
+        queue.cancel(session, job_id)
+
+
+def test_a_job_cancelled_while_it_runs_writes_no_result(
+    device: tuple[Database, Path], engine: PipelineEngine
+) -> None:
+    db, data_dir = device
+    sid, iid, image_id = capture(db, data_dir, "V-SCRATCH", surface())
+    job_id = enqueue(db, sid, iid, image_id)
+
+    class CancelsMidway:
+        def inspect(self, *args: Any, **kwargs: Any) -> Any:
+            with db.atomic() as session:
+                queue.cancel(session, job_id)
+            return engine.inspect(*args, **kwargs)
+
+    assert JobRunner(db, data_dir, lambda: CancelsMidway()).run_one() is True
+    assert job(db, job_id).status == "cancelled"
+    with db.read() as session:
+        assert session.exec(select(func.count()).select_from(d.AIInspectionResult)).one() == 0
+
+
+# --- real pipelines on real images ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "code,photo,expected",
+    [
+        ("V-SCRATCH", lambda: surface(None), "OK"),
+        ("V-SCRATCH", lambda: surface("scratch"), "NG"),
+        ("V-FOREIGN", lambda: surface(None, HELD_OUT + 3), "OK"),
+        ("V-FOREIGN", lambda: surface("spot", HELD_OUT + 3), "NG"),
+        ("T-MARKING", lambda: synthetic.encode(synthetic.make_marking("LOT A12-3456", 5)), "OK"),
+        ("T-MARKING", lambda: synthetic.encode(synthetic.make_marking("LOT B99-0001", 5)), "NG"),
+        ("D-BORE", lambda: synthetic.encode(synthetic.make_bore(12.0, 7)), "OK"),
+        ("D-BORE", lambda: synthetic.encode(synthetic.make_bore(12.3, 7)), "NG"),
+    ],
+)
+def test_demo_pipelines_judge_real_images(
+    device: tuple[Database, Path], engine: PipelineEngine, code: str, photo: Any, expected: str
+) -> None:
+    db, data_dir = device
+    sid, iid, image_id = capture(db, data_dir, code, photo())
+    job_id = enqueue(db, sid, iid, image_id)
+    assert runner(db, data_dir, engine).run_one() is True
+    done = job(db, job_id)
+    assert done.status == "completed", done.error_message
+    assert item(db, sid, iid).status == "ai_completed"
+    with db.read() as session:
+        result = session.get(d.AIInspectionResult, done.result_id)
+        assert result is not None
+        assert result.overall_result == expected
+        assert result.image_id == image_id and result.item_id == iid
+        assert result.pipeline_id == done.pipeline_id and result.pipeline_version == "1"
+        assert result.timings is not None
+        assert set(result.timings) >= {"decode", "pre", "infer", "post", "judge"}
+        if code != "D-BORE":  # the bore is measured without a model
+            assert result.model_sha256 is not None and len(result.model_sha256) == 64
+        logs = session.exec(
+            select(d.ProgressLog)
+            .where(d.ProgressLog.job_id == job_id)
+            .order_by(col(d.ProgressLog.id))
+        ).all()
+        assert [p.current_stage for p in logs][-1] == "completed"
+        # The AI result reached the outbox in the same transaction.
+        assert (
+            session.exec(
+                select(func.count())
+                .select_from(d.Outbox)
+                .where(
+                    d.Outbox.entity_type == "ai_inspection_result", d.Outbox.entity_id == result.id
+                )
+            ).one()
+            == 1
+        )
+
+
+# --- broken models are an error on the item, not a crashed worker --------------------------------
+
+
+def _point_pipeline_at(db: Database, sha: str) -> None:
+    with db.atomic() as session:
+        pipeline = session.get(d.Pipeline, "brk100-v-scratch")
+        assert pipeline is not None
+        definition = dict(pipeline.definition)
+        definition["steps"] = [
+            {**step, "params": {**step["params"], "model": f"sha256:{sha}"}}
+            if step["type"] == "onnx"
+            else step
+            for step in definition["steps"]
+        ]
+        pipeline.definition = definition
+        session.add(pipeline)
+
+
+@pytest.mark.parametrize("kind", ["missing", "corrupt"])
+def test_a_broken_model_fails_the_item_clearly(device: tuple[Database, Path], kind: str) -> None:
+    db, data_dir = device
+    models = data_dir / "models"
+    models.mkdir()
+    if kind == "missing":
+        sha = "0" * 64
+    else:
+        good = next(p for p in Path("sidecar/models").glob("*classifier*.onnx"))
+        sha = hashlib.sha256(good.read_bytes()).hexdigest()
+        # A download cut short: the file is named by the right hash but holds half the bytes.
+        (models / f"{sha}.onnx").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    _point_pipeline_at(db, sha)
+    sid, iid, image_id = capture(db, data_dir, "V-SCRATCH", surface())
+    job_id = enqueue(db, sid, iid, image_id)
+    own_engine = PipelineEngine(ModelStore([models]))
+    try:
+        assert JobRunner(db, data_dir, lambda: own_engine).run_one() is True
+    finally:
+        own_engine.close()
+    failed = job(db, job_id)
+    assert failed.status == "failed" and failed.error_recoverable is False
+    assert failed.error_message is not None and sha[:12] in failed.error_message
+    assert failed.suggested_action is not None
+    assert item(db, sid, iid).status == "failed"
