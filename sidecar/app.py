@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from sqlmodel import col, select
 
+from schema import device as d
 from schema.db import Database, create_sqlite_engine
-from sidecar import __version__
+from sidecar import __version__, events
 from sidecar.api import (
     errors,
     routes_auth,
+    routes_events,
     routes_history,
     routes_jobs,
     routes_scan,
     routes_sessions,
 )
 from sidecar.api.guard import Guard
+from sidecar.errors import KensaError
 from sidecar.jobs.runner import JobRunner
 from sidecar.settings import Settings
+from sidecar.ui import mount_ui
+
+log = logging.getLogger("kensa.sidecar")
 
 # The Tauri webview's origins on each platform, and the Vite dev server.
 DEFAULT_ORIGINS = (
@@ -42,7 +51,30 @@ def _job_runner(db: Database, settings: Settings) -> JobRunner:
         store = ModelStore.demo(extra_roots=[settings.models_dir])
         return PipelineEngine(store, RuntimeConfig.from_env())
 
-    return JobRunner(db, settings.data_dir, engine, workers=settings.ai_workers)
+    return JobRunner(
+        db, settings.data_dir, engine, workers=settings.ai_workers, publish=events.publish
+    )
+
+
+def _warm_up(runner: JobRunner, db: Database) -> None:
+    """Load and warm the models of every cached pipeline, so the first photo is judged as fast
+    as the rest; the UI shows this as a progress bar."""
+    with db.read() as session:
+        pipelines = session.exec(
+            select(d.Pipeline).where(col(d.Pipeline.deleted_at).is_(None))
+        ).all()
+    for n, pipeline in enumerate(pipelines, start=1):
+        percentage = 100.0 * (n - 1) / len(pipelines)
+        events.publish("warmup", {"id": pipeline.id, "stage": "loading", "percentage": percentage})
+        try:
+            runner.engine().compile(pipeline.definition)
+        except KensaError as exc:
+            # The item will show the same error when it runs; warm-up only reports it.
+            log.warning("pipeline %s cannot be prepared: %s", pipeline.id, exc.message)
+        except Exception:
+            log.exception("warming up pipeline %s failed", pipeline.id)
+    if pipelines:
+        events.publish("warmup", {"id": "all", "stage": "ready", "percentage": 100.0})
 
 
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
@@ -55,11 +87,21 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         app.state.db = db or Database(create_sqlite_engine(settings.database_path))
         runner = _job_runner(app.state.db, settings) if settings.ai_workers > 0 else None
         app.state.jobs = runner
+        warm: threading.Thread | None = None
         if runner is not None:
             runner.start()
+            warm = threading.Thread(
+                target=_warm_up, args=(runner, app.state.db), name="warm-up", daemon=True
+            )
+            warm.start()
         try:
             yield
         finally:
+            events.hub.close_all()
+            if warm is not None:
+                # ONNX Runtime aborts the process if it is torn down while a session is being
+                # created on another thread: let a warm-up in progress finish first.
+                warm.join()
             if runner is not None:
                 runner.stop()
             if own:
@@ -81,6 +123,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(routes_sessions.image_router)
     app.include_router(routes_history.router)
     app.include_router(routes_jobs.router)
+    app.include_router(routes_events.router)
+    if settings.ui_dist:
+        mount_ui(app, settings.ui_dist)
 
     token = settings.token.get_secret_value() if settings.token else None
     app.add_middleware(Guard, token=token)

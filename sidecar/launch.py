@@ -20,6 +20,7 @@ import socket
 import sys
 import threading
 import time
+from types import FrameType
 from typing import TextIO
 
 from schema.errors import SchemaError
@@ -81,7 +82,15 @@ def serve(settings: Settings, *, watch_stdin: bool = True) -> int:
     config = uvicorn.Config(
         create_app(settings), log_config=None, access_log=False, timeout_graceful_shutdown=5
     )
-    server = uvicorn.Server(config)
+    from sidecar import events
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # Open /events streams would hold a graceful shutdown for its whole timeout.
+            events.hub.close_all()
+            super().handle_exit(sig, frame)
+
+    server = Server(config)
     stop = threading.Event()
 
     def announce() -> None:
@@ -94,6 +103,7 @@ def serve(settings: Settings, *, watch_stdin: bool = True) -> int:
 
     def stopper() -> None:
         stop.wait()
+        events.hub.close_all()
         server.should_exit = True
 
     threading.Thread(target=announce, name="announce", daemon=True).start()

@@ -32,6 +32,11 @@ def _default_ai_workers() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
+def _default_ui_dist() -> Path | None:
+    dist = Path(__file__).resolve().parents[1] / "tauri-app" / "dist"
+    return dist if dist.is_dir() else None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KENSA_", extra="ignore")
 
@@ -47,6 +52,8 @@ class Settings(BaseSettings):
     ai_workers: int = Field(default_factory=lambda: _default_ai_workers(), ge=0, le=16)
     # Origins allowed to call the API from a browser; empty means the Tauri and dev-UI defaults.
     cors_origins: list[str] = Field(default_factory=list)
+    # The built web UI to serve at / for a plain browser (sidecar.ui); None serves none.
+    ui_dist: Path | None = Field(default_factory=lambda: _default_ui_dist())
 
     @property
     def database_path(self) -> Path:

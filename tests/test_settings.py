@@ -42,7 +42,10 @@ def test_default_data_dir_is_the_platform_app_data_folder(
 
 
 def test_app_factory_uses_the_settings_it_is_given(tmp_path: Path) -> None:
+    from schema.migrate import upgrade_device
+
     settings = Settings(data_dir=tmp_path)
+    upgrade_device(settings.database_path)  # the launch migrates before it builds the app
     app = create_app(settings)
     assert app.state.settings is settings
     with TestClient(app, base_url="http://127.0.0.1") as client:

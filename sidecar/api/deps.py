@@ -36,7 +36,12 @@ def get_current_user(
     """The logged-in inspector, from the login token in the X-Kensa-Session header."""
     if not x_kensa_session:
         raise Unauthorized("log in first", code="login_required")
-    with db.atomic() as session:
+    # A read transaction: checking a login must not queue behind writers for SQLite's lock.
+    with db.read() as session:
+        key = auth.existing_signing_key(session)
+        if key is not None:
+            return auth.current_user(session, x_kensa_session, key=key)
+    with db.atomic() as session:  # no key yet: no login was ever issued; make one, refuse this
         return auth.current_user(session, x_kensa_session)
 
 

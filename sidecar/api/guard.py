@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.exceptions import HTTPException
 
 from sidecar import security
-from sidecar.errors import PayloadTooLarge
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -23,12 +25,30 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 JSON_LIMIT = 1024 * 1024
 UPLOAD_LIMIT = 21 * 1024 * 1024  # a 20 MB photo plus multipart framing
 PUBLIC_PATHS = frozenset({"/health"})
+# The built web UI (sidecar.ui): a browser cannot put the token on these GETs. The Host check
+# still applies to them; only API paths carry data, and they keep needing the token.
+STATIC_UI_PATHS = frozenset({"/", "/index.html", "/favicon.svg", "/favicon.ico"})
+STATIC_UI_PREFIX = "/assets/"
+# EventSource cannot set headers: on these paths the token may come as ?token= instead.
+QUERY_TOKEN_PATHS = frozenset({"/events"})
 
 
 def _host_name(host: str) -> str:
     if host.startswith("["):
         return host.split("]", 1)[0] + "]"
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _is_static_ui(path: str) -> bool:
+    return ".." not in path and (path in STATIC_UI_PATHS or path.startswith(STATIC_UI_PREFIX))
+
+
+def _query_token(scope: Scope) -> str:
+    raw: bytes = scope.get("query_string", b"")
+    for key, value in parse_qsl(raw.decode("latin-1")):
+        if key == "token":
+            return value
+    return ""
 
 
 def _is_upload(path: str) -> bool:
@@ -50,10 +70,15 @@ class Guard:
         if host not in LOOPBACK_HOSTS:
             await _reply(send, 403, "host_not_allowed", "requests must be addressed to 127.0.0.1")
             return
-        public = path in PUBLIC_PATHS and scope["method"] in ("GET", "HEAD")
+        public = (path in PUBLIC_PATHS or _is_static_ui(path)) and scope["method"] in (
+            "GET",
+            "HEAD",
+        )
         if not public and scope["method"] != "OPTIONS" and self.token is not None:
             auth = headers.get("authorization", "")
             scheme, _, presented = auth.partition(" ")
+            if not auth and path in QUERY_TOKEN_PATHS and scope["method"] == "GET":
+                scheme, presented = "bearer", _query_token(scope)
             if scheme.lower() != "bearer" or not security.token_matches(self.token, presented):
                 await _reply(send, 401, "unauthorized", "missing or wrong API token")
                 return
@@ -71,6 +96,18 @@ class Guard:
         await self.app(scope, _counting(receive, limit), send)
 
 
+class BodyTooLarge(HTTPException):
+    """A body without Content-Length that runs past the limit while the app reads it.
+
+    An ``HTTPException`` on purpose: FastAPI answers any other error raised while it reads a
+    JSON body with a generic 400, and re-raises only these; the error handler answers it as
+    ``payload_too_large``.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is over the {limit / 1e6:.0f} MB limit")
+
+
 def _counting(receive: Receive, limit: int) -> Receive:
     seen = 0
 
@@ -80,7 +117,7 @@ def _counting(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise PayloadTooLarge(f"the request body is over the {limit / 1e6:.0f} MB limit")
+                raise BodyTooLarge(limit)
         return message
 
     return wrapped

@@ -89,6 +89,11 @@ def analyse(
     user: CurrentUser,
 ) -> JobPublic:
     """Queue the item's pipeline on its newest photo (or the one named)."""
+    runner = getattr(request.app.state, "jobs", None)
+    if runner is None:
+        raise Conflict(
+            "on-device AI is turned off on this tablet; judge the item by eye", code="ai_disabled"
+        )
     with db.atomic() as session:
         row = inspection.get_session(session, session_id)
         from sidecar.domain.workflow import check_session_open
@@ -129,9 +134,7 @@ def analyse(
             user_id=user.id,
         )
         public = _public(session, job)
-    runner = getattr(request.app.state, "jobs", None)
-    if runner is not None:
-        runner.wake()
+    runner.wake()
     return public
 
 

@@ -80,7 +80,7 @@ async def upload_image(
     def store() -> ImagePublic:
         # Refuse before writing a file for an inspection that cannot take it.
         with db.read() as session:
-            inspection.get_item(session, session_id, item_id)
+            inspection.check_can_attach(session, session_id, item_id)
         stored = images.store(settings.data_dir, data)
         with db.atomic() as session:
             row = inspection.attach_image(session, session_id, item_id, stored)

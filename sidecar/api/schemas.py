@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 Text = Field(max_length=2000)
 
 
 class Strict(BaseModel):
-    # Unknown fields are an error, not silently dropped: a client bug shows at once.
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Unknown fields are an error, not silently dropped: a client bug shows at once. JSON has no
+    # NaN or Infinity, but Python's parser reads them (and 1e999 as infinity): refuse them.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
+
+
+J = TypeVar("J")
+
+
+def finite_json(value: J) -> J:
+    """``value`` unchanged if every number in it is finite; free-form JSON (``dict[str, Any]``)
+    escapes ``allow_inf_nan``, and a NaN stored there could never be synced to the server."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("numbers must be finite (no NaN or Infinity)")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
 
 
 # --- auth --------------------------------------------------------------------------------------
@@ -20,7 +40,10 @@ class Strict(BaseModel):
 
 class LoginCreate(Strict):
     username: str = Field(min_length=1, max_length=150)
-    password: str = Field(min_length=1, max_length=1024)
+    # Compared as typed: spaces at either end are part of a password (`kensa user add` keeps them).
+    password: Annotated[str, StringConstraints(strip_whitespace=False)] = Field(
+        min_length=1, max_length=1024
+    )
 
 
 class UserPublic(BaseModel):
@@ -116,7 +139,10 @@ class AIResultBase(BaseModel):
 
 
 class AIResultCreate(AIResultBase, Strict):
-    pass
+    @field_validator("measurements", "detailed_results")
+    @classmethod
+    def _finite(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return finite_json(value)
 
 
 class AIResultPublic(AIResultBase):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
+from sidecar.api.guard import BodyTooLarge
 from sidecar.errors import ImageInvalid, InvalidInput
 
 
@@ -13,6 +14,8 @@ async def read_image(request: Request) -> bytes:
     if content_type.startswith("multipart/form-data"):
         try:
             form = await request.form(max_files=1, max_fields=10)
+        except BodyTooLarge:
+            raise
         except Exception as exc:  # python-multipart's errors carry no common base
             raise InvalidInput(f"the multipart body cannot be read: {exc}") from exc
         upload = form.get("file")

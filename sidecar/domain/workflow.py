@@ -146,6 +146,8 @@ def validate_verdict(
         )
     if severity is not None and severity not in SEVERITIES:
         raise InvalidInput(f"severity must be one of {', '.join(SEVERITIES)}", field="severity")
+    if defect_types and any(not t.strip() for t in defect_types):
+        raise InvalidInput("a defect type cannot be blank", field="defect_types")
     if final_result == "NG":
         if not defect_types:
             raise InvalidInput("an NG verdict needs at least one defect type", field="defect_types")

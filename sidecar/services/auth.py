@@ -74,9 +74,16 @@ def login(session: Session, username: str, password: str, now: datetime | None =
     return Login(user=user, token=token, expires_at=expires)
 
 
-def current_user(session: Session, token: str, now: datetime | None = None) -> d.User:
+def existing_signing_key(session: Session) -> str | None:
+    row = session.get(d.SystemConfig, SIGNING_KEY)
+    return row.value if row else None
+
+
+def current_user(
+    session: Session, token: str, now: datetime | None = None, *, key: str | None = None
+) -> d.User:
     now = now or utcnow()
-    claims = security.read_login_token(signing_key(session), token, now)
+    claims = security.read_login_token(key or signing_key(session), token, now)
     user = session.get(d.User, claims.user_id)
     if user is None or not user.is_active or user.version != claims.user_version:
         raise Unauthorized(

@@ -74,7 +74,14 @@ def decode(data: bytes) -> tuple[np.ndarray[Any, Any], str]:
         )
     mime = sniff(data)
     _check_complete(data, mime)
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    try:
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        # OpenCV raises rather than returns None for some headers, e.g. one that claims more
+        # pixels than it will allocate (a decompression bomb).
+        raise ImageInvalid(
+            "the image is damaged or too large to decode", reason="undecodable"
+        ) from exc
     if pixels is None or pixels.size == 0:
         raise ImageInvalid("the image is damaged and cannot be decoded", reason="undecodable")
     return pixels, mime

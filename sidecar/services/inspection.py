@@ -250,6 +250,13 @@ def _open_session(
     return row
 
 
+def check_can_attach(session: Session, session_id: str, item_id: str) -> None:
+    """Raise what ``attach_image`` would, so that a refused photo is never written to disk."""
+    _open(session, session_id)
+    item = get_item(session, session_id, item_id)
+    wf.check_item(item.status, "captured", required=item.required, item_code=item.item_code)
+
+
 def attach_image(
     session: Session,
     session_id: str,
@@ -312,8 +319,10 @@ def record_ai_result(
                 field="image_id",
             )
     if item.status in ("captured", "ai_completed", "failed"):
-        # Results posted directly (no job) pass through ai_running, as the state machine has it.
-        _set_item(session, item, "ai_running")
+        # A result posted directly (no job) passes through ai_running, as the state machine has
+        # it, but within this one transaction: the server gets only the state that commits.
+        wf.check_item(item.status, "ai_running", required=item.required, item_code=item.item_code)
+        item.status = "ai_running"
     result = d.AIInspectionResult(
         session_id=session_id,
         item_id=item_id,

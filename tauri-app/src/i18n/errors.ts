@@ -1,0 +1,117 @@
+// API error codes → a message in the inspector's language.
+//
+// The sidecar answers `{"error": {"code", "message", "detail"}}` with a stable code; its message
+// is English and for logs. What the inspector reads comes from here, with the details (unlock
+// time, product code, attempts left) filled in.
+import { ApiError, isApiError } from '../api/client';
+import { formatTime, isMessageKey as isKey, translate, type Lang, type MessageKey } from './translate';
+
+type Detail = Record<string, unknown>;
+
+function detailOf(err: ApiError): Detail {
+  const d = err.detail;
+  return d && typeof d === 'object' && !Array.isArray(d) ? (d as Detail) : {};
+}
+
+const SIMPLE: Record<string, MessageKey> = {
+  qr_decode_failed: 'err.qr_decode_failed',
+  qr_payload_invalid: 'err.qr_payload_invalid',
+  item_required: 'err.item_required',
+  no_items: 'err.no_items',
+  no_image: 'err.no_image',
+  sidecar_unreachable: 'err.sidecar_unreachable',
+  timeout: 'err.timeout',
+  login_required: 'err.login_required',
+  login_invalid: 'err.login_invalid',
+  login_expired: 'err.login_invalid',
+  unauthorized: 'err.unauthorized',
+  host_not_allowed: 'err.unauthorized',
+  invalid_input: 'err.invalid_input',
+  not_found: 'err.not_found',
+  conflict: 'err.conflict',
+  stale_version: 'err.conflict',
+  pipeline_error: 'err.pipeline_error',
+  internal_error: 'err.internal_error',
+  bad_response: 'err.bad_response',
+};
+
+/** Codes that mean "no AI on this tablet for this item": the inspector judges by eye. */
+export const AI_UNAVAILABLE_CODES = new Set([
+  'not_found', // the analyse endpoint itself is missing (an older sidecar)
+  'method_not_allowed',
+  'no_pipeline',
+  'pipeline_missing',
+  'model_unavailable',
+  'model_corrupt',
+  'pipeline_definition_invalid',
+  'ai_disabled',
+]);
+
+export function errorCode(err: unknown): string {
+  if (isApiError(err)) return err.code;
+  return 'unknown';
+}
+
+export function errorMessage(err: unknown, lang: Lang, now = new Date()): string {
+  if (!isApiError(err)) {
+    return translate(lang, 'err.unknown', { code: err instanceof Error ? err.message : String(err) });
+  }
+  const detail = detailOf(err);
+  switch (err.code) {
+    case 'bad_credentials': {
+      const left = detail.attempts_left;
+      return typeof left === 'number' && left > 0 && left < 5
+        ? translate(lang, 'err.bad_credentials_left', { n: left })
+        : translate(lang, 'err.bad_credentials');
+    }
+    case 'account_locked': {
+      const until = detail.locked_until;
+      return typeof until === 'string' && !Number.isNaN(new Date(until).getTime())
+        ? translate(lang, 'err.account_locked', { time: formatTime(lang, until, now) })
+        : translate(lang, 'err.account_locked_plain');
+    }
+    case 'product_not_found': {
+      const product = detail.product_code;
+      return typeof product === 'string' && product
+        ? translate(lang, 'err.product_not_found', { product })
+        : translate(lang, 'err.product_not_found_plain');
+    }
+    case 'image_invalid': {
+      if (detail.reason === 'truncated') return translate(lang, 'err.image_truncated');
+      if (detail.reason === 'empty') return translate(lang, 'err.image_empty');
+      return translate(lang, 'err.image_invalid');
+    }
+    case 'payload_too_large': {
+      const size = detail.size;
+      return typeof size === 'number'
+        ? translate(lang, 'err.payload_too_large', { size: (size / 1e6).toFixed(1) })
+        : translate(lang, 'err.payload_too_large_plain');
+    }
+    case 'illegal_transition': {
+      const state = typeof detail.state === 'string' ? detail.state : '?';
+      const known = `sstatus.${state}`;
+      const istate = `istatus.${state}`;
+      const label = isKey(known) ? translate(lang, known) : isKey(istate) ? translate(lang, istate) : state;
+      return translate(lang, 'err.illegal_transition', { state: label });
+    }
+    case 'items_open': {
+      const items = Array.isArray(detail.items) ? detail.items.join(', ') : '';
+      return translate(lang, 'err.items_open', { items });
+    }
+    case 'validation_error': {
+      const fields = Array.isArray(err.detail)
+        ? (err.detail as { field?: unknown }[])
+            .map((f) => String(f.field ?? ''))
+            .filter(Boolean)
+            .join(', ')
+        : '';
+      return translate(lang, 'err.validation_error', { fields });
+    }
+    default:
+      if (AI_UNAVAILABLE_CODES.has(err.code) && err.code !== 'not_found') {
+        return translate(lang, 'item.aiUnavailable');
+      }
+      if (err.code in SIMPLE) return translate(lang, SIMPLE[err.code] as MessageKey);
+      return translate(lang, 'err.unknown', { code: err.code });
+  }
+}

@@ -1,0 +1,151 @@
+// One inspection: its items in order (with status), the selected item, complete / cancel.
+import { useEffect, useState } from 'react';
+import { ErrorText } from '../components/ErrorText';
+import { ProgressBar } from '../components/ProgressBar';
+import { useI18n } from '../i18n';
+import { canComplete, doneCount, label, SESSION_ENDS } from '../lib/inspection';
+import { useApi } from '../state/app';
+import { navigate } from '../state/route';
+import { useSession } from '../state/useSession';
+import { ItemPanel } from './ItemPanel';
+
+export function SessionScreen({ sessionId, itemId }: { sessionId: string; itemId: string | null }) {
+  const { t, err } = useI18n();
+  const api = useApi();
+  const { session, setSession, error, refresh } = useSession(sessionId);
+  const [busy, setBusy] = useState(false);
+  const [actionError, setActionError] = useState<unknown>(null);
+  const [confirmCancel, setConfirmCancel] = useState(false);
+
+  useEffect(() => {
+    if (session?.status === 'completed') navigate({ name: 'summary', sessionId, from: 'session' });
+  }, [session?.status, sessionId]);
+
+  if (!session) {
+    return (
+      <main className="screen" data-testid="session-screen">
+        {error ? <ErrorText message={err(error)} /> : <p className="hint">{t('common.loading')}</p>}
+      </main>
+    );
+  }
+
+  const closed = SESSION_ENDS.has(session.status);
+  const done = doneCount(session.items);
+  const item = itemId ? session.items.find((i) => i.item_id === itemId) ?? null : null;
+
+  const act = async (what: 'complete' | 'discard') => {
+    setBusy(true);
+    setActionError(null);
+    try {
+      const path = what === 'complete' ? '/sessions/{session_id}/complete' : '/sessions/{session_id}/discard';
+      const updated = await api.post(path, { path: { session_id: sessionId } });
+      setSession(updated);
+      if (what === 'complete') navigate({ name: 'summary', sessionId, from: 'session' });
+      else navigate({ name: 'scan' });
+    } catch (caught) {
+      setActionError(caught);
+    } finally {
+      setBusy(false);
+      setConfirmCancel(false);
+    }
+  };
+
+  return (
+    <main className={`screen session${item ? ' session--item' : ''}`} data-testid="session-screen">
+      <header className="card session__head">
+        <div className="session__title">
+          <h1>
+            {session.product_code} {session.product_name}
+          </h1>
+          <span className="muted">
+            {t('target.batch')} {session.batch_id}
+            {session.serial ? ` · ${t('target.serial')} ${session.serial}` : ''}
+          </span>
+        </div>
+        <span className={`chip chip--${session.status}`} data-testid="session-status">
+          {label(t, 'sstatus', session.status)}
+        </span>
+        <ProgressBar
+          value={(100 * done) / Math.max(1, session.items.length)}
+          label={t('session.progress', { done, total: session.items.length })}
+          testId="session-progress"
+        />
+      </header>
+      {closed ? <p className="notice">{t('session.closed', { status: label(t, 'sstatus', session.status) })}</p> : null}
+      <div className="session__body">
+        <nav className="session__list" aria-label={t('session.items')}>
+          <ol className="items" data-testid="session-items">
+            {session.items.map((i) => (
+              <li key={i.item_id}>
+                <button
+                  type="button"
+                  className={`item-row${i.item_id === itemId ? ' is-current' : ''}`}
+                  aria-current={i.item_id === itemId ? 'step' : undefined}
+                  onClick={() => navigate({ name: 'session', sessionId, itemId: i.item_id })}
+                  data-testid="item-row"
+                  data-code={i.item_code}
+                  data-status={i.status}
+                >
+                  <span className="item-row__order">{i.order_sequence}</span>
+                  <span className="item-row__name">
+                    {i.item_name}
+                    <span className="muted small">
+                      {i.item_code} · {i.required ? t('item.required') : t('item.optional')}
+                    </span>
+                  </span>
+                  <span className={`chip chip--${i.status}`}>{label(t, 'istatus', i.status)}</span>
+                  {i.result ? <span className={`result result--${i.result}`}>{label(t, 'result', i.result)}</span> : null}
+                </button>
+              </li>
+            ))}
+          </ol>
+          {!closed ? (
+            <div className="session__actions">
+              {!canComplete(session.items) ? <p className="hint">{t('session.completeHint')}</p> : null}
+              <ErrorText message={actionError ? err(actionError) : null} />
+              <button
+                type="button"
+                className="btn btn--primary btn--wide"
+                disabled={busy || !canComplete(session.items)}
+                onClick={() => void act('complete')}
+                data-testid="complete"
+              >
+                {t('session.complete')}
+              </button>
+              {confirmCancel ? (
+                <div className="confirm" role="group" aria-label={t('session.cancelConfirm')}>
+                  <p>{t('session.cancelConfirm')}</p>
+                  <div className="actions">
+                    <button type="button" className="btn btn--danger" disabled={busy} onClick={() => void act('discard')} data-testid="cancel-yes">
+                      {t('common.yes')}
+                    </button>
+                    <button type="button" className="btn" onClick={() => setConfirmCancel(false)}>
+                      {t('common.no')}
+                    </button>
+                  </div>
+                </div>
+              ) : (
+                <button type="button" className="btn btn--wide" onClick={() => setConfirmCancel(true)} data-testid="cancel">
+                  {t('session.cancel')}
+                </button>
+              )}
+            </div>
+          ) : null}
+        </nav>
+        {item ? (
+          <section className="session__item">
+            <button
+              type="button"
+              className="btn back-to-list"
+              onClick={() => navigate({ name: 'session', sessionId, itemId: null })}
+              data-testid="back-to-list"
+            >
+              ← {t('session.backToList')}
+            </button>
+            <ItemPanel key={item.item_id} session={session} item={item} closed={closed} onChanged={setSession} refresh={refresh} />
+          </section>
+        ) : null}
+      </div>
+    </main>
+  );
+}

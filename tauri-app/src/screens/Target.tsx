@@ -1,0 +1,93 @@
+// The scanned unit's product and its items in order, before the inspection starts.
+import { useState } from 'react';
+import { ErrorText } from '../components/ErrorText';
+import { useI18n } from '../i18n';
+import { criteriaText, label } from '../lib/inspection';
+import { useApi, useApp } from '../state/app';
+import { navigate } from '../state/route';
+
+export function Target() {
+  const { t, err } = useI18n();
+  const api = useApi();
+  const { scan, setScan } = useApp();
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+
+  if (!scan) {
+    navigate({ name: 'scan' });
+    return null;
+  }
+
+  const start = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      const session = await api.post('/sessions', { json: { qr_code: scan.unit.raw } });
+      setScan(null);
+      const first = session.items[0];
+      navigate({ name: 'session', sessionId: session.id, itemId: first ? first.item_id : null });
+    } catch (caught) {
+      setError(caught);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <main className="screen" data-testid="target-screen">
+      <h1>{t('target.title')}</h1>
+      <section className="card target__head">
+        <dl className="facts">
+          <div>
+            <dt>{t('target.product')}</dt>
+            <dd data-testid="target-product">
+              {scan.target.product_code} {scan.target.product_name}
+            </dd>
+          </div>
+          <div>
+            <dt>{t('target.version')}</dt>
+            <dd>{scan.target.version}</dd>
+          </div>
+          <div>
+            <dt>{t('target.batch')}</dt>
+            <dd data-testid="target-batch">{scan.unit.batch_id}</dd>
+          </div>
+          {scan.unit.serial ? (
+            <div>
+              <dt>{t('target.serial')}</dt>
+              <dd>{scan.unit.serial}</dd>
+            </div>
+          ) : null}
+        </dl>
+      </section>
+      <h2>{t('target.items', { count: scan.items.length })}</h2>
+      <ol className="steps" data-testid="target-items">
+        {scan.items.map((item) => (
+          <li key={item.id} className="step card" data-testid="target-item" data-code={item.item_code}>
+            <span className="step__order">{item.order_sequence}</span>
+            <span className="step__body">
+              <strong>{item.item_name}</strong> <span className="muted">{item.item_code}</span>
+              <span className="step__tags">
+                <span className="tag">{label(t, 'itype', item.inspection_type)}</span>
+                <span className="tag">{item.ai_enabled ? t('item.ai') : t('item.byEye')}</span>
+                <span className={`tag${item.required ? ' tag--strong' : ''}`}>
+                  {item.required ? t('item.required') : t('item.optional')}
+                </span>
+              </span>
+              <span className="muted small">{criteriaText(item.criteria, t)}</span>
+            </span>
+          </li>
+        ))}
+      </ol>
+      <ErrorText message={error ? err(error) : null} />
+      <div className="actions actions--sticky">
+        <button type="button" className="btn" onClick={() => navigate({ name: 'scan' })}>
+          {t('target.rescan')}
+        </button>
+        <button type="button" className="btn btn--primary" disabled={busy} onClick={() => void start()} data-testid="start">
+          {t('target.start')}
+        </button>
+      </div>
+    </main>
+  );
+}

@@ -1,0 +1,120 @@
+// The sidecar's server-sent events: sync status (every 2 s) and progress of long work.
+import { useEffect, useRef, useState } from 'react';
+
+export interface SyncStatus {
+  online: boolean;
+  pending: number;
+  oldest_pending_age_s: number | null;
+  last_success_at: string | null;
+  last_error: string | null;
+  set_aside?: number;
+  /** When this status arrived (ms since epoch), to age `oldest_pending_age_s` between events. */
+  received_at: number;
+}
+
+export interface Progress {
+  kind: 'job' | 'warmup' | 'sync';
+  id: string;
+  stage: string;
+  percentage: number;
+  eta_s: number | null;
+  updated_at: number;
+}
+
+const DONE_STAGES = new Set(['completed', 'done', 'failed', 'cancelled']);
+const KEEP_DONE_MS = 3000;
+const STALE_MS = 60_000;
+
+export function isDone(p: Progress): boolean {
+  return p.percentage >= 100 || DONE_STAGES.has(p.stage);
+}
+
+/** Drop finished entries after a moment, and entries no producer has updated for a minute. */
+export function prune(progress: Record<string, Progress>, now: number): Record<string, Progress> {
+  const kept: Record<string, Progress> = {};
+  for (const [key, p] of Object.entries(progress)) {
+    const age = now - p.updated_at;
+    if (isDone(p) ? age < KEEP_DONE_MS : age < STALE_MS) kept[key] = p;
+  }
+  return kept;
+}
+
+export interface EventsState {
+  sync: SyncStatus | null;
+  progress: Record<string, Progress>;
+  /** The stream is open and heard from within the last few seconds. */
+  live: boolean;
+}
+
+/**
+ * Subscribe to `url` (null: not yet known). `onTrouble` is called when the stream errors or
+ * goes quiet, so the app can check whether the sidecar is gone.
+ */
+export function useEvents(url: string | null, onTrouble: () => void, generation: number): EventsState {
+  const [sync, setSync] = useState<SyncStatus | null>(null);
+  const [progress, setProgress] = useState<Record<string, Progress>>({});
+  const [live, setLive] = useState(false);
+  const lastHeard = useRef(0);
+  const trouble = useRef(onTrouble);
+  trouble.current = onTrouble;
+
+  useEffect(() => {
+    if (!url || typeof EventSource === 'undefined') return;
+    let source: EventSource | null = null;
+    let closed = false;
+    let reopenTimer: ReturnType<typeof setTimeout> | undefined;
+    const open = () => {
+      if (closed) return;
+      source = new EventSource(url);
+      source.addEventListener('sync', (e) => {
+        lastHeard.current = Date.now();
+        setLive(true);
+        try {
+          const data = JSON.parse((e as MessageEvent<string>).data) as Omit<SyncStatus, 'received_at'>;
+          setSync({ ...data, received_at: Date.now() });
+        } catch {
+          // A malformed event is skipped; the next one comes in 2 s.
+        }
+      });
+      source.addEventListener('progress', (e) => {
+        lastHeard.current = Date.now();
+        try {
+          const data = JSON.parse((e as MessageEvent<string>).data) as Omit<Progress, 'updated_at'>;
+          setProgress((old) => ({
+            ...prune(old, Date.now()),
+            [`${data.kind}:${data.id}`]: { ...data, updated_at: Date.now() },
+          }));
+        } catch {
+          // As above.
+        }
+      });
+      source.onerror = () => {
+        setLive(false);
+        trouble.current();
+        if (source && source.readyState === EventSource.CLOSED) {
+          // The browser gave up (e.g. an HTTP error): open a fresh stream a little later.
+          reopenTimer = setTimeout(open, 2000);
+        }
+      };
+    };
+    open();
+    const watchdog = setInterval(() => {
+      setProgress((old) => {
+        const pruned = prune(old, Date.now());
+        return Object.keys(pruned).length === Object.keys(old).length ? old : pruned;
+      });
+      if (lastHeard.current && Date.now() - lastHeard.current > 7000) {
+        setLive(false);
+        trouble.current();
+      }
+    }, 1000);
+    return () => {
+      closed = true;
+      clearInterval(watchdog);
+      clearTimeout(reopenTimer);
+      source?.close();
+    };
+  }, [url, generation]);
+
+  return { sync, progress, live };
+}
