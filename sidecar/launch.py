@@ -7,6 +7,10 @@
    stdout, so the shell can read that line without parsing around anything else.
 4. Exit cleanly on SIGTERM, and when stdin closes: the shell holds our stdin, so its death
    closes it, and no orphaned sidecar is left behind.
+
+Exit status: 0 after a requested stop; 2 when the sidecar cannot start as configured (no token,
+a corrupt or foreign database) — restarting would fail the same way, so the shell shows the
+error instead of retrying; anything else is a crash the shell may restart after.
 """
 
 from __future__ import annotations

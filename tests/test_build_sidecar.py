@@ -1,0 +1,182 @@
+"""PyInstaller sidecar: scripts/build-sidecar builds it; the bundle keeps the launch protocol.
+
+The one-file executable is what the Tauri shell spawns on a tablet, so this runs it the way the
+shell does (token and data directory in the environment, stdin a pipe the shell holds) and checks
+what the shell relies on: one ready line on stdout and nothing else there, a served API over a
+migrated database, and a clean exit when stdin closes, with the unpacked bundle removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.seed import PASSWORD, qr_png, seed_device
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built once for the tests of this file: a build takes minutes."""
+    where = tmp_path_factory.mktemp("bundle")
+    return _build(where / "dist", where / "work")
+
+
+def _build(dist: Path, work: Path) -> Path:
+    pytest.importorskip("PyInstaller", reason="PyInstaller is a dev dependency of the bundle")
+    env = {
+        **os.environ,
+        "TARGET_TRIPLE": "test",
+        "SIDECAR_DIST": str(dist),
+        "SIDECAR_WORK": str(work),
+    }
+    done = subprocess.run(
+        ["bash", str(REPO / "scripts" / "build-sidecar")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    output = done.stdout[-3000:] + done.stderr[-5000:]
+    assert done.returncode == 0, f"build-sidecar failed:\n{output}"
+    exe = dist / ("kensa-sidecar-test.exe" if sys.platform == "win32" else "kensa-sidecar-test")
+    assert exe.is_file(), f"no {exe}"
+    return exe
+
+
+def _bundled_names(exe: Path) -> set[str]:
+    from PyInstaller.archive.readers import CArchiveReader  # type: ignore[import-untyped]
+
+    return set(CArchiveReader(str(exe)).toc)
+
+
+def test_bundle_contents_the_sidecar_loads_by_path_or_late(bundle: Path) -> None:
+    """What PyInstaller cannot find by following imports, and a run may not reach."""
+    names = _bundled_names(bundle)
+    migrations = REPO / "schema" / "migrations"
+    for path in [*migrations.rglob("*.py"), *migrations.rglob("*.mako")]:
+        if "__pycache__" not in path.parts:
+            assert path.relative_to(REPO).as_posix() in names, f"{path} is not in the bundle"
+    for wanted in ("schema/sql/device.sql", "sidecar/models/manifest.json"):
+        assert wanted in names
+    assert any(n.startswith("onnxruntime/capi/onnxruntime_pybind11_state") for n in names)
+    assert any(n.startswith("zxingcpp/zxingcpp") for n in names)
+    if sys.platform.startswith("linux") and any(Path("/usr/lib").glob("*/libzbar.so.0")):
+        assert "libzbar.so.0" in names
+    # The dev-only model generator's dependencies stay out (they would add ~60 MB).
+    assert not any(n.startswith(("scipy/", "sklearn/")) for n in names)
+
+
+def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> bytes:
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    line = b""
+    try:
+        while not line.endswith(b"\n"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no ready line within {timeout} s (got {line!r})")
+            if sel.select(timeout=0.2):
+                chunk = os.read(proc.stdout.fileno(), 1)
+                if not chunk:
+                    raise EOFError(f"stdout closed before the ready line (got {line!r})")
+                line += chunk
+    finally:
+        sel.close()
+    return line
+
+
+def test_bundle_prints_ready_serves_and_exits_when_stdin_closes(
+    bundle: Path, tmp_path: Path
+) -> None:
+    data, unpack = tmp_path / "data", tmp_path / "tmp"
+    unpack.mkdir()
+    # A user and a product to scan, so that the QR route runs inside the bundle: OpenCV,
+    # zxing-cpp and ZBar are loaded on first use, not at start.
+    data.mkdir()
+    seed_device(data / "kensa.db")
+    token = secrets.token_hex(32)
+    env = {
+        **os.environ,
+        "KENSA_TOKEN": token,
+        "KENSA_DATA_DIR": str(data),
+        # Where the one-file bootloader unpacks itself, to check that it cleans up.
+        "TMPDIR": str(unpack),
+        "TEMP": str(unpack),
+        "TMP": str(unpack),
+    }
+    stderr_path = tmp_path / "stderr.log"
+    with stderr_path.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [str(bundle)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+            cwd=tmp_path,
+            # Its own group, as the shell does, so a failed test kills the whole bundle.
+            start_new_session=sys.platform != "win32",
+        )
+    try:
+        started = time.monotonic()
+        try:
+            line = _read_line(proc, timeout=180)
+        except (TimeoutError, EOFError) as exc:
+            pytest.fail(f"{exc}\n{stderr_path.read_text(errors='replace')[-4000:]}")
+        ready_s = time.monotonic() - started
+        ready: dict[str, Any] = json.loads(line)
+        assert ready["event"] == "ready"
+        assert isinstance(ready["port"], int) and 0 < ready["port"] < 65536
+        assert isinstance(ready["pid"], int)
+        print(f"bundle ready in {ready_s:.1f} s")
+
+        base = f"http://127.0.0.1:{ready['port']}"
+        with httpx.Client(base_url=base, timeout=30) as client:
+            health = client.get("/health")
+            assert health.status_code == 200, health.text
+            assert health.json()["status"] == "ok"
+            # The token is accepted (what is missing is a user's login), so the request got past
+            # the guard into a route that reads the migrated database.
+            client.headers["Authorization"] = f"Bearer {token}"
+            r = client.get("/sessions/interrupted")
+            assert r.json()["error"]["code"] == "login_required", r.text
+            login = client.post("/auth/login", json={"username": "tanaka", "password": PASSWORD})
+            assert login.status_code == 200, login.text
+            client.headers["X-Kensa-Session"] = login.json()["token"]
+            scan = client.post("/scan", files={"file": ("label.png", qr_png(), "image/png")})
+            assert scan.status_code == 200, scan.text
+            assert scan.json()["unit"]["batch_id"] == "A12-3456"
+
+        assert proc.stdin is not None
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0
+        assert proc.stdout is not None
+        assert proc.stdout.read() == b"", "stdout carried more than the ready line"
+        log = stderr_path.read_text(errors="replace")
+        assert "Traceback" not in log, log[-4000:]
+        if sys.platform.startswith("linux") and any(Path("/usr/lib").glob("*/libzbar.so.0")):
+            # The bundle carries libzbar, so pyzbar must have found it (the scan loaded it).
+            assert "ZBar is unavailable" not in log, log[-4000:]
+        assert not list(unpack.glob("_MEI*")), "the bootloader left its unpacked files behind"
+    finally:
+        if proc.poll() is None:
+            if sys.platform != "win32":
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
+            proc.wait(10)
