@@ -24,11 +24,13 @@ BUSY_TIMEOUT_MS = 5000
 # Applied on every new SQLite connection. WAL lets the UI read while a job writes; FULL because a
 # tablet loses power and NORMAL may lose the last committed transactions in WAL mode; foreign keys
 # are off by default in SQLite and must be asked for on each connection.
+# busy_timeout comes first: switching a new connection to WAL needs a lock, and without the
+# timeout it fails at once while another process is writing.
 SQLITE_PRAGMAS = (
+    ("busy_timeout", str(BUSY_TIMEOUT_MS)),
     ("journal_mode", "WAL"),
     ("synchronous", "FULL"),
     ("foreign_keys", "ON"),
-    ("busy_timeout", str(BUSY_TIMEOUT_MS)),
 )
 
 

@@ -24,10 +24,13 @@ from sidecar.api import (
     routes_sessions,
 )
 from sidecar.api.guard import Guard
+from sidecar.api.push_soon import PushSoon
 from sidecar.errors import KensaError
 from sidecar.jobs.runner import JobRunner
 from sidecar.settings import Settings
 from sidecar.ui import mount_ui
+from sync.device import api as sync_api
+from sync.device.service import SyncService
 
 log = logging.getLogger("kensa.sidecar")
 
@@ -53,6 +56,18 @@ def _job_runner(db: Database, settings: Settings) -> JobRunner:
 
     return JobRunner(
         db, settings.data_dir, engine, workers=settings.ai_workers, publish=events.publish
+    )
+
+
+def _sync_service(db: Database, settings: Settings) -> SyncService:
+    # Push, pull and upload run in the background as soon as a server is connected
+    # (POST /sync/connect or `kensa device connect`); until then each tick finds nothing to do.
+    return SyncService(
+        db,
+        settings.data_dir,
+        app_version=__version__,
+        device_type=settings.device_type,
+        interval_s=settings.sync_interval_s,
     )
 
 
@@ -87,6 +102,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         app.state.db = db or Database(create_sqlite_engine(settings.database_path))
         runner = _job_runner(app.state.db, settings) if settings.ai_workers > 0 else None
         app.state.jobs = runner
+        sync = _sync_service(app.state.db, settings) if settings.sync_enabled else None
+        app.state.sync = sync
+        if sync is not None:
+            sync.start()
         warm: threading.Thread | None = None
         if runner is not None:
             runner.start()
@@ -104,6 +123,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
                 warm.join()
             if runner is not None:
                 runner.stop()
+            if sync is not None:
+                sync.stop()
             if own:
                 app.state.db.dispose()
 
@@ -124,10 +145,12 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(routes_history.router)
     app.include_router(routes_jobs.router)
     app.include_router(routes_events.router)
+    app.include_router(sync_api.router)
     if settings.ui_dist:
         mount_ui(app, settings.ui_dist)
 
     token = settings.token.get_secret_value() if settings.token else None
+    app.add_middleware(PushSoon)
     app.add_middleware(Guard, token=token)
     # Outermost, so preflight requests are answered before the token check.
     app.add_middleware(

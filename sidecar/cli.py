@@ -13,6 +13,7 @@ from schema.cli import db_app
 from sidecar.pipeline.cli import doctor, pipeline_app
 from sidecar.qr.cli import qr_app
 from sidecar.user_cli import serve, user_app
+from sync.cli import device_app, server_app
 
 app = typer.Typer(
     name="kensa",
@@ -26,6 +27,8 @@ app.command("doctor")(doctor)
 app.add_typer(qr_app, name="qr")
 app.add_typer(user_app, name="user")
 app.command("serve")(serve)
+app.add_typer(server_app, name="server")
+app.add_typer(device_app, name="device")
 
 
 def main() -> None:

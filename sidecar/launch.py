@@ -80,7 +80,9 @@ def serve(settings: Settings, *, watch_stdin: bool = True) -> int:
 
     from sidecar.app import create_app
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and without it
+    # every reused keep-alive request waits ~40 ms for delayed ACKs.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", settings.port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(

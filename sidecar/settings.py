@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # AI workers; 0 turns on-device analysis off (a tablet that only records verdicts).
     ai_workers: int = Field(default_factory=lambda: _default_ai_workers(), ge=0, le=16)
+    # Background sync with the server (push, pull, image upload); seconds between runs.
+    sync_enabled: bool = True
+    sync_interval_s: float = Field(default=30.0, gt=0, le=3600)
     # Origins allowed to call the API from a browser; empty means the Tauri and dev-UI defaults.
     cors_origins: list[str] = Field(default_factory=list)
     # The built web UI to serve at / for a plain browser (sidecar.ui); None serves none.

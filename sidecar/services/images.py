@@ -12,9 +12,11 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy and OpenCV load on the first photo, not at start-up
+    import numpy as np
+
 
 from sidecar.errors import ImageInvalid, PayloadTooLarge
 
@@ -66,6 +68,7 @@ def _check_complete(data: bytes, mime: str) -> None:
 def decode(data: bytes) -> tuple[np.ndarray[Any, Any], str]:
     """Check that ``data`` is a whole, decodable image; return the decoded pixels and mime type."""
     import cv2
+    import numpy as np
 
     if len(data) > MAX_IMAGE_BYTES:
         raise PayloadTooLarge(

@@ -1,0 +1,603 @@
+"""``kensa server …`` (the sync server and its masters) and ``kensa device …`` (a tablet's sync).
+
+    kensa server run --database-url postgresql+psycopg://… --storage s3://… --port 8400
+    kensa server db upgrade
+    kensa server device add TAB-01            # prints the token once
+    kensa server target add BRK-100 "ブレーキキャリパー" --version 3
+    kensa server item add BRK-100 V-SCRATCH "外観キズ" --type VISUAL --order 1 --criteria '{…}'
+    kensa server pipeline add pipeline.json
+    kensa server user add tanaka --role inspector
+    kensa server model add model.onnx
+    kensa server seed-demo --tokens-file tokens.json
+
+    kensa device connect --server http://server:8400 --token kd_…
+    kensa device status
+    kensa device sync-now
+
+Server options also come from ``KENSA_SERVER_*`` variables (``KENSA_SERVER_DATABASE_URL``, …).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+server_app = typer.Typer(help="The sync server and its masters.", no_args_is_help=True)
+device_app = typer.Typer(help="This device's connection to the sync server.", no_args_is_help=True)
+server_device_app = typer.Typer(help="Registered devices and their tokens.", no_args_is_help=True)
+target_app = typer.Typer(help="Inspection targets (products).", no_args_is_help=True)
+item_app = typer.Typer(help="Inspection items of a target, with criteria.", no_args_is_help=True)
+pipeline_app = typer.Typer(help="Pipelines (JSON definitions).", no_args_is_help=True)
+user_app = typer.Typer(help="Users who may log in on the tablets.", no_args_is_help=True)
+model_app = typer.Typer(help="Model files devices download.", no_args_is_help=True)
+server_db_app = typer.Typer(help="The server database.", no_args_is_help=True)
+server_app.add_typer(server_db_app, name="db")
+server_app.add_typer(server_device_app, name="device")
+server_app.add_typer(target_app, name="target")
+server_app.add_typer(item_app, name="item")
+server_app.add_typer(pipeline_app, name="pipeline")
+server_app.add_typer(user_app, name="user")
+server_app.add_typer(model_app, name="model")
+
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option("--database-url", help="postgresql+psycopg://… (default: SQLite in the data dir)"),
+]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Server data directory.")]
+StorageOpt = Annotated[
+    str | None, typer.Option("--storage", help="file:///dir or s3://bucket?endpoint=…")
+]
+
+
+def _settings(database_url: str | None, data_dir: Path | None, storage: str | None,
+              **extra: Any) -> Any:
+    from sync.server.settings import ServerSettings
+
+    given: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
+    if database_url:
+        given["database_url"] = database_url
+    if data_dir:
+        given["data_dir"] = data_dir
+    if storage:
+        given["storage"] = storage
+    return ServerSettings(**given)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=code)
+
+
+@contextmanager
+def _server_session(
+    database_url: str | None, data_dir: Path | None, storage: str | None = None
+) -> Iterator[tuple[Any, Any]]:
+    """A transaction on the server database (migrated first when it is the embedded one)."""
+    from schema.db import Database, create_engine
+    from schema.errors import SchemaError
+    from schema.migrate import upgrade_server
+    from sync.errors import SyncError
+    from sync.server.storage import open_storage
+
+    settings = _settings(database_url, data_dir, storage)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        if settings.migrate:
+            upgrade_server(settings.database)
+    except SchemaError as exc:
+        raise _fail(str(exc)) from exc
+    db = Database(create_engine(settings.database))
+    store = None
+    try:
+        with db.atomic() as session:
+            store = _LazyStorage(settings.storage_url, open_storage)
+            yield session, store
+    except SyncError as exc:
+        raise _fail(exc.message) from exc
+    finally:
+        if store is not None:
+            store.close()
+        db.dispose()
+
+
+class _LazyStorage:
+    """Opens the object store only for commands that need it."""
+
+    def __init__(self, url: str, opener: Any) -> None:
+        self._url, self._opener, self._store = url, opener, None
+
+    def _get(self) -> Any:
+        if self._store is None:
+            self._store = self._opener(self._url)
+        return self._store
+
+    @property
+    def description(self) -> str:
+        return str(self._get().description)
+
+    def exists(self, sha256: str) -> bool:
+        return bool(self._get().exists(sha256))
+
+    def put_file(self, sha256: str, path: Path) -> str:
+        return str(self._get().put_file(sha256, path))
+
+    def open(self, sha256: str) -> Iterator[bytes]:
+        chunks: Iterator[bytes] = self._get().open(sha256)
+        return chunks
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+# --- server: run, db -------------------------------------------------------------------------
+
+
+@server_app.command("run")
+def server_run(
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    storage: StorageOpt = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (0: any free port).")] = None,
+    processors: Annotated[int | None, typer.Option(help="Queue processor threads.")] = None,
+    migrate: Annotated[bool, typer.Option(help="Migrate the database at start.")] = True,
+    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING…")] = None,
+) -> None:
+    """Run the sync server (prints {"event": "ready", "port": N} once it answers)."""
+    from sync.server.run import serve
+
+    settings = _settings(database_url, data_dir, storage, host=host, port=port,
+                         processors=processors, migrate=migrate, log_level=log_level)
+    serve(settings)
+
+
+@server_app.command("process")
+def server_process(
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    once: Annotated[bool, typer.Option(help="Drain what is due, then exit.")] = False,
+) -> None:
+    """Run a queue processor apart from the HTTP server (any number may run at once)."""
+    import signal
+    import threading
+
+    from schema.db import Database, create_engine
+    from sync.server.processor import QueueProcessor
+
+    settings = _settings(database_url, data_dir, None)
+    db = Database(create_engine(settings.database))
+    processor = QueueProcessor(db, batch=settings.processor_batch,
+                               retry_s=settings.processor_retry_s)
+    try:
+        if once:
+            typer.echo(f"applied {processor.drain()} queue rows")
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            processor.run(stop, settings.processor_idle_s)
+    finally:
+        db.dispose()
+
+
+@server_db_app.command("upgrade")
+def server_db_upgrade(database_url: DatabaseOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Create or migrate the server database."""
+    from schema.errors import SchemaError
+    from schema.migrate import upgrade_server
+
+    settings = _settings(database_url, data_dir, None)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        revision = upgrade_server(settings.database)
+    except SchemaError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"server database at revision {revision}")
+
+
+@server_app.command("prune")
+def server_prune(
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    days: Annotated[float | None, typer.Option(help="Keep tombstones this many days.")] = None,
+) -> None:
+    """Drop old tombstones from the change log (devices behind them resync)."""
+    from datetime import timedelta
+
+    from sync.server.changes import prune_tombstones
+
+    settings = _settings(database_url, data_dir, None)
+    keep = days if days is not None else settings.tombstone_retention_days
+    with _server_session(database_url, data_dir) as (session, _):
+        pruned = prune_tombstones(session, timedelta(days=keep))
+    typer.echo(f"pruned {pruned} tombstones older than {keep} days")
+
+
+# --- server: devices -------------------------------------------------------------------------
+
+
+@server_device_app.command("add")
+def device_add(
+    name: str,
+    device_type: Annotated[
+        str, typer.Option("--type", help="tablet, desktop or mobile")
+    ] = "tablet",
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Register a device and print its token (shown once; the server keeps only a hash)."""
+    from sync.server import masters
+
+    with _server_session(database_url, data_dir) as (session, _):
+        device, token = masters.add_device(session, name, device_type)
+        device_id = str(device.id)
+    typer.echo(f"device {name} ({device_type}) id {device_id}")
+    typer.echo(f"token: {token}")
+    typer.echo("store it now: it is not shown again", err=True)
+
+
+@server_device_app.command("token")
+def device_token(name: str, database_url: DatabaseOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Issue a new token for a device (the old one stops working)."""
+    from sync.server import masters
+
+    with _server_session(database_url, data_dir) as (session, _):
+        token = masters.rotate_device_token(session, name)
+    typer.echo(f"token: {token}")
+
+
+@server_device_app.command("revoke")
+def device_revoke(name: str, database_url: DatabaseOpt = None,
+                  data_dir: DataDirOpt = None) -> None:
+    """Stop a device from syncing."""
+    from sync.server import masters
+
+    with _server_session(database_url, data_dir) as (session, _):
+        masters.revoke_device(session, name)
+    typer.echo(f"device {name} revoked")
+
+
+@server_device_app.command("list")
+def device_list(database_url: DatabaseOpt = None, data_dir: DataDirOpt = None) -> None:
+    from sqlmodel import select
+
+    from schema import server as s
+
+    with _server_session(database_url, data_dir) as (session, _):
+        for device in session.exec(select(s.Device).order_by(s.Device.name)):
+            state = "revoked" if device.revoked_at else "active"
+            typer.echo(f"{device.name}\t{device.device_type}\t{device.id}\t{state}\t"
+                       f"last seq {device.last_applied_seq}")
+
+
+# --- server: masters -------------------------------------------------------------------------
+
+
+def _json_arg(text: str | None, what: str) -> Any:
+    if text is None:
+        return None
+    try:
+        if text.startswith("@"):
+            return json.loads(Path(text[1:]).read_text(encoding="utf-8"))
+        return json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise _fail(f"{what}: {exc}") from exc
+
+
+@target_app.command("add")
+def target_add(
+    product_code: str,
+    product_name: str,
+    version: Annotated[str, typer.Option(help="Master version.")] = "1",
+    description: Annotated[str | None, typer.Option()] = None,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    from sync.server import masters
+
+    with _server_session(database_url, data_dir) as (session, _):
+        row = masters.add_target(session, product_code, product_name, version, description)
+        typer.echo(f"target {row.product_code} v{row.version} id {row.id}")
+
+
+@target_app.command("update")
+def target_update(
+    ref: Annotated[str, typer.Argument(help="Product code or id.")],
+    product_code: Annotated[str | None, typer.Option("--code")] = None,
+    product_name: Annotated[str | None, typer.Option("--name")] = None,
+    version: Annotated[str | None, typer.Option()] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    from sync.server import masters
+
+    with _server_session(database_url, data_dir) as (session, _):
+        row = masters.update_target(session, ref, product_code=product_code,
+                                    product_name=product_name, version=version,
+                                    description=description)
+        typer.echo(f"target {row.product_code} v{row.version} updated")
+
+
+@target_app.command("delete")
+def target_delete(ref: str, database_url: DatabaseOpt = None, data_dir: DataDirOpt = None) -> None:
+    from sync.server import masters
+
+    with _server_session(database_url, data_dir) as (session, _):
+        masters.delete_target(session, ref)
+    typer.echo(f"target {ref} deleted")
+
+
+@target_app.command("list")
+def target_list(database_url: DatabaseOpt = None, data_dir: DataDirOpt = None) -> None:
+    from sqlmodel import select
+
+    from schema import server as s
+
+    with _server_session(database_url, data_dir) as (session, _):
+        for row in session.exec(select(s.InspectionTargetMaster)
+                                .order_by(s.InspectionTargetMaster.product_code)):
+            gone = " (deleted)" if row.deleted_at else ""
+            typer.echo(f"{row.product_code}\tv{row.version}\t{row.product_name}{gone}")
+
+
+CriteriaOpt = Annotated[
+    str | None, typer.Option(help="Criteria JSON, or @file.json.")
+]
+
+
+@item_app.command("add")
+def item_add(
+    target: Annotated[str, typer.Argument(help="Product code or id.")],
+    item_code: str,
+    item_name: str,
+    inspection_type: Annotated[
+        str, typer.Option("--type", help="VISUAL, DIMENSION, FUNCTION, TEXT")
+    ],
+    order: Annotated[int, typer.Option(help="Position in the target's sequence (1…).")],
+    criteria: CriteriaOpt = None,
+    optional: Annotated[bool, typer.Option(help="May be skipped.")] = False,
+    pipeline: Annotated[str | None, typer.Option(help="Pipeline id or name (enables AI).")] = None,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    from sync.server import masters
+
+    parsed = _json_arg(criteria, "criteria")
+    if parsed is None:
+        raise _fail("--criteria is required")
+    with _server_session(database_url, data_dir) as (session, _):
+        row = masters.add_item(
+            session, target, item_code=item_code, item_name=item_name,
+            inspection_type=inspection_type, criteria=parsed, order_sequence=order,
+            required=not optional, ai_enabled=pipeline is not None, pipeline_id=pipeline,
+        )
+        typer.echo(f"item {row.item_code} of {target} id {row.id}")
+
+
+@item_app.command("update")
+def item_update(
+    target: str,
+    item: Annotated[str, typer.Argument(help="Item code or id.")],
+    item_name: Annotated[str | None, typer.Option("--name")] = None,
+    criteria: CriteriaOpt = None,
+    order: Annotated[int | None, typer.Option()] = None,
+    required: Annotated[bool | None, typer.Option("--required/--optional")] = None,
+    pipeline: Annotated[str | None, typer.Option()] = None,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    from sync.server import masters
+
+    with _server_session(database_url, data_dir) as (session, _):
+        row = masters.update_item(
+            session, target, item, item_name=item_name, criteria=_json_arg(criteria, "criteria"),
+            order_sequence=order, required=required, pipeline_id=pipeline,
+            ai_enabled=True if pipeline else None,
+        )
+        typer.echo(f"item {row.item_code} updated")
+
+
+@item_app.command("delete")
+def item_delete(target: str, item: str, database_url: DatabaseOpt = None,
+                data_dir: DataDirOpt = None) -> None:
+    from sync.server import masters
+
+    with _server_session(database_url, data_dir) as (session, _):
+        masters.delete_item(session, target, item)
+    typer.echo(f"item {item} of {target} deleted")
+
+
+@pipeline_app.command("add")
+def pipeline_add(
+    definition_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    description: Annotated[str | None, typer.Option()] = None,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Add a pipeline, or publish a new version of the one with the same id or name."""
+    from sync.server import masters
+
+    definition = _json_arg(f"@{definition_file}", str(definition_file))
+    with _server_session(database_url, data_dir) as (session, _):
+        row = masters.put_pipeline(session, definition, description)
+        typer.echo(f"pipeline {row.name} v{row.version} id {row.id}")
+
+
+@user_app.command("add")
+def user_add(
+    username: str,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                          confirmation_prompt=True)],
+    role: Annotated[str, typer.Option(help="inspector or admin")] = "inspector",
+    full_name: Annotated[str | None, typer.Option()] = None,
+    email: Annotated[str | None, typer.Option()] = None,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    from sync.server import masters
+
+    with _server_session(database_url, data_dir) as (session, _):
+        row = masters.add_user(session, username, password, role=role, full_name=full_name,
+                               email=email)
+        typer.echo(f"user {row.username} ({row.role}) id {row.id}")
+
+
+@user_app.command("update")
+def user_update(
+    username: str,
+    password: Annotated[str | None, typer.Option()] = None,
+    role: Annotated[str | None, typer.Option()] = None,
+    full_name: Annotated[str | None, typer.Option()] = None,
+    active: Annotated[bool | None, typer.Option("--active/--inactive")] = None,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    from sync.server import masters
+
+    with _server_session(database_url, data_dir) as (session, _):
+        masters.update_user(session, username, password=password, role=role,
+                            full_name=full_name, is_active=active)
+    typer.echo(f"user {username} updated")
+
+
+@user_app.command("delete")
+def user_delete(username: str, database_url: DatabaseOpt = None,
+                data_dir: DataDirOpt = None) -> None:
+    from sync.server import masters
+
+    with _server_session(database_url, data_dir) as (session, _):
+        masters.delete_user(session, username)
+    typer.echo(f"user {username} deleted")
+
+
+@model_app.command("add")
+def model_add(
+    model_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    name: Annotated[str | None, typer.Option()] = None,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    storage: StorageOpt = None,
+) -> None:
+    """Store a model file under its SHA-256 and publish it to devices."""
+    from sync.server import masters
+
+    with _server_session(database_url, data_dir, storage) as (session, store):
+        row = masters.add_model(session, store, model_file, name)
+        typer.echo(f"model {row.original_name} sha256:{row.checksum}")
+
+
+@server_app.command("seed-demo")
+def seed_demo(
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    storage: StorageOpt = None,
+    tokens_file: Annotated[
+        Path | None, typer.Option(help="Write the devices' tokens here (JSON) instead of stdout.")
+    ] = None,
+    models_dir: Annotated[
+        Path | None, typer.Option(help="Demo models folder (default: sidecar/models).")
+    ] = None,
+    new_tokens: Annotated[bool, typer.Option(help="Reissue tokens of existing devices.")] = False,
+) -> None:
+    """Create SCENARIO.md's site: users, tablets, products, BRK-100's items, pipelines, models."""
+    from sync.server.demo import DEMO_MODELS_DIR
+    from sync.server.demo import seed_demo as seed
+
+    with _server_session(database_url, data_dir, storage) as (session, store):
+        report = seed(session, store, models_dir=models_dir or DEMO_MODELS_DIR,
+                      new_tokens=new_tokens)
+    typer.echo("users (demo passwords):")
+    for username, password, role in report.users:
+        typer.echo(f"  {username:8} {password:14} {role}")
+    if tokens_file is not None and report.devices:
+        tokens_file.write_text(json.dumps(report.devices, indent=2) + "\n", encoding="utf-8")
+        os.chmod(tokens_file, 0o600)
+        typer.echo(f"device tokens written to {tokens_file}")
+    else:
+        for name, token in report.devices.items():
+            typer.echo(f"device {name} token: {token}")
+    typer.echo("targets: " + ", ".join(report.targets))
+    for line in report.items:
+        typer.echo(f"  {line}")
+    if report.pipelines:
+        typer.echo("pipelines: " + ", ".join(report.pipelines))
+    if report.models:
+        typer.echo("models: " + ", ".join(report.models))
+    for note in report.notes:
+        typer.echo(f"note: {note}")
+
+
+# --- device ----------------------------------------------------------------------------------
+
+DeviceDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="The sidecar's data directory.")
+]
+
+
+@contextmanager
+def _device_service(data_dir: Path | None) -> Iterator[Any]:
+    from schema.db import Database, create_sqlite_engine
+    from schema.errors import SchemaError
+    from schema.migrate import upgrade_device
+    from sidecar import __version__
+    from sidecar.settings import Settings
+    from sync.device.service import SyncService
+
+    settings = Settings(data_dir=data_dir) if data_dir else Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        upgrade_device(settings.database_path)
+    except SchemaError as exc:
+        raise _fail(str(exc)) from exc
+    db = Database(create_sqlite_engine(settings.database_path))
+    service = SyncService(db, settings.data_dir, __version__, settings.device_type)
+    try:
+        yield service
+    finally:
+        service.stop()
+        db.dispose()
+
+
+@device_app.command("connect")
+def device_connect(
+    server: Annotated[str, typer.Option("--server", help="http(s)://host:port of the server.")],
+    token: Annotated[str, typer.Option("--token", envvar="KENSA_DEVICE_TOKEN",
+                                       help="The token `kensa server device add` printed.")],
+    data_dir: DeviceDirOpt = None,
+) -> None:
+    """Store the server URL and device token (verified when the server is reachable)."""
+    from sync.errors import SyncError
+
+    with _device_service(data_dir) as service:
+        try:
+            result = service.connect(server, token)
+        except SyncError as exc:
+            raise _fail(f"{exc.message} ({exc.code})") from exc
+    typer.echo(f"{result.server_url}: {result.message}"
+               + (f" as {result.device_name}" if result.device_name else ""))
+
+
+@device_app.command("status")
+def device_status(data_dir: DeviceDirOpt = None) -> None:
+    """Print the sync status as JSON."""
+    with _device_service(data_dir) as service:
+        typer.echo(service.status().model_dump_json(indent=2))
+
+
+@device_app.command("sync-now")
+def device_sync_now(data_dir: DeviceDirOpt = None) -> None:
+    """Push, pull and upload once, now."""
+    with _device_service(data_dir) as service:
+        report = service.run_once()
+    typer.echo(report.model_dump_json(indent=2))
+    if not report.ok:
+        raise typer.Exit(code=1)

@@ -1,0 +1,84 @@
+"""The sidecar's sync endpoints for the settings screen and the sync badge.
+
+    GET  /sync/status     online/offline, pending rows and bytes, oldest pending, last success,
+                          last error and its kind, operations set aside
+    POST /sync/connect    {server_url, token}: store (and verify) the server connection
+    POST /sync/now        start a run now; ``?wait=true`` runs it and returns its report
+
+The sidecar mounts ``router`` and provides the service: either put it in ``app.state.sync`` or
+override ``get_sync_service``. Authentication of these calls is the sidecar's (its per-launch
+bearer token); nothing here ever returns the device token.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from sync.device.service import ConnectResult, RunReport, SyncService, SyncStatus
+from sync.errors import SyncError
+
+router = APIRouter(prefix="/sync", tags=["sync"])
+
+
+def get_sync_service(request: Request) -> SyncService:
+    """The app's service (``app.state.sync``); apps may override this dependency instead."""
+    service = getattr(request.app.state, "sync", None)
+    if not isinstance(service, SyncService):
+        raise HTTPException(status_code=503, detail="sync is not set up in this app")
+    return service
+
+
+Service = Annotated[SyncService, Depends(get_sync_service)]
+
+
+class ConnectIn(BaseModel):
+    server_url: str = Field(min_length=1, max_length=500)
+    token: str = Field(min_length=1, max_length=500, repr=False)
+
+
+class SyncNowOut(BaseModel):
+    started: bool
+    report: RunReport | None = None
+    status: SyncStatus
+
+
+def _error(exc: SyncError) -> JSONResponse:
+    # The sidecar's error shape: {"error": {"code", "message", "detail"}}.
+    status = exc.status_code if 400 <= exc.status_code < 500 else 502
+    return JSONResponse(
+        status_code=status,
+        content={"error": {"code": exc.code, "message": exc.message, "detail": {}}},
+    )
+
+
+@router.get("/status")
+def sync_status(service: Service) -> SyncStatus:
+    return service.status()
+
+
+@router.post("/connect", response_model=ConnectResult)
+def sync_connect(body: ConnectIn, service: Service) -> Any:
+    try:
+        return service.connect(body.server_url, body.token)
+    except SyncError as exc:
+        return _error(exc)
+
+
+@router.post("/now", response_model=SyncNowOut)
+async def sync_now(service: Service, wait: bool = False) -> Any:
+    if wait:
+        report = await run_in_threadpool(service.run_once)
+        status = await run_in_threadpool(service.status)
+        return SyncNowOut(started=report.skipped is None, report=report, status=status)
+    service.trigger()
+    # Without a running scheduler nothing would pick the trigger up: run in a thread instead.
+    if not service.scheduled:
+        threading.Thread(target=service.run_once, name="kensa-sync-now", daemon=True).start()
+    status = await run_in_threadpool(service.status)
+    return SyncNowOut(started=True, status=status)

@@ -1,0 +1,44 @@
+"""Operations the server stored but refused to apply (a version conflict: the server kept its own
+record). They come back to the device as set-aside outbox rows with the server's reason, so the
+status API shows them beside the operations the server rejected outright."""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+
+from schema.db import Database
+from schema.types import utcnow
+from sync.device import state
+from sync.device.client import SyncClient
+from sync.device.outbox_store import sqlite_time
+
+STREAM = "conflicts"
+
+_INSERT = sa.text(
+    "INSERT OR IGNORE INTO outbox (op_id, entity_type, entity_id, operation, data, priority, "
+    "retry_count, created_at, set_aside_at, set_aside_reason) VALUES (:op_id, :entity_type, "
+    ":entity_id, :operation, :data, 0, 0, :now, :now, :reason)"
+)
+
+
+def fetch_refused(db: Database, client: SyncClient) -> int:
+    """Record every refusal the server reports after the stored cursor; returns how many."""
+    after = int(state.get(db, STREAM).cursor or 0)
+    total = 0
+    while True:
+        page = client.conflicts(after)
+        if not page.conflicts:
+            return total
+        now = sqlite_time(utcnow())
+        with db.atomic() as session:
+            session.execute(_INSERT, [
+                {"op_id": op.op_id, "entity_type": op.entity_type, "entity_id": op.entity_id,
+                 "operation": op.operation, "data": json.dumps(op.data), "now": now,
+                 "reason": f"conflict: {op.reason}"}
+                for op in page.conflicts
+            ])
+            state.set_cursor(session, STREAM, str(page.cursor))
+        total += len(page.conflicts)
+        after = page.cursor

@@ -1,0 +1,413 @@
+"""The device's sync service: push, pull and upload in the background, and the status the UI shows.
+
+An APScheduler ``BackgroundScheduler`` ticks every second (``max_instances=1``); each tick asks
+the pure ``SyncSchedule`` what is due — a full run, a cheap reachability probe while offline, or
+nothing. Timing is on the monotonic clock, so a tablet whose wall clock jumps (or is a day wrong)
+neither stalls nor hammers the server. One run at a time: the scheduler's tick, "sync now" and the
+CLI share one lock.
+
+A run is: push the outbox, pull masters, upload images. A transport failure (offline, timeout,
+5xx, 429) ends the run and schedules the next attempt by the backoff policy; a 401 is retried once
+with fresh credentials by the client, and if the device token itself is refused the queue is kept
+and the attempt is backed off like any other failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, SecretStr
+
+from schema.db import Database
+from schema.types import utcnow
+from sync.device import config, state
+from sync.device.client import SyncClient
+from sync.device.outbox_store import SetAside, SqliteOutbox
+from sync.device.pull import Puller
+from sync.device.push import Pusher
+from sync.device.refused import fetch_refused
+from sync.device.upload import Uploader, pending_image_stats
+from sync.errors import (
+    AuthError,
+    Forbidden,
+    NotConfigured,
+    Offline,
+    SyncError,
+    TimedOut,
+    TransportError,
+)
+from sync.policy import BackoffPolicy, Failure, SyncSchedule
+
+log = logging.getLogger(__name__)
+
+
+def failure_of(exc: SyncError) -> Failure:
+    if isinstance(exc, Offline | TimedOut):
+        return Failure.OFFLINE
+    if isinstance(exc, TransportError):
+        return Failure.SERVER
+    if isinstance(exc, AuthError | Forbidden):
+        return Failure.AUTH
+    return Failure.OTHER
+
+
+class StreamStatus(BaseModel):
+    last_success_at: datetime | None = None
+    last_error_at: datetime | None = None
+    last_error: str | None = None
+    last_error_kind: str | None = None
+    cursor: str | None = None
+
+
+class SetAsideOp(BaseModel):
+    seq: int
+    op_id: str
+    entity_type: str
+    entity_id: str
+    operation: str
+    reason: str | None
+    set_aside_at: str | None
+
+
+class SyncStatus(BaseModel):
+    configured: bool
+    server_url: str | None = None
+    device_id: str | None = None
+    device_name: str | None = None
+    online: bool | None = None
+    running: bool = False
+    pending_rows: int = 0
+    pending_bytes: int = 0
+    oldest_pending_at: str | None = None
+    oldest_pending_age_s: float | None = None
+    pending_images: int = 0
+    pending_image_bytes: int = 0
+    last_success_at: datetime | None = None
+    last_error: str | None = None
+    last_error_kind: str | None = None
+    last_error_at: datetime | None = None
+    consecutive_failures: int = 0
+    next_attempt_in_s: float | None = None
+    set_aside: list[SetAsideOp] = []
+    streams: dict[str, StreamStatus] = {}
+
+
+class RunReport(BaseModel):
+    ok: bool
+    skipped: str | None = None
+    pushed: int = 0
+    set_aside: int = 0
+    pulled: int = 0
+    uploaded: int = 0
+    uploaded_bytes: int = 0
+    more_pending: bool = False
+    error: str | None = None
+    error_kind: str | None = None
+
+
+class ConnectResult(BaseModel):
+    server_url: str
+    verified: bool
+    device_id: str | None = None
+    device_name: str | None = None
+    message: str
+
+
+class _QuietOverlap(logging.Filter):
+    """A tick that overlaps a long run is expected (max_instances=1 skips it): not a warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances" not in record.getMessage()
+
+
+_QUIET_OVERLAP = _QuietOverlap()
+
+
+class SyncService:
+    def __init__(
+        self,
+        db: Database,
+        data_dir: Path,
+        app_version: str,
+        device_type: str = "tablet",
+        transport: httpx.BaseTransport | None = None,
+        *,
+        interval_s: float = 30.0,
+        probe_interval_s: float = 2.0,
+        backoff: BackoffPolicy | None = None,
+        batch_size: int = 2000,
+        tick_s: float = 1.0,
+        clock: Callable[[], datetime] = utcnow,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.db = db
+        self.data_dir = Path(data_dir)
+        self.app_version = app_version
+        self.device_type = device_type
+        self.transport = transport
+        self.tick_s = tick_s
+        self.clock = clock
+        self.rand = rand
+        self.schedule = SyncSchedule(
+            policy=backoff or BackoffPolicy(), interval=interval_s, probe_interval=probe_interval_s
+        )
+        self.outbox = SqliteOutbox(db)
+        self.pusher = Pusher(
+            self.outbox, device_type=device_type, app_version=app_version, batch_size=batch_size
+        )
+        self.puller = Puller(db, self.data_dir)
+        self.uploader = Uploader(db, self.data_dir)
+        self._client: SyncClient | None = None
+        self._client_for: tuple[str, str] | None = None
+        self._run_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._running = False
+        self._scheduler: Any = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        if self._scheduler is not None:
+            return
+        logging.getLogger("apscheduler.scheduler").addFilter(_QUIET_OVERLAP)
+        scheduler = BackgroundScheduler(daemon=True)
+        scheduler.add_job(
+            self._tick, "interval", seconds=self.tick_s, id="kensa-sync", max_instances=1,
+            coalesce=True, misfire_grace_time=None, next_run_time=datetime.now(),
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+        with self._state_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the background scheduler is running."""
+        return self._scheduler is not None
+
+    def trigger(self) -> None:
+        """Sync as soon as possible (after a local write, or the "sync now" button)."""
+        with self._state_lock:
+            self.schedule.trigger(time.monotonic())
+
+    # --- connection --------------------------------------------------------------------------
+
+    def _connection(self) -> config.Connection | None:
+        return config.load(self.db)
+
+    def client(self) -> SyncClient:
+        connection = self._connection()
+        if connection is None:
+            raise NotConfigured("connect the device to a server first")
+        key = (connection.server_url, connection.token.get_secret_value())
+        with self._state_lock:
+            if self._client is None or self._client_for != key:
+                if self._client is not None:
+                    self._client.close()
+                self._client = SyncClient(
+                    connection.server_url, connection.token, app_version=self.app_version,
+                    transport=self.transport, clock=self.clock,
+                )
+                self._client_for = key
+            return self._client
+
+    def connect(self, server_url: str, token: str) -> ConnectResult:
+        """Store the server URL and device token, verifying them when the server is reachable.
+
+        A token the server refuses is not stored. An unreachable server does not stop the
+        settings being saved (the tablet may be set up off the network): sync starts once it is
+        reachable.
+        """
+        url = config.normalise_url(server_url)
+        secret = SecretStr(token.strip())
+        probe = SyncClient(url, secret, app_version=self.app_version, transport=self.transport,
+                           clock=self.clock)
+        try:
+            identity = probe.authenticate()
+        except TransportError as exc:
+            config.save(self.db, url, secret)
+            self.trigger()
+            return ConnectResult(server_url=url, verified=False,
+                                 message=f"saved; the server is not reachable now ({exc.code})")
+        finally:
+            probe.close()
+        if identity.device_type != self.device_type:
+            log.warning("server registered this device as a %s, it runs as a %s",
+                        identity.device_type, self.device_type)
+        config.save(self.db, url, secret)
+        config.save_identity(self.db, identity.device_id, identity.device_name)
+        # A reinstalled tablet re-using its registration must not reuse sequence numbers.
+        self.outbox.bump_sequence(identity.last_applied_seq)
+        self.trigger()
+        log.info("connected to %s as device %s", url, identity.device_name)
+        return ConnectResult(server_url=url, verified=True, device_id=identity.device_id,
+                             device_name=identity.device_name, message="connected")
+
+    # --- running -----------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        try:
+            if self._connection() is None:
+                return
+            now = time.monotonic()
+            with self._state_lock:
+                due = self.schedule.due(now)
+                probe = not due and self.schedule.should_probe(now)
+            if due:
+                self.run_once()
+            elif probe:
+                reachable = self.client().ping()
+                with self._state_lock:
+                    came_back = self.schedule.probed(time.monotonic(), reachable)
+                if came_back:
+                    log.info("server reachable again: syncing now")
+                    self.run_once()
+        except Exception:
+            # A tick must never kill the scheduler's job; the next tick tries again.
+            log.exception("sync tick failed")
+            with self._state_lock:
+                self.schedule.failed(time.monotonic(), Failure.OTHER, self._rand())
+
+    def _rand(self) -> float:
+        value = self.rand()
+        return value if 0.0 <= value < 1.0 else 0.5
+
+    def run_once(self, *, budget_s: float = 20.0) -> RunReport:
+        """One push → pull → upload run; returns at once if another run is in progress."""
+        if not self._run_lock.acquire(blocking=False):
+            return RunReport(ok=False, skipped="busy")
+        try:
+            self._running = True
+            return self._run(budget_s)
+        finally:
+            self._running = False
+            self._run_lock.release()
+
+    def _run(self, budget_s: float) -> RunReport:
+        report = RunReport(ok=True)
+        try:
+            client = self.client()
+        except NotConfigured as exc:
+            return RunReport(ok=False, skipped=exc.code)
+        stream = "push"
+        try:
+            identity = client.identity or client.authenticate()
+            self._remember_identity(identity.device_id, identity.device_name)
+            # The server's registration decides the device type rows travel with.
+            self.pusher.device_type = identity.device_type
+            pushed = self.pusher.push(client, identity.device_id, budget_s)
+            # Updates the server refused on a version conflict are shown as set aside.
+            refused = fetch_refused(self.db, client)
+            self._succeeded(stream)
+            report.pushed, report.set_aside = pushed.pushed, pushed.set_aside + refused
+
+            stream = "pull"
+            pulled = self.puller.pull(client, budget_s)
+            self._succeeded(stream)
+            report.pulled = pulled.applied
+
+            stream = "upload"
+            uploaded = self.uploader.upload(client, budget_s * 3)
+            self._succeeded(stream)
+            report.uploaded, report.uploaded_bytes = uploaded.uploaded, uploaded.bytes
+            report.more_pending = pushed.has_more or pulled.has_more or uploaded.has_more
+        except SyncError as exc:
+            self._failed(stream, exc)
+            report.ok, report.error, report.error_kind = False, exc.message, exc.kind
+            report.more_pending = True
+            return report
+        with self._state_lock:
+            self.schedule.succeeded(time.monotonic(), more_pending=report.more_pending)
+        return report
+
+    def _succeeded(self, stream: str) -> None:
+        state.succeeded(self.db, stream, self.clock())
+
+    def _failed(self, stream: str, exc: SyncError) -> None:
+        retry_after = exc.retry_after if isinstance(exc, TransportError) else None
+        with self._state_lock:
+            delay_at = self.schedule.failed(
+                time.monotonic(), failure_of(exc), self._rand(), retry_after
+            )
+        log.warning("sync %s failed (%s): %s; next attempt in %.1fs", stream, exc.kind,
+                    exc.message, max(0.0, delay_at - time.monotonic()))
+        try:
+            state.failed(self.db, stream, exc.kind, exc.message, self.clock())
+        except Exception:
+            log.exception("could not record the sync error")
+
+    def _remember_identity(self, device_id: str, name: str) -> None:
+        connection = self._connection()
+        if connection is not None and connection.device_id != device_id:
+            config.save_identity(self.db, device_id, name)
+
+    # --- status ------------------------------------------------------------------------------
+
+    def status(self) -> SyncStatus:
+        connection = self._connection()
+        stats = self.outbox.stats()
+        images, image_bytes = pending_image_stats(self.db)
+        streams = {name: state.get(self.db, name) for name in state.STREAMS}
+        with self._state_lock:
+            online = self.schedule.online
+            failures = self.schedule.failures
+            next_in = self.schedule.delay_until_next(time.monotonic())
+        oldest_age = None
+        if stats.oldest_created_at:
+            oldest = datetime.fromisoformat(stats.oldest_created_at)
+            oldest_age = max(0.0, (self.clock() - oldest).total_seconds())
+        successes = [s.last_success_at for s in streams.values() if s.last_success_at]
+        errors = [s for s in streams.values() if s.last_error_at]
+        latest_error = max(errors, key=lambda s: s.last_error_at or self.clock()) if errors \
+            else None
+        return SyncStatus(
+            configured=connection is not None,
+            server_url=connection.server_url if connection else None,
+            device_id=connection.device_id if connection else None,
+            device_name=connection.device_name if connection else None,
+            online=online,
+            running=self._running,
+            pending_rows=stats.rows,
+            pending_bytes=stats.bytes,
+            oldest_pending_at=stats.oldest_created_at,
+            oldest_pending_age_s=oldest_age,
+            pending_images=images,
+            pending_image_bytes=image_bytes,
+            last_success_at=max(successes) if successes else None,
+            last_error=latest_error.last_error if latest_error else None,
+            last_error_kind=latest_error.last_error_kind if latest_error else None,
+            last_error_at=latest_error.last_error_at if latest_error else None,
+            consecutive_failures=failures,
+            next_attempt_in_s=next_in if connection else None,
+            set_aside=[_set_aside_op(op) for op in self.outbox.set_aside_rows()],
+            streams={
+                name: StreamStatus(
+                    last_success_at=s.last_success_at, last_error_at=s.last_error_at,
+                    last_error=s.last_error, last_error_kind=s.last_error_kind, cursor=s.cursor,
+                )
+                for name, s in streams.items()
+            },
+        )
+
+
+def _set_aside_op(op: SetAside) -> SetAsideOp:
+    return SetAsideOp(seq=op.seq, op_id=op.op_id, entity_type=op.entity_type,
+                      entity_id=op.entity_id, operation=op.operation, reason=op.reason,
+                      set_aside_at=op.set_aside_at)

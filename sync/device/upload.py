@@ -1,0 +1,142 @@
+"""Uploading inspection images, separately from the records, keyed by SHA-256.
+
+Images not yet confirmed (``uploaded_at IS NULL``) are checked against the server in bulk first:
+hashes it already holds are marked uploaded without sending a byte. The rest are streamed from
+``<data_dir>/<file_path>`` in chunks; the server checks the hash before it keeps anything. An
+upload cut off half-way leaves nothing on either side and simply starts again from the first
+byte. ``uploaded_at`` is set only once the server has confirmed the body.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from schema.db import Database
+from schema.types import utcnow
+from sync.device.client import SyncClient
+from sync.device.outbox_store import sqlite_time
+
+log = logging.getLogger(__name__)
+
+_PENDING = sa.text(
+    "SELECT sha256, min(file_path), max(mime_type), max(coalesce(file_size, 0)) "
+    "FROM inspection_images WHERE uploaded_at IS NULL "
+    "GROUP BY sha256 ORDER BY min(created_at) LIMIT :limit"
+)
+
+
+@dataclass
+class UploadResult:
+    uploaded: int = 0
+    skipped_known: int = 0
+    bytes: int = 0
+    missing_files: list[str] = field(default_factory=list)
+    has_more: bool = False
+
+
+@dataclass(frozen=True)
+class PendingImage:
+    sha256: str
+    file_path: str
+    mime_type: str | None
+    size: int
+
+
+def pending_images(db: Database, limit: int = 200) -> list[PendingImage]:
+    with db.read() as session:
+        rows = session.execute(_PENDING, {"limit": limit}).all()
+    return [PendingImage(r[0], r[1], r[2], int(r[3] or 0)) for r in rows]
+
+
+def pending_image_stats(db: Database) -> tuple[int, int]:
+    with db.read() as session:
+        row = session.execute(
+            sa.text(
+                "SELECT count(*), coalesce(sum(file_size), 0) FROM inspection_images "
+                "WHERE uploaded_at IS NULL"
+            )
+        ).one()
+    return int(row[0]), int(row[1])
+
+
+def mark_uploaded(db: Database, hashes: list[str]) -> None:
+    if not hashes:
+        return
+    with db.atomic() as session:
+        session.execute(
+            sa.text(
+                "UPDATE inspection_images SET uploaded_at = :now "
+                "WHERE uploaded_at IS NULL AND sha256 IN :hashes"
+            ).bindparams(sa.bindparam("hashes", expanding=True)),
+            {"now": sqlite_time(utcnow()), "hashes": hashes},
+        )
+
+
+class Uploader:
+    def __init__(
+        self, db: Database, data_dir: Path, *, listing: int = 200, parallel: int = 2
+    ) -> None:
+        self.db = db
+        self.data_dir = data_dir
+        self.listing = listing
+        # Two uploads at a time keep the link busy while the other side hashes and fsyncs.
+        self.parallel = parallel
+        # Hashes whose file is missing locally: reported, not retried in a tight loop.
+        self.missing_files: set[str] = set()
+
+    def upload(self, client: SyncClient, budget_s: float = 60.0) -> UploadResult:
+        result = UploadResult()
+        deadline = time.monotonic() + budget_s
+        while True:
+            batch = [
+                p for p in pending_images(self.db, self.listing + len(self.missing_files))
+                if p.sha256 not in self.missing_files
+            ][: self.listing]
+            if not batch:
+                result.missing_files = sorted(self.missing_files)
+                return result
+            wanted = set(client.missing([p.sha256 for p in batch]))
+            known = [p.sha256 for p in batch if p.sha256 not in wanted]
+            mark_uploaded(self.db, known)
+            result.skipped_known += len(known)
+            todo = []
+            for image in batch:
+                if image.sha256 not in wanted:
+                    continue
+                path = self.data_dir / image.file_path
+                if not path.is_file():
+                    log.error("image %s is missing at %s; cannot upload it", image.sha256, path)
+                    self.missing_files.add(image.sha256)
+                    continue
+                todo.append((image, path))
+            with ThreadPoolExecutor(self.parallel, thread_name_prefix="kensa-upload") as pool:
+                running = [pool.submit(self._one, client, image, path, deadline)
+                           for image, path in todo]
+                # Every upload finishes or fails on its own; the first failure is raised
+                # once all have stopped, so no confirmed upload goes unrecorded.
+                errors = [f.exception() for f in running]
+                for future in running:
+                    if future.exception() is None and future.result() is not None:
+                        result.uploaded += 1
+                        result.bytes += future.result() or 0
+                failure = next((e for e in errors if e is not None), None)
+                if failure is not None:
+                    raise failure
+            if time.monotonic() > deadline:
+                result.has_more = bool(pending_images(self.db, 1))
+                return result
+
+    def _one(
+        self, client: SyncClient, image: PendingImage, path: Path, deadline: float
+    ) -> int | None:
+        if time.monotonic() > deadline:
+            return None
+        stored = client.upload(image.sha256, path, mime_type=image.mime_type)
+        mark_uploaded(self.db, [image.sha256])
+        return stored.size

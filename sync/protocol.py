@@ -1,0 +1,177 @@
+"""The wire format both ends share: request and answer bodies of the sync API, version 1.
+
+Plain pydantic models, no FastAPI: the device's client and the server's endpoints validate with
+the same definitions.
+
+    GET  /sync/v1/ping                      reachability probe, no credentials
+    POST /sync/v1/auth                      device token -> short-lived access token
+    POST /sync/v1/push                      a batch of outbox rows -> applied_through_seq
+    GET  /sync/v1/changes?cursor=&limit=    masters changed after a cursor, with tombstones
+    GET  /sync/v1/conflicts?after=          this device's updates the server refused (versions)
+    POST /sync/v1/files/missing             which of these hashes the server lacks
+    PUT  /sync/v1/files/{sha256}            upload a body; stored only if it hashes to its name
+    GET  /sync/v1/files/{sha256}            download a model file
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+API_PREFIX = "/sync/v1"
+DEVICE_TIME_HEADER = "X-Kensa-Device-Time"
+
+DeviceType = Literal["mobile", "desktop", "tablet"]
+Operation = Literal["INSERT", "UPDATE", "DELETE"]
+
+# entity_type values a device may push (sidecar.outbox.ENTITY_TYPES)
+PUSH_ENTITY_TYPES = (
+    "inspection_target",
+    "inspection_session",
+    "inspection_session_item",
+    "inspection_image",
+    "ai_inspection_result",
+    "human_verification_result",
+)
+
+# entity_type values the server sends on pull
+MASTER_ENTITY_TYPES = ("user", "pipeline", "model", "target", "item")
+
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def is_sha256(value: str) -> bool:
+    return bool(SHA256_RE.match(value))
+
+
+class PushOp(BaseModel):
+    """One outbox row on the wire.
+
+    Strict: numbers are numbers, times and ids are strings in their own formats — so what this
+    accepts, PostgreSQL reads the same way when the server hands it the batch as JSON.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    seq: int = Field(gt=0)
+    op_id: uuid.UUID
+    entity_type: str
+    entity_id: uuid.UUID
+    operation: Operation
+    data: dict[str, Any]
+    priority: int = 0
+    retry_count: int = Field(default=0, ge=0)
+    created_at: datetime | None = None
+    # The queue's per-row columns; optional because the batch carries them once.
+    device_id: str | None = None
+    device_type: DeviceType | None = None
+    app_version: str | None = None
+
+    @field_validator("entity_type")
+    @classmethod
+    def _known_entity(cls, value: str) -> str:
+        if value not in PUSH_ENTITY_TYPES:
+            raise ValueError(f"unknown entity_type {value!r}")
+        return value
+
+
+class PushRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    device_id: str = Field(min_length=1, max_length=255)
+    device_type: DeviceType
+    app_version: str = Field(min_length=1, max_length=50)
+    ops: list[dict[str, Any]] = Field(min_length=1)
+
+
+class PushBatch(BaseModel):
+    """A push request with its operations validated in one pass (the common, valid case)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device_id: str = Field(min_length=1, max_length=255)
+    device_type: DeviceType
+    app_version: str = Field(min_length=1, max_length=50)
+    ops: list[PushOp] = Field(min_length=1)
+
+
+class Rejection(BaseModel):
+    seq: int | None = None
+    op_id: str | None = None
+    reason: str
+
+
+class PushResponse(BaseModel):
+    # Every op of the batch up to (in the batch's order) and including this seq is stored.
+    applied_through_seq: int
+    stored: int
+    duplicates: int
+    last_applied_seq: int
+
+
+class AuthResponse(BaseModel):
+    access_token: str
+    expires_in: int
+    device_id: str
+    device_name: str
+    device_type: DeviceType
+    last_applied_seq: int
+
+
+class Change(BaseModel):
+    cursor: str
+    entity_type: str
+    entity_id: str
+    op: Literal["UPSERT", "DELETE"]
+    data: dict[str, Any] | None = None
+
+
+class ChangesPage(BaseModel):
+    changes: list[Change]
+    cursor: str
+    has_more: bool
+    # On the last page of a full resync: every live id per entity type, so the device can
+    # tombstone what it holds and the server no longer has.
+    live: dict[str, list[str]] | None = None
+
+
+class RefusedOp(BaseModel):
+    """An operation stored but not applied: the server kept its own version of the record."""
+
+    id: int
+    seq: int
+    op_id: str
+    entity_type: str
+    entity_id: str
+    operation: str
+    reason: str
+    data: dict[str, Any]
+
+
+class ConflictsPage(BaseModel):
+    conflicts: list[RefusedOp]
+    cursor: int
+
+
+class MissingRequest(BaseModel):
+    sha256: list[str] = Field(max_length=10_000)
+
+
+class MissingResponse(BaseModel):
+    missing: list[str]
+
+
+class FileStored(BaseModel):
+    sha256: str
+    size: int
+    created: bool
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    detail: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,194 @@
+"""The device-facing sync API (``/sync/v1``); the protocol is described in ``sync.protocol``."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.requests import ClientDisconnect
+
+from schema.types import utcnow
+from sync.errors import PayloadTooLarge, TransportError
+from sync.protocol import (
+    API_PREFIX,
+    DEVICE_TIME_HEADER,
+    AuthResponse,
+    ChangesPage,
+    ConflictsPage,
+    FileStored,
+    MissingRequest,
+    MissingResponse,
+    RefusedOp,
+)
+from sync.server import changes as change_log
+from sync.server.auth import (
+    DeviceIdentity,
+    bearer,
+    device_by_token,
+    issue_access_token,
+    verify_access_token,
+)
+from sync.server.files import (
+    check_hash_name,
+    known_hashes,
+    readable_file,
+    stage_upload,
+    store_image,
+)
+from sync.server.processor import CONFLICT_PREFIX, QUEUE
+from sync.server.push import store_batch
+from sync.server.state import ServerState, server_state
+
+router = APIRouter(prefix=API_PREFIX, tags=["sync"])
+
+State = Annotated[ServerState, Depends(server_state)]
+
+
+async def current_device(request: Request, state: State) -> DeviceIdentity:
+    token = bearer(request.headers.get("authorization"))
+    device_id = verify_access_token(state.secret(), token, int(time.time()))
+    return await run_in_threadpool(state.device, device_id)
+
+
+Device = Annotated[DeviceIdentity, Depends(current_device)]
+
+
+@router.get("/ping")
+def ping() -> dict[str, object]:
+    """The cheap reachability probe: no credentials, no database."""
+    return {"ok": True, "time": utcnow().isoformat()}
+
+
+@router.post("/auth")
+def authenticate(request: Request, state: State) -> AuthResponse:
+    token = bearer(request.headers.get("authorization"))
+    with state.db.atomic() as session:
+        device = device_by_token(session, token)
+        device.last_seen_at = utcnow()
+        session.add(device)
+        ttl = state.settings.access_token_ttl_s
+        access = issue_access_token(state.secret(), device.id, int(time.time()) + ttl)
+        return AuthResponse(
+            access_token=access, expires_in=ttl, device_id=str(device.id),
+            device_name=device.name, device_type=device.device_type,
+            last_applied_seq=device.last_applied_seq,
+        )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"batch of {declared} bytes is over the limit of {limit}",
+                              max_bytes=limit)
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"batch is over the limit of {limit} bytes",
+                                      max_bytes=limit)
+            parts.append(chunk)
+    except ClientDisconnect as exc:
+        raise TransportError("the device went away mid-request") from exc
+    return b"".join(parts)
+
+
+@router.post("/push")
+async def push(request: Request, state: State, device: Device) -> JSONResponse:
+    body = await _read_body(request, state.settings.max_batch_bytes)
+    answer = await run_in_threadpool(
+        store_batch, state.db, device, body, state.settings,
+        request.headers.get(DEVICE_TIME_HEADER),
+    )
+    return JSONResponse(answer.model_dump())
+
+
+@router.get("/changes", response_model=ChangesPage)
+def pull(
+    state: State,
+    device: Device,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    size = min(limit or state.settings.page_limit_default, state.settings.page_limit_max)
+    with state.db.read() as session:
+        body = change_log.page_json(session, cursor, size)
+    # Serialised once, on the server's side; not validated again on the way out.
+    return Response(content=body, media_type="application/json")
+
+
+@router.get("/conflicts")
+def conflicts(
+    state: State,
+    device: Device,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> ConflictsPage:
+    """This device's operations the queue processor refused on a version conflict."""
+    with state.db.read() as session:
+        rows = session.execute(
+            sa.select(QUEUE)
+            .where(QUEUE.c.device_id == device.key, QUEUE.c.id > after,
+                   QUEUE.c.processed_at.is_not(None),
+                   QUEUE.c.last_error.like(f"{CONFLICT_PREFIX}%"))
+            .order_by(QUEUE.c.id)
+            .limit(limit)
+        ).all()
+    found = [
+        RefusedOp(id=r.id, seq=r.seq, op_id=str(r.op_id), entity_type=r.entity_type,
+                  entity_id=str(r.entity_id), operation=r.operation,
+                  reason=r.last_error.removeprefix(CONFLICT_PREFIX), data=r.data)
+        for r in rows
+    ]
+    return ConflictsPage(conflicts=found, cursor=found[-1].id if found else after)
+
+
+@router.post("/files/missing")
+def missing(body: MissingRequest, state: State, device: Device) -> MissingResponse:
+    hashes = [check_hash_name(h) for h in body.sha256]
+    known = known_hashes(state.db, hashes)
+    return MissingResponse(missing=[h for h in hashes if h not in known])
+
+
+@router.put("/files/{sha256}", status_code=201)
+async def upload(
+    sha256: str, request: Request, response: Response, state: State, device: Device
+) -> FileStored:
+    name = check_hash_name(sha256)
+    limit = state.settings.max_file_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"file of {declared} bytes is over the limit of {limit}",
+                              max_bytes=limit)
+    try:
+        staged, size = await stage_upload(
+            request.stream(), name, state.settings.staging_dir, limit
+        )
+    except ClientDisconnect as exc:
+        raise TransportError("the device went away mid-upload") from exc
+    stored = await run_in_threadpool(
+        store_image, state.db, state.the_storage(), name, staged, size,
+        device_id=device.id, mime_type=request.headers.get("content-type"),
+        name=request.headers.get("x-kensa-file-name"),
+    )
+    if not stored.created:
+        response.status_code = 200
+    return stored
+
+
+@router.get("/files/{sha256}")
+def download(sha256: str, state: State, device: Device) -> StreamingResponse:
+    name = check_hash_name(sha256)
+    row = readable_file(state.db, name, device.id)
+    chunks = state.the_storage().open(name)
+    headers = {"X-Kensa-SHA256": name}
+    if row.file_size:
+        headers["Content-Length"] = str(row.file_size)
+    return StreamingResponse(
+        chunks, media_type=row.mime_type or "application/octet-stream", headers=headers
+    )

@@ -1,0 +1,91 @@
+"""The sync server's app factory: one FastAPI app per set of settings, nothing built at import.
+
+Errors leave as ``{"error": {"code", "message", "detail"}}`` with the status of their
+``sync.errors`` branch; a database the server cannot reach is a 503 with ``Retry-After``, so
+devices back off instead of setting their operations aside.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from sync.errors import RateLimited, SyncError, TransportError
+from sync.server.api_admin import router as admin_router
+from sync.server.api_sync import router as sync_router
+from sync.server.settings import ServerSettings
+from sync.server.state import ServerState
+
+log = logging.getLogger(__name__)
+
+DB_RETRY_AFTER_S = 5
+
+
+def _error(status: int, code: str, message: str, detail: dict[str, Any] | None = None,
+           headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        status_code=status,
+        content={"error": {"code": code, "message": message, "detail": detail or {}}},
+        headers=headers,
+    )
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    settings = settings or ServerSettings()
+    state = ServerState.create(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state.start()
+        try:
+            yield
+        finally:
+            state.stop()
+
+    app = FastAPI(title="kensa sync server", lifespan=lifespan)
+    app.state.kensa = state
+    app.include_router(sync_router)
+    app.include_router(admin_router)
+
+    @app.exception_handler(SyncError)
+    async def sync_error(_: Request, exc: SyncError) -> JSONResponse:
+        headers = None
+        if isinstance(exc, TransportError | RateLimited) and exc.retry_after:
+            headers = {"Retry-After": str(int(exc.retry_after))}
+        if exc.status_code >= 500:
+            log.warning("%s: %s", exc.code, exc.message)
+        return _error(exc.status_code, exc.code, exc.message, exc.detail, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+            for e in exc.errors()[:10]
+        ]
+        return _error(422, "invalid_request", "the request does not match the API",
+                      {"errors": errors})
+
+    @app.exception_handler(OperationalError)
+    async def database_down(_: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable: %s", exc.orig)
+        return _error(503, "database_unavailable", "the server database is unavailable",
+                      headers={"Retry-After": str(DB_RETRY_AFTER_S)})
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(_: Request, exc: DBAPIError) -> JSONResponse:
+        log.error("database error: %s", exc.orig)
+        return _error(503, "database_error", "the server database failed",
+                      headers={"Retry-After": str(DB_RETRY_AFTER_S)})
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,431 @@
+"""Applying one queue row to the server's tables.
+
+Each device entity type has a spec: its table, the payload keys that become columns, and the
+references that must already be applied (a session needs its target, a result its image…). A
+missing device-made parent means an earlier operation has not been applied yet (priorities,
+several processors): the row is retried later. A reference to a master the server does not know
+is stored as NULL rather than failing for ever; the codes that identify it stay on the record.
+
+The version rules are ``sync.conflicts``; this module only gathers their inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from schema import server as s
+from sync.conflicts import Decision, decide_delete, decide_insert, decide_update
+
+
+class ApplyError(Exception):
+    """A row that cannot be applied now; it stays in the queue with this message."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    decision: Decision
+    note: str | None = None
+
+
+def _table(model: type[Any]) -> sa.Table:
+    table: sa.Table = model.__table__
+    return table
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError as exc:
+        raise ApplyError(f"{value!r} is not a UUID") from exc
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        stamp = value
+    else:
+        try:
+            stamp = datetime.fromisoformat(str(value))
+        except ValueError as exc:
+            raise ApplyError(f"{value!r} is not an ISO 8601 timestamp") from exc
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+def _json_object(value: Any) -> Any:
+    """The device keeps ``detailed_results`` as JSON text; the server as a JSON document."""
+    if value is None or isinstance(value, dict | list):
+        return value
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return {"text": value}
+        return parsed if isinstance(parsed, dict | list) else {"value": parsed}
+    return {"value": value}
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True)
+class Ref:
+    column: str
+    model: type[Any]
+    # A device-made parent must be applied first (retry); a master may be unknown (NULL).
+    device_made: bool
+
+
+@dataclass(frozen=True)
+class Spec:
+    model: type[Any]
+    columns: Mapping[str, Callable[[Any], Any]]
+    refs: tuple[Ref, ...] = ()
+    versioned: bool = False
+    user_ref: bool = False
+    extras: tuple[str, ...] = field(default=())
+
+    @property
+    def table(self) -> sa.Table:
+        return _table(self.model)
+
+
+SPECS: dict[str, Spec] = {
+    "inspection_target": Spec(
+        s.InspectionTarget,
+        {"product_id": str, "batch_id": str, "qr_code": str, "serial": _same,
+         "master_id": _uuid, "master_version": _same, "created_at": _time},
+        refs=(Ref("master_id", s.InspectionTargetMaster, device_made=False),),
+    ),
+    "inspection_session": Spec(
+        s.InspectionSession,
+        {"target_id": _uuid, "status": str, "result": _same, "product_code": _same,
+         "started_at": _time, "completed_at": _time, "version": int},
+        refs=(Ref("target_id", s.InspectionTarget, device_made=True),),
+        versioned=True,
+        user_ref=True,
+    ),
+    "inspection_session_item": Spec(
+        s.InspectionSessionItem,
+        {"session_id": _uuid, "item_id": _uuid, "item_code": str, "order_sequence": int,
+         "required": bool, "status": str, "result": _same, "attempts": int, "version": int},
+        refs=(
+            Ref("session_id", s.InspectionSession, device_made=True),
+            Ref("item_id", s.InspectionItemMaster, device_made=False),
+        ),
+        versioned=True,
+    ),
+    "inspection_image": Spec(
+        s.InspectionImage,
+        {"session_id": _uuid, "item_id": _uuid, "sha256": str, "image_type": _same,
+         "file_size": _same, "mime_type": _same, "width": _same, "height": _same,
+         "created_at": _time},
+        refs=(
+            Ref("session_id", s.InspectionSession, device_made=True),
+            Ref("item_id", s.InspectionItemMaster, device_made=False),
+        ),
+    ),
+    "ai_inspection_result": Spec(
+        s.AIInspectionResult,
+        {"session_id": _uuid, "item_id": _uuid, "image_id": _uuid, "pipeline_id": _uuid,
+         "pipeline_version": lambda v: None if v is None else str(v),
+         "model_sha256": _same, "overall_result": str, "confidence": float,
+         "processing_time": float, "detailed_results": _json_object,
+         "measurements": _json_object, "timings": _json_object, "created_at": _time},
+        refs=(
+            Ref("session_id", s.InspectionSession, device_made=True),
+            Ref("image_id", s.InspectionImage, device_made=True),
+            Ref("item_id", s.InspectionItemMaster, device_made=False),
+            Ref("pipeline_id", s.Pipeline, device_made=False),
+        ),
+    ),
+    "human_verification_result": Spec(
+        s.HumanVerificationResult,
+        {"session_id": _uuid, "item_id": _uuid, "ai_result_id": _uuid, "final_result": str,
+         "notes": _same, "defect_types": _same, "severity": _same, "overrode_ai": bool,
+         "verification_time": float, "created_at": _time},
+        refs=(
+            Ref("session_id", s.InspectionSession, device_made=True),
+            Ref("ai_result_id", s.AIInspectionResult, device_made=True),
+            Ref("item_id", s.InspectionItemMaster, device_made=False),
+        ),
+        user_ref=True,
+    ),
+}
+
+QUEUE = _table(s.TauriSyncQueue)
+
+
+class MasterCache:
+    """Known ids. Masters: for the processor's life (they change rarely and are never
+    hard-deleted). Device records: for one claimed batch only (``new_batch``), where a session
+    and the results under it usually arrive together."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, uuid.UUID], bool] = {}
+        self._batch: set[tuple[str, uuid.UUID]] = set()
+
+    def new_batch(self) -> None:
+        self._batch.clear()
+
+    def saw(self, table: sa.Table, key: uuid.UUID) -> None:
+        self._batch.add((table.name, key))
+
+    def forget(self, table: sa.Table, key: uuid.UUID) -> None:
+        self._batch.discard((table.name, key))
+
+    def applied(self, session: Session, model: type[Any], key: uuid.UUID) -> bool:
+        """Whether a device-made record is on the server (a parent of the row at hand)."""
+        name = _table(model).name
+        if (name, key) in self._batch:
+            return True
+        found = _exists(session, model, key)
+        if found:
+            self._batch.add((name, key))
+        return found
+
+    def exists(self, session: Session, model: type[Any], key: uuid.UUID) -> bool:
+        name = _table(model).name
+        cached = self._known.get((name, key))
+        if cached is None:
+            cached = _exists(session, model, key)
+            if cached:
+                self._known[(name, key)] = True
+        return cached
+
+    def user_id(self, session: Session, server_id: Any, username: Any) -> uuid.UUID | None:
+        key = _uuid(server_id) if server_id else None
+        if key is not None and self.exists(session, s.User, key):
+            return key
+        if isinstance(username, str):
+            found = session.execute(
+                sa.select(_table(s.User).c.id).where(_table(s.User).c.username == username)
+            ).scalar_one_or_none()
+            if isinstance(found, uuid.UUID):
+                return found
+        return None
+
+
+def _exists(session: Session, model: type[Any], key: uuid.UUID) -> bool:
+    table = _table(model)
+    return session.execute(sa.select(table.c.id).where(table.c.id == key)).first() is not None
+
+
+def _current_version(session: Session, spec: Spec, key: uuid.UUID) -> tuple[bool, int | None]:
+    table = spec.table
+    if spec.versioned:
+        found = session.execute(sa.select(table.c.version).where(table.c.id == key)).first()
+        return (found is not None, int(found[0]) if found else None)
+    return (_exists(session, spec.model, key), None)
+
+
+def _values(
+    session: Session, spec: Spec, data: Mapping[str, Any], cache: MasterCache, *, partial: bool
+) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, convert in spec.columns.items():
+        if name not in data:
+            continue
+        raw = data[name]
+        try:
+            values[name] = None if raw is None else convert(raw)
+        except (TypeError, ValueError) as exc:
+            raise ApplyError(f"{name}: {exc}") from exc
+    for ref in spec.refs:
+        key = values.get(ref.column)
+        if key is None:
+            continue
+        if ref.device_made:
+            if not cache.applied(session, ref.model, key):
+                raise ApplyError(f"{ref.column} {key} is not applied yet")
+        elif not cache.exists(session, ref.model, key):
+            values[ref.column] = None
+    if spec.user_ref and ("user_server_id" in data or "username" in data or not partial):
+        values["user_id"] = cache.user_id(session, data.get("user_server_id"),
+                                          data.get("username"))
+        values["username"] = data.get("username")
+    return values
+
+
+def _insert_ignore(session: Session, table: sa.Table, values: dict[str, Any]) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING; True when the row was new."""
+    statement: sa.Insert
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement = pg_insert(table).values(**values).on_conflict_do_nothing()
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(table).values(**values).on_conflict_do_nothing()
+    return session.execute(statement.returning(table.c.id)).first() is not None
+
+
+def _insert_pending(session: Session, entity_type: str, key: uuid.UUID, before_id: int) -> bool:
+    return (
+        session.execute(
+            sa.select(QUEUE.c.id).where(
+                QUEUE.c.entity_type == entity_type,
+                QUEUE.c.entity_id == key,
+                QUEUE.c.operation == "INSERT",
+                QUEUE.c.processed_at.is_(None),
+                QUEUE.c.id != before_id,
+            )
+        ).first()
+        is not None
+    )
+
+
+def apply_row(session: Session, row: Any, cache: MasterCache) -> Outcome:
+    """Apply one ``tauri_sync_queue`` row (a Row with the queue's columns)."""
+    spec = SPECS.get(row.entity_type)
+    if spec is None:
+        raise ApplyError(f"unknown entity type {row.entity_type!r}")
+    data: Mapping[str, Any] = row.data
+    key: uuid.UUID = row.entity_id
+
+    if row.operation == "INSERT":
+        # Insert-or-ignore answers "is it there already?" in the same statement: no lookup first.
+        values = _values(session, spec, data, cache, partial=False)
+        values["id"] = key
+        if "device_id" in spec.table.c:
+            values["device_id"] = _uuid(row.device_id)
+        inserted = _insert_ignore(session, spec.table, values)
+        decision = decide_insert(exists=not inserted)
+        if decision is Decision.APPLY:
+            cache.saw(spec.table, key)
+            if row.entity_type == "ai_inspection_result":
+                record_execution(session, row, values)
+        return Outcome(decision)
+
+    exists, version = _current_version(session, spec, key)
+
+    base = int(data.get("base_version", 0))
+    if row.operation == "UPDATE":
+        new = int(data.get("version", base + 1))
+        if spec.versioned:
+            decision = decide_update(version, base, new)
+        else:
+            decision = Decision.APPLY if exists else Decision.RETRY
+        if decision is Decision.APPLY:
+            values = _values(session, spec, data, cache, partial=True)
+            values.pop("id", None)
+            if spec.versioned:
+                values["version"] = new
+            if values:
+                session.execute(
+                    sa.update(spec.table).where(spec.table.c.id == key).values(**values)
+                )
+        elif decision is Decision.RETRY:
+            raise ApplyError(
+                f"update based on version {base} waits for version {version} to catch up"
+                if exists
+                else "the record is not applied yet"
+            )
+        elif decision is Decision.CONFLICT:
+            return Outcome(decision, f"server holds version {version}; update was {base}->{new}")
+        return Outcome(decision)
+
+    if row.operation == "DELETE":
+        pending = not exists and _insert_pending(session, row.entity_type, key, row.id)
+        if spec.versioned:
+            decision = decide_delete(version, base, pending)
+        else:
+            decision = Decision.APPLY if exists else (
+                Decision.RETRY if pending else Decision.SKIP
+            )
+        if decision is Decision.APPLY:
+            session.execute(sa.delete(spec.table).where(spec.table.c.id == key))
+            cache.forget(spec.table, key)
+        elif decision is Decision.RETRY:
+            raise ApplyError("the record's earlier operations are not applied yet")
+        elif decision is Decision.CONFLICT:
+            return Outcome(decision, f"server holds version {version}; delete was of {base}")
+        return Outcome(decision)
+    raise ApplyError(f"unknown operation {row.operation!r}")
+
+
+# --- pipelines as they ran -------------------------------------------------------------------
+
+
+def _steps(timings: Any) -> list[tuple[str, float]]:
+    """``{"step": ms}`` or ``[{"name"|"step": …, "ms"|"duration_ms": …}]`` → [(step, ms)]."""
+    steps: list[tuple[str, float]] = []
+    if isinstance(timings, dict):
+        for name, value in timings.items():
+            ms = value.get("ms") if isinstance(value, dict) else value
+            if isinstance(ms, int | float) and not isinstance(ms, bool):
+                steps.append((str(name), float(ms)))
+    elif isinstance(timings, list):
+        for entry in timings:
+            if not isinstance(entry, dict):
+                continue
+            name = entry.get("name") or entry.get("step")
+            ms = entry.get("ms", entry.get("duration_ms"))
+            if name and isinstance(ms, int | float) and not isinstance(ms, bool):
+                steps.append((str(name), float(ms)))
+    return steps
+
+
+def record_execution(session: Session, row: Any, values: Mapping[str, Any]) -> None:
+    """An applied AI result becomes a pipeline execution with one component execution per step,
+    so the server sees how each device's pipelines ran."""
+    steps = _steps(values.get("timings"))
+    finished = values.get("created_at") or row.created_at
+    total_ms = sum(ms for _, ms in steps) if steps else float(values.get("processing_time") or 0)
+    if not steps:
+        # processing_time is in seconds on the device; keep it as the whole run's duration.
+        total_ms = float(values.get("processing_time") or 0) * 1000.0
+    started = finished - timedelta(milliseconds=total_ms)
+    version = values.get("pipeline_version")
+    execution_id = uuid.uuid4()
+    session.execute(
+        sa.insert(_table(s.PipelineExecution)).values(
+            id=execution_id,
+            pipeline_id=values.get("pipeline_id"),
+            status="completed",
+            input_data={
+                "session_id": str(values.get("session_id")),
+                "item_id": str(values["item_id"]) if values.get("item_id") else None,
+                "image_id": str(values["image_id"]) if values.get("image_id") else None,
+                "model_sha256": values.get("model_sha256"),
+            },
+            output_data={
+                "overall_result": values.get("overall_result"),
+                "confidence": values.get("confidence"),
+                "measurements": values.get("measurements"),
+            },
+            started_at=started,
+            completed_at=finished,
+            device_id=_uuid(row.device_id),
+            pipeline_version=int(version) if isinstance(version, str) and version.isdigit()
+            else None,
+            ai_result_id=row.entity_id,
+            created_at=finished,
+        )
+    )
+    clock = started
+    components = []
+    for name, ms in steps:
+        end = clock + timedelta(milliseconds=ms)
+        components.append(
+            {"id": uuid.uuid4(), "execution_id": execution_id, "status": "completed",
+             "execution_time_ms": round(ms), "started_at": clock, "completed_at": end,
+             "step_name": name}
+        )
+        clock = end
+    if components:
+        session.execute(sa.insert(_table(s.ComponentExecution)), components)

@@ -1,0 +1,161 @@
+"""``kensa server seed-demo``: the site of SCENARIO.md on an empty (or partly seeded) server.
+
+Users ``admin`` / ``tanaka`` / ``suzuki`` with known demo passwords, tablets ``TAB-01`` / ``TAB-02``
+with fresh tokens, products ``BRK-100`` v3 and ``PMP-220`` v1, and BRK-100's five items. The items,
+their criteria and pipelines come from the demo models folder (``sidecar/models``:
+``brk-100-items.json``, ``pipelines/*.json``, ``manifest.json`` and the ONNX files it lists); when
+that folder is absent the same five items are created without AI (``ai_enabled = false``).
+
+Running it twice changes nothing already there (devices keep their tokens unless asked).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, select
+
+from schema import server as s
+from sync.errors import NotFound
+from sync.server import masters
+from sync.server.storage import Storage
+
+log = logging.getLogger(__name__)
+
+DEMO_MODELS_DIR = Path(__file__).resolve().parents[2] / "sidecar" / "models"
+
+DEMO_USERS = (
+    ("admin", "admin-demo", "admin", "管理者 (Admin)"),
+    ("tanaka", "tanaka-demo", "inspector", "田中 (Tanaka)"),
+    ("suzuki", "suzuki-demo", "inspector", "鈴木 (Suzuki)"),
+)
+DEMO_DEVICES = ("TAB-01", "TAB-02")
+
+# BRK-100's items when the demo models folder is missing (SCENARIO.md's table).
+FALLBACK_ITEMS: list[dict[str, Any]] = [
+    {"order_sequence": 1, "item_code": "V-SCRATCH", "name": "外観キズ", "type": "VISUAL",
+     "required": True,
+     "criteria": {"judgment_type": "THRESHOLD", "measurement": "defect_probability",
+                  "operator": "LT", "threshold": 0.5, "review_band": [0.3, 0.7]}},
+    {"order_sequence": 2, "item_code": "V-FOREIGN", "name": "異物付着", "type": "VISUAL",
+     "required": True,
+     "criteria": {"judgment_type": "THRESHOLD", "measurement": "anomaly_score",
+                  "operator": "LT", "threshold": 0.5}},
+    {"order_sequence": 3, "item_code": "T-MARKING", "name": "刻印文字", "type": "TEXT",
+     "required": True,
+     "criteria": {"judgment_type": "PATTERN", "measurement": "text",
+                  "pattern": "LOT [A-Z][0-9]{2}-[0-9]{4}", "equals": "$target.batch_id"}},
+    {"order_sequence": 4, "item_code": "D-BORE", "name": "穴径", "type": "DIMENSION",
+     "required": True,
+     "criteria": {"judgment_type": "NUMERICAL", "measurement": "bore_mm", "min": 11.95,
+                  "max": 12.05, "unit": "mm"}},
+    {"order_sequence": 5, "item_code": "F-PISTON", "name": "ピストン作動", "type": "FUNCTION",
+     "required": False,
+     "criteria": {"judgment_type": "BINARY", "measurement": "ok", "expected": True}},
+]
+
+
+@dataclass
+class DemoReport:
+    users: list[tuple[str, str, str]] = field(default_factory=list)
+    devices: dict[str, str] = field(default_factory=dict)
+    targets: list[str] = field(default_factory=list)
+    items: list[str] = field(default_factory=list)
+    pipelines: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _locate_model(models_dir: Path, entry: dict[str, Any]) -> Path | None:
+    candidate = models_dir / str(entry.get("file", ""))
+    if candidate.is_file():
+        return candidate
+    try:  # the OCR models ship in rapidocr's wheel; the sidecar's store knows where
+        from sidecar.pipeline.store import ModelStore
+
+        return ModelStore.demo().locate(f"sha256:{entry['sha256']}")
+    except Exception:  # not installed or not found: reported by the caller
+        return None
+
+
+def seed_demo(
+    session: Session,
+    storage: Storage,
+    *,
+    models_dir: Path = DEMO_MODELS_DIR,
+    new_tokens: bool = False,
+) -> DemoReport:
+    report = DemoReport()
+    for username, password, role, full_name in DEMO_USERS:
+        try:
+            masters.find_user(session, username)
+        except NotFound:
+            masters.add_user(session, username, password, role=role, full_name=full_name)
+        report.users.append((username, password, role))
+
+    for name in DEMO_DEVICES:
+        device = session.exec(select(s.Device).where(s.Device.name == name)).first()
+        if device is None:
+            _, token = masters.add_device(session, name, "tablet")
+            report.devices[name] = token
+        elif new_tokens:
+            report.devices[name] = masters.rotate_device_token(session, name)
+        else:
+            report.notes.append(f"device {name} exists; its token is unchanged "
+                                "(--new-tokens issues new ones)")
+
+    for code, product, version, description in (
+        ("BRK-100", "ブレーキキャリパー (brake caliper)", "3", "SCENARIO.md demo product"),
+        ("PMP-220", "オイルポンプ (oil pump)", "1", "SCENARIO.md demo product"),
+    ):
+        try:
+            masters.find_target(session, code)
+        except NotFound:
+            masters.add_target(session, code, product, version, description)
+        report.targets.append(f"{code} v{version}")
+
+    items_file = models_dir / "brk-100-items.json"
+    manifest_file = models_dir / "manifest.json"
+    pipeline_ids: dict[str, str] = {}
+    if items_file.is_file() and manifest_file.is_file():
+        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+        for entry in manifest.get("models", []):
+            path = _locate_model(models_dir, entry)
+            if path is None:
+                report.notes.append(f"model {entry.get('file')} not found; not uploaded")
+                continue
+            masters.add_model(session, storage, path, str(entry.get("file") or path.name))
+            report.models.append(f"{entry.get('file')} sha256:{str(entry['sha256'])[:12]}…")
+        for entry in manifest.get("pipelines", []):
+            definition = json.loads((models_dir / entry["file"]).read_text(encoding="utf-8"))
+            row = masters.put_pipeline(session, definition)
+            pipeline_ids[str(entry["id"])] = str(row.id)
+            report.pipelines.append(f"{entry['id']} v{row.version}")
+        items = json.loads(items_file.read_text(encoding="utf-8"))["items"]
+    else:
+        items = FALLBACK_ITEMS
+        report.notes.append(
+            f"no demo models in {models_dir}: BRK-100's items are created without AI"
+        )
+
+    for item in items:
+        pipeline = pipeline_ids.get(str(item.get("pipeline_id") or ""))
+        try:
+            masters.find_item(session, "BRK-100", item["item_code"])
+        except NotFound:
+            masters.add_item(
+                session, "BRK-100", item_code=item["item_code"], item_name=item["name"],
+                inspection_type=item["type"], criteria=item["criteria"],
+                order_sequence=int(item["order_sequence"]), required=bool(item["required"]),
+                ai_enabled=bool(item.get("ai_enabled")) and pipeline is not None,
+                pipeline_id=pipeline,
+            )
+        report.items.append(
+            f"BRK-100 {item['order_sequence']}. {item['item_code']}"
+            + (" (AI)" if pipeline else " (person only)")
+        )
+    return report

@@ -1,0 +1,483 @@
+"""Masters administration: targets, items and their criteria, pipelines, users, model files,
+and devices. Used by the CLI and the admin HTTP API alike.
+
+Each change writes its ``change_log`` entry in the caller's transaction (``record_change``), so
+a master and the sequence number devices will pull it by commit together. Deletes are soft
+(``deleted_at``): results already on the server refer to the masters they were made against.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from schema import server as s
+from schema.types import utcnow
+from sync.errors import Conflict, InvalidRequest, NotFound
+from sync.server.auth import hash_token, new_device_token
+from sync.server.changes import record_change
+from sync.server.storage import Storage
+
+INSPECTION_TYPES = ("VISUAL", "DIMENSION", "FUNCTION", "TEXT")
+JUDGMENT_TYPES = ("THRESHOLD", "NUMERICAL", "CATEGORICAL", "BINARY", "PATTERN")
+ROLES = ("inspector", "admin")
+
+
+def _flush(session: Session, what: str) -> None:
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"{what} conflicts with an existing record: {exc.orig}") from exc
+
+
+def _uuid(value: str | uuid.UUID, what: str) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise InvalidRequest(f"{what} {value!r} is not a UUID") from exc
+
+
+# --- targets ---------------------------------------------------------------------------------
+
+
+def find_target(session: Session, ref: str) -> s.InspectionTargetMaster:
+    """A target by product code or id."""
+    row = session.exec(
+        select(s.InspectionTargetMaster).where(s.InspectionTargetMaster.product_code == ref)
+    ).first()
+    if row is None:
+        try:
+            row = session.get(s.InspectionTargetMaster, uuid.UUID(ref))
+        except ValueError:
+            row = None
+    if row is None:
+        raise NotFound(f"no inspection target {ref!r}")
+    return row
+
+
+def add_target(
+    session: Session,
+    product_code: str,
+    product_name: str,
+    version: str = "1",
+    description: str | None = None,
+) -> s.InspectionTargetMaster:
+    row = session.exec(
+        select(s.InspectionTargetMaster).where(
+            s.InspectionTargetMaster.product_code == product_code
+        )
+    ).first()
+    if row is not None and row.deleted_at is None:
+        raise Conflict(f"target {product_code} already exists")
+    if row is None:
+        row = s.InspectionTargetMaster(
+            product_code=product_code, product_name=product_name, version=version,
+            description=description,
+        )
+    else:
+        # Re-adding a deleted product revives its row: the code stays unique, history intact.
+        row.product_name, row.version, row.description = product_name, version, description
+        row.deleted_at = None
+        row.updated_at = utcnow()
+    session.add(row)
+    _flush(session, f"target {product_code}")
+    record_change(session, "target", str(row.id), "UPSERT")
+    return row
+
+
+def update_target(session: Session, ref: str, **fields: Any) -> s.InspectionTargetMaster:
+    row = find_target(session, ref)
+    allowed = {"product_code", "product_name", "version", "description"}
+    _apply_fields(row, fields, allowed)
+    row.updated_at = utcnow()
+    session.add(row)
+    _flush(session, f"target {row.product_code}")
+    record_change(session, "target", str(row.id), "UPSERT")
+    return row
+
+
+def delete_target(session: Session, ref: str) -> None:
+    row = find_target(session, ref)
+    row.deleted_at = utcnow()
+    session.add(row)
+    record_change(session, "target", str(row.id), "DELETE")
+    for item in session.exec(
+        select(s.InspectionItemMaster).where(
+            s.InspectionItemMaster.target_id == row.id,
+            col(s.InspectionItemMaster.deleted_at).is_(None),
+        )
+    ):
+        item.deleted_at = utcnow()
+        session.add(item)
+        record_change(session, "item", str(item.id), "DELETE")
+
+
+def _apply_fields(row: Any, fields: dict[str, Any], allowed: set[str]) -> None:
+    unknown = set(fields) - allowed
+    if unknown:
+        raise InvalidRequest(f"cannot set {', '.join(sorted(unknown))}")
+    for key, value in fields.items():
+        if value is not None:
+            setattr(row, key, value)
+
+
+# --- items and criteria ----------------------------------------------------------------------
+
+
+def validate_criteria(criteria: dict[str, Any]) -> dict[str, Any]:
+    kind = criteria.get("judgment_type")
+    if kind not in JUDGMENT_TYPES:
+        raise InvalidRequest(
+            f"criteria.judgment_type must be one of {', '.join(JUDGMENT_TYPES)}, not {kind!r}"
+        )
+    if not isinstance(criteria.get("measurement"), str):
+        raise InvalidRequest("criteria.measurement must name a measurement")
+    return criteria
+
+
+def find_item(session: Session, target_ref: str | None, ref: str) -> s.InspectionItemMaster:
+    row: s.InspectionItemMaster | None = None
+    if target_ref is not None:
+        target = find_target(session, target_ref)
+        row = session.exec(
+            select(s.InspectionItemMaster).where(
+                s.InspectionItemMaster.target_id == target.id,
+                s.InspectionItemMaster.item_code == ref,
+            )
+        ).first()
+    if row is None:
+        try:
+            row = session.get(s.InspectionItemMaster, uuid.UUID(ref))
+        except ValueError:
+            row = None
+    if row is None:
+        raise NotFound(f"no inspection item {ref!r}")
+    return row
+
+
+def add_item(
+    session: Session,
+    target_ref: str,
+    *,
+    item_code: str,
+    item_name: str,
+    inspection_type: str,
+    criteria: dict[str, Any],
+    order_sequence: int,
+    required: bool = True,
+    ai_enabled: bool = False,
+    pipeline_id: str | None = None,
+) -> s.InspectionItemMaster:
+    target = find_target(session, target_ref)
+    if inspection_type not in INSPECTION_TYPES:
+        raise InvalidRequest(f"inspection_type must be one of {', '.join(INSPECTION_TYPES)}")
+    pipeline = find_pipeline(session, pipeline_id).id if pipeline_id else None
+    fields: dict[str, Any] = {
+        "item_name": item_name, "inspection_type": inspection_type,
+        "criteria": validate_criteria(criteria), "order_sequence": order_sequence,
+        "required": required, "ai_enabled": ai_enabled and pipeline is not None,
+        "pipeline_id": pipeline,
+    }
+    row = session.exec(
+        select(s.InspectionItemMaster).where(
+            s.InspectionItemMaster.target_id == target.id,
+            s.InspectionItemMaster.item_code == item_code,
+        )
+    ).first()
+    if row is not None and row.deleted_at is None:
+        raise Conflict(f"item {item_code} of {target.product_code} already exists")
+    if row is None:
+        row = s.InspectionItemMaster(target_id=target.id, item_code=item_code, **fields)
+    else:
+        for key, value in fields.items():
+            setattr(row, key, value)
+        row.deleted_at = None
+        row.updated_at = utcnow()
+    session.add(row)
+    _flush(session, f"item {item_code} of {target.product_code}")
+    record_change(session, "item", str(row.id), "UPSERT")
+    return row
+
+
+def update_item(
+    session: Session, target_ref: str | None, ref: str, **fields: Any
+) -> s.InspectionItemMaster:
+    row = find_item(session, target_ref, ref)
+    if "criteria" in fields and fields["criteria"] is not None:
+        validate_criteria(fields["criteria"])
+    if fields.get("inspection_type") not in (None, *INSPECTION_TYPES):
+        raise InvalidRequest(f"inspection_type must be one of {', '.join(INSPECTION_TYPES)}")
+    if fields.get("pipeline_id") is not None:
+        fields["pipeline_id"] = find_pipeline(session, str(fields["pipeline_id"])).id
+    allowed = {"item_code", "item_name", "inspection_type", "criteria", "order_sequence",
+               "required", "ai_enabled", "pipeline_id"}
+    _apply_fields(row, fields, allowed)
+    row.updated_at = utcnow()
+    session.add(row)
+    _flush(session, f"item {row.item_code}")
+    record_change(session, "item", str(row.id), "UPSERT")
+    return row
+
+
+def delete_item(session: Session, target_ref: str | None, ref: str) -> None:
+    row = find_item(session, target_ref, ref)
+    row.deleted_at = utcnow()
+    session.add(row)
+    record_change(session, "item", str(row.id), "DELETE")
+
+
+# --- pipelines -------------------------------------------------------------------------------
+
+
+def find_pipeline(session: Session, ref: str) -> s.Pipeline:
+    """A pipeline by UUID, by the text id of its definition, or by name (newest)."""
+    row = session.get(s.Pipeline, pipeline_uuid({"id": ref}))
+    if row is None:
+        row = session.exec(
+            select(s.Pipeline)
+            .where(s.Pipeline.name == ref, col(s.Pipeline.deleted_at).is_(None))
+            .order_by(col(s.Pipeline.version).desc())
+        ).first()
+    if row is None:
+        raise NotFound(f"no pipeline {ref!r}")
+    return row
+
+
+# Pipelines named by a text id in their definition ("brk100-v-scratch") get a stable UUID from it,
+# so every server seeded from the same files gives items the same pipeline ids.
+PIPELINE_NAMESPACE = uuid.UUID("6b656e73-612d-7069-7065-6c696e650000")
+
+
+def pipeline_uuid(definition: dict[str, Any]) -> uuid.UUID | None:
+    text = definition.get("id")
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return uuid.uuid5(PIPELINE_NAMESPACE, text)
+
+
+def put_pipeline(
+    session: Session, definition: dict[str, Any], description: str | None = None
+) -> s.Pipeline:
+    """Create a pipeline, or publish a new version of the one with the same name."""
+    name = definition.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequest("a pipeline definition needs a 'name'")
+    if not isinstance(definition.get("steps"), list):
+        raise InvalidRequest("a pipeline definition needs a list of 'steps'")
+    key = pipeline_uuid(definition)
+    row = session.get(s.Pipeline, key) if key else None
+    if row is None:
+        row = session.exec(
+            select(s.Pipeline).where(
+                s.Pipeline.name == name, col(s.Pipeline.deleted_at).is_(None)
+            )
+        ).first()
+    if row is None:
+        version = int(definition.get("version") or 1)
+        row = s.Pipeline(name=name, description=description, definition=definition,
+                         version=max(1, version))
+        if key:
+            row.id = key
+    elif row.deleted_at is not None:
+        row.deleted_at = None
+        row.definition = definition
+        row.version += 1
+        row.updated_at = utcnow()
+    else:
+        if row.definition == definition and description in (None, row.description):
+            return row
+        row.version = max(row.version + 1, int(definition.get("version") or 0))
+        row.definition = definition
+        if description is not None:
+            row.description = description
+        row.updated_at = utcnow()
+    session.add(row)
+    _flush(session, f"pipeline {name}")
+    record_change(session, "pipeline", str(row.id), "UPSERT")
+    return row
+
+
+def delete_pipeline(session: Session, ref: str) -> None:
+    row = find_pipeline(session, ref)
+    row.deleted_at = utcnow()
+    session.add(row)
+    record_change(session, "pipeline", str(row.id), "DELETE")
+
+
+# --- users -----------------------------------------------------------------------------------
+
+_hasher = PasswordHasher()
+
+
+def find_user(session: Session, ref: str) -> s.User:
+    row = session.exec(select(s.User).where(s.User.username == ref)).first()
+    if row is None:
+        try:
+            row = session.get(s.User, uuid.UUID(ref))
+        except ValueError:
+            row = None
+    if row is None:
+        raise NotFound(f"no user {ref!r}")
+    return row
+
+
+def add_user(
+    session: Session,
+    username: str,
+    password: str,
+    *,
+    role: str = "inspector",
+    full_name: str | None = None,
+    email: str | None = None,
+) -> s.User:
+    if role not in ROLES:
+        raise InvalidRequest(f"role must be one of {', '.join(ROLES)}")
+    if len(password) < 4:
+        raise InvalidRequest("a password needs at least 4 characters")
+    row = s.User(username=username, password_hash=_hasher.hash(password), role=role,
+                 full_name=full_name, email=email)
+    session.add(row)
+    _flush(session, f"user {username}")
+    record_change(session, "user", str(row.id), "UPSERT")
+    return row
+
+
+def update_user(
+    session: Session,
+    ref: str,
+    *,
+    password: str | None = None,
+    role: str | None = None,
+    full_name: str | None = None,
+    email: str | None = None,
+    is_active: bool | None = None,
+) -> s.User:
+    row = find_user(session, ref)
+    if role is not None and role not in ROLES:
+        raise InvalidRequest(f"role must be one of {', '.join(ROLES)}")
+    if password is not None:
+        row.password_hash = _hasher.hash(password)
+    _apply_fields(row, {"role": role, "full_name": full_name, "email": email,
+                        "is_active": is_active}, {"role", "full_name", "email", "is_active"})
+    row.version += 1
+    row.updated_at = utcnow()
+    session.add(row)
+    _flush(session, f"user {row.username}")
+    record_change(session, "user", str(row.id), "UPSERT")
+    return row
+
+
+def delete_user(session: Session, ref: str) -> None:
+    row = find_user(session, ref)
+    row.deleted_at = utcnow()
+    row.is_active = False
+    session.add(row)
+    record_change(session, "user", str(row.id), "DELETE")
+
+
+def verify_password(user: s.User, password: str) -> bool:
+    try:
+        return _hasher.verify(user.password_hash, password)
+    except Exception:  # argon2 raises several types for a mismatch or a foreign hash
+        return False
+
+
+# --- model files -----------------------------------------------------------------------------
+
+
+def add_model(
+    session: Session, storage: Storage, path: Path, name: str | None = None
+) -> s.File:
+    """Store a model file under its hash (through a staging copy) and publish it."""
+    digest = hashlib.sha256()
+    with tempfile.NamedTemporaryFile(delete=False, prefix="kensa-model-") as staged:
+        with path.open("rb") as src:
+            while chunk := src.read(1 << 20):
+                digest.update(chunk)
+                staged.write(chunk)
+        staged_path = Path(staged.name)
+    sha = digest.hexdigest()
+    try:
+        return publish_model(session, storage, sha, staged_path, name or path.name)
+    finally:
+        staged_path.unlink(missing_ok=True)
+
+
+def publish_model(
+    session: Session, storage: Storage, sha: str, staged: Path, name: str
+) -> s.File:
+    size = staged.stat().st_size
+    if size == 0:
+        raise InvalidRequest("a model file cannot be empty")
+    row = session.exec(select(s.File).where(s.File.checksum == sha)).first()
+    if row is not None and row.kind != "model":
+        raise Conflict(f"{sha} is already stored as a {row.kind}")
+    if not storage.exists(sha):
+        storage_path = storage.put_file(sha, staged)
+    else:
+        storage_path = row.storage_path if row else sha
+    if row is None:
+        row = s.File(original_name=name, mime_type="application/octet-stream", file_size=size,
+                     storage_path=storage_path, checksum=sha, kind="model", metadata_={})
+    else:
+        row.original_name = name
+        row.metadata_ = {}
+    session.add(row)
+    _flush(session, f"model {sha}")
+    record_change(session, "model", sha, "UPSERT")
+    return row
+
+
+def delete_model(session: Session, sha: str) -> None:
+    row = session.exec(select(s.File).where(s.File.checksum == sha, s.File.kind == "model")).first()
+    if row is None:
+        raise NotFound(f"no model {sha}")
+    row.metadata_ = {"deleted_at": utcnow().isoformat()}
+    session.add(row)
+    record_change(session, "model", sha, "DELETE")
+
+
+# --- devices ---------------------------------------------------------------------------------
+
+
+def add_device(session: Session, name: str, device_type: str = "tablet") -> tuple[s.Device, str]:
+    """Register a device; returns it with its token, which is shown once and stored hashed."""
+    if device_type not in ("mobile", "desktop", "tablet"):
+        raise InvalidRequest("device type must be mobile, desktop or tablet")
+    token = new_device_token()
+    device = s.Device(name=name, device_type=device_type, token_hash=hash_token(token))
+    session.add(device)
+    _flush(session, f"device {name}")
+    return device, token
+
+
+def rotate_device_token(session: Session, name: str) -> str:
+    device = session.exec(select(s.Device).where(s.Device.name == name)).first()
+    if device is None:
+        raise NotFound(f"no device {name!r}")
+    token = new_device_token()
+    device.token_hash = hash_token(token)
+    device.revoked_at = None
+    session.add(device)
+    return token
+
+
+def revoke_device(session: Session, name: str) -> None:
+    device = session.exec(select(s.Device).where(s.Device.name == name)).first()
+    if device is None:
+        raise NotFound(f"no device {name!r}")
+    device.revoked_at = utcnow()
+    session.add(device)
+

@@ -1,0 +1,316 @@
+"""The push endpoint's work: validate a device's batch and store it in ``tauri_sync_queue``.
+
+One transaction per batch: every operation is stored, or none is. Operations are deduplicated by
+``op_id`` in that transaction (``ON CONFLICT DO NOTHING``), so a batch resent after a lost answer,
+a crash or a replay stores nothing twice; the answer names the sequence through which the batch
+is stored, and only then does the device delete those rows.
+
+An operation that can never be stored (unknown entity type, an id that is not a UUID, an UPDATE
+without its base version…) fails the batch with 422 naming it; the device sets that operation
+aside with the server's reason and resends the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, NoReturn
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlmodel import Session
+
+from schema import server as s
+from schema.db import Database
+from schema.types import utcnow
+from sync.conflicts import clock_offset, correct_timestamps
+from sync.errors import Forbidden, InvalidRequest, OperationRejected, PayloadTooLarge
+from sync.protocol import PushBatch, PushOp, PushRequest, PushResponse
+from sync.server.auth import DeviceIdentity
+from sync.server.settings import ServerSettings
+
+QUEUE = s.TauriSyncQueue.__table__  # type: ignore[attr-defined]
+DEVICES = s.Device.__table__  # type: ignore[attr-defined]
+
+
+def _summarise(exc: ValidationError, limit: int = 3) -> str:
+    parts = []
+    for error in exc.errors()[:limit]:
+        where = ".".join(str(p) for p in error["loc"]) or "body"
+        parts.append(f"{where}: {error['msg']}")
+    more = len(exc.errors()) - limit
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def parse_batch(body: bytes, device: DeviceIdentity, settings: ServerSettings) -> tuple[
+    PushRequest, list[PushOp]
+]:
+    if len(body) > settings.max_batch_bytes:
+        raise PayloadTooLarge(
+            f"batch of {len(body)} bytes is over the limit of {settings.max_batch_bytes}",
+            max_bytes=settings.max_batch_bytes,
+        )
+    try:
+        # The common case, a valid batch, is validated in one pass straight from the JSON.
+        strict = PushBatch.model_validate_json(body)
+    except ValidationError:
+        strict = None
+    if strict is not None:
+        request = PushRequest(device_id=strict.device_id, device_type=strict.device_type,
+                              app_version=strict.app_version, ops=[{}] * len(strict.ops))
+        _check_envelope(request, device, settings)
+        ops = strict.ops
+    else:
+        request, ops = _diagnose(body, device, settings)
+    _check_semantics(request, ops)
+    return request, ops
+
+
+def _check_envelope(request: PushRequest, device: DeviceIdentity,
+                    settings: ServerSettings) -> None:
+    if request.device_id != device.key:
+        raise Forbidden("a device may only push its own operations")
+    if request.device_type != device.device_type:
+        raise Forbidden(
+            f"device {device.name} is registered as a {device.device_type}, "
+            f"not a {request.device_type}"
+        )
+    if len(request.ops) > settings.max_batch_ops:
+        raise PayloadTooLarge(
+            f"batch of {len(request.ops)} operations is over the limit of "
+            f"{settings.max_batch_ops}",
+            max_ops=settings.max_batch_ops,
+        )
+
+
+def _diagnose(body: bytes, device: DeviceIdentity, settings: ServerSettings) -> NoReturn:
+    """Say what is wrong with a batch that failed validation: the envelope, or which ops."""
+    try:
+        request = PushRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise InvalidRequest(f"malformed batch: {_summarise(exc)}") from exc
+    _check_envelope(request, device, settings)
+    rejected = []
+    for raw in request.ops:
+        if isinstance(raw, dict) and raw.get("device_id") not in (None, request.device_id):
+            raise Forbidden("a device may only push its own operations")
+        try:
+            PushOp.model_validate_json(json.dumps(raw))
+        except ValidationError as exc:
+            rejected.append(_rejection(raw, _summarise(exc)))
+    raise OperationRejected(
+        f"{len(rejected)} operation(s) of the batch are invalid", rejected=rejected
+    )
+
+
+def _rejection(raw: Any, reason: str) -> dict[str, Any]:
+    seq = raw.get("seq") if isinstance(raw, dict) else None
+    op_id = raw.get("op_id") if isinstance(raw, dict) else None
+    return {
+        "seq": seq if isinstance(seq, int) else None,
+        "op_id": op_id if isinstance(op_id, str) else None,
+        "reason": reason,
+    }
+
+
+def _check_semantics(request: PushRequest, ops: Sequence[PushOp]) -> None:
+    seqs = [op.seq for op in ops]
+    op_ids = [op.op_id for op in ops]
+    if len(set(seqs)) != len(seqs) or len(set(op_ids)) != len(op_ids):
+        raise InvalidRequest("malformed batch: a sequence or operation id appears twice")
+    rejected = []
+    for op in ops:
+        reason = _semantic_problem(request, op)
+        if reason:
+            rejected.append({"seq": op.seq, "op_id": str(op.op_id), "reason": reason})
+    if rejected:
+        raise OperationRejected(
+            f"{len(rejected)} operation(s) of the batch are invalid", rejected=rejected
+        )
+
+
+def _semantic_problem(request: PushRequest, op: PushOp) -> str | None:
+    if op.device_id is not None and op.device_id != request.device_id:
+        raise Forbidden("a device may only push its own operations")
+    if op.device_type is not None and op.device_type != request.device_type:
+        return "device_type differs from the batch's"
+    data_id = op.data.get("id")
+    if data_id is not None and str(data_id) != str(op.entity_id):
+        return f"data.id {data_id!r} differs from entity_id {op.entity_id}"
+    if op.operation in ("UPDATE", "DELETE"):
+        base = op.data.get("base_version")
+        if not isinstance(base, int) or isinstance(base, bool) or base < 1:
+            return f"{op.operation} needs an integer base_version >= 1"
+    if op.operation == "UPDATE":
+        version = op.data.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            return "UPDATE needs the new integer version"
+    return None
+
+
+def _device_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        stamp = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo else None
+
+
+def store_batch(
+    db: Database,
+    device: DeviceIdentity,
+    body: bytes,
+    settings: ServerSettings,
+    device_time_header: str | None = None,
+) -> PushResponse:
+    request, ops = parse_batch(body, device, settings)
+    received = utcnow()
+    device_now = _device_time(device_time_header)
+    offset = clock_offset(device_now, received) if device_now else 0.0
+    skewed = abs(offset) >= settings.clock_skew_threshold_s
+    if skewed:
+        ops = [_corrected(op, offset, settings.clock_skew_threshold_s) for op in ops]
+    with db.atomic() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            # The validated body itself is the document PostgreSQL unpacks, unless the
+            # timestamps had to be moved (then the corrected ops are encoded again).
+            doc = _encode_ops(ops) if skewed else body.decode("utf-8")
+            inserted = _insert_postgresql(session, doc, request, received)
+        else:
+            inserted = _insert_rows(session, _rows(request, ops, received))
+        duplicates = _check_duplicates(session, request.device_id, ops, inserted)
+        last = _advance_device(session, device, max(op.seq for op in ops), request.app_version)
+    return PushResponse(
+        applied_through_seq=ops[-1].seq,
+        stored=len(inserted),
+        duplicates=duplicates,
+        last_applied_seq=last,
+    )
+
+
+def _corrected(op: PushOp, offset: float, threshold_s: float) -> PushOp:
+    data = correct_timestamps(op.data, offset, threshold_s=threshold_s)
+    data["_device_clock_offset_s"] = round(offset, 3)
+    return op.model_copy(update={"data": data})
+
+
+def _encode_ops(ops: Sequence[PushOp]) -> str:
+    return json.dumps({"ops": [op.model_dump(mode="json") for op in ops]},
+                      separators=(",", ":"))
+
+
+def _rows(request: PushRequest, ops: Sequence[PushOp], received: datetime) -> list[
+    dict[str, Any]
+]:
+    return [
+        {
+            "device_id": request.device_id,
+            "device_type": request.device_type,
+            "app_version": op.app_version or request.app_version,
+            "entity_type": op.entity_type,
+            "entity_id": op.entity_id,
+            "operation": op.operation,
+            "data": op.data,
+            "priority": op.priority,
+            "retry_count": op.retry_count,
+            "created_at": received,
+            "op_id": op.op_id,
+            "seq": op.seq,
+            "device_created_at": op.created_at,
+        }
+        for op in ops
+    ]
+
+
+def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    statement = sqlite_insert(QUEUE).on_conflict_do_nothing().returning(QUEUE.c.op_id)
+    result = session.execute(statement, rows)
+    return {row[0] for row in result}
+
+
+# One statement for the whole batch: the ops travel as one JSON document that PostgreSQL unpacks
+# (json_to_recordset), so a batch of thousands costs one round trip and no per-row Python work.
+# WITH ORDINALITY keeps the serial ids in the batch's order, which the processor follows.
+_PG_INSERT = sa.text(
+    "INSERT INTO tauri_sync_queue (device_id, device_type, app_version, entity_type, "
+    "entity_id, operation, data, priority, retry_count, created_at, op_id, seq, "
+    "device_created_at) "
+    "SELECT :device_id, :device_type, coalesce(r.app_version, :app_version), r.entity_type, "
+    "r.entity_id, r.operation, r.data, coalesce(r.priority, 0), coalesce(r.retry_count, 0), "
+    ":received, r.op_id, r.seq, r.created_at "
+    "FROM ROWS FROM (json_to_recordset(CAST(:doc AS json) -> 'ops') AS ("
+    "entity_type text, entity_id uuid, operation text, data jsonb, priority int, "
+    "retry_count int, op_id uuid, seq bigint, created_at timestamptz, app_version text"
+    ")) WITH ORDINALITY AS r(entity_type, entity_id, operation, data, priority, retry_count, "
+    "op_id, seq, created_at, app_version, ord) "
+    "ORDER BY r.ord ON CONFLICT DO NOTHING RETURNING op_id"
+)
+
+
+def _insert_postgresql(
+    session: Session, doc: str, request: PushRequest, received: datetime
+) -> set[uuid.UUID]:
+    result = session.execute(
+        _PG_INSERT,
+        {"doc": doc, "device_id": request.device_id, "device_type": request.device_type,
+         "app_version": request.app_version, "received": received},
+    )
+    return {row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(str(row[0])) for row in result}
+
+
+def _check_duplicates(
+    session: Session, device_key: str, ops: Sequence[PushOp], inserted: set[uuid.UUID]
+) -> int:
+    """Count the operations already stored; refuse any that clash with another operation."""
+    others = [op for op in ops if op.op_id not in inserted]
+    if not others:
+        return 0
+    stored = {
+        row.op_id: (row.device_id, row.seq)
+        for row in session.execute(
+            sa.select(QUEUE.c.op_id, QUEUE.c.device_id, QUEUE.c.seq).where(
+                QUEUE.c.op_id.in_([op.op_id for op in others])
+            )
+        )
+    }
+    rejected = []
+    for op in others:
+        found = stored.get(op.op_id)
+        if found is None:
+            rejected.append(
+                {"seq": op.seq, "op_id": str(op.op_id),
+                 "reason": f"sequence {op.seq} is already used by another operation"}
+            )
+        elif found != (device_key, op.seq):
+            rejected.append(
+                {"seq": op.seq, "op_id": str(op.op_id),
+                 "reason": "operation id already stored with another sequence or device"}
+            )
+    if rejected:
+        raise OperationRejected(
+            f"{len(rejected)} operation(s) clash with stored operations", rejected=rejected
+        )
+    return len(others)
+
+
+def _advance_device(session: Session, device: DeviceIdentity, top: int, app_version: str) -> int:
+    result = session.execute(
+        sa.update(DEVICES)
+        .where(DEVICES.c.id == device.id)
+        .values(
+            last_applied_seq=sa.case(
+                (DEVICES.c.last_applied_seq < top, top), else_=DEVICES.c.last_applied_seq
+            ),
+            last_seen_at=utcnow(),
+            app_version=app_version,
+        )
+        .returning(DEVICES.c.last_applied_seq)
+    )
+    value = result.scalar_one()
+    return int(value)

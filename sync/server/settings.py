@@ -1,0 +1,73 @@
+"""The sync server's settings: ``KENSA_SERVER_*`` variables or ``kensa server run`` options.
+
+Built by the CLI or a test and handed to ``create_app``; never read at import time.
+
+The database URL picks the mode: by default a SQLite file in the data directory (embedded: a demo
+or a single small site), PostgreSQL when given ``postgresql+psycopg://…``. The storage URL picks
+where image and model bodies go: ``file:///dir`` (default: ``<data_dir>/files``) or
+``s3://bucket?endpoint=http://host:port&region=…&access_key=…&secret_key=…``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_server_data_dir() -> Path:
+    home = Path.home()
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or os.environ.get("APPDATA")
+        return (Path(base) if base else home / "AppData" / "Local") / "kensa-server"
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg) if xdg else home / ".local" / "share") / "kensa-server"
+
+
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KENSA_SERVER_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_server_data_dir)
+    database_url: str | None = None
+    storage: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8400, ge=0, le=65535)
+    log_level: str = "INFO"
+    # Run migrations when the server starts (convenient for the embedded SQLite mode).
+    migrate: bool = True
+
+    # Limits on what a device may send.
+    max_batch_ops: int = Field(default=5000, ge=1)
+    max_batch_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_file_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+
+    access_token_ttl_s: int = Field(default=3600, ge=10)
+
+    # Queue processors in this process (0: another process runs `kensa server process`).
+    processors: int = Field(default=1, ge=0)
+    processor_batch: int = Field(default=200, ge=1)
+    processor_idle_s: float = Field(default=0.5, gt=0)
+    # A queue row that failed to apply waits at least this long before the next try.
+    processor_retry_s: float = Field(default=2.0, ge=0)
+
+    page_limit_default: int = Field(default=1000, ge=1)
+    page_limit_max: int = Field(default=5000, ge=1)
+    # Tombstones older than this are pruned; a device whose cursor predates them resyncs.
+    tombstone_retention_days: float = Field(default=30.0, gt=0)
+    clock_skew_threshold_s: float = Field(default=120.0, gt=0)
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'server.db'}"
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or (self.data_dir / "files").resolve().as_uri()
+
+    @property
+    def staging_dir(self) -> Path:
+        """Where uploads are streamed to before their hash is checked."""
+        return self.data_dir / "staging"

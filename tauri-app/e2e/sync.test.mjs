@@ -1,0 +1,131 @@
+// The shift's sync story in the browser: a tablet that pulled its masters from the server works
+// offline (the badge says so, the unsent count grows), and when the server comes back the badge
+// turns to synced without anyone touching the tablet.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import * as h from './harness.mjs';
+
+const KENSA = join(h.REPO, '.venv', 'bin', 'kensa');
+let root;
+let serverPort;
+let server = null;
+let sidecar = null;
+
+function freePort() {
+  return new Promise((done, fail) => {
+    const probe = createServer();
+    probe.once('error', fail);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => done(port));
+    });
+  });
+}
+
+function kensa(args) {
+  return execFileSync(KENSA, args, { cwd: h.REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** `kensa server run` on the fixed port, resolved once it prints its ready line. */
+function startServer() {
+  const child = spawn(KENSA, ['server', 'run', '--data-dir', join(root, 'server'), '--port', String(serverPort)], {
+    cwd: h.REPO,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
+  return new Promise((done, fail) => {
+    const timer = setTimeout(() => fail(new Error(`server not ready: ${stderr}`)), 60_000);
+    child.stdout.on('data', (chunk) => {
+      if (chunk.toString().includes('"ready"')) {
+        clearTimeout(timer);
+        done(child);
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      fail(new Error(`server exited (${code}): ${stderr}`));
+    });
+  });
+}
+
+function stopServer() {
+  return new Promise((done) => {
+    if (!server || server.exitCode !== null || server.signalCode !== null) return done();
+    server.once('exit', () => done());
+    server.kill('SIGTERM');
+  });
+}
+
+before(async () => {
+  root = h.tempDir('kensa-e2e-sync-');
+  serverPort = await freePort();
+  kensa(['server', 'seed-demo', '--data-dir', join(root, 'server'), '--tokens-file', join(root, 'tokens.json')]);
+  const token = JSON.parse(readFileSync(join(root, 'tokens.json'), 'utf8'))['TAB-01'];
+  // 07:55, on the network: the tablet pulls users, masters, pipelines and models.
+  server = await startServer();
+  const tablet = join(root, 'tablet');
+  kensa(['device', 'connect', '--server', `http://127.0.0.1:${serverPort}`, '--token', token, '--data-dir', tablet]);
+  kensa(['device', 'sync-now', '--data-dir', tablet]);
+  // 08:00, the Wi-Fi drops.
+  await stopServer();
+  sidecar = await h.startSidecar({ data: tablet });
+  await h.launchBrowser();
+});
+
+after(async () => {
+  await h.closeBrowser();
+  await sidecar?.stop();
+  await stopServer();
+});
+
+test('the offline badge turns to synced when the server comes up', async () => {
+  const page = await h.newPage(1280);
+  await page.goto(`${sidecar.baseUrl}/`);
+  await page.getByTestId('login-screen').waitFor();
+  await page.getByTestId('lang-ja').click();
+  // Cached credentials pulled from the server: the login works with the server down.
+  await page.getByTestId('username').fill('tanaka');
+  await page.getByTestId('password').fill('tanaka-demo');
+  await page.getByTestId('login-submit').click();
+  const badge = page.getByTestId('sync-badge');
+  await page.waitForFunction(
+    () => document.querySelector('[data-testid=sync-badge]')?.getAttribute('data-state') === 'offline',
+    null,
+    { timeout: 30_000 },
+  );
+
+  // Work recorded offline: an inspection started by the wedge scanner waits in the outbox.
+  const wedge = page.getByTestId('wedge');
+  await wedge.waitFor();
+  await page.waitForFunction(() => document.activeElement?.getAttribute('data-testid') === 'wedge');
+  await page.keyboard.type(h.QR_JSON, { delay: 0 });
+  await page.keyboard.press('Enter');
+  await page.getByTestId('target-screen').waitFor();
+  await page.getByTestId('start').click();
+  await page.waitForFunction(
+    () => /[1-9]/.test(document.querySelector('[data-testid=pending]')?.textContent ?? ''),
+    null,
+    { timeout: 15_000 },
+  );
+  await h.shot(page, 'sync-ja-1280-offline');
+  assert.equal(await badge.getAttribute('data-state'), 'offline');
+  assert.equal(await badge.textContent(), 'オフライン');
+
+  // 16:05 the Wi-Fi returns: nobody touches the tablet.
+  server = await startServer();
+  await page.waitForFunction(
+    () => document.querySelector('[data-testid=sync-badge]')?.getAttribute('data-state') === 'synced',
+    null,
+    { timeout: 60_000 },
+  );
+  assert.equal(await badge.textContent(), '同期済み');
+  await h.shot(page, 'sync-ja-1280-synced');
+  assert.deepEqual(page.problems, []);
+});

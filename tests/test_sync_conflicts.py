@@ -1,0 +1,84 @@
+"""Conflict rules and device-clock correction: pure, table-tested."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sync.conflicts import (
+    Decision,
+    clock_offset,
+    correct_timestamps,
+    decide_delete,
+    decide_insert,
+    decide_update,
+    may_overwrite_pulled,
+)
+
+
+@pytest.mark.parametrize(("exists", "decision"), [(False, Decision.APPLY), (True, Decision.SKIP)])
+def test_inserts_are_append_only(exists: bool, decision: Decision) -> None:
+    assert decide_insert(exists) is decision
+
+
+@pytest.mark.parametrize(
+    ("current", "base", "new", "decision"),
+    [
+        (None, 1, 2, Decision.RETRY),  # the INSERT is not applied yet
+        (1, 1, 2, Decision.APPLY),
+        (1, 2, 3, Decision.RETRY),  # update 2->3 arrived before 1->2
+        (2, 1, 2, Decision.SKIP),  # delivered twice
+        (5, 1, 2, Decision.SKIP),
+        (3, 1, 5, Decision.CONFLICT),  # someone else moved it between base and new
+    ],
+)
+def test_updates_apply_only_against_their_base_version(
+    current: int | None, base: int, new: int, decision: Decision
+) -> None:
+    assert decide_update(current, base, new) is decision
+
+
+@pytest.mark.parametrize(
+    ("current", "base", "insert_pending", "decision"),
+    [
+        (None, 1, False, Decision.SKIP),  # already gone
+        (None, 1, True, Decision.RETRY),  # its INSERT is still queued
+        (1, 2, False, Decision.RETRY),
+        (2, 2, False, Decision.APPLY),
+        (3, 2, False, Decision.CONFLICT),
+    ],
+)
+def test_deletes(current: int | None, base: int, insert_pending: bool, decision: Decision) -> None:
+    assert decide_delete(current, base, insert_pending) is decision
+
+
+@pytest.mark.parametrize(("pending", "allowed"), [(True, False), (False, True)])
+def test_pulled_rows_never_overwrite_pending_local_changes(pending: bool, allowed: bool) -> None:
+    assert may_overwrite_pulled(pending) is allowed
+
+
+SERVER_NOW = datetime(2026, 11, 27, 16, 5, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("skew", "field_value", "expected"),
+    [
+        # A day ahead: 08:00 "tomorrow" by the tablet is 08:00 today.
+        (timedelta(days=1), "2026-11-28T08:00:00+00:00", "2026-11-27T08:00:00+00:00"),
+        (timedelta(days=-1), "2026-11-26T08:00:00+00:00", "2026-11-27T08:00:00+00:00"),
+        # Seconds of difference are network delay and drift: left alone.
+        (timedelta(seconds=30), "2026-11-27T08:00:00+00:00", "2026-11-27T08:00:00+00:00"),
+    ],
+)
+def test_device_timestamps_move_onto_the_server_clock(
+    skew: timedelta, field_value: str, expected: str
+) -> None:
+    offset = clock_offset(SERVER_NOW + skew, SERVER_NOW)
+    data = {"started_at": field_value, "status": "completed", "completed_at": None,
+            "created_at": "not a time"}
+    out = correct_timestamps(data, offset)
+    assert out["started_at"] == expected
+    assert out["status"] == "completed" and out["completed_at"] is None
+    assert out["created_at"] == "not a time"
+    assert data["started_at"] == field_value  # the input is not modified
