@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlmodel import Session, col, select
 
@@ -108,6 +108,20 @@ class SessionDetail:
     user: d.User | None
 
 
+_Recorded = TypeVar(
+    "_Recorded", d.InspectionImage, d.AIInspectionResult, d.HumanVerificationResult
+)
+
+
+def _of_session(session: Session, model: type[_Recorded], session_id: str) -> list[_Recorded]:
+    """A session's photos, AI results or verdicts, oldest first."""
+    return list(
+        session.exec(
+            select(model).where(model.session_id == session_id).order_by(col(model.created_at))
+        ).all()
+    )
+
+
 def detail(session: Session, session_id: str) -> SessionDetail:
     row = get_session(session, session_id)
     target = session.get(d.InspectionTarget, row.target_id)
@@ -125,25 +139,13 @@ def detail(session: Session, session_id: str) -> SessionDetail:
     by_item: dict[str, ItemDetail] = {
         i.item_id: ItemDetail(item=i, master=masters[i.item_id]) for i in items
     }
-    for image in session.exec(
-        select(d.InspectionImage)
-        .where(d.InspectionImage.session_id == session_id)
-        .order_by(col(d.InspectionImage.created_at))
-    ).all():
+    for image in _of_session(session, d.InspectionImage, session_id):
         if image.item_id in by_item:
             by_item[image.item_id].images.append(image)
-    for result in session.exec(
-        select(d.AIInspectionResult)
-        .where(d.AIInspectionResult.session_id == session_id)
-        .order_by(col(d.AIInspectionResult.created_at))
-    ).all():
+    for result in _of_session(session, d.AIInspectionResult, session_id):
         if result.item_id in by_item:
             by_item[result.item_id].ai_results.append(result)
-    for verdict in session.exec(
-        select(d.HumanVerificationResult)
-        .where(d.HumanVerificationResult.session_id == session_id)
-        .order_by(col(d.HumanVerificationResult.created_at))
-    ).all():
+    for verdict in _of_session(session, d.HumanVerificationResult, session_id):
         if verdict.item_id in by_item:
             by_item[verdict.item_id].verifications.append(verdict)
     user = session.get(d.User, row.user_id) if row.user_id is not None else None
