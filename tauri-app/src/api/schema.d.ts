@@ -525,6 +525,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sync/connect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Sync Connect */
+        post: operations["sync_connect_sync_connect_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sync/now": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Sync Now */
+        post: operations["sync_now_sync_now_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sync/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Sync Status */
+        get: operations["sync_status_sync_status_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -619,6 +670,26 @@ export interface components {
             format: string;
             /** Text */
             text: string;
+        };
+        /** ConnectIn */
+        ConnectIn: {
+            /** Server Url */
+            server_url: string;
+            /** Token */
+            token: string;
+        };
+        /** ConnectResult */
+        ConnectResult: {
+            /** Device Id */
+            device_id?: string | null;
+            /** Device Name */
+            device_name?: string | null;
+            /** Message */
+            message: string;
+            /** Server Url */
+            server_url: string;
+            /** Verified */
+            verified: boolean;
         };
         /** HistoryPublic */
         HistoryPublic: {
@@ -794,6 +865,47 @@ export interface components {
             token: string;
             user: components["schemas"]["UserPublic"];
         };
+        /** RunReport */
+        RunReport: {
+            /** Error */
+            error?: string | null;
+            /** Error Kind */
+            error_kind?: string | null;
+            /**
+             * More Pending
+             * @default false
+             */
+            more_pending: boolean;
+            /** Ok */
+            ok: boolean;
+            /**
+             * Pulled
+             * @default 0
+             */
+            pulled: number;
+            /**
+             * Pushed
+             * @default 0
+             */
+            pushed: number;
+            /**
+             * Set Aside
+             * @default 0
+             */
+            set_aside: number;
+            /** Skipped */
+            skipped?: string | null;
+            /**
+             * Uploaded
+             * @default 0
+             */
+            uploaded: number;
+            /**
+             * Uploaded Bytes
+             * @default 0
+             */
+            uploaded_bytes: number;
+        };
         /** ScanPublic */
         ScanPublic: {
             /** Codes */
@@ -882,6 +994,23 @@ export interface components {
             /** Version */
             version: number;
         };
+        /** SetAsideOp */
+        SetAsideOp: {
+            /** Entity Id */
+            entity_id: string;
+            /** Entity Type */
+            entity_type: string;
+            /** Op Id */
+            op_id: string;
+            /** Operation */
+            operation: string;
+            /** Reason */
+            reason: string | null;
+            /** Seq */
+            seq: number;
+            /** Set Aside At */
+            set_aside_at: string | null;
+        };
         /** StatsBucketPublic */
         StatsBucketPublic: {
             /** Ng */
@@ -904,6 +1033,95 @@ export interface components {
              * @enum {string}
              */
             period: "day" | "week" | "month";
+        };
+        /** StreamStatus */
+        StreamStatus: {
+            /** Cursor */
+            cursor?: string | null;
+            /** Last Error */
+            last_error?: string | null;
+            /** Last Error At */
+            last_error_at?: string | null;
+            /** Last Error Kind */
+            last_error_kind?: string | null;
+            /** Last Success At */
+            last_success_at?: string | null;
+        };
+        /** SyncNowOut */
+        SyncNowOut: {
+            report?: components["schemas"]["RunReport"] | null;
+            /** Started */
+            started: boolean;
+            status: components["schemas"]["SyncStatus"];
+        };
+        /** SyncStatus */
+        SyncStatus: {
+            /** Configured */
+            configured: boolean;
+            /**
+             * Consecutive Failures
+             * @default 0
+             */
+            consecutive_failures: number;
+            /** Device Id */
+            device_id?: string | null;
+            /** Device Name */
+            device_name?: string | null;
+            /** Last Error */
+            last_error?: string | null;
+            /** Last Error At */
+            last_error_at?: string | null;
+            /** Last Error Kind */
+            last_error_kind?: string | null;
+            /** Last Success At */
+            last_success_at?: string | null;
+            /** Next Attempt In S */
+            next_attempt_in_s?: number | null;
+            /** Oldest Pending Age S */
+            oldest_pending_age_s?: number | null;
+            /** Oldest Pending At */
+            oldest_pending_at?: string | null;
+            /** Online */
+            online?: boolean | null;
+            /**
+             * Pending Bytes
+             * @default 0
+             */
+            pending_bytes: number;
+            /**
+             * Pending Image Bytes
+             * @default 0
+             */
+            pending_image_bytes: number;
+            /**
+             * Pending Images
+             * @default 0
+             */
+            pending_images: number;
+            /**
+             * Pending Rows
+             * @default 0
+             */
+            pending_rows: number;
+            /**
+             * Running
+             * @default false
+             */
+            running: boolean;
+            /** Server Url */
+            server_url?: string | null;
+            /**
+             * Set Aside
+             * @default []
+             */
+            set_aside: components["schemas"]["SetAsideOp"][];
+            /**
+             * Streams
+             * @default {}
+             */
+            streams: {
+                [key: string]: components["schemas"]["StreamStatus"];
+            };
         };
         /** TargetMasterPublic */
         TargetMasterPublic: {
@@ -1975,6 +2193,90 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    sync_connect_sync_connect_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConnectIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectResult"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    sync_now_sync_now_post: {
+        parameters: {
+            query?: {
+                wait?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncNowOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    sync_status_sync_status_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncStatus"];
                 };
             };
         };
