@@ -16,16 +16,24 @@ import httpx
 
 
 class SidecarProcess:
-    def __init__(self, data_dir: Path, token: str | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, token: str | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.token = token or secrets.token_urlsafe(24)
+        self.extra_env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready: dict[str, Any] = {}
         self.stderr_path = data_dir / "sidecar-stderr.log"
 
     def start(self, timeout: float = 30.0) -> dict[str, Any]:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "KENSA_TOKEN": self.token, "KENSA_DATA_DIR": str(self.data_dir)}
+        env = {
+            **os.environ,
+            **self.extra_env,
+            "KENSA_TOKEN": self.token,
+            "KENSA_DATA_DIR": str(self.data_dir),
+        }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sidecar"],
             stdin=subprocess.PIPE,
