@@ -18,6 +18,16 @@ from sqlmodel import Session, SQLModel
 
 from schema import device as d
 
+# A record whose changes the server receives (all carry a device-made text id).
+Entity = (
+    d.InspectionTarget
+    | d.InspectionSession
+    | d.InspectionSessionItem
+    | d.InspectionImage
+    | d.AIInspectionResult
+    | d.HumanVerificationResult
+)
+
 # entity_type on the wire for each table whose changes the server receives.
 ENTITY_TYPES: dict[type[SQLModel], str] = {
     d.InspectionTarget: "inspection_target",
@@ -38,7 +48,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def payload(session: Session, row: SQLModel) -> dict[str, Any]:
+def payload(session: Session, row: Entity) -> dict[str, Any]:
     """The whole record as it travels to the server."""
     data = {
         key: _jsonable(value) for key, value in row.model_dump().items() if key not in _LOCAL_ONLY
@@ -57,12 +67,12 @@ def _user_ref(session: Session, user_id: int | None) -> dict[str, Any]:
 
 
 def _add(
-    session: Session, row: SQLModel, operation: str, data: dict[str, Any], priority: int
+    session: Session, row: Entity, operation: str, data: dict[str, Any], priority: int
 ) -> d.Outbox:
     entity_type = ENTITY_TYPES[type(row)]
     entry = d.Outbox(
         entity_type=entity_type,
-        entity_id=str(row.id),  # type: ignore[attr-defined]
+        entity_id=str(row.id),
         operation=operation,
         data=data,
         priority=priority,
@@ -71,13 +81,13 @@ def _add(
     return entry
 
 
-def record_insert(session: Session, row: SQLModel, *, priority: int = 0) -> d.Outbox:
+def record_insert(session: Session, row: Entity, *, priority: int = 0) -> d.Outbox:
     return _add(session, row, "INSERT", payload(session, row), priority)
 
 
 def record_update(
     session: Session,
-    row: SQLModel,
+    row: Entity,
     changed: dict[str, Any],
     *,
     base_version: int,
@@ -87,12 +97,12 @@ def record_update(
     data = {key: _jsonable(value) for key, value in changed.items() if key not in _LOCAL_ONLY}
     if "user_id" in changed:
         data.update(_user_ref(session, changed["user_id"]))
-    data["id"] = str(row.id)  # type: ignore[attr-defined]
+    data["id"] = str(row.id)
     data["base_version"] = base_version
     data["version"] = getattr(row, "version", base_version + 1)
     return _add(session, row, "UPDATE", data, priority)
 
 
-def record_delete(session: Session, row: SQLModel, *, base_version: int) -> d.Outbox:
-    data = {"id": str(row.id), "base_version": base_version}  # type: ignore[attr-defined]
+def record_delete(session: Session, row: Entity, *, base_version: int) -> d.Outbox:
+    data = {"id": str(row.id), "base_version": base_version}
     return _add(session, row, "DELETE", data, 0)

@@ -4,10 +4,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from schema import device as d
 from sidecar.api.deps import CurrentUser, DbDep
+from sidecar.domain.workflow import check_session_open
 from sidecar.errors import Conflict, NotFound
 from sidecar.jobs import queue
 from sidecar.services import inspection
@@ -43,10 +44,7 @@ class JobPublic(BaseModel):
     percentage: float | None
 
 
-def _public(session: object, job: d.AnalysisJob) -> JobPublic:
-    from sqlmodel import Session
-
-    assert isinstance(session, Session)
+def _public(session: Session, job: d.AnalysisJob) -> JobPublic:
     last = session.exec(
         select(d.ProgressLog)
         .where(d.ProgressLog.job_id == job.id)
@@ -96,8 +94,6 @@ def analyse(
         )
     with db.atomic() as session:
         row = inspection.get_session(session, session_id)
-        from sidecar.domain.workflow import check_session_open
-
         check_session_open(row.status)
         item = inspection.get_item(session, session_id, item_id)
         master = session.get(d.InspectionItemMaster, item_id)

@@ -22,6 +22,7 @@ from sidecar.api.schemas import (
     VerificationPublic,
 )
 from sidecar.api.uploads import read_image
+from sidecar.domain.workflow import check_session_open
 from sidecar.errors import NotFound
 from sidecar.qr.payload import parse_payload
 from sidecar.services import images, inspection
@@ -136,8 +137,6 @@ def resume(session_id: str, db: DbDep, _: CurrentUser) -> SessionPublic:
     """Carry on with an interrupted inspection where it stopped."""
     with db.read() as session:
         row = inspection.get_session(session, session_id)
-        from sidecar.domain.workflow import check_session_open
-
         check_session_open(row.status)
     return _detail(db, session_id)
 
