@@ -247,7 +247,8 @@ class JobRunner:
                 item = inspection.get_item(session, job.session_id, job.item_id)
                 if row.status not in SESSION_ENDS and item.status == "ai_running":
                     inspection.mark_ai_failed(session, job.session_id, job.item_id)
-        self._progress(job_id, "failed" if recoverable is False else "retrying", 100.0)
+        # The queue decided (retries left or not); the progress bar says what it decided.
+        self._progress(job_id, "failed" if final else "retrying", 100.0)
 
     def _progress(
         self, job_id: str, stage: str, percentage: float, eta_s: float | None = None
