@@ -1,4 +1,4 @@
-"""Dependencies as named types: ``DbDep``, ``SettingsDep``, ``CurrentUser``."""
+"""Dependencies as named types: ``DbDep``, ``SettingsDep``, ``CurrentUser``, ``AdminUser``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi import Depends, Header, Request
 
 from schema import device as d
 from schema.db import Database
-from sidecar.errors import Unauthorized
+from sidecar.errors import Forbidden, Unauthorized
 from sidecar.services import auth
 from sidecar.settings import Settings
 
@@ -46,3 +46,14 @@ def get_current_user(
 
 
 CurrentUser = Annotated[d.User, Depends(get_current_user)]
+
+
+def get_admin_user(user: CurrentUser) -> d.User:
+    """The logged-in user, only when a supervisor (role ``admin``): 401 without a login, 403 for
+    anyone else."""
+    if user.role != "admin":
+        raise Forbidden("only a supervisor may do this", code="admin_required")
+    return user
+
+
+AdminUser = Annotated[d.User, Depends(get_admin_user)]
