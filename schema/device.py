@@ -72,6 +72,10 @@ class User(DeviceTable, table=True):
     updated_at: datetime = _updated()
     # Server's id for users pulled from the server; NULL for a user made with `kensa user add`.
     server_id: str | None = Field(default=None, sa_column_kwargs={"unique": True})
+    # The server registration (this tablet's device id there) the user was pulled from; NULL for
+    # a local user. A pull through another registration never changes such a user: re-pointing
+    # the tablet must not hand its logins to whoever answers at the new address.
+    origin: str | None = None
     is_active: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
     failed_attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
