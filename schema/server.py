@@ -105,6 +105,9 @@ class Device(ServerTable, table=True):
     created_at: datetime = _created()
     last_seen_at: datetime | None = _stamp()
     revoked_at: datetime | None = _stamp()
+    # Bumped by every token rotation and revocation; an access token names the generation it
+    # was issued under and is refused once the device has moved past it.
+    token_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Pipeline(ServerTable, table=True):

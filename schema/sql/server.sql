@@ -38,6 +38,7 @@ CREATE TABLE devices (
 	created_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL, 
 	last_seen_at TIMESTAMP WITH TIME ZONE, 
 	revoked_at TIMESTAMP WITH TIME ZONE, 
+	token_generation INTEGER DEFAULT '0' NOT NULL, 
 	PRIMARY KEY (id), 
 	CONSTRAINT ck_devices_type CHECK (device_type IN ('mobile', 'desktop', 'tablet')), 
 	CONSTRAINT ck_devices_last_applied_seq CHECK (last_applied_seq >= 0), 
