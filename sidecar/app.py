@@ -23,6 +23,7 @@ from sidecar.api import (
     routes_scan,
     routes_sessions,
 )
+from sidecar.api.deps import get_admin_user
 from sidecar.api.guard import Guard
 from sidecar.api.push_soon import PushSoon
 from sidecar.errors import KensaError
@@ -146,6 +147,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(routes_jobs.router)
     app.include_router(routes_events.router)
     app.include_router(sync_api.router)
+    # Re-pointing the tablet decides where its records go and whose logins it trusts.
+    app.dependency_overrides[sync_api.authorize_connect] = get_admin_user
     if settings.ui_dist:
         mount_ui(app, settings.ui_dist)
 

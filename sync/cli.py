@@ -572,14 +572,24 @@ def device_connect(
     server: Annotated[str, typer.Option("--server", help="http(s)://host:port of the server.")],
     token: Annotated[str, typer.Option("--token", envvar="KENSA_DEVICE_TOKEN",
                                        help="The token `kensa server device add` printed.")],
+    replace_server: Annotated[str | None, typer.Option(
+        "--replace-server",
+        help="To move a connected device: the URL of the server it is connected to now.")] = None,
     data_dir: DeviceDirOpt = None,
 ) -> None:
-    """Store the server URL and device token (verified when the server is reachable)."""
-    from sync.errors import SyncError
+    """Verify the server URL and device token with the server, then store them.
+
+    Nothing changes unless the server accepts the token. A device already connected elsewhere
+    moves only with --replace-server naming its current server.
+    """
+    from sync.errors import ConfirmationRequired, SyncError
 
     with _device_service(data_dir) as service:
         try:
-            result = service.connect(server, token)
+            result = service.connect(server, token, replace_server_url=replace_server)
+        except ConfirmationRequired as exc:
+            raise _fail(f"{exc.message}; run again with --replace-server "
+                        f"{exc.detail['current_server_url']} to confirm") from exc
         except SyncError as exc:
             raise _fail(f"{exc.message} ({exc.code})") from exc
     typer.echo(f"{result.server_url}: {result.message}"

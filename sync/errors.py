@@ -20,6 +20,7 @@ translated at the boundary with ``raise ... from exc``.
     │   └── HashMismatch        422  an uploaded body does not hash to its name
     ├── NotFound                404
     ├── Conflict                409  a master that already exists, a stale version
+    │   └── ConfirmationRequired     re-pointing a connected device: confirm the old and new server
     ├── CursorExpired           410  a pull cursor older than the server keeps: full resync
     ├── PayloadTooLarge         413  a batch or a file over the server's limits
     └── StorageError            500  the object store failed (server side)
@@ -119,6 +120,12 @@ class NotFound(SyncError):
 class Conflict(SyncError):
     status_code = 409
     code = "conflict"
+
+
+class ConfirmationRequired(Conflict):
+    """The device is connected elsewhere; ``detail`` shows both servers for the administrator."""
+
+    code = "confirm_replace"
 
 
 class CursorExpired(SyncError):

@@ -12,17 +12,31 @@ from fastapi.testclient import TestClient
 
 from schema import device as d
 from schema.db import Database
-from sync.device.api import get_sync_service, router
+from sync.device.api import authorize_connect, get_sync_service, router
 from sync.device.service import SyncService
 from tests.test_sync_client import TOKEN, FakeServer
 
 
-def app_with(service: SyncService | None) -> FastAPI:
+def app_with(service: SyncService | None, *, may_connect: bool = True) -> FastAPI:
     app = FastAPI()
     app.include_router(router)
+    if may_connect:
+        # The app decides who may connect (the sidecar: a supervisor's login).
+        app.dependency_overrides[authorize_connect] = lambda: None
     if service is not None:
         app.state.sync = service
     return app
+
+
+def test_connecting_is_refused_unless_the_app_says_who_may(
+    device_db: Database, tmp_path: Path
+) -> None:
+    service = SyncService(device_db, tmp_path, "0.1.0",
+                          transport=httpx.MockTransport(FakeServer().handler))
+    client = TestClient(app_with(service, may_connect=False))
+    answer = client.post("/sync/connect", json={"server_url": "http://s.test", "token": TOKEN})
+    assert answer.status_code == 403
+    assert client.get("/sync/status").json()["configured"] is False
 
 
 def test_status_connect_and_sync_now(device_db: Database, tmp_path: Path) -> None:

@@ -293,15 +293,88 @@ def test_connecting_with_a_wrong_token_stores_nothing(device_db: Database, tmp_p
     assert sync.status().configured is False
 
 
-def test_connecting_while_the_server_is_away_saves_for_later(
+def _unreachable(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("no route to host")
+
+
+def test_connecting_while_the_server_is_away_stores_nothing(
     device_db: Database, tmp_path: Path
 ) -> None:
-    def unreachable(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("no route to host")
+    from sync.errors import Offline
 
-    sync = SyncService(device_db, tmp_path, "0.1.0", transport=httpx.MockTransport(unreachable))
-    result = sync.connect("http://server.test", TOKEN)
-    assert not result.verified and sync.status().configured
+    sync = SyncService(device_db, tmp_path, "0.1.0", transport=httpx.MockTransport(_unreachable))
+    with pytest.raises(Offline, match="nothing was changed"):
+        sync.connect("http://server.test", TOKEN)
+    assert sync.status().configured is False
+
+
+class Switchboard:
+    """Two servers behind one transport: the working one, and another that may be away or
+    refuse the token."""
+
+    def __init__(self) -> None:
+        self.home = FakeServer()
+        self.other = FakeServer()
+        self.other_reachable = True
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == "home.test":
+            return self.home.handler(request)
+        if not self.other_reachable:
+            _unreachable(request)
+        return self.other.handler(request)
+
+
+@pytest.mark.parametrize(
+    ("url", "token", "reachable", "error"),
+    [
+        ("http://other.test", TOKEN, False, "Offline"),          # unreachable: kept as it was
+        ("http://other.test", "kd_bogus", True, "AuthError"),    # refused token
+        ("http://user:s3cr3t@other.test", TOKEN, True, "InvalidRequest"),  # credentials
+        ("http://other.test?x=1", TOKEN, True, "InvalidRequest"),
+        ("ftp://other.test", TOKEN, True, "InvalidRequest"),
+        ("http://other.test:99999", TOKEN, True, "InvalidRequest"),
+        ("http://other.test", TOKEN, True, "ConfirmationRequired"),  # moving needs a yes
+    ],
+)
+def test_a_failed_connect_keeps_the_working_connection(
+    device_db: Database, tmp_path: Path, url: str, token: str, reachable: bool, error: str
+) -> None:
+    board = Switchboard()
+    sync = SyncService(device_db, tmp_path, "0.1.0", transport=httpx.MockTransport(board.handler))
+    sync.connect("http://home.test", TOKEN)
+    before = sync.status()
+    board.other_reachable = reachable
+    with pytest.raises(Exception) as caught:
+        sync.connect(url, token)
+    assert type(caught.value).__name__ == error
+    after = sync.status()
+    assert (after.server_url, after.device_id, after.device_name) == (
+        before.server_url, before.device_id, before.device_name)
+    assert "s3cr3t" not in str(caught.value.args)
+    # The working connection still works: its token was not replaced.
+    add_ops(device_db, 1)
+    assert sync.run_once().pushed == 1 and board.home.pushes and not board.other.pushes
+
+
+def test_moving_a_connected_tablet_shows_both_servers_and_needs_the_old_one_echoed(
+    device_db: Database, tmp_path: Path
+) -> None:
+    from sync.errors import ConfirmationRequired
+
+    board = Switchboard()
+    sync = SyncService(device_db, tmp_path, "0.1.0", transport=httpx.MockTransport(board.handler))
+    sync.connect("http://home.test", TOKEN)
+    with pytest.raises(ConfirmationRequired) as asked:
+        sync.connect("http://other.test", TOKEN, replace_server_url="http://elsewhere.test")
+    assert asked.value.detail["current_server_url"] == "http://home.test"
+    assert asked.value.detail["new_server_url"] == "http://other.test"
+    # Reconnecting to the same server (a rotated token) needs no confirmation.
+    assert sync.connect("http://home.test/", TOKEN).verified
+    moved = sync.connect("http://other.test", TOKEN, replace_server_url="http://home.test")
+    assert moved.verified and sync.status().server_url == "http://other.test"
+    add_ops(device_db, 1)
+    assert sync.run_once().pushed == 1 and board.other.pushes
 
 
 def test_scheduler_runs_in_the_background_and_stops(device_db: Database, tmp_path: Path) -> None:

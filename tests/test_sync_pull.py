@@ -187,16 +187,16 @@ def test_an_expired_cursor_triggers_a_full_resync(
 
 
 def test_a_page_and_its_cursor_commit_together(device_db: Database, tmp_path: Path) -> None:
-    target = str(uuid.uuid4())
+    target, item = str(uuid.uuid4()), str(uuid.uuid4())
     pages = {
         None: {"changes": [{"cursor": "e:1", "entity_type": "target", "entity_id": target,
                             "op": "UPSERT", "data": {"id": target, "product_code": "A-1",
                                                      "product_name": "a", "version": "1"}}],
                "cursor": "e:1", "has_more": True},
         # An item whose target the device does not have: the page cannot commit.
-        "e:1": {"changes": [{"cursor": "e:2", "entity_type": "item", "entity_id": "i1",
+        "e:1": {"changes": [{"cursor": "e:2", "entity_type": "item", "entity_id": item,
                              "op": "UPSERT", "data": {
-                                 "id": "i1", "target_id": str(uuid.uuid4()), "item_code": "X",
+                                 "id": item, "target_id": str(uuid.uuid4()), "item_code": "X",
                                  "item_name": "x", "inspection_type": "VISUAL",
                                  "criteria": {}, "order_sequence": 1}},
                             {"cursor": "e:2", "entity_type": "target", "entity_id": target,
@@ -219,7 +219,7 @@ def test_a_page_and_its_cursor_commit_together(device_db: Database, tmp_path: Pa
     with device_db.read() as session:
         row = session.get(d.InspectionTargetMaster, target)
         assert row is not None and row.deleted_at is None  # page 2 left no trace
-        assert session.get(d.InspectionItemMaster, "i1") is None
+        assert session.get(d.InspectionItemMaster, item) is None
 
 
 def test_a_refused_update_comes_back_as_set_aside(

@@ -2,12 +2,16 @@
 
     GET  /sync/status     online/offline, pending rows and bytes, oldest pending, last success,
                           last error and its kind, operations set aside
-    POST /sync/connect    {server_url, token}: store (and verify) the server connection
+    POST /sync/connect    {server_url, token, replace_server_url?}: verify, then make it the
+                          connection (an administrator only; moving a connected tablet needs
+                          the current server's URL echoed back as confirmation)
     POST /sync/now        start a run now; ``?wait=true`` runs it and returns its report
 
 The sidecar mounts ``router`` and provides the service: either put it in ``app.state.sync`` or
 override ``get_sync_service``. Authentication of these calls is the sidecar's (its per-launch
-bearer token); nothing here ever returns the device token.
+bearer token); who may connect is the app's to say by overriding ``authorize_connect`` (the
+sidecar requires a supervisor's login), and without an override nobody may. Nothing here ever
+returns the device token.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from sync.device.service import ConnectResult, RunReport, SyncService, SyncStatus
 from sync.errors import SyncError
@@ -37,9 +41,23 @@ def get_sync_service(request: Request) -> SyncService:
 Service = Annotated[SyncService, Depends(get_sync_service)]
 
 
+def authorize_connect() -> None:
+    """Whoever connects the device decides where its records go and whose logins it trusts:
+    the app overrides this with its administrator check. Refuses when not overridden."""
+    raise HTTPException(status_code=403, detail="connecting this device is not allowed here")
+
+
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+
+
 class ConnectIn(BaseModel):
-    server_url: str = Field(min_length=1, max_length=500)
-    token: str = Field(min_length=1, max_length=500, repr=False)
+    model_config = ConfigDict(extra="forbid")
+
+    server_url: str = Field(min_length=1, max_length=500, pattern=_PRINTABLE)
+    token: str = Field(min_length=1, max_length=500, pattern=_PRINTABLE, repr=False)
+    # To move a connected tablet: the URL of the server it is connected to now, as the
+    # confirmation (409 confirm_replace) showed it.
+    replace_server_url: str | None = Field(default=None, max_length=500, pattern=_PRINTABLE)
 
 
 class SyncNowOut(BaseModel):
@@ -49,11 +67,13 @@ class SyncNowOut(BaseModel):
 
 
 def _error(exc: SyncError) -> JSONResponse:
-    # The sidecar's error shape: {"error": {"code", "message", "detail"}}.
+    # The sidecar's error shape: {"error": {"code", "message", "detail"}}. A refusal by the
+    # server (its 401 for the device token) is the request's fault; the server being away is a
+    # gateway problem (502), not the sidecar's own failure.
     status = exc.status_code if 400 <= exc.status_code < 500 else 502
     return JSONResponse(
         status_code=status,
-        content={"error": {"code": exc.code, "message": exc.message, "detail": {}}},
+        content={"error": {"code": exc.code, "message": exc.message, "detail": exc.detail}},
     )
 
 
@@ -62,10 +82,14 @@ def sync_status(service: Service) -> SyncStatus:
     return service.status()
 
 
-@router.post("/connect", response_model=ConnectResult)
+@router.post(
+    "/connect", response_model=ConnectResult, dependencies=[Depends(authorize_connect)]
+)
 def sync_connect(body: ConnectIn, service: Service) -> Any:
     try:
-        return service.connect(body.server_url, body.token)
+        return service.connect(
+            body.server_url, body.token, replace_server_url=body.replace_server_url
+        )
     except SyncError as exc:
         return _error(exc)
 

@@ -7,7 +7,7 @@ returned by the status API.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlparse
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
 from sqlmodel import Session
@@ -32,11 +32,38 @@ class Connection:
 
 
 def normalise_url(url: str) -> str:
+    """``http(s)://host[:port][/path]`` without a trailing slash.
+
+    Credentials, a query or a fragment are refused rather than dropped: a URL with a password in
+    it would be stored and shown on the settings screen, and a silently trimmed one is not what
+    the administrator typed.
+    """
     url = url.strip().rstrip("/")
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise InvalidRequest(f"server URL must be http(s)://host[:port], not {url!r}")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        raise InvalidRequest("the server URL contains control characters")
+    try:
+        parsed = urlsplit(url)
+        parsed.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError as exc:
+        raise InvalidRequest(f"server URL is not a valid URL: {exc}") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise InvalidRequest("server URL must be http(s)://host[:port]")
+    if parsed.username is not None or parsed.password is not None:
+        raise InvalidRequest(
+            "put no user name or password in the server URL; the device token is the credential"
+        )
+    if parsed.query or parsed.fragment or url.endswith(("?", "#")):
+        raise InvalidRequest("the server URL takes no query or fragment")
     return url
+
+
+def display_url(url: str) -> str:
+    """The URL without any credentials (a value stored by an older version may have them)."""
+    parsed = urlsplit(url)
+    if "@" not in parsed.netloc:
+        return url
+    host = parsed.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parsed.scheme, host, parsed.path, "", ""))
 
 
 def _get(session: Session, key: str) -> str | None:
@@ -68,10 +95,15 @@ def load(db: Database) -> Connection | None:
         )
 
 
-def save(db: Database, server_url: str, token: SecretStr) -> None:
-    with db.atomic() as session:
-        _put(session, SERVER_URL, normalise_url(server_url))
-        _put(session, DEVICE_TOKEN, token.get_secret_value())
+def swap(
+    session: Session, server_url: str, token: SecretStr, device_id: str, device_name: str
+) -> None:
+    """Replace the whole connection in the caller's transaction: URL, token and identity change
+    together or not at all, so a failed connect never leaves a half-new connection behind."""
+    _put(session, SERVER_URL, normalise_url(server_url))
+    _put(session, DEVICE_TOKEN, token.get_secret_value())
+    _put(session, DEVICE_ID, device_id)
+    _put(session, DEVICE_NAME, device_name)
 
 
 def save_identity(db: Database, device_id: str, device_name: str) -> None:

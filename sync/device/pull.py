@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,7 +41,7 @@ from sync.device import state
 from sync.device.client import SyncClient
 from sync.device.outbox_store import SqliteOutbox
 from sync.errors import CursorExpired
-from sync.protocol import Change, ChangesPage
+from sync.protocol import MASTER_ENTITY_TYPES, Change, ChangesPage, is_sha256
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +74,44 @@ def _sqlite(value: Any) -> str:
     return stamp.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+class UnsafeId(ValueError):
+    """A pulled id that does not have its type's shape; it never becomes a path or a row."""
+
+
+_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+                      r"[0-9a-fA-F]{12}$")
+
+
 def model_path(data_dir: Path, sha256: str) -> Path:
-    return data_dir / "models" / f"{sha256}.onnx"
+    """``<data_dir>/models/<sha256>.onnx``, only for a lowercase hex SHA-256: a pulled id is the
+    server's word, and a tombstone named ``../../x`` must not delete a file elsewhere."""
+    if not is_sha256(sha256):
+        raise UnsafeId(f"not a SHA-256: {sha256[:80]!r}")
+    folder = (data_dir / "models").resolve()
+    path = (folder / f"{sha256}.onnx").resolve()
+    if path.parent != folder:
+        raise UnsafeId(f"model path escapes {folder}: {sha256[:80]!r}")
+    return path
+
+
+def id_problem(change: Change) -> str | None:
+    """Why a pulled change's id cannot be used (``None`` when it can): models are named by
+    their SHA-256, every other master by a UUID."""
+    if change.entity_type == "model":
+        if not is_sha256(change.entity_id):
+            return "a model id must be a lowercase hex SHA-256"
+        if change.op == "UPSERT" and (change.data or {}).get("sha256") != change.entity_id:
+            return "a model's sha256 differs from its id"
+        return None
+    if change.entity_type not in MASTER_ENTITY_TYPES:
+        return f"unknown entity type {change.entity_type[:40]!r}"
+    if not _UUID_RE.match(change.entity_id):
+        return f"a {change.entity_type} id must be a UUID"
+    if change.op == "UPSERT":
+        named = str((change.data or {}).get("id", ""))
+        if not _UUID_RE.match(named) or uuid.UUID(named) != uuid.UUID(change.entity_id):
+            return f"the {change.entity_type}'s data names another id"
+    return None
 
 
 class Puller:
@@ -82,8 +120,13 @@ class Puller:
         self.data_dir = data_dir
         self.page_size = page_size
         self.outbox = SqliteOutbox(db)
+        # The registration pulled users come through (this device's id on the server).
+        self.origin: str | None = None
 
     def pull(self, client: SyncClient, budget_s: float = 30.0) -> PullResult:
+        identity = client.identity or client.authenticate()
+        # Users are trusted per registration: see _upsert_user.
+        self.origin = identity.device_id
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kensa-pull") as prefetch:
             return self._pull(client, budget_s, prefetch)
 
@@ -154,6 +197,11 @@ class Puller:
     def _apply(self, session: Session, changes: Sequence[Change]) -> int:
         groups: dict[tuple[str, str], list[Change]] = defaultdict(list)
         for change in changes:
+            problem = id_problem(change)
+            if problem is not None:
+                # The server's word is not enough to make a path or a key of it: skip it.
+                log.warning("ignoring a pulled %s change: %s", change.entity_type[:40], problem)
+                continue
             groups[(change.entity_type, change.op)].append(change)
         applied = 0
         for kind in APPLY_ORDER:
@@ -164,9 +212,6 @@ class Puller:
             if deletes:
                 self._tombstone(session, kind, [c.entity_id for c in deletes])
             applied += len(upserts) + len(deletes)
-        unknown = {k for k, _ in groups} - set(APPLY_ORDER)
-        if unknown:
-            log.warning("ignoring pulled changes of unknown types: %s", ", ".join(sorted(unknown)))
         return applied
 
     @staticmethod
@@ -238,27 +283,81 @@ class Puller:
         self._upsert(session, PIPELINES, values, "id")
 
     def _upsert_user(self, session: Session, rows: list[dict[str, Any]]) -> None:
+        """Users, with their password hashes and roles, only through the registration they came
+        from: a tablet moved to another server keeps the logins it had (their hashes and roles
+        are not that server's to change), and takes only users whose names are free here."""
+        origin = self.origin
         values = [
             {"server_id": r["id"], "username": r["username"], "email": r.get("email"),
              "password_hash": r["password_hash"], "full_name": r.get("full_name"),
              "role": r.get("role") or "inspector",
              "is_active": int(bool(r.get("is_active", True))),
-             "version": int(r.get("version") or 1),
+             "version": int(r.get("version") or 1), "origin": origin,
              "created_at": _sqlite(r.get("created_at")), "updated_at": _sqlite(r.get("updated_at"))}
             for r in rows
         ]
-        # A local user of the same name (made with `kensa user add` before the first pull)
-        # becomes the server's user rather than a clash.
-        self._free(session, "UPDATE users SET server_id = ? "
-                   "WHERE username = ? AND server_id IS NULL",
-                   [(v["server_id"], v["username"]) for v in values])
-        # A name or e-mail another (renamed) server user still holds here: free it.
+        held = self._held_users(session, values)
+        # Another registration's users may own the ids, names and e-mails here.
+        foreign = {key for key, holder in held.items()
+                   if holder is not None and holder != origin}
+        # A local user (`kensa user add`) becomes the server's user of the same name only on
+        # the first server this tablet takes users from.
+        adopt = origin is not None and not self._has_other_origin(session, origin)
+        accepted = []
+        for v in values:
+            keys = {("server_id", v["server_id"]), ("username", v["username"])}
+            if v["email"]:
+                keys.add(("email", v["email"]))
+            clash = keys & foreign
+            if clash:
+                log.warning("pulled user %s is not applied: %s belongs to a user from another "
+                            "server registration", v["username"][:150],
+                            ", ".join(sorted(k for k, _ in clash)))
+                continue
+            if not adopt and ("username", v["username"]) in held \
+                    and held[("username", v["username"])] is None:
+                log.warning("pulled user %s is not applied: a local user has that name",
+                            v["username"][:150])
+                continue
+            accepted.append(v)
+        if not accepted:
+            return
+        if adopt:
+            self._free(session, "UPDATE users SET server_id = ?, origin = ? "
+                       "WHERE username = ? AND server_id IS NULL",
+                       [(v["server_id"], origin, v["username"]) for v in accepted])
+        # A name or e-mail another (renamed) user of this registration still holds: free it.
         for column in ("username", "email"):
             self._free(session, f"UPDATE users SET {column} = {column} || '~' || "  # noqa: S608
-                       f"substr(server_id, 1, 8) WHERE {column} = ? AND server_id != ?",
-                       [(v[column], v["server_id"]) for v in values if v[column]])
+                       f"substr(server_id, 1, 8) WHERE {column} = ? AND server_id != ? "
+                       "AND origin = ?",
+                       [(v[column], v["server_id"], origin) for v in accepted if v[column]])
         # Lockout columns (failed_attempts, locked_until, last_login_at) stay the device's own.
-        self._upsert(session, USERS, values, "server_id")
+        self._upsert(session, USERS, accepted, "server_id")
+
+    @staticmethod
+    def _held_users(session: Session, values: list[dict[str, Any]]) -> dict[
+        tuple[str, str], str | None
+    ]:
+        """Who holds each incoming id, name and e-mail here: (column, value) -> origin (None for
+        a local user)."""
+        held: dict[tuple[str, str], str | None] = {}
+        for column in ("server_id", "username", "email"):
+            wanted = sorted({str(v[column]) for v in values if v[column]})
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                for value, origin in session.execute(
+                    sa.select(USERS.c[column], USERS.c.origin).where(USERS.c[column].in_(part))
+                ):
+                    held[(column, str(value))] = origin
+        return held
+
+    @staticmethod
+    def _has_other_origin(session: Session, origin: str) -> bool:
+        return session.execute(
+            sa.select(USERS.c.id).where(USERS.c.origin.is_not(None), USERS.c.origin != origin)
+            .limit(1)
+        ).first() is not None
 
     def _upsert_model(self, session: Session, rows: list[dict[str, Any]]) -> None:
         values = [
@@ -275,10 +374,14 @@ class Puller:
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
             if kind == "user":
+                # Only this registration may retire the users it gave.
                 session.execute(
-                    sa.update(USERS).where(USERS.c.server_id.in_(part)).values(is_active=False)
+                    sa.update(USERS)
+                    .where(USERS.c.server_id.in_(part), USERS.c.origin == self.origin)
+                    .values(is_active=False)
                 )
             elif kind == "model":
+                part = [sha for sha in part if is_sha256(sha)]
                 session.execute(sa.delete(MODELS).where(MODELS.c.sha256.in_(part)))
                 for sha in part:
                     with contextlib.suppress(OSError):
@@ -300,10 +403,10 @@ class Puller:
             if kind not in live:
                 continue
             keep = set(live[kind])
-            held = {
-                row[0]
-                for row in session.execute(sa.select(table.c[key]).where(table.c[key].is_not(None)))
-            }
+            mine: sa.ColumnElement[bool] = table.c[key].is_not(None)
+            if kind == "user":
+                mine = sa.and_(mine, USERS.c.origin == self.origin)
+            held = {row[0] for row in session.execute(sa.select(table.c[key]).where(mine))}
             gone = sorted(held - keep)
             if gone:
                 log.info("full resync: %d %s(s) no longer on the server", len(gone), kind)
@@ -315,7 +418,9 @@ class Puller:
         for change in changes:
             if change.entity_type != "model" or change.op != "UPSERT" or not change.data:
                 continue
-            sha = str(change.data["sha256"])
+            if id_problem(change) is not None:
+                continue  # _apply says why
+            sha = change.entity_id
             size = int(change.data.get("size") or 0)
             path = model_path(self.data_dir, sha)
             if path.is_file() and path.stat().st_size == size:

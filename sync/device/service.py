@@ -37,6 +37,7 @@ from sync.device.refused import fetch_refused
 from sync.device.upload import Uploader, pending_image_stats
 from sync.errors import (
     AuthError,
+    ConfirmationRequired,
     Forbidden,
     NotConfigured,
     Offline,
@@ -228,12 +229,16 @@ class SyncService:
                 self._client_for = key
             return self._client
 
-    def connect(self, server_url: str, token: str) -> ConnectResult:
-        """Store the server URL and device token, verifying them when the server is reachable.
+    def connect(
+        self, server_url: str, token: str, *, replace_server_url: str | None = None
+    ) -> ConnectResult:
+        """Verify a server URL and device token with the server, then make them the connection.
 
-        A token the server refuses is not stored. An unreachable server does not stop the
-        settings being saved (the tablet may be set up off the network): sync starts once it is
-        reachable.
+        Nothing is stored until the server has accepted the token: an unreachable server, a
+        refused token or a bad URL leaves the working connection exactly as it was. Moving a
+        connected tablet to another server or registration needs ``replace_server_url`` equal
+        to the server it is connected to now (``ConfirmationRequired`` shows both otherwise):
+        the administrator confirms what they are leaving.
         """
         url = config.normalise_url(server_url)
         secret = SecretStr(token.strip())
@@ -242,21 +247,48 @@ class SyncService:
         try:
             identity = probe.authenticate()
         except TransportError as exc:
-            config.save(self.db, url, secret)
-            self.trigger()
-            return ConnectResult(server_url=url, verified=False,
-                                 message=f"saved; the server is not reachable now ({exc.code})")
+            raise type(exc)(
+                f"the server at {url} cannot be reached ({exc.code}); nothing was changed",
+                retry_after=exc.retry_after,
+            ) from exc
         finally:
             probe.close()
         if identity.device_type != self.device_type:
             log.warning("server registered this device as a %s, it runs as a %s",
                         identity.device_type, self.device_type)
-        config.save(self.db, url, secret)
-        config.save_identity(self.db, identity.device_id, identity.device_name)
+        current = self._connection()
+        moving = current is not None and (
+            current.server_url != url or current.device_id != identity.device_id
+        )
+        if moving:
+            assert current is not None
+            shown = config.display_url(current.server_url)
+            if replace_server_url is None or replace_server_url.strip().rstrip("/") != shown:
+                stats = self.outbox.stats()
+                raise ConfirmationRequired(
+                    f"this tablet is connected to {shown} as {current.device_name}; "
+                    f"confirm to move it to {url} as {identity.device_name}",
+                    current_server_url=shown,
+                    current_device_name=current.device_name,
+                    new_server_url=url,
+                    new_device_name=identity.device_name,
+                    pending_rows=stats.rows,
+                )
+        with self.db.atomic() as session:
+            config.swap(session, url, secret, identity.device_id, identity.device_name)
+            if moving:
+                # Another server's change sequence and refusals: start from its beginning.
+                state.set_cursor(session, "pull", None)
+                state.set_cursor(session, "conflicts", None)
         # A reinstalled tablet re-using its registration must not reuse sequence numbers.
         self.outbox.bump_sequence(identity.last_applied_seq)
         self.trigger()
-        log.info("connected to %s as device %s", url, identity.device_name)
+        if moving:
+            assert current is not None
+            log.warning("moved from %s (%s) to %s (%s)", config.display_url(current.server_url),
+                        current.device_name, url, identity.device_name)
+        else:
+            log.info("connected to %s as device %s", url, identity.device_name)
         return ConnectResult(server_url=url, verified=True, device_id=identity.device_id,
                              device_name=identity.device_name, message="connected")
 
@@ -379,7 +411,7 @@ class SyncService:
             else None
         return SyncStatus(
             configured=connection is not None,
-            server_url=connection.server_url if connection else None,
+            server_url=config.display_url(connection.server_url) if connection else None,
             device_id=connection.device_id if connection else None,
             device_name=connection.device_name if connection else None,
             online=online,
