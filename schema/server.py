@@ -310,6 +310,10 @@ class TauriSyncQueue(ServerTable, table=True):
         ),
         sa.CheckConstraint("retry_count >= 0", name="ck_sync_queue_retry_count"),
         sa.CheckConstraint("seq > 0", name="ck_sync_queue_seq"),
+        sa.CheckConstraint("apply_attempts >= 0", name="ck_sync_queue_apply_attempts"),
+        sa.CheckConstraint(
+            _in("refusal", ("conflict", "rejected", "dead_letter")), name="ck_sync_queue_refusal"
+        ),
         sa.UniqueConstraint("device_id", "seq", name="uq_sync_queue_device_seq"),
         sa.Index(
             "idx_tauri_sync_queue_device_priority",
@@ -324,6 +328,8 @@ class TauriSyncQueue(ServerTable, table=True):
             postgresql_where=sa.text("processed_at IS NULL"),
             sqlite_where=sa.text("processed_at IS NULL"),
         ),
+        # A device pulls its refusals after a cursor in this per-device order.
+        sa.Index("uq_sync_queue_device_refusal", "device_id", "refusal_seq", unique=True),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -344,6 +350,14 @@ class TauriSyncQueue(ServerTable, table=True):
     # When the device wrote the row, by its own clock: kept for display, never used for order.
     device_created_at: datetime | None = _stamp()
     last_error: str | None = None
+    # The server's own count of attempts to apply the row that did not apply (``retry_count``
+    # is the device's), and when the next may start (``sync.server.queue_policy``).
+    apply_attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    next_attempt_at: datetime | None = _stamp()
+    # Set when the row left the queue without being applied: conflict, rejected, dead_letter;
+    # ``last_error`` then holds the reason, and ``refusal_seq`` orders the device's refusals.
+    refusal: str | None = Field(default=None, max_length=20)
+    refusal_seq: int | None = Field(default=None, sa_type=BigInt)
 
 
 # ---------------------------------------------------------------------------------------------

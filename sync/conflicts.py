@@ -12,16 +12,26 @@ Pure: table-tested, no database, no HTTP.
 - A DELETE of a missing row is done already — unless its INSERT is still waiting in the queue,
   in which case applying the DELETE now would let that INSERT resurrect the row later.
 - Masters are server-owned: a pulled row never overwrites a local row with pending changes.
+- A device writes only its own records: targets and sessions carry the device that created
+  them, and everything under a session belongs to the session's device. An operation on another
+  device's record, or a new record under another device's session or target, is rejected (never
+  applied, never a silent duplicate); the server keeps the refused row and tells the device.
 - Device clocks can be a day wrong. The server orders by its own sequence; timestamps a device
   wrote are moved by the offset measured when the batch arrived, when that offset is larger than
   network delay could explain, so what the server keeps does not depend on the tablet's clock.
+- A timestamp still in the future of the server's receive time by more than that threshold —
+  the device sent no clock (no ``X-Kensa-Device-Time`` header, or one that does not parse), or
+  one record is wrong on its own — cannot be true: it is corrected to the receive time, and the
+  value the device sent is kept beside it (``_device_timestamps_original``), so the record is
+  kept and nothing is lost. A timestamp in the past is kept as sent: a tablet may well have
+  recorded an inspection offline days before it could push it.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 
@@ -30,6 +40,7 @@ class Decision(enum.Enum):
     SKIP = "skip"  # already applied: idempotent redelivery
     RETRY = "retry"  # a prerequisite is not applied yet: keep the row and try later
     CONFLICT = "conflict"  # keep the server's row, tell the device
+    REJECT = "reject"  # another device's record: never applied, the device is told
 
 
 def decide_insert(exists: bool) -> Decision:
@@ -54,6 +65,14 @@ def decide_delete(current: int | None, base: int, insert_pending: bool) -> Decis
     if current == base:
         return Decision.APPLY
     return Decision.CONFLICT
+
+
+def decide_owner(acting_device: object, owner_device: object | None) -> Decision:
+    """Whether ``acting_device`` may write a record ``owner_device`` owns (None: not there yet,
+    so whoever inserts it will own it)."""
+    if owner_device is None or owner_device == acting_device:
+        return Decision.APPLY
+    return Decision.REJECT
 
 
 def may_overwrite_pulled(has_pending_local_change: bool) -> bool:
@@ -95,3 +114,41 @@ def correct_timestamps(
             continue
         out[name] = (stamp - shift).isoformat()
     return out
+
+
+# Where the values a device sent are kept when a future timestamp was corrected.
+ORIGINAL_TIMESTAMPS_KEY = "_device_timestamps_original"
+
+
+def _parse(value: str) -> datetime | None:
+    try:
+        stamp = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    # Read without a zone as UTC, as the queue processor reads it.
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+def clamp_future(
+    data: Mapping[str, Any],
+    server_now: datetime,
+    *,
+    threshold_s: float = DEFAULT_SKEW_THRESHOLD_S,
+    fields: Iterable[str] = DEVICE_TIMESTAMP_FIELDS,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """``data`` with timestamps later than ``server_now + threshold_s`` set to ``server_now``,
+    and the original values of those it changed. Text that is not a timestamp is left for the
+    processor to refuse; timestamps in the past are kept."""
+    out = dict(data)
+    latest = server_now + timedelta(seconds=threshold_s)
+    originals: dict[str, str] = {}
+    for name in fields:
+        value = out.get(name)
+        if not isinstance(value, str):
+            continue
+        stamp = _parse(value)
+        if stamp is None or stamp <= latest:
+            continue
+        originals[name] = value
+        out[name] = server_now.isoformat()
+    return out, originals

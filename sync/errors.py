@@ -23,7 +23,13 @@ translated at the boundary with ``raise ... from exc``.
     │   └── ConfirmationRequired     re-pointing a connected device: confirm the old and new server
     ├── CursorExpired           410  a pull cursor older than the server keeps: full resync
     ├── PayloadTooLarge         413  a batch or a file over the server's limits
-    └── StorageError            500  the object store failed (server side)
+    ├── StorageError            500  the object store failed (server side)
+    └── ApplyError              -    a stored queue row the processor cannot apply (server side)
+        ├── ApplyLater               waits for a parent or an earlier version: backoff, then
+        │                            dead letter after the queue policy's attempts
+        ├── ApplyNever               can never apply (not a UUID, wrong type, unknown entity, a
+        │                            value the database refuses): dead-lettered at once
+        └── NotOwner                 acts on another device's record: rejected at once
 """
 
 from __future__ import annotations
@@ -141,3 +147,31 @@ class PayloadTooLarge(SyncError):
 class StorageError(SyncError):
     status_code = 500
     code = "storage_error"
+
+
+class ApplyError(SyncError):
+    """A queue row that was not applied; the row stays in the queue with this message.
+
+    Raised by the queue processor, never answered over HTTP: the device learns of the rows the
+    server gives up on through the refusals it pulls (``GET /sync/v1/conflicts``).
+    """
+
+    code = "apply_error"
+
+
+class ApplyLater(ApplyError):
+    """Something the row needs is not applied yet (a parent record, an earlier version)."""
+
+    code = "apply_later"
+
+
+class ApplyNever(ApplyError):
+    """The row can never apply, however often it is tried."""
+
+    code = "apply_never"
+
+
+class NotOwner(ApplyError):
+    """The row writes a record (or under a record) that another device owns."""
+
+    code = "not_owner"

@@ -140,7 +140,9 @@ class ChangesPage(BaseModel):
 
 
 class RefusedOp(BaseModel):
-    """An operation stored but not applied: the server kept its own version of the record."""
+    """An operation stored but never to be applied: a version conflict (the server kept its own
+    record), a rejection (another device's record) or a dead letter (it could never apply, or
+    what it needs never came). ``id`` is the device's refusal number, the conflicts cursor."""
 
     id: int
     seq: int
@@ -150,6 +152,7 @@ class RefusedOp(BaseModel):
     operation: str
     reason: str
     data: dict[str, Any]
+    kind: Literal["conflict", "rejected", "dead_letter"] = "conflict"
 
 
 class ConflictsPage(BaseModel):

@@ -153,9 +153,11 @@ def test_a_row_that_cannot_apply_is_kept_with_its_error(device: Device) -> None:
     row = None
     with device.db.read() as session:
         row = session.execute(sa.text(
-            "SELECT processed_at, retry_count, last_error, last_retry_at "
-            "FROM tauri_sync_queue")).one()
-    assert row[0] is None and row[1] == 3 and missing_session in row[2] and row[3] is not None
+            "SELECT processed_at, retry_count, last_error, last_retry_at, apply_attempts, "
+            "next_attempt_at, refusal FROM tauri_sync_queue")).one()
+    # Counted in the server's own column: retry_count stays what the device sent.
+    assert row[0] is None and row[1] == 0 and missing_session in row[2] and row[3] is not None
+    assert row[4] == 3 and row[5] is not None and row[6] is None
 
 
 def test_the_same_record_inserted_twice_is_one_row(device: Device) -> None:

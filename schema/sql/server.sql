@@ -71,11 +71,17 @@ CREATE TABLE tauri_sync_queue (
 	seq BIGINT NOT NULL, 
 	device_created_at TIMESTAMP WITH TIME ZONE, 
 	last_error VARCHAR, 
+	apply_attempts INTEGER DEFAULT '0' NOT NULL, 
+	next_attempt_at TIMESTAMP WITH TIME ZONE, 
+	refusal VARCHAR(20), 
+	refusal_seq BIGINT, 
 	PRIMARY KEY (id), 
 	CONSTRAINT ck_sync_queue_operation CHECK (operation IN ('INSERT', 'UPDATE', 'DELETE')), 
 	CONSTRAINT ck_sync_queue_device_type CHECK (device_type IN ('mobile', 'desktop', 'tablet')), 
 	CONSTRAINT ck_sync_queue_retry_count CHECK (retry_count >= 0), 
 	CONSTRAINT ck_sync_queue_seq CHECK (seq > 0), 
+	CONSTRAINT ck_sync_queue_apply_attempts CHECK (apply_attempts >= 0), 
+	CONSTRAINT ck_sync_queue_refusal CHECK (refusal IN ('conflict', 'rejected', 'dead_letter')), 
 	CONSTRAINT uq_sync_queue_device_seq UNIQUE (device_id, seq), 
 	UNIQUE (op_id)
 );
@@ -83,6 +89,8 @@ CREATE TABLE tauri_sync_queue (
 CREATE INDEX idx_tauri_sync_queue_device_priority ON tauri_sync_queue (device_id, device_type, priority, created_at);
 
 CREATE INDEX idx_tauri_sync_queue_unprocessed ON tauri_sync_queue (processed_at) WHERE processed_at IS NULL;
+
+CREATE UNIQUE INDEX uq_sync_queue_device_refusal ON tauri_sync_queue (device_id, refusal_seq);
 
 CREATE TABLE users (
 	id UUID NOT NULL, 

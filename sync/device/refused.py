@@ -1,6 +1,8 @@
-"""Operations the server stored but refused to apply (a version conflict: the server kept its own
-record). They come back to the device as set-aside outbox rows with the server's reason, so the
-status API shows them beside the operations the server rejected outright."""
+"""Operations the server stored but will never apply: a version conflict (the server kept its own
+record), a rejection (the operation touched another device's record) or a dead letter (it could
+never apply, or the record it needs never came). They come back to the device as set-aside
+outbox rows whose reason starts with that kind, so the status API shows them beside the
+operations the server rejected outright when they were pushed."""
 
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ def fetch_refused(db: Database, client: SyncClient) -> int:
             session.execute(_INSERT, [
                 {"op_id": op.op_id, "entity_type": op.entity_type, "entity_id": op.entity_id,
                  "operation": op.operation, "data": json.dumps(op.data), "now": now,
-                 "reason": f"conflict: {op.reason}"}
+                 "reason": f"{op.kind}: {op.reason}"}
                 for op in page.conflicts
             ])
             state.set_cursor(session, STREAM, str(page.cursor))

@@ -24,6 +24,7 @@ from sync.errors import AuthError, Forbidden, TransportError
 from sync.server import masters
 from sync.server.files import stage_upload
 from sync.server.processor import QUEUE
+from sync.server.queue_policy import CONFLICT, DEAD_LETTER, REJECTED
 from sync.server.state import ServerState, server_state
 
 router = APIRouter(prefix="/admin/v1", tags=["admin"])
@@ -238,7 +239,9 @@ async def put_model(sha256: str, request: Request, state: State, _: Admin) -> di
 
 @router.get("/queue")
 def queue_stats(state: State, _: Admin) -> dict[str, Any]:
-    """Per device: rows stored, waiting, failing (with the newest error), conflicts."""
+    """Per device: rows stored, waiting, failing (waiting after a failed attempt), and the rows
+    that left the queue unapplied: conflicts, rejected (another device's record) and dead
+    letters."""
     with state.db.read() as session:
         rows = session.execute(
             sa.select(
@@ -249,11 +252,15 @@ def queue_stats(state: State, _: Admin) -> dict[str, Any]:
                     QUEUE.c.processed_at.is_(None), QUEUE.c.last_error.is_not(None)
                 ),
                 sa.func.max(QUEUE.c.seq),
+                sa.func.count().filter(QUEUE.c.refusal == CONFLICT),
+                sa.func.count().filter(QUEUE.c.refusal == REJECTED),
+                sa.func.count().filter(QUEUE.c.refusal == DEAD_LETTER),
             ).group_by(QUEUE.c.device_id)
         ).all()
     return {
         "devices": [
-            {"device_id": r[0], "rows": r[1], "pending": r[2], "failing": r[3], "max_seq": r[4]}
+            {"device_id": r[0], "rows": r[1], "pending": r[2], "failing": r[3], "max_seq": r[4],
+             "conflicts": r[5], "rejected": r[6], "dead_letters": r[7]}
             for r in rows
         ]
     }

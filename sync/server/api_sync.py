@@ -39,7 +39,7 @@ from sync.server.files import (
     stage_upload,
     store_image,
 )
-from sync.server.processor import CONFLICT_PREFIX, QUEUE
+from sync.server.processor import PREFIXES, QUEUE
 from sync.server.push import store_batch
 from sync.server.state import ServerState, server_state
 
@@ -129,20 +129,21 @@ def conflicts(
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> ConflictsPage:
-    """This device's operations the queue processor refused on a version conflict."""
+    """This device's operations the queue processor refused for good — version conflicts,
+    rejections, dead letters — in the order they were refused (``after``: the last ``id`` seen).
+    """
     with state.db.read() as session:
         rows = session.execute(
             sa.select(QUEUE)
-            .where(QUEUE.c.device_id == device.key, QUEUE.c.id > after,
-                   QUEUE.c.processed_at.is_not(None),
-                   QUEUE.c.last_error.like(f"{CONFLICT_PREFIX}%"))
-            .order_by(QUEUE.c.id)
+            .where(QUEUE.c.device_id == device.key, QUEUE.c.refusal_seq > after)
+            .order_by(QUEUE.c.refusal_seq)
             .limit(limit)
         ).all()
     found = [
-        RefusedOp(id=r.id, seq=r.seq, op_id=str(r.op_id), entity_type=r.entity_type,
-                  entity_id=str(r.entity_id), operation=r.operation,
-                  reason=r.last_error.removeprefix(CONFLICT_PREFIX), data=r.data)
+        RefusedOp(id=r.refusal_seq, seq=r.seq, op_id=str(r.op_id), entity_type=r.entity_type,
+                  entity_id=str(r.entity_id), operation=r.operation, kind=r.refusal,
+                  reason=(r.last_error or "").removeprefix(PREFIXES.get(r.refusal, "")),
+                  data=r.data)
         for r in rows
     ]
     return ConflictsPage(conflicts=found, cursor=found[-1].id if found else after)

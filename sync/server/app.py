@@ -1,8 +1,10 @@
 """The sync server's app factory: one FastAPI app per set of settings, nothing built at import.
 
 Errors leave as ``{"error": {"code", "message", "detail"}}`` with the status of their
-``sync.errors`` branch; a database the server cannot reach is a 503 with ``Retry-After``, so
-devices back off instead of setting their operations aside.
+``sync.errors`` branch. A database the server cannot reach (or that failed in a way that may pass)
+is a 503 with ``Retry-After``, so devices back off instead of setting their operations aside; a
+value or constraint the database refuses for good is the request's error (422, 409), never a 503
+(``sync.server.db_faults``).
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from sync.errors import RateLimited, SyncError, TransportError
 from sync.server.api_admin import router as admin_router
 from sync.server.api_sync import router as sync_router
+from sync.server.db_faults import Fault, classify, describe, integrity_error
 from sync.server.settings import ServerSettings
 from sync.server.state import ServerState
 
@@ -72,17 +75,26 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         return _error(422, "invalid_request", "the request does not match the API",
                       {"errors": errors})
 
-    @app.exception_handler(OperationalError)
-    async def database_down(_: Request, exc: OperationalError) -> JSONResponse:
-        log.warning("database unavailable: %s", exc.orig)
-        return _error(503, "database_unavailable", "the server database is unavailable",
-                      headers={"Retry-After": str(DB_RETRY_AFTER_S)})
-
     @app.exception_handler(DBAPIError)
     async def database_error(_: Request, exc: DBAPIError) -> JSONResponse:
-        log.error("database error: %s", exc.orig)
-        return _error(503, "database_error", "the server database failed",
-                      headers={"Retry-After": str(DB_RETRY_AFTER_S)})
+        fault = classify(exc)
+        if fault is Fault.PERMANENT:
+            # The request's own values: the same request fails the same way every time, so
+            # "try again" would only make a device retry it for ever.
+            log.warning("database refused the request: %s", describe(exc))
+            if integrity_error(exc):
+                return _error(409, "constraint_violation",
+                              "the request conflicts with what the server holds",
+                              {"reason": describe(exc)})
+            return _error(422, "invalid_value", "the database refuses a value of the request",
+                          {"reason": describe(exc)})
+        headers = {"Retry-After": str(DB_RETRY_AFTER_S)}
+        if fault is Fault.TRANSIENT:
+            log.warning("database unavailable: %s", describe(exc))
+            return _error(503, "database_unavailable", "the server database is unavailable",
+                          headers=headers)
+        log.error("database error: %s", describe(exc))
+        return _error(503, "database_error", "the server database failed", headers=headers)
 
     @app.get("/health")
     def health() -> dict[str, str]:

@@ -3,10 +3,18 @@
 Each device entity type has a spec: its table, the payload keys that become columns, and the
 references that must already be applied (a session needs its target, a result its image…). A
 missing device-made parent means an earlier operation has not been applied yet (priorities,
-several processors): the row is retried later. A reference to a master the server does not know
-is stored as NULL rather than failing for ever; the codes that identify it stay on the record.
+several processors): the row is retried later (``ApplyLater``, with the backoff of
+``sync.server.queue_policy``), unless that parent's own row was refused, in which case it will
+never come (``ApplyNever``). A reference to a master the server does not know is stored as NULL
+rather than failing for ever; the codes that identify it stay on the record. A value that cannot
+be converted (not a UUID, not a number, not a timestamp) can never apply (``ApplyNever``).
 
-The version rules are ``sync.conflicts``; this module only gathers their inputs.
+Every device record has an owner: targets and sessions hold the device that created them, the
+records under a session belong to the session's device. A row from another device — an UPDATE or
+DELETE of the record, a child under its session, a session under its target, an INSERT reusing
+its id — is refused with ``NotOwner`` before anything is written.
+
+The version and ownership rules are ``sync.conflicts``; this module only gathers their inputs.
 """
 
 from __future__ import annotations
@@ -16,18 +24,23 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from schema import server as s
-from sync.conflicts import Decision, decide_delete, decide_insert, decide_update
+from sync.conflicts import (
+    Decision,
+    decide_delete,
+    decide_insert,
+    decide_owner,
+    decide_update,
+)
+from sync.errors import ApplyError, ApplyLater, ApplyNever, NotOwner
 
-
-class ApplyError(Exception):
-    """A row that cannot be applied now; it stays in the queue with this message."""
-
+__all__ = ["ApplyError", "ApplyLater", "ApplyNever", "MasterCache", "NotOwner", "Outcome",
+           "apply_row"]
 
 @dataclass(frozen=True)
 class Outcome:
@@ -40,6 +53,11 @@ def _table(model: type[Any]) -> sa.Table:
     return table
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _uuid(value: Any) -> uuid.UUID | None:
     if value is None or value == "":
         return None
@@ -48,7 +66,7 @@ def _uuid(value: Any) -> uuid.UUID | None:
     try:
         return uuid.UUID(str(value))
     except ValueError as exc:
-        raise ApplyError(f"{value!r} is not a UUID") from exc
+        raise ApplyNever(f"{_short(value)} is not a UUID") from exc
 
 
 def _time(value: Any) -> datetime | None:
@@ -60,7 +78,7 @@ def _time(value: Any) -> datetime | None:
         try:
             stamp = datetime.fromisoformat(str(value))
         except ValueError as exc:
-            raise ApplyError(f"{value!r} is not an ISO 8601 timestamp") from exc
+            raise ApplyNever(f"{_short(value)} is not an ISO 8601 timestamp") from exc
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
 
 
@@ -167,34 +185,54 @@ SPECS: dict[str, Spec] = {
 }
 
 QUEUE = _table(s.TauriSyncQueue)
+SESSIONS = _table(s.InspectionSession)
+ENTITY_OF_TABLE = {spec.table.name: name for name, spec in SPECS.items()}
+
+
+def owner_of(session: Session, model: type[Any], key: uuid.UUID) -> uuid.UUID | None:
+    """The device that owns a device-made record; None when the record is not on the server."""
+    table = _table(model)
+    if "device_id" in table.c:
+        statement = sa.select(table.c.device_id).where(table.c.id == key)
+    else:
+        # Everything else hangs under a session (session_id is NOT NULL and a foreign key).
+        statement = (
+            sa.select(SESSIONS.c.device_id)
+            .select_from(table.join(SESSIONS, table.c.session_id == SESSIONS.c.id))
+            .where(table.c.id == key)
+        )
+    found = session.execute(statement).first()
+    return None if found is None else _uuid(found[0])
 
 
 class MasterCache:
     """Known ids. Masters: for the processor's life (they change rarely and are never
-    hard-deleted). Device records: for one claimed batch only (``new_batch``), where a session
-    and the results under it usually arrive together."""
+    hard-deleted). Device records and their owners: for one claimed batch only (``new_batch``),
+    where a session and the results under it usually arrive together."""
 
     def __init__(self) -> None:
         self._known: dict[tuple[str, uuid.UUID], bool] = {}
-        self._batch: set[tuple[str, uuid.UUID]] = set()
+        self._batch: dict[tuple[str, uuid.UUID], uuid.UUID] = {}
 
     def new_batch(self) -> None:
         self._batch.clear()
 
-    def saw(self, table: sa.Table, key: uuid.UUID) -> None:
-        self._batch.add((table.name, key))
+    def saw(self, table: sa.Table, key: uuid.UUID, owner: uuid.UUID) -> None:
+        self._batch[(table.name, key)] = owner
 
     def forget(self, table: sa.Table, key: uuid.UUID) -> None:
-        self._batch.discard((table.name, key))
+        self._batch.pop((table.name, key), None)
 
-    def applied(self, session: Session, model: type[Any], key: uuid.UUID) -> bool:
-        """Whether a device-made record is on the server (a parent of the row at hand)."""
+    def owner(self, session: Session, model: type[Any], key: uuid.UUID) -> uuid.UUID | None:
+        """The owner of a device-made record on the server (a parent of the row at hand), or
+        None when it is not applied (yet)."""
         name = _table(model).name
-        if (name, key) in self._batch:
-            return True
-        found = _exists(session, model, key)
-        if found:
-            self._batch.add((name, key))
+        cached = self._batch.get((name, key))
+        if cached is not None:
+            return cached
+        found = owner_of(session, model, key)
+        if found is not None:
+            self._batch[(name, key)] = found
         return found
 
     def exists(self, session: Session, model: type[Any], key: uuid.UUID) -> bool:
@@ -207,7 +245,11 @@ class MasterCache:
         return cached
 
     def user_id(self, session: Session, server_id: Any, username: Any) -> uuid.UUID | None:
-        key = _uuid(server_id) if server_id else None
+        # A user is a master: an id the server cannot use falls back to the username.
+        try:
+            key = _uuid(server_id) if server_id else None
+        except ApplyNever:
+            key = None
         if key is not None and self.exists(session, s.User, key):
             return key
         if isinstance(username, str):
@@ -232,9 +274,29 @@ def _current_version(session: Session, spec: Spec, key: uuid.UUID) -> tuple[bool
     return (_exists(session, spec.model, key), None)
 
 
+def _parent_refused(session: Session, model: type[Any], key: uuid.UUID, device: str) -> bool:
+    """Whether the row that would create this parent was refused for good, and no other row of
+    the device may still create it: then its children wait for nothing."""
+    entity_type = ENTITY_OF_TABLE[_table(model).name]
+    inserts = sa.select(QUEUE.c.refusal).where(
+        QUEUE.c.device_id == device,
+        QUEUE.c.entity_type == entity_type,
+        QUEUE.c.entity_id == key,
+        QUEUE.c.operation == "INSERT",
+    )
+    found = [row.refusal for row in session.execute(inserts)]
+    return bool(found) and all(refusal is not None for refusal in found)
+
+
+def _refuse_foreign(row: Any, what: str, owner: uuid.UUID) -> NoReturn:
+    raise NotOwner(f"{what} belongs to device {owner}, not to device {row.device_id}",
+                   owner=str(owner), device=str(row.device_id))
+
+
 def _values(
-    session: Session, spec: Spec, data: Mapping[str, Any], cache: MasterCache, *, partial: bool
+    session: Session, spec: Spec, row: Any, cache: MasterCache, *, partial: bool
 ) -> dict[str, Any]:
+    data: Mapping[str, Any] = row.data
     values: dict[str, Any] = {}
     for name, convert in spec.columns.items():
         if name not in data:
@@ -242,15 +304,22 @@ def _values(
         raw = data[name]
         try:
             values[name] = None if raw is None else convert(raw)
-        except (TypeError, ValueError) as exc:
-            raise ApplyError(f"{name}: {exc}") from exc
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ApplyNever(f"{name}: {exc}") from exc
     for ref in spec.refs:
         key = values.get(ref.column)
         if key is None:
             continue
         if ref.device_made:
-            if not cache.applied(session, ref.model, key):
-                raise ApplyError(f"{ref.column} {key} is not applied yet")
+            owner = cache.owner(session, ref.model, key)
+            if owner is None:
+                if _parent_refused(session, ref.model, key, row.device_id):
+                    raise ApplyNever(
+                        f"{ref.column} {key} was refused by the server; this record needs it"
+                    )
+                raise ApplyLater(f"{ref.column} {key} is not applied yet")
+            if decide_owner(_uuid(row.device_id), owner) is Decision.REJECT:
+                _refuse_foreign(row, f"{ref.column} {key}", owner)
         elif not cache.exists(session, ref.model, key):
             values[ref.column] = None
     if spec.user_ref and ("user_server_id" in data or "username" in data or not partial):
@@ -293,35 +362,54 @@ def apply_row(session: Session, row: Any, cache: MasterCache) -> Outcome:
     """Apply one ``tauri_sync_queue`` row (a Row with the queue's columns)."""
     spec = SPECS.get(row.entity_type)
     if spec is None:
-        raise ApplyError(f"unknown entity type {row.entity_type!r}")
+        raise ApplyNever(f"unknown entity type {_short(row.entity_type)}")
+    if row.operation not in ("INSERT", "UPDATE", "DELETE"):
+        raise ApplyNever(f"unknown operation {_short(row.operation)}")
     data: Mapping[str, Any] = row.data
     key: uuid.UUID = row.entity_id
+    device = _uuid(row.device_id)
+    assert device is not None  # the push endpoint stores the authenticated device's id
 
     if row.operation == "INSERT":
         # Insert-or-ignore answers "is it there already?" in the same statement: no lookup first.
-        values = _values(session, spec, data, cache, partial=False)
+        values = _values(session, spec, row, cache, partial=False)
         values["id"] = key
         if "device_id" in spec.table.c:
-            values["device_id"] = _uuid(row.device_id)
+            values["device_id"] = device
         inserted = _insert_ignore(session, spec.table, values)
+        if not inserted:
+            # A redelivery of the device's own INSERT is a duplicate; the same id under another
+            # device is an attempt on its record, not a duplicate that "succeeded".
+            owner = owner_of(session, spec.model, key)
+            if owner is not None and decide_owner(device, owner) is Decision.REJECT:
+                _refuse_foreign(row, f"{row.entity_type} {key}", owner)
         decision = decide_insert(exists=not inserted)
         if decision is Decision.APPLY:
-            cache.saw(spec.table, key)
+            cache.saw(spec.table, key, device)
             if row.entity_type == "ai_inspection_result":
                 record_execution(session, row, values)
         return Outcome(decision)
 
+    owner = cache.owner(session, spec.model, key)
+    if owner is not None and decide_owner(device, owner) is Decision.REJECT:
+        _refuse_foreign(row, f"{row.entity_type} {key}", owner)
     exists, version = _current_version(session, spec, key)
 
-    base = int(data.get("base_version", 0))
+    try:
+        base = int(data.get("base_version", 0))
+    except (TypeError, ValueError) as exc:
+        raise ApplyNever(f"base_version: {exc}") from exc
     if row.operation == "UPDATE":
-        new = int(data.get("version", base + 1))
+        try:
+            new = int(data.get("version", base + 1))
+        except (TypeError, ValueError) as exc:
+            raise ApplyNever(f"version: {exc}") from exc
         if spec.versioned:
             decision = decide_update(version, base, new)
         else:
             decision = Decision.APPLY if exists else Decision.RETRY
         if decision is Decision.APPLY:
-            values = _values(session, spec, data, cache, partial=True)
+            values = _values(session, spec, row, cache, partial=True)
             values.pop("id", None)
             if spec.versioned:
                 values["version"] = new
@@ -330,7 +418,9 @@ def apply_row(session: Session, row: Any, cache: MasterCache) -> Outcome:
                     sa.update(spec.table).where(spec.table.c.id == key).values(**values)
                 )
         elif decision is Decision.RETRY:
-            raise ApplyError(
+            if not exists and _parent_refused(session, spec.model, key, row.device_id):
+                raise ApplyNever("the record's INSERT was refused by the server")
+            raise ApplyLater(
                 f"update based on version {base} waits for version {version} to catch up"
                 if exists
                 else "the record is not applied yet"
@@ -351,11 +441,11 @@ def apply_row(session: Session, row: Any, cache: MasterCache) -> Outcome:
             session.execute(sa.delete(spec.table).where(spec.table.c.id == key))
             cache.forget(spec.table, key)
         elif decision is Decision.RETRY:
-            raise ApplyError("the record's earlier operations are not applied yet")
+            raise ApplyLater("the record's earlier operations are not applied yet")
         elif decision is Decision.CONFLICT:
             return Outcome(decision, f"server holds version {version}; delete was of {base}")
         return Outcome(decision)
-    raise ApplyError(f"unknown operation {row.operation!r}")
+    raise ApplyNever(f"unknown operation {_short(row.operation)}")
 
 
 # --- pipelines as they ran -------------------------------------------------------------------

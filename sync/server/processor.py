@@ -1,12 +1,16 @@
 """The queue processor: applies ``tauri_sync_queue`` rows to the server's tables.
 
-It claims unprocessed rows in the seed's order (``processed_at IS NULL ORDER BY priority DESC,
+It claims due rows in the seed's order (``processed_at IS NULL ORDER BY priority DESC,
 created_at ASC``, then the insertion order) with ``FOR UPDATE SKIP LOCKED``, so any number of
 processors — threads of the server, or ``kensa server process`` elsewhere — share the queue
-without taking the same row twice. Each row is applied in a savepoint and marked
-``processed_at`` in the same transaction; a row that cannot apply is rolled back to its savepoint
-and kept with its error, ``retry_count`` and ``last_retry_at``, to be tried again after
-``retry_s`` — never lost, never blocking the rows behind it.
+without taking the same row twice. Each row is applied and marked ``processed_at`` in the same
+transaction. A row that did not apply is handled by ``sync.server.queue_policy``: one that waits
+for something is kept with its error, its ``apply_attempts`` and a ``next_attempt_at`` after an
+exponential backoff, and dead-lettered when the policy's attempts are spent; one that can never
+apply is dead-lettered at once; one on another device's record is rejected. A row that left the
+queue unapplied keeps its ``refusal`` marker and reason and gets the device's next
+``refusal_seq``, so the device learns of it (``GET /sync/v1/conflicts``). A failing row never
+blocks the rows behind it: it is not due again until its backoff has passed.
 
 Foreign keys are deferred in the schema; the processor makes them immediate (PostgreSQL) so a
 missing parent fails its own row's savepoint rather than the whole batch at COMMIT.
@@ -16,35 +20,65 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
 from schema import server as s
 from schema.db import Database
 from schema.types import utcnow
 from sync.conflicts import Decision
-from sync.server.apply import ApplyError, MasterCache, apply_row
+from sync.errors import ApplyError, ApplyNever, NotOwner
+from sync.server.apply import SPECS, MasterCache, apply_row
+from sync.server.db_faults import FOREIGN_KEY_VIOLATION, Fault, classify, describe, sqlstate
+from sync.server.queue_policy import (
+    CONFLICT,
+    DEAD_LETTER,
+    DEFAULT_POLICY,
+    REJECTED,
+    Failure,
+    RetryPolicy,
+)
 
 log = logging.getLogger(__name__)
 
 QUEUE: sa.Table = s.TauriSyncQueue.__table__  # type: ignore[attr-defined]
-CONFLICT_PREFIX = "conflict: "
+# The reason a refused row keeps in ``last_error`` starts with its kind, for people reading it.
+PREFIXES = {CONFLICT: "conflict: ", REJECTED: "rejected: ", DEAD_LETTER: "dead letter: "}
+CONFLICT_PREFIX = PREFIXES[CONFLICT]
+# Refusals are numbered per device under one transaction-scoped lock, so that numbering order is
+# commit order and a device reading after a cursor never skips one still in flight.
+REFUSAL_LOCK_ID = 0x6B656E7372  # "kensr"
+ERROR_LIMIT = 2000
 
 
 class _Isolate(Exception):
     """The fast pass over a batch hit a database error: redo the batch row by row."""
 
 
-def _claim(retry_s: float, limit: int) -> sa.Select[Any]:
-    due = utcnow() - timedelta(seconds=retry_s)
+@dataclass(frozen=True)
+class _Refusal:
+    row: Any
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Wait:
+    row: Any
+    error: str
+
+
+def _claim(now: datetime, limit: int) -> sa.Select[Any]:
     return (
         sa.select(QUEUE)
         .where(
             QUEUE.c.processed_at.is_(None),
-            sa.or_(QUEUE.c.last_retry_at.is_(None), QUEUE.c.last_retry_at < due),
+            sa.or_(QUEUE.c.next_attempt_at.is_(None), QUEUE.c.next_attempt_at <= now),
         )
         .order_by(QUEUE.c.priority.desc(), QUEUE.c.created_at.asc(), QUEUE.c.id.asc())
         .limit(limit)
@@ -52,11 +86,30 @@ def _claim(retry_s: float, limit: int) -> sa.Select[Any]:
     )
 
 
+def _database_failure(exc: BaseException) -> Failure:
+    """A value or constraint the database refuses fails the same way every time — except a
+    missing parent, which may yet arrive."""
+    if sqlstate(exc) == FOREIGN_KEY_VIOLATION or "FOREIGN KEY constraint failed" in str(exc):
+        return Failure.LATER
+    return Failure.NEVER if classify(exc) is Fault.PERMANENT else Failure.LATER
+
+
 class QueueProcessor:
-    def __init__(self, db: Database, *, batch: int = 200, retry_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        batch: int = 200,
+        retry_s: float = DEFAULT_POLICY.base_s,
+        policy: RetryPolicy | None = None,
+    ) -> None:
         self.db = db
         self.batch = batch
-        self.retry_s = retry_s
+        self.policy = policy or RetryPolicy(
+            base_s=retry_s,
+            cap_s=max(retry_s, DEFAULT_POLICY.cap_s),
+            max_attempts=DEFAULT_POLICY.max_attempts,
+        )
         self.cache = MasterCache()
 
     def process_once(self) -> int:
@@ -69,6 +122,8 @@ class QueueProcessor:
                 # around each row, so the one bad row is kept with its error and the rest apply.
                 return self._process(self.batch, isolate=True)
         except SQLAlchemyError as exc:
+            if classify(exc) is Fault.TRANSIENT:
+                raise
             # A deferred check failing at COMMIT (SQLite) takes the whole batch down: go row by
             # row so the one bad row is singled out and the others still apply.
             log.warning("queue batch failed at commit (%s); applying row by row", exc)
@@ -77,7 +132,9 @@ class QueueProcessor:
                 try:
                     claimed = self._process(1, isolate=True)
                 except SQLAlchemyError as row_exc:
-                    self._record_failure_of_head(str(row_exc))
+                    if classify(row_exc) is Fault.TRANSIENT:
+                        raise
+                    self._record_failure_of_head(row_exc)
                     claimed = 1
                 if not claimed:
                     break
@@ -88,12 +145,12 @@ class QueueProcessor:
         with self.db.atomic() as session:
             if session.get_bind().dialect.name == "postgresql":
                 session.execute(sa.text("SET CONSTRAINTS ALL IMMEDIATE"))
-            rows = session.execute(_claim(self.retry_s, limit)).all()
-            self.cache.new_batch()
             now = utcnow()
+            rows = session.execute(_claim(now, limit)).all()
+            self.cache.new_batch()
             applied: list[int] = []
-            noted: list[tuple[int, str]] = []
-            failed: list[tuple[int, str]] = []
+            refused: list[_Refusal] = []
+            waiting: list[_Wait] = []
             for row in rows:
                 try:
                     if isolate:
@@ -103,50 +160,85 @@ class QueueProcessor:
                         # apply_row raises ApplyError only before its first write, so without
                         # a savepoint a refused row still leaves nothing behind.
                         outcome = apply_row(session, row, self.cache)
+                except NotOwner as exc:
+                    log.warning(
+                        "device %s: %s %s %s refused: %s", row.device_id, row.operation,
+                        row.entity_type, row.entity_id, exc.message,
+                    )
+                    refused.append(_Refusal(row, REJECTED, exc.message))
+                    continue
+                except ApplyNever as exc:
+                    refused.append(_Refusal(row, DEAD_LETTER, exc.message))
+                    continue
                 except ApplyError as exc:
-                    failed.append((row.id, str(exc)))
+                    # ApplyLater, or any other reason to wait: the policy decides how long.
+                    waiting.append(_Wait(row, exc.message))
                     continue
                 except SQLAlchemyError as exc:
                     if not isolate:
                         raise _Isolate from exc
-                    failed.append((row.id, f"{type(exc).__name__}: {getattr(exc, 'orig', exc)}"))
+                    if classify(exc) is Fault.TRANSIENT:
+                        raise
+                    self._forget(row)
+                    error = f"{type(exc).__name__}: {describe(exc)}"
+                    if _database_failure(exc) is Failure.NEVER:
+                        refused.append(_Refusal(row, DEAD_LETTER, error))
+                    else:
+                        waiting.append(_Wait(row, error))
                     continue
                 if outcome.decision is Decision.CONFLICT:
-                    note = CONFLICT_PREFIX + (outcome.note or "version conflict")
-                    log.info("queue row %s: %s", row.id, note)
-                    noted.append((row.id, note))
+                    note = outcome.note or "version conflict"
+                    log.info("queue row %s: conflict: %s", row.id, note)
+                    refused.append(_Refusal(row, CONFLICT, note))
                 else:
                     applied.append(row.id)
             if applied:
                 session.execute(
                     sa.update(QUEUE).where(QUEUE.c.id.in_(applied))
-                    .values(processed_at=now, last_error=None)
+                    .values(processed_at=now, last_error=None, next_attempt_at=None)
                 )
-            for row_id, note in noted:
-                session.execute(
-                    sa.update(QUEUE).where(QUEUE.c.id == row_id)
-                    .values(processed_at=now, last_error=note)
-                )
-            for row_id, error in failed:
-                session.execute(
-                    sa.update(QUEUE)
-                    .where(QUEUE.c.id == row_id)
-                    .values(retry_count=QUEUE.c.retry_count + 1, last_retry_at=now,
-                            last_error=error[:2000])
-                )
+            for wait in waiting:
+                refusal = self._wait_or_give_up(session, wait, now)
+                if refusal is not None:
+                    refused.append(refusal)
+            _refuse(session, refused, now)
             return len(rows)
 
-    def _record_failure_of_head(self, error: str) -> None:
+    def _forget(self, row: Any) -> None:
+        spec = SPECS.get(row.entity_type)
+        if spec is not None:
+            self.cache.forget(spec.table, row.entity_id)
+
+    def _wait_or_give_up(self, session: Session, wait: _Wait, now: datetime) -> _Refusal | None:
+        attempts = int(wait.row.apply_attempts) + 1
+        step = self.policy.after_failure(attempts, Failure.LATER)
+        if step.dead_letter:
+            log.warning("queue row %s dead-lettered after %d attempts: %s",
+                        wait.row.id, attempts, wait.error)
+            return _Refusal(wait.row, DEAD_LETTER,
+                            f"gave up after {attempts} attempts: {wait.error}")
+        session.execute(
+            sa.update(QUEUE).where(QUEUE.c.id == wait.row.id).values(
+                apply_attempts=attempts, last_retry_at=now,
+                next_attempt_at=now + timedelta(seconds=step.delay_s),
+                last_error=wait.error[:ERROR_LIMIT],
+            )
+        )
+        return None
+
+    def _record_failure_of_head(self, exc: SQLAlchemyError) -> None:
+        error = f"{type(exc).__name__}: {describe(exc)}"
         with self.db.atomic() as session:
-            row = session.execute(_claim(self.retry_s, 1)).first()
+            now = utcnow()
+            row = session.execute(_claim(now, 1)).first()
             if row is None:
                 return
-            session.execute(
-                sa.update(QUEUE)
-                .where(QUEUE.c.id == row.id)
-                .values(retry_count=QUEUE.c.retry_count + 1, last_retry_at=utcnow(),
-                        last_error=error[:2000])
-            )
+            if _database_failure(exc) is Failure.NEVER:
+                _refuse(session, [_Refusal(row, DEAD_LETTER, error)], now)
+                return
+            refusal = self._wait_or_give_up(session, _Wait(row, error), now)
+            if refusal is not None:
+                _refuse(session, [refusal], now)
 
     def drain(self, max_rounds: int = 1_000_000) -> int:
         """Process until nothing is claimable right now (tests, ``kensa server process --once``)."""
@@ -167,6 +259,31 @@ class QueueProcessor:
                 claimed = 0
             if claimed == 0:
                 stop.wait(idle_s)
+
+
+def _refuse(session: Session, refusals: list[_Refusal], now: datetime) -> None:
+    """Take the rows out of the queue with their marker, reason and the device's next number."""
+    if not refusals:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": REFUSAL_LOCK_ID})
+    following: dict[str, int] = {}
+    for refusal in refusals:
+        device = refusal.row.device_id
+        if device not in following:
+            top = session.execute(
+                sa.select(sa.func.max(QUEUE.c.refusal_seq)).where(QUEUE.c.device_id == device)
+            ).scalar_one()
+            following[device] = int(top or 0)
+        following[device] += 1
+        reason = PREFIXES[refusal.kind] + refusal.reason
+        session.execute(
+            sa.update(QUEUE).where(QUEUE.c.id == refusal.row.id).values(
+                processed_at=now, refusal=refusal.kind, refusal_seq=following[device],
+                apply_attempts=QUEUE.c.apply_attempts + 1, last_retry_at=now,
+                next_attempt_at=None, last_error=reason[:ERROR_LIMIT],
+            )
+        )
 
 
 def pending_count(db: Database) -> int:

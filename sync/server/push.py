@@ -20,15 +20,17 @@ from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from schema import server as s
 from schema.db import Database
 from schema.types import utcnow
-from sync.conflicts import clock_offset, correct_timestamps
+from sync.conflicts import ORIGINAL_TIMESTAMPS_KEY, clamp_future, clock_offset, correct_timestamps
 from sync.errors import Forbidden, InvalidRequest, OperationRejected, PayloadTooLarge
 from sync.protocol import PushBatch, PushOp, PushRequest, PushResponse
 from sync.server.auth import DeviceIdentity
+from sync.server.db_faults import Fault, classify, describe
 from sync.server.settings import ServerSettings
 
 QUEUE = s.TauriSyncQueue.__table__  # type: ignore[attr-defined]
@@ -171,25 +173,85 @@ def store_batch(
     received = utcnow()
     device_now = _device_time(device_time_header)
     offset = clock_offset(device_now, received) if device_now else 0.0
-    skewed = abs(offset) >= settings.clock_skew_threshold_s
+    threshold = settings.clock_skew_threshold_s
+    skewed = abs(offset) >= threshold
     if skewed:
-        ops = [_corrected(op, offset, settings.clock_skew_threshold_s) for op in ops]
-    with db.atomic() as session:
-        if session.get_bind().dialect.name == "postgresql":
-            # The validated body itself is the document PostgreSQL unpacks, unless the
-            # timestamps had to be moved (then the corrected ops are encoded again).
-            doc = _encode_ops(ops) if skewed else body.decode("utf-8")
-            inserted = _insert_postgresql(session, doc, request, received)
-        else:
-            inserted = _insert_rows(session, _rows(request, ops, received))
-        duplicates = _check_duplicates(session, request.device_id, ops, inserted)
-        last = _advance_device(session, device, max(op.seq for op in ops), request.app_version)
+        ops = [_corrected(op, offset, threshold) for op in ops]
+    clamped = [_clamped(op, received, threshold) for op in ops]
+    moved = skewed or any(new is not old for new, old in zip(clamped, ops, strict=True))
+    ops = clamped
+    try:
+        with db.atomic() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                # The validated body itself is the document PostgreSQL unpacks, unless
+                # timestamps had to be moved (then the corrected ops are encoded again).
+                doc = _encode_ops(ops) if moved else body.decode("utf-8")
+                inserted = _insert_postgresql(session, doc, request, received)
+            else:
+                inserted = _insert_rows(session, _rows(request, ops, received))
+            duplicates = _check_duplicates(session, request.device_id, ops, inserted)
+            last = _advance_device(session, device, max(op.seq for op in ops),
+                                   request.app_version)
+    except DBAPIError as exc:
+        if classify(exc) is not Fault.PERMANENT:
+            raise
+        # A value the database refuses for good (a number jsonb cannot hold, a NUL…) would
+        # fail every resend of the batch: name the operations that hold one, so the device sets
+        # them aside and the rest flows.
+        rejected = _refused_by_database(db, request, ops, received)
+        if not rejected:
+            raise
+        raise OperationRejected(
+            f"{len(rejected)} operation(s) of the batch hold values the database refuses",
+            rejected=rejected,
+        ) from exc
     return PushResponse(
         applied_through_seq=ops[-1].seq,
         stored=len(inserted),
         duplicates=duplicates,
         last_applied_seq=last,
     )
+
+
+def _refused_by_database(
+    db: Database, request: PushRequest, ops: Sequence[PushOp], received: datetime
+) -> list[dict[str, Any]]:
+    """Each operation stored alone in its own savepoint; the ones the database refuses for
+    good, as rejections. Nothing is kept: the transaction is rolled back."""
+    rejected: list[dict[str, Any]] = []
+    try:
+        with db.atomic() as session:
+            postgresql = session.get_bind().dialect.name == "postgresql"
+            for op in ops:
+                try:
+                    with session.begin_nested():
+                        if postgresql:
+                            _insert_postgresql(session, _encode_ops([op]), request, received)
+                        else:
+                            _insert_rows(session, _rows(request, [op], received))
+                except DBAPIError as exc:
+                    if classify(exc) is not Fault.PERMANENT:
+                        raise
+                    rejected.append(
+                        {"seq": op.seq, "op_id": str(op.op_id),
+                         "reason": f"the database refuses a value: {describe(exc)}"}
+                    )
+            raise _Discard
+    except _Discard:
+        pass
+    return rejected
+
+
+class _Discard(Exception):
+    """Leaves a trial transaction by rolling it back."""
+
+
+def _clamped(op: PushOp, received: datetime, threshold_s: float) -> PushOp:
+    data, originals = clamp_future(op.data, received, threshold_s=threshold_s)
+    if not originals:
+        return op
+    data[ORIGINAL_TIMESTAMPS_KEY] = originals
+    return op.model_copy(update={"data": data})
 
 
 def _corrected(op: PushOp, offset: float, threshold_s: float) -> PushOp:
@@ -199,8 +261,13 @@ def _corrected(op: PushOp, offset: float, threshold_s: float) -> PushOp:
 
 
 def _encode_ops(ops: Sequence[PushOp]) -> str:
-    return json.dumps({"ops": [op.model_dump(mode="json") for op in ops]},
-                      separators=(",", ":"))
+    # ``data`` is encoded as the device sent it: a JSON dump by pydantic would turn a number
+    # too large for a float into null, where the database should refuse it instead.
+    return json.dumps(
+        {"ops": [{**op.model_dump(mode="json", exclude={"data"}), "data": op.data}
+                 for op in ops]},
+        separators=(",", ":"),
+    )
 
 
 def _rows(request: PushRequest, ops: Sequence[PushOp], received: datetime) -> list[
