@@ -1,14 +1,18 @@
-"""Dependencies as named types: ``DbDep``, ``SettingsDep``, ``CurrentUser``, ``AdminUser``."""
+"""Dependencies as named types (``DbDep``, ``SettingsDep``, ``CurrentUser``, ``AdminUser``), and
+the one place the API applies ``domain.access`` to an inspection (``authorize``)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from sqlmodel import Session
 
 from schema import device as d
 from schema.db import Database
-from sidecar.errors import Forbidden, Unauthorized
+from sidecar.domain import access
+from sidecar.domain.access import Action
+from sidecar.errors import Forbidden, NotFound, Unauthorized
 from sidecar.services import auth
 from sidecar.settings import Settings
 
@@ -57,3 +61,54 @@ def get_admin_user(user: CurrentUser) -> d.User:
 
 
 AdminUser = Annotated[d.User, Depends(get_admin_user)]
+
+
+def authorize(
+    session: Session, user: d.User, session_id: str, action: Action
+) -> d.InspectionSession:
+    """The inspection ``session_id`` if ``user`` may do ``action`` on it (rules in
+    ``domain.access``); the one place the API applies them.
+
+    Another's inspection the caller may not even read answers exactly as a missing one (404),
+    so inspection ids cannot be probed; one the caller can read but not change (a supervisor
+    and another's verdicts) answers 403, since the caller already sees that it exists.
+    """
+    row = session.get(d.InspectionSession, session_id)
+    if row is None or not access.may(user.role, user.id, row.user_id, Action.READ):
+        raise NotFound(f"no inspection with id {session_id}", session_id=session_id)
+    if not access.may(user.role, user.id, row.user_id, action):
+        raise Forbidden(
+            f"inspection {session_id} belongs to another inspector; only they may change it",
+            code="not_your_inspection",
+            session_id=session_id,
+        )
+    return row
+
+
+_DISCARDS = frozenset({"discard", "cancel", "restart"})
+
+
+def action_of(method: str, route_path: str) -> Action:
+    """What a request on an inspection's route does: reads are GETs; ending it unfinished is
+    one of the discard routes; every other POST changes it."""
+    if method in ("GET", "HEAD"):
+        return Action.READ
+    if route_path.rstrip("/").rsplit("/", 1)[-1] in _DISCARDS:
+        return Action.DISCARD
+    return Action.WORK
+
+
+def check_session_access(request: Request, db: DbDep, user: CurrentUser) -> None:
+    """Router dependency: every route with a ``{session_id}`` acts only for a user who may.
+
+    Checked in its own read transaction before the route's: who owns an inspection never
+    changes, so the answer cannot go stale before the route's write."""
+    session_id = request.path_params.get("session_id")
+    if session_id is None:
+        return
+    route_path = getattr(request.scope.get("route"), "path", request.url.path)
+    with db.read() as session:
+        authorize(session, user, str(session_id), action_of(request.method, route_path))
+
+
+SessionAccess = Depends(check_session_access)

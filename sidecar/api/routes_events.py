@@ -11,6 +11,14 @@ Two event types, as ``text/event-stream``:
 EventSource cannot set headers, so the guard also takes the launch token as ``?token=`` on this
 path (and only here). Each ``sync`` event doubles as a heartbeat: a UI that hears nothing for a
 few intervals knows the sidecar is gone.
+
+Whose events: the stream is the tablet's, not one inspector's. It needs the launch token but no
+login (EventSource cannot send the login header either), so it carries nothing of anyone's
+inspection: sync counts for the whole device, and progress as an opaque job id, a stage and a
+percentage, with no inspection, product, photo or user in it. An inspector's UI follows the ids of
+the jobs it queued; another's id leads nowhere (``GET /jobs/{id}`` answers 404 to anyone who
+may not read that inspection). A new progress kind must keep to this, or the stream would need
+the login and a filter per subscriber.
 """
 
 from __future__ import annotations

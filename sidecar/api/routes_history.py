@@ -16,6 +16,8 @@ from sidecar.api.schemas import (
     StatsPublic,
     TargetMasterPublic,
 )
+from sidecar.domain import access
+from sidecar.errors import Forbidden
 from sidecar.services import history
 
 router = APIRouter(tags=["history"])
@@ -23,10 +25,22 @@ router = APIRouter(tags=["history"])
 Name = Annotated[str | None, Query(max_length=150)]
 
 
+def _own_only(user: d.User, inspector: str | None) -> int | None:
+    """The user id lists are limited to: the caller's own for an inspector, nobody's (all
+    rows) for the supervisor. An inspector naming someone else is refused rather than quietly
+    shown their own rows, so the UI cannot present one person's work as another's."""
+    if access.sees_everyones(user.role):
+        return None
+    if inspector and inspector != user.username:
+        raise Forbidden("an inspector sees only their own inspections", code="not_your_inspections")
+    assert user.id is not None  # a logged-in user is a stored row
+    return user.id
+
+
 @router.get("/history")
 def search(
     db: DbDep,
-    _: CurrentUser,
+    user: CurrentUser,
     inspector: Name = None,
     product: Name = None,
     batch: Name = None,
@@ -39,6 +53,7 @@ def search(
 ) -> HistoryPublic:
     q = history.Query(
         inspector=inspector,
+        user_id=_own_only(user, inspector),
         product=product,
         batch=batch,
         result=result,
@@ -73,15 +88,18 @@ def search(
 @router.get("/stats")
 def stats(
     db: DbDep,
-    _: CurrentUser,
+    user: CurrentUser,
     period: Literal["day", "week", "month"] = "day",
     since: datetime | None = None,
     until: datetime | None = None,
     product: Name = None,
 ) -> StatsPublic:
-    """Pass/fail counts per day, week or month (the quality dashboard)."""
+    """Pass/fail counts per day, week or month (the quality dashboard): an inspector's own, or
+    everyone's for the supervisor."""
     with db.read() as session:
-        buckets = history.stats(session, period, since, until, product)
+        buckets = history.stats(
+            session, period, since, until, product, user_id=_own_only(user, None)
+        )
     return StatsPublic(
         period=period,
         buckets=[StatsBucketPublic(**b.__dict__) for b in buckets],

@@ -4,12 +4,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
-from sqlmodel import Session, col, select
+from sqlmodel import Session, and_, col, or_, select
 
 from schema import device as d
-from sidecar.api.deps import CurrentUser, DbDep
+from sidecar.api.deps import CurrentUser, DbDep, SessionAccess, authorize
+from sidecar.domain import access
+from sidecar.domain.access import Action
 from sidecar.domain.workflow import check_session_open
-from sidecar.errors import Conflict, NotFound
+from sidecar.errors import Conflict, Forbidden, NotFound
 from sidecar.jobs import queue
 from sidecar.services import inspection
 
@@ -77,7 +79,24 @@ def _public(session: Session, job: d.AnalysisJob) -> JobPublic:
     )
 
 
-@router.post("/sessions/{session_id}/items/{item_id}/analyse", status_code=202)
+def _job(session: Session, user: d.User, job_id: str, action: Action) -> d.AnalysisJob:
+    """The job, if ``user`` may do ``action`` on its inspection; another's reads as missing."""
+    job = queue.get(session, job_id)
+    if job.session_id is not None:
+        try:
+            authorize(session, user, job.session_id, action)
+        except NotFound as exc:
+            raise NotFound(f"no AI job with id {job_id}", job_id=job_id) from exc
+    elif not access.may(user.role, user.id, job.user_id, Action.READ):
+        raise NotFound(f"no AI job with id {job_id}", job_id=job_id)
+    elif not access.may(user.role, user.id, job.user_id, action):
+        raise Forbidden(f"AI job {job_id} belongs to another inspector", code="not_your_job")
+    return job
+
+
+@router.post(
+    "/sessions/{session_id}/items/{item_id}/analyse", status_code=202, dependencies=[SessionAccess]
+)
 def analyse(
     session_id: str,
     item_id: str,
@@ -137,7 +156,7 @@ def analyse(
 @router.get("/jobs")
 def list_jobs(
     db: DbDep,
-    _: CurrentUser,
+    user: CurrentUser,
     status: Annotated[
         Literal["waiting", "processing", "completed", "failed", "cancelled"] | None, Query()
     ] = None,
@@ -150,19 +169,28 @@ def list_jobs(
             query = query.where(d.AnalysisJob.status == status)
         if session_id:
             query = query.where(d.AnalysisJob.session_id == session_id)
+        if not access.sees_everyones(user.role):
+            own = select(d.InspectionSession.id).where(d.InspectionSession.user_id == user.id)
+            query = query.where(
+                or_(
+                    col(d.AnalysisJob.session_id).in_(own),
+                    and_(col(d.AnalysisJob.session_id).is_(None), d.AnalysisJob.user_id == user.id),
+                )
+            )
         jobs = session.exec(query.order_by(col(d.AnalysisJob.position).desc()).limit(limit)).all()
         return [_public(session, j) for j in jobs]
 
 
 @router.get("/jobs/{job_id}")
-def get_job(job_id: str, db: DbDep, _: CurrentUser) -> JobPublic:
+def get_job(job_id: str, db: DbDep, user: CurrentUser) -> JobPublic:
     with db.read() as session:
-        return _public(session, queue.get(session, job_id))
+        return _public(session, _job(session, user, job_id, Action.READ))
 
 
 @router.post("/jobs/{job_id}/cancel")
-def cancel_job(job_id: str, db: DbDep, _: CurrentUser) -> JobPublic:
+def cancel_job(job_id: str, db: DbDep, user: CurrentUser) -> JobPublic:
     with db.atomic() as session:
+        _job(session, user, job_id, Action.WORK)
         job = queue.cancel(session, job_id)
         if job.session_id and job.item_id:
             item = inspection.get_item(session, job.session_id, job.item_id)

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from schema import device as d
 from schema.db import Database
 from sidecar.api import views
-from sidecar.api.deps import CurrentUser, DbDep, SettingsDep
+from sidecar.api.deps import CurrentUser, DbDep, SessionAccess, SettingsDep, authorize
 from sidecar.api.schemas import (
     AIResultCreate,
     AIResultPublic,
@@ -22,12 +22,15 @@ from sidecar.api.schemas import (
     VerificationPublic,
 )
 from sidecar.api.uploads import read_image
+from sidecar.domain import access
+from sidecar.domain.access import Action
 from sidecar.domain.workflow import check_session_open
 from sidecar.errors import NotFound
 from sidecar.qr.payload import parse_payload
 from sidecar.services import images, inspection
 
-router = APIRouter(prefix="/sessions", tags=["inspection"])
+# Every route with a {session_id} acts only for a user who may (deps.check_session_access).
+router = APIRouter(prefix="/sessions", tags=["inspection"], dependencies=[SessionAccess])
 image_router = APIRouter(prefix="/images", tags=["inspection"])
 
 
@@ -55,10 +58,15 @@ def start(body: SessionCreate, db: DbDep, user: CurrentUser) -> SessionPublic:
 
 
 @router.get("/interrupted")
-def interrupted(db: DbDep, _: CurrentUser) -> list[InterruptedPublic]:
-    """Inspections that were left open (app closed, battery died), with per-item progress."""
+def interrupted(db: DbDep, user: CurrentUser) -> list[InterruptedPublic]:
+    """Inspections that were left open (app closed, battery died), with per-item progress: an
+    inspector's own, or everyone's for the supervisor."""
     with db.read() as session:
-        return [views.interrupted(x) for x in inspection.interrupted(session)]
+        return [
+            views.interrupted(x)
+            for x in inspection.interrupted(session)
+            if access.may(user.role, user.id, x.session.user_id, Action.READ)
+        ]
 
 
 @router.get("/{session_id}")
@@ -161,9 +169,16 @@ def cancel(session_id: str, db: DbDep, _: CurrentUser) -> SessionPublic:
     return discard(session_id, db, _)
 
 
-def _image_file(db: Database, data_dir: Path, image_id: str, thumbnail: bool) -> FileResponse:
+def _image_file(
+    db: Database, data_dir: Path, user: d.User, image_id: str, thumbnail: bool
+) -> FileResponse:
     with db.read() as session:
         row = session.get(d.InspectionImage, image_id)
+        try:
+            if row is not None:
+                authorize(session, user, row.session_id, Action.READ)
+        except NotFound:
+            row = None  # another's photo reads as a missing one, like their inspection
     if row is None:
         raise NotFound(f"no image with id {image_id}")
     relative = row.thumbnail_path if thumbnail and row.thumbnail_path else row.file_path
@@ -175,12 +190,12 @@ def _image_file(db: Database, data_dir: Path, image_id: str, thumbnail: bool) ->
 
 
 @image_router.get("/{image_id}")
-def image_file(image_id: str, db: DbDep, settings: SettingsDep, _: CurrentUser) -> FileResponse:
-    return _image_file(db, settings.data_dir, image_id, thumbnail=False)
+def image_file(image_id: str, db: DbDep, settings: SettingsDep, user: CurrentUser) -> FileResponse:
+    return _image_file(db, settings.data_dir, user, image_id, thumbnail=False)
 
 
 @image_router.get("/{image_id}/thumbnail")
 def image_thumbnail(
-    image_id: str, db: DbDep, settings: SettingsDep, _: CurrentUser
+    image_id: str, db: DbDep, settings: SettingsDep, user: CurrentUser
 ) -> FileResponse:
-    return _image_file(db, settings.data_dir, image_id, thumbnail=True)
+    return _image_file(db, settings.data_dir, user, image_id, thumbnail=True)

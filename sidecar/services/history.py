@@ -19,6 +19,8 @@ _BUCKETS: dict[Period, str] = {"day": "%Y-%m-%d", "week": "%Y-W%W", "month": "%Y
 @dataclass(frozen=True)
 class Query:
     inspector: str | None = None
+    # Only this user's inspections (an inspector's own view); None: everyone's.
+    user_id: int | None = None
     product: str | None = None
     batch: str | None = None
     result: str | None = None
@@ -56,6 +58,8 @@ def search(session: Session, q: Query) -> Page:
     conditions: list[Any] = []
     if q.inspector:
         conditions.append(col(s.user_id).in_(select(u.id).where(u.username == q.inspector)))
+    if q.user_id is not None:
+        conditions.append(s.user_id == q.user_id)
     if q.product:
         conditions.append(s.product_code == q.product)
     if q.batch:
@@ -101,7 +105,9 @@ def stats(
     since: datetime | None = None,
     until: datetime | None = None,
     product: str | None = None,
+    user_id: int | None = None,
 ) -> list[Bucket]:
+    """Counts per period; ``user_id`` limits them to that user's inspections."""
     s = d.InspectionSession
     bucket = func.strftime(_BUCKETS[period], s.completed_at).label("bucket")
     conditions: list[Any] = [s.status == "completed", col(s.completed_at).is_not(None)]
@@ -111,6 +117,8 @@ def stats(
         conditions.append(col(s.completed_at) < _aware(until))
     if product:
         conditions.append(s.product_code == product)
+    if user_id is not None:
+        conditions.append(s.user_id == user_id)
     query = (
         sa.select(
             bucket,
