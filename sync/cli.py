@@ -150,12 +150,16 @@ def server_run(
     processors: Annotated[int | None, typer.Option(help="Queue processor threads.")] = None,
     migrate: Annotated[bool, typer.Option(help="Migrate the database at start.")] = True,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING…")] = None,
+    api_docs: Annotated[bool | None, typer.Option(
+        "--api-docs/--no-api-docs",
+        help="Serve /docs and /openapi.json (default: KENSA_SERVER_API_DOCS, else off).")] = None,
 ) -> None:
     """Run the sync server (prints {"event": "ready", "port": N} once it answers)."""
     from sync.server.run import serve
 
     settings = _settings(database_url, data_dir, storage, host=host, port=port,
-                         processors=processors, migrate=migrate, log_level=log_level)
+                         processors=processors, migrate=migrate, log_level=log_level,
+                         api_docs=api_docs)
     serve(settings)
 
 

@@ -18,9 +18,11 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from sync.bounds import INT32_MAX, INT64_MAX, SINGLE_LINE, Int32, JsonObject
 
 API_PREFIX = "/sync/v1"
 DEVICE_TIME_HEADER = "X-Kensa-Device-Time"
@@ -52,24 +54,27 @@ class PushOp(BaseModel):
     """One outbox row on the wire.
 
     Strict: numbers are numbers, times and ids are strings in their own formats — so what this
-    accepts, PostgreSQL reads the same way when the server hands it the batch as JSON.
+    accepts, PostgreSQL reads the same way when the server hands it the batch as JSON. Every
+    number fits its ``tauri_sync_queue`` column, every text its length and has no control
+    characters, and ``data`` is a JSON object jsonb can hold (``sync.bounds``): what fails here
+    is refused as this one operation, which the device sets aside.
     """
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    seq: int = Field(gt=0)
+    seq: int = Field(gt=0, le=INT64_MAX)
     op_id: uuid.UUID
-    entity_type: str
+    entity_type: Annotated[str, Field(max_length=100), SINGLE_LINE]
     entity_id: uuid.UUID
     operation: Operation
-    data: dict[str, Any]
-    priority: int = 0
-    retry_count: int = Field(default=0, ge=0)
+    data: JsonObject
+    priority: Int32 = 0
+    retry_count: int = Field(default=0, ge=0, le=INT32_MAX)
     created_at: datetime | None = None
     # The queue's per-row columns; optional because the batch carries them once.
-    device_id: str | None = None
+    device_id: Annotated[str, Field(min_length=1, max_length=255), SINGLE_LINE] | None = None
     device_type: DeviceType | None = None
-    app_version: str | None = None
+    app_version: Annotated[str, Field(min_length=1, max_length=50), SINGLE_LINE] | None = None
 
     @field_validator("entity_type")
     @classmethod
@@ -82,9 +87,9 @@ class PushOp(BaseModel):
 class PushRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    device_id: str = Field(min_length=1, max_length=255)
+    device_id: Annotated[str, Field(min_length=1, max_length=255), SINGLE_LINE]
     device_type: DeviceType
-    app_version: str = Field(min_length=1, max_length=50)
+    app_version: Annotated[str, Field(min_length=1, max_length=50), SINGLE_LINE]
     ops: list[dict[str, Any]] = Field(min_length=1)
 
 
@@ -93,9 +98,9 @@ class PushBatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    device_id: str = Field(min_length=1, max_length=255)
+    device_id: Annotated[str, Field(min_length=1, max_length=255), SINGLE_LINE]
     device_type: DeviceType
-    app_version: str = Field(min_length=1, max_length=50)
+    app_version: Annotated[str, Field(min_length=1, max_length=50), SINGLE_LINE]
     ops: list[PushOp] = Field(min_length=1)
 
 

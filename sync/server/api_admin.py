@@ -8,20 +8,30 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import time
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlmodel import select
 from starlette.requests import ClientDisconnect
 
 from schema import server as s
-from sync.errors import AuthError, Forbidden, TransportError
+from sync.bounds import (
+    INT32_MAX,
+    MAX_PASSWORD_CHARS,
+    MAX_TEXT_CHARS,
+    MULTI_LINE,
+    SINGLE_LINE,
+    JsonDefinition,
+    JsonObject,
+    control_problem,
+)
+from sync.errors import AuthError, TransportError
+from sync.protocol import DeviceType
 from sync.server import masters
+from sync.server.admin_auth import AdminRecord
 from sync.server.files import stage_upload
 from sync.server.processor import QUEUE
 from sync.server.queue_policy import CONFLICT, DEAD_LETTER, REJECTED
@@ -29,10 +39,7 @@ from sync.server.state import ServerState, server_state
 
 router = APIRouter(prefix="/admin/v1", tags=["admin"])
 State = Annotated[ServerState, Depends(server_state)]
-
-# argon2 is deliberately slow; a verified (user, password) is trusted for this long.
-_ADMIN_CACHE_S = 60.0
-_admin_cache: dict[str, float] = {}
+MAX_USERNAME = 150
 
 
 def _basic(request: Request) -> tuple[str, str]:
@@ -41,91 +48,109 @@ def _basic(request: Request) -> tuple[str, str]:
     if scheme.lower() != "basic" or not value:
         raise AuthError("admin API needs HTTP Basic credentials of an admin user")
     try:
-        username, _, password = base64.b64decode(value).decode("utf-8").partition(":")
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise AuthError("malformed Basic credentials") from exc
+    username, _, password = decoded.partition(":")
     return username, password
+
+
+def _record(state: ServerState, username: str) -> AdminRecord | None:
+    """The user's row as it is now: role and state are never taken from a cache."""
+    if not username or len(username) > MAX_USERNAME or control_problem(username):
+        return None  # no such user can exist; still verified against the dummy hash
+    with state.db.read() as session:
+        user = session.exec(select(s.User).where(s.User.username == username)).first()
+        if user is None:
+            return None
+        return AdminRecord(password_hash=user.password_hash, role=user.role,
+                           is_active=user.is_active, deleted=user.deleted_at is not None)
 
 
 def current_admin(request: Request, state: State) -> str:
     username, password = _basic(request)
-    key = hashlib.sha256(f"{username}\0{password}".encode()).hexdigest()
-    if _admin_cache.get(key, 0.0) > time.monotonic():
-        return username
-    with state.db.read() as session:
-        user = session.exec(select(s.User).where(s.User.username == username)).first()
-        if user is None or user.deleted_at is not None or not user.is_active:
-            raise AuthError("unknown user or wrong password")
-        if not masters.verify_password(user, password):
-            raise AuthError("unknown user or wrong password")
-        if user.role != "admin":
-            raise Forbidden("the admin API needs the admin role")
-    _admin_cache[key] = time.monotonic() + _ADMIN_CACHE_S
+    client = request.client.host if request.client else "unknown"
+    state.admin_gate.check(username, password, client, _record(state, username))
     return username
 
 
 Admin = Annotated[str, Depends(current_admin)]
 
+# Bodies are bounded as their columns (schema.server) hold them, and refuse control characters
+# (sync.bounds): a value the database would refuse is a 422 here, never a 5xx there.
+Code = Annotated[str, Field(min_length=1, max_length=100), SINGLE_LINE]
+Name = Annotated[str, Field(min_length=1, max_length=255), SINGLE_LINE]
+Version = Annotated[str, Field(min_length=1, max_length=50), SINGLE_LINE]
+Kind = Annotated[str, Field(min_length=1, max_length=50), SINGLE_LINE]
+Description = Annotated[str, Field(max_length=MAX_TEXT_CHARS), MULTI_LINE]
+Username = Annotated[str, Field(min_length=1, max_length=MAX_USERNAME), SINGLE_LINE]
+Password = Annotated[str, Field(max_length=MAX_PASSWORD_CHARS), SINGLE_LINE]
+Role = Annotated[str, Field(min_length=1, max_length=20), SINGLE_LINE]
+Email = Annotated[str, Field(max_length=255), SINGLE_LINE]
+Order = Annotated[int, Field(gt=0, le=INT32_MAX)]
+# A target, item, user or device named in the path: its code, name or id.
+Ref = Annotated[str, Path(min_length=1, max_length=255), SINGLE_LINE]
+
 
 class DeviceIn(BaseModel):
-    name: str = Field(min_length=1, max_length=255)
-    device_type: str = "tablet"
+    name: Name
+    device_type: DeviceType = "tablet"
 
 
 class TargetIn(BaseModel):
-    product_code: str = Field(min_length=1, max_length=100)
-    product_name: str = Field(min_length=1, max_length=255)
-    version: str = "1"
-    description: str | None = None
+    product_code: Code
+    product_name: Name
+    version: Version = "1"
+    description: Description | None = None
 
 
 class TargetPatch(BaseModel):
-    product_code: str | None = None
-    product_name: str | None = None
-    version: str | None = None
-    description: str | None = None
+    product_code: Code | None = None
+    product_name: Name | None = None
+    version: Version | None = None
+    description: Description | None = None
 
 
 class ItemIn(BaseModel):
-    item_code: str = Field(min_length=1, max_length=100)
-    item_name: str = Field(min_length=1, max_length=255)
-    inspection_type: str
-    criteria: dict[str, Any]
-    order_sequence: int = Field(gt=0)
+    item_code: Code
+    item_name: Name
+    inspection_type: Kind
+    criteria: JsonObject
+    order_sequence: Order
     required: bool = True
     ai_enabled: bool = False
-    pipeline_id: str | None = None
+    pipeline_id: Name | None = None
 
 
 class ItemPatch(BaseModel):
-    item_code: str | None = None
-    item_name: str | None = None
-    inspection_type: str | None = None
-    criteria: dict[str, Any] | None = None
-    order_sequence: int | None = Field(default=None, gt=0)
+    item_code: Code | None = None
+    item_name: Name | None = None
+    inspection_type: Kind | None = None
+    criteria: JsonObject | None = None
+    order_sequence: Order | None = None
     required: bool | None = None
     ai_enabled: bool | None = None
-    pipeline_id: str | None = None
+    pipeline_id: Name | None = None
 
 
 class PipelineIn(BaseModel):
-    definition: dict[str, Any]
-    description: str | None = None
+    definition: JsonDefinition
+    description: Description | None = None
 
 
 class UserIn(BaseModel):
-    username: str = Field(min_length=1, max_length=150)
-    password: str
-    role: str = "inspector"
-    full_name: str | None = None
-    email: str | None = None
+    username: Username
+    password: Password
+    role: Role = "inspector"
+    full_name: Name | None = None
+    email: Email | None = None
 
 
 class UserPatch(BaseModel):
-    password: str | None = None
-    role: str | None = None
-    full_name: str | None = None
-    email: str | None = None
+    password: Password | None = None
+    role: Role | None = None
+    full_name: Name | None = None
+    email: Email | None = None
     is_active: bool | None = None
 
 
@@ -143,6 +168,21 @@ def add_device(body: DeviceIn, state: State, _: Admin) -> dict[str, Any]:
         return {**_out(device), "token": token}
 
 
+@router.post("/devices/{name}/token")
+def rotate_device_token(name: Ref, state: State, _: Admin) -> dict[str, Any]:
+    """A new device token, shown once; the old one and its access tokens stop working."""
+    with state.db.atomic() as session:
+        token = masters.rotate_device_token(session, name)
+        return {**_out(masters.find_device(session, name)), "token": token}
+
+
+@router.post("/devices/{name}/revoke", status_code=204)
+def revoke_device(name: Ref, state: State, _: Admin) -> None:
+    """Stop a device from syncing, at its next request."""
+    with state.db.atomic() as session:
+        masters.revoke_device(session, name)
+
+
 @router.get("/devices")
 def list_devices(state: State, _: Admin) -> list[dict[str, Any]]:
     with state.db.read() as session:
@@ -156,32 +196,32 @@ def add_target(body: TargetIn, state: State, _: Admin) -> dict[str, Any]:
 
 
 @router.patch("/targets/{ref}")
-def update_target(ref: str, body: TargetPatch, state: State, _: Admin) -> dict[str, Any]:
+def update_target(ref: Ref, body: TargetPatch, state: State, _: Admin) -> dict[str, Any]:
     with state.db.atomic() as session:
         return _out(masters.update_target(session, ref, **body.model_dump(exclude_none=True)))
 
 
 @router.delete("/targets/{ref}", status_code=204)
-def delete_target(ref: str, state: State, _: Admin) -> None:
+def delete_target(ref: Ref, state: State, _: Admin) -> None:
     with state.db.atomic() as session:
         masters.delete_target(session, ref)
 
 
 @router.post("/targets/{ref}/items", status_code=201)
-def add_item(ref: str, body: ItemIn, state: State, _: Admin) -> dict[str, Any]:
+def add_item(ref: Ref, body: ItemIn, state: State, _: Admin) -> dict[str, Any]:
     with state.db.atomic() as session:
         return _out(masters.add_item(session, ref, **body.model_dump()))
 
 
 @router.patch("/targets/{ref}/items/{item}")
-def update_item(ref: str, item: str, body: ItemPatch, state: State, _: Admin) -> dict[str, Any]:
+def update_item(ref: Ref, item: Ref, body: ItemPatch, state: State, _: Admin) -> dict[str, Any]:
     with state.db.atomic() as session:
         fields = body.model_dump(exclude_none=True)
         return _out(masters.update_item(session, ref, item, **fields))
 
 
 @router.delete("/targets/{ref}/items/{item}", status_code=204)
-def delete_item(ref: str, item: str, state: State, _: Admin) -> None:
+def delete_item(ref: Ref, item: Ref, state: State, _: Admin) -> None:
     with state.db.atomic() as session:
         masters.delete_item(session, ref, item)
 
@@ -199,13 +239,13 @@ def add_user(body: UserIn, state: State, _: Admin) -> dict[str, Any]:
 
 
 @router.patch("/users/{ref}")
-def update_user(ref: str, body: UserPatch, state: State, _: Admin) -> dict[str, Any]:
+def update_user(ref: Ref, body: UserPatch, state: State, _: Admin) -> dict[str, Any]:
     with state.db.atomic() as session:
         return _out(masters.update_user(session, ref, **body.model_dump()))
 
 
 @router.delete("/users/{ref}", status_code=204)
-def delete_user(ref: str, state: State, _: Admin) -> None:
+def delete_user(ref: Ref, state: State, _: Admin) -> None:
     with state.db.atomic() as session:
         masters.delete_user(session, ref)
 

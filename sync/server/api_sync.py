@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from schema.types import utcnow
+from sync.bounds import INT64_MAX
 from sync.errors import PayloadTooLarge, TransportError
 from sync.protocol import (
     API_PREFIX,
@@ -50,8 +51,8 @@ State = Annotated[ServerState, Depends(server_state)]
 
 async def current_device(request: Request, state: State) -> DeviceIdentity:
     token = bearer(request.headers.get("authorization"))
-    device_id = verify_access_token(state.secret(), token, int(time.time()))
-    return await run_in_threadpool(state.device, device_id)
+    claim = verify_access_token(state.secret(), token, int(time.time()))
+    return await run_in_threadpool(state.device, claim)
 
 
 Device = Annotated[DeviceIdentity, Depends(current_device)]
@@ -71,7 +72,8 @@ def authenticate(request: Request, state: State) -> AuthResponse:
         device.last_seen_at = utcnow()
         session.add(device)
         ttl = state.settings.access_token_ttl_s
-        access = issue_access_token(state.secret(), device.id, int(time.time()) + ttl)
+        access = issue_access_token(state.secret(), device.id, device.token_generation,
+                                    int(time.time()) + ttl)
         return AuthResponse(
             access_token=access, expires_in=ttl, device_id=str(device.id),
             device_name=device.name, device_type=device.device_type,
@@ -126,7 +128,7 @@ def pull(
 def conflicts(
     state: State,
     device: Device,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> ConflictsPage:
     """This device's operations the queue processor refused for good — version conflicts,

@@ -52,7 +52,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         finally:
             state.stop()
 
-    app = FastAPI(title="kensa sync server", lifespan=lifespan)
+    # The interactive docs and the OpenAPI document only where the settings ask for them.
+    docs = settings.api_docs
+    app = FastAPI(title="kensa sync server", lifespan=lifespan,
+                  openapi_url="/openapi.json" if docs else None,
+                  docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None)
     app.state.kensa = state
     app.include_router(sync_router)
     app.include_router(admin_router)

@@ -6,8 +6,11 @@ trades that token at ``/sync/v1/auth`` for an access token that every other sync
 when an access token expires or the server's secret changes, the call answers 401 and the device
 simply authenticates again with its device token — the queue is untouched.
 
-Access tokens are ``<device id>.<expiry>.<HMAC-SHA256>``, signed with a secret kept in
-``server_config`` so that they survive a server restart and work across several server processes.
+Access tokens are ``<device id>.<token generation>.<expiry>.<HMAC-SHA256>``, signed with a secret
+kept in ``server_config`` so that they survive a server restart and work across several server
+processes. The generation is the device's ``token_generation`` when the token was issued; rotating
+or revoking the device token bumps it, and every request checks the token's generation against the
+device's current one, so an access token dies with the device token it was traded for.
 """
 
 from __future__ import annotations
@@ -69,25 +72,42 @@ def _sign(secret: bytes, message: str) -> str:
     return _b64(hmac.new(secret, message.encode("ascii"), hashlib.sha256).digest())
 
 
-def issue_access_token(secret: bytes, device_id: uuid.UUID, expires_at: int) -> str:
-    message = f"{device_id.hex}.{expires_at}"
+@dataclass(frozen=True)
+class AccessClaim:
+    """What a verified access token says: the device, and its token generation at issue."""
+
+    device_id: uuid.UUID
+    generation: int
+
+
+def issue_access_token(
+    secret: bytes, device_id: uuid.UUID, generation: int, expires_at: int
+) -> str:
+    message = f"{device_id.hex}.{generation}.{expires_at}"
     return f"{message}.{_sign(secret, message)}"
 
 
-def verify_access_token(secret: bytes, token: str, now: int) -> uuid.UUID:
-    """The device an access token was issued to; ``AuthError`` if forged or expired."""
+def verify_access_token(secret: bytes, token: str, now: int) -> AccessClaim:
+    """What a genuine, unexpired access token claims; ``AuthError`` if forged or expired.
+
+    Whether its generation is still the device's is for the caller, who reads the device.
+    """
+    parts = token.split(".")
+    if len(parts) != 4 or not all(p.isascii() for p in parts):
+        raise AuthError("malformed access token")
+    device_hex, generation_text, expiry_text, signature = parts
     try:
-        device_hex, expiry_text, signature = token.split(".")
-        expires_at = int(expiry_text)
         device_id = uuid.UUID(hex=device_hex)
+        generation = int(generation_text)
+        expires_at = int(expiry_text)
     except ValueError as exc:
         raise AuthError("malformed access token") from exc
-    expected = _sign(secret, f"{device_hex}.{expiry_text}")
+    expected = _sign(secret, f"{device_hex}.{generation_text}.{expiry_text}")
     if not hmac.compare_digest(expected, signature):
         raise AuthError("invalid access token")
     if expires_at <= now:
         raise AuthError("access token expired", code="token_expired")
-    return device_id
+    return AccessClaim(device_id, generation)
 
 
 def bearer(authorization: str | None) -> str:

@@ -8,7 +8,9 @@ a master and the sequence number devices will pull it by commit together. Delete
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import secrets
 import tempfile
 import uuid
 from pathlib import Path
@@ -20,6 +22,14 @@ from sqlmodel import Session, col, select
 
 from schema import server as s
 from schema.types import utcnow
+from sync.bounds import (
+    INT32_MAX,
+    MAX_DEFINITION_BYTES,
+    MAX_PASSWORD_CHARS,
+    control_problem,
+    json_problem,
+    row_problem,
+)
 from sync.errors import Conflict, InvalidRequest, NotFound
 from sync.server.auth import hash_token, new_device_token
 from sync.server.changes import record_change
@@ -37,6 +47,26 @@ def _flush(session: Session, what: str) -> None:
         raise Conflict(f"{what} conflicts with an existing record: {exc.orig}") from exc
 
 
+def _fits(model: type[Any], **values: Any) -> None:
+    """Refuse a value its column cannot hold, before the database does (the CLI's edge; the
+    admin API's bodies are bounded the same way, so there it is a second look)."""
+    problem = row_problem(model.__table__, values)
+    if problem:
+        raise InvalidRequest(problem)
+
+
+# The longest name a lookup can match (product codes, usernames, device names, UUIDs).
+MAX_REF_CHARS = 255
+
+
+def _ref(ref: str, what: str) -> str:
+    problem = control_problem(ref)
+    if problem or len(ref) > MAX_REF_CHARS:
+        raise InvalidRequest(f"{what} reference {ref[:40]!r}: "
+                             f"{problem or f'over {MAX_REF_CHARS} characters'}")
+    return ref
+
+
 def _uuid(value: str | uuid.UUID, what: str) -> uuid.UUID:
     if isinstance(value, uuid.UUID):
         return value
@@ -51,6 +81,7 @@ def _uuid(value: str | uuid.UUID, what: str) -> uuid.UUID:
 
 def find_target(session: Session, ref: str) -> s.InspectionTargetMaster:
     """A target by product code or id."""
+    _ref(ref, "target")
     row = session.exec(
         select(s.InspectionTargetMaster).where(s.InspectionTargetMaster.product_code == ref)
     ).first()
@@ -71,6 +102,8 @@ def add_target(
     version: str = "1",
     description: str | None = None,
 ) -> s.InspectionTargetMaster:
+    _fits(s.InspectionTargetMaster, product_code=product_code, product_name=product_name,
+          version=version, description=description)
     row = session.exec(
         select(s.InspectionTargetMaster).where(
             s.InspectionTargetMaster.product_code == product_code
@@ -97,6 +130,7 @@ def add_target(
 def update_target(session: Session, ref: str, **fields: Any) -> s.InspectionTargetMaster:
     row = find_target(session, ref)
     allowed = {"product_code", "product_name", "version", "description"}
+    _fits(s.InspectionTargetMaster, **fields)
     _apply_fields(row, fields, allowed)
     row.updated_at = utcnow()
     session.add(row)
@@ -145,6 +179,7 @@ def validate_criteria(criteria: dict[str, Any]) -> dict[str, Any]:
 
 
 def find_item(session: Session, target_ref: str | None, ref: str) -> s.InspectionItemMaster:
+    _ref(ref, "item")
     row: s.InspectionItemMaster | None = None
     if target_ref is not None:
         target = find_target(session, target_ref)
@@ -177,6 +212,8 @@ def add_item(
     ai_enabled: bool = False,
     pipeline_id: str | None = None,
 ) -> s.InspectionItemMaster:
+    _fits(s.InspectionItemMaster, item_code=item_code, item_name=item_name,
+          inspection_type=inspection_type, criteria=criteria, order_sequence=order_sequence)
     target = find_target(session, target_ref)
     if inspection_type not in INSPECTION_TYPES:
         raise InvalidRequest(f"inspection_type must be one of {', '.join(INSPECTION_TYPES)}")
@@ -211,6 +248,7 @@ def add_item(
 def update_item(
     session: Session, target_ref: str | None, ref: str, **fields: Any
 ) -> s.InspectionItemMaster:
+    _fits(s.InspectionItemMaster, **fields)
     row = find_item(session, target_ref, ref)
     if "criteria" in fields and fields["criteria"] is not None:
         validate_criteria(fields["criteria"])
@@ -240,6 +278,7 @@ def delete_item(session: Session, target_ref: str | None, ref: str) -> None:
 
 def find_pipeline(session: Session, ref: str) -> s.Pipeline:
     """A pipeline by UUID, by the text id of its definition, or by name (newest)."""
+    _ref(ref, "pipeline")
     row = session.get(s.Pipeline, pipeline_uuid({"id": ref}))
     if row is None:
         row = session.exec(
@@ -276,6 +315,15 @@ def put_pipeline(
         raise InvalidRequest("a pipeline definition needs a 'name'")
     if not isinstance(definition.get("steps"), list):
         raise InvalidRequest("a pipeline definition needs a list of 'steps'")
+    declared = definition.get("version")
+    if declared is not None and (not isinstance(declared, int) or isinstance(declared, bool)
+                                 or not 1 <= declared <= INT32_MAX):
+        raise InvalidRequest(f"a pipeline definition's version must be an integer "
+                             f"from 1 to {INT32_MAX}")
+    problem = json_problem(definition, max_bytes=MAX_DEFINITION_BYTES)
+    if problem:
+        raise InvalidRequest(f"pipeline definition: {problem}")
+    _fits(s.Pipeline, name=name, description=description)
     key = pipeline_uuid(definition)
     row = session.get(s.Pipeline, key) if key else None
     if row is None:
@@ -322,6 +370,7 @@ _hasher = PasswordHasher()
 
 
 def find_user(session: Session, ref: str) -> s.User:
+    _ref(ref, "user")
     row = session.exec(select(s.User).where(s.User.username == ref)).first()
     if row is None:
         try:
@@ -344,8 +393,8 @@ def add_user(
 ) -> s.User:
     if role not in ROLES:
         raise InvalidRequest(f"role must be one of {', '.join(ROLES)}")
-    if len(password) < 4:
-        raise InvalidRequest("a password needs at least 4 characters")
+    _check_password(password)
+    _fits(s.User, username=username, role=role, full_name=full_name, email=email)
     row = s.User(username=username, password_hash=_hasher.hash(password), role=role,
                  full_name=full_name, email=email)
     session.add(row)
@@ -367,7 +416,9 @@ def update_user(
     row = find_user(session, ref)
     if role is not None and role not in ROLES:
         raise InvalidRequest(f"role must be one of {', '.join(ROLES)}")
+    _fits(s.User, role=role, full_name=full_name, email=email)
     if password is not None:
+        _check_password(password)
         row.password_hash = _hasher.hash(password)
     _apply_fields(row, {"role": role, "full_name": full_name, "email": email,
                         "is_active": is_active}, {"role", "full_name", "email", "is_active"})
@@ -387,11 +438,28 @@ def delete_user(session: Session, ref: str) -> None:
     record_change(session, "user", str(row.id), "DELETE")
 
 
+def _check_password(password: str) -> None:
+    if len(password) < 4:
+        raise InvalidRequest("a password needs at least 4 characters")
+    if len(password) > MAX_PASSWORD_CHARS:
+        raise InvalidRequest(f"a password has at most {MAX_PASSWORD_CHARS} characters")
+
+
 def verify_password(user: s.User, password: str) -> bool:
+    return password_matches(user.password_hash, password)
+
+
+def password_matches(password_hash: str, password: str) -> bool:
     try:
-        return _hasher.verify(user.password_hash, password)
+        return _hasher.verify(password_hash, password)
     except Exception:  # argon2 raises several types for a mismatch or a foreign hash
         return False
+
+
+@functools.cache
+def dummy_password_hash() -> str:
+    """A hash no password is known for: what an unknown user's password is checked against."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 # --- model files -----------------------------------------------------------------------------
@@ -418,6 +486,7 @@ def add_model(
 def publish_model(
     session: Session, storage: Storage, sha: str, staged: Path, name: str
 ) -> s.File:
+    _fits(s.File, original_name=name)
     size = staged.stat().st_size
     if size == 0:
         raise InvalidRequest("a model file cannot be empty")
@@ -456,6 +525,7 @@ def add_device(session: Session, name: str, device_type: str = "tablet") -> tupl
     """Register a device; returns it with its token, which is shown once and stored hashed."""
     if device_type not in ("mobile", "desktop", "tablet"):
         raise InvalidRequest("device type must be mobile, desktop or tablet")
+    _fits(s.Device, name=name)
     token = new_device_token()
     device = s.Device(name=name, device_type=device_type, token_hash=hash_token(token))
     session.add(device)
@@ -463,21 +533,29 @@ def add_device(session: Session, name: str, device_type: str = "tablet") -> tupl
     return device, token
 
 
-def rotate_device_token(session: Session, name: str) -> str:
+def find_device(session: Session, name: str) -> s.Device:
+    _ref(name, "device")
     device = session.exec(select(s.Device).where(s.Device.name == name)).first()
     if device is None:
         raise NotFound(f"no device {name!r}")
+    return device
+
+
+def rotate_device_token(session: Session, name: str) -> str:
+    """A new device token; the old one, and every access token issued for it, stop working."""
+    device = find_device(session, name)
     token = new_device_token()
     device.token_hash = hash_token(token)
     device.revoked_at = None
+    # Access tokens carry the generation they were issued under; this ends the old ones.
+    device.token_generation += 1
     session.add(device)
     return token
 
 
 def revoke_device(session: Session, name: str) -> None:
-    device = session.exec(select(s.Device).where(s.Device.name == name)).first()
-    if device is None:
-        raise NotFound(f"no device {name!r}")
+    device = find_device(session, name)
     device.revoked_at = utcnow()
+    device.token_generation += 1
     session.add(device)
 

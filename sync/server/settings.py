@@ -59,6 +59,15 @@ class ServerSettings(BaseSettings):
     tombstone_retention_days: float = Field(default=30.0, gt=0)
     clock_skew_threshold_s: float = Field(default=120.0, gt=0)
 
+    # /docs, /redoc and /openapi.json: the API's shape is no secret, but a production server
+    # need not hand a map to whoever probes it. On for development and API tests.
+    api_docs: bool = False
+
+    # Failed admin logins: this many at once per username and per client address, then one
+    # more every admin_login_refill_s seconds (429 with Retry-After meanwhile).
+    admin_login_burst: int = Field(default=10, ge=1)
+    admin_login_refill_s: float = Field(default=6.0, gt=0)
+
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'server.db'}"

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-import uuid
 from dataclasses import dataclass, field
 
 from fastapi import Request
@@ -17,33 +15,36 @@ from fastapi import Request
 from schema import server as s
 from schema.db import Database, create_engine
 from sync.errors import AuthError
-from sync.server.auth import DeviceIdentity, identity, load_secret
+from sync.server.admin_auth import AdminGate
+from sync.server.auth import AccessClaim, DeviceIdentity, identity, load_secret
 from sync.server.changes import epoch
 from sync.server.files import clear_staging
+from sync.server.masters import dummy_password_hash, password_matches
 from sync.server.processor import QueueProcessor
 from sync.server.settings import ServerSettings
 from sync.server.storage import Storage, open_storage
 
 log = logging.getLogger(__name__)
 
-# A revoked device is refused within this many seconds on every server process.
-DEVICE_CACHE_S = 5.0
-
-
 @dataclass
 class ServerState:
     settings: ServerSettings
     db: Database
+    admin_gate: AdminGate
     storage: Storage | None = None
     _secret: bytes | None = None
-    _devices: dict[uuid.UUID, tuple[DeviceIdentity | None, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
     @classmethod
     def create(cls, settings: ServerSettings) -> ServerState:
-        return cls(settings=settings, db=Database(create_engine(settings.database)))
+        gate = AdminGate(
+            verify=password_matches, dummy_hash=dummy_password_hash,
+            burst=settings.admin_login_burst, refill_s=settings.admin_login_refill_s,
+        )
+        return cls(settings=settings, db=Database(create_engine(settings.database)),
+                   admin_gate=gate)
 
     def start(self) -> None:
         self.storage = open_storage(self.settings.storage_url)
@@ -83,19 +84,21 @@ class ServerState:
             self.storage = open_storage(self.settings.storage_url)
         return self.storage
 
-    def device(self, device_id: uuid.UUID) -> DeviceIdentity:
-        """The device behind a valid access token, if it is still registered and not revoked."""
-        now = time.monotonic()
-        cached = self._devices.get(device_id)
-        if cached is None or cached[1] < now:
-            with self.db.read() as session:
-                row = session.get(s.Device, device_id)
-                found = identity(row) if row is not None and row.revoked_at is None else None
-            self._devices[device_id] = (found, now + DEVICE_CACHE_S)
-            cached = self._devices[device_id]
-        if cached[0] is None:
-            raise AuthError("device unknown or revoked", code="device_revoked")
-        return cached[0]
+    def device(self, claim: AccessClaim) -> DeviceIdentity:
+        """The device behind a genuine access token, if it is still registered, not revoked,
+        and its token has not been rotated since the access token was issued.
+
+        Read on every request, not cached: one primary-key lookup, and a rotation or revocation
+        takes effect on the next request on every server process.
+        """
+        with self.db.read() as session:
+            row = session.get(s.Device, claim.device_id)
+            if row is None or row.revoked_at is not None:
+                raise AuthError("device unknown or revoked", code="device_revoked")
+            if row.token_generation != claim.generation:
+                raise AuthError("the device token was rotated; authenticate again",
+                                code="token_expired")
+            return identity(row)
 
 
 def server_state(request: Request) -> ServerState:
