@@ -7,7 +7,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlmodel import col, select
 
@@ -16,6 +16,7 @@ from schema.db import Database, create_sqlite_engine
 from sidecar import __version__, events
 from sidecar.api import (
     errors,
+    params,
     routes_auth,
     routes_events,
     routes_history,
@@ -129,7 +130,13 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             if own:
                 app.state.db.dispose()
 
-    app = FastAPI(title="kensa sidecar", version=__version__, lifespan=lifespan)
+    # Every route's path and query parameters are checked once, here (sidecar.api.params).
+    app = FastAPI(
+        title="kensa sidecar",
+        version=__version__,
+        lifespan=lifespan,
+        dependencies=[Depends(params.check_params)],
+    )
     app.state.settings = settings
     if db is not None:
         app.state.db = db

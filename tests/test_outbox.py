@@ -57,6 +57,10 @@ def seed_masters(db: Database) -> None:
                     required=code != "F-PISTON",
                 )
             )
+        # An AI result may name only a pipeline the tablet has (the server resolves the id).
+        session.add(
+            d.Pipeline(id="brk100-v-scratch", name="scratch", definition={"steps": []}, version=3)
+        )
         session.add(d.User(username="tanaka", password_hash="not-checked", server_id="srv-user-7"))
 
 

@@ -40,7 +40,9 @@ ITEM_KEYS = {
     "D-BORE": "bore",
     "F-PISTON": "piston",
 }
-AI_OK = {"overall_result": "OK", "confidence": 0.9, "processing_time": 0.2}
+# A well-formed id (a UUID, as the tablet makes them) that names no record on the tablet.
+NO_RECORD = "00000000-0000-4000-8000-000000000000"
+AI_OK = {"image_id": NO_RECORD, "overall_result": "OK", "confidence": 0.9, "processing_time": 0.2}
 VERIFY_OK = {"final_result": "OK", "verification_time": 1.0}
 
 
@@ -54,7 +56,12 @@ class Api:
     client: TestClient
     data_dir: Path
     login: str
+    admin_login: str
     ids: dict[str, str] = field(default_factory=dict)
+
+    def as_admin(self) -> None:
+        """Act as the supervisor from now on (their own inspections, their AI results)."""
+        self.login = self.admin_login
 
     def headers(self, *, auth: bool = True, login: bool = True) -> dict[str, str]:
         out = {}
@@ -84,7 +91,7 @@ def api(tmp_path: Path, template: Template) -> Iterator[Api]:
     # No AI workers: nothing here queues a job, and an idle worker would only poll the database.
     app = create_app(Settings(data_dir=tmp_path, token=TOKEN, ai_workers=0))
     with TestClient(app, base_url="http://127.0.0.1") as client:
-        yield Api(client, tmp_path, template.token)
+        yield Api(client, tmp_path, template.token, template.admin_token)
 
 
 def start(api: Api) -> None:
@@ -149,9 +156,16 @@ class Case:
     login: bool = True
     says: tuple[str, ...] = ()
 
+    @property
+    def by_admin(self) -> bool:
+        # Only a supervisor posts an AI result directly; inspectors get theirs from the job queue.
+        return self.path.endswith("/ai-results")
+
 
 def refused(api: Api, case: Case) -> dict[str, Any]:
     """Send ``case`` after its setup; check the error and that the device did not change."""
+    if case.by_admin:
+        api.as_admin()
     SETUPS[case.setup](api)
     before = api.state()
     bodies = ("json", "content", "files", "data", "params")
@@ -457,8 +471,6 @@ ILLEGAL_TRANSITION_CASES = [
       says=("V-SCRATCH", "required")),
     p("retry-pending-item", "POST", ITEM + "{piston}/retry", 409, "illegal_transition",
       says=("F-PISTON",)),
-    p("ai-result-without-photo", "POST", ITEM + "{scratch}/ai-results", 409,
-      "illegal_transition", json=AI_OK, says=("V-SCRATCH",)),
     p("verify-after-complete", "POST", ITEM + "{scratch}/verification", 409,
       "illegal_transition", json=VERIFY_OK, **DONE),
     p("ai-result-after-complete", "POST", ITEM + "{bore}/ai-results", 409, "illegal_transition",
@@ -532,6 +544,8 @@ BAD_VERDICT_CASES = [
     p("unknown-severity", "POST", VERIFY, 422, "validation_error",
       json={"final_result": "NG", "defect_types": ["x"], "severity": "fatal"}),
     p("unknown-ai-result", "POST", VERIFY, 400, "invalid_input",
+      json={**VERIFY_OK, "ai_result_id": NO_RECORD}),
+    p("ai-result-id-not-an-id", "POST", VERIFY, 422, "validation_error",
       json={**VERIFY_OK, "ai_result_id": "nope"}),
 ]
 # fmt: on
@@ -545,6 +559,7 @@ def test_bad_verdict(api: Api, case: Case) -> None:
 
 
 def test_ai_result_naming_another_items_photo(api: Api) -> None:
+    api.as_admin()
     start(api)
     up = api.post(UPLOAD, content=GOOD_JPEG, headers=JPEG)
     assert up.status_code == 201, up.text
@@ -612,19 +627,35 @@ def test_sql_in_notes_and_defect_types_is_stored_verbatim(api: Api, text: str) -
 
 @pytest.mark.parametrize("text", SQL)
 def test_sql_in_ai_result_fields_is_stored_verbatim(api: Api, text: str) -> None:
+    api.as_admin()
     start(api)
-    assert api.post(UPLOAD, content=GOOD_JPEG, headers=JPEG).status_code == 201
+    up = api.post(UPLOAD, content=GOOD_JPEG, headers=JPEG)
+    assert up.status_code == 201, up.text
     before = api.state()
-    strings = {"pipeline_id": text, "pipeline_version": text[:50]}
     free = {"measurements": {text: 0.1}, "detailed_results": {"note": text}}
-    r = api.post(ITEM + "{scratch}/ai-results", json={**AI_OK, **strings, **free})
+    r = api.post(AI, json={**AI_OK, "image_id": up.json()["id"], **free})
     assert r.status_code == 201, r.text
     with api.db() as conn:
-        pipeline_id, measurements = conn.execute(
-            "SELECT pipeline_id, measurements FROM ai_inspection_results"
+        pipeline_id, version, measurements, details = conn.execute(
+            "SELECT pipeline_id, pipeline_version, measurements, detailed_results"
+            " FROM ai_inspection_results"
         ).fetchone()
-    assert pipeline_id == text and json.loads(measurements) == {text: 0.1}
+    # The pipeline and version are the item's own, filled in from the tablet's cache.
+    assert (pipeline_id, version) == ("brk100-v-scratch", "1")
+    assert json.loads(measurements) == {text: 0.1} and json.loads(details) == {"note": text}
     assert_intact(api, before)
+
+
+@pytest.mark.parametrize("text", SQL)
+@pytest.mark.parametrize("name", ["pipeline_id", "pipeline_version"])
+def test_sql_naming_the_pipeline_is_refused(api: Api, text: str, name: str) -> None:
+    api.as_admin()
+    start(api)
+    up = api.post(UPLOAD, content=GOOD_JPEG, headers=JPEG)
+    assert up.status_code == 201, up.text
+    body = {**AI_OK, "image_id": up.json()["id"], name: text[:50]}
+    error = refused(api, Case("POST", AI, 422, setup="none", json=body))
+    assert name in json.dumps(error)
 
 
 FILTERS = [
@@ -657,9 +688,10 @@ def test_sql_in_enumerated_filter_and_ids_is_refused(api: Api, text: str) -> Non
     start(api)
     none: dict[str, Any] = {"setup": "none"}
     refused(api, Case("GET", "/history", 422, "validation_error", params={"result": text}, **none))
-    refused(api, Case("POST", f"/sessions/{text}/complete", 404, "not_found", **none))
-    refused(api, Case("POST", ITEM + f"{text}/skip", 404, "not_found", **none))
-    refused(api, Case("GET", f"/images/{text}", 404, "not_found", **none))
+    # No record id holds quotes, spaces or semicolons: such a path is not an id at all.
+    refused(api, Case("POST", f"/sessions/{text}/complete", 422, "validation_error", **none))
+    refused(api, Case("POST", ITEM + f"{text}/skip", 422, "validation_error", **none))
+    refused(api, Case("GET", f"/images/{text}", 422, "validation_error", **none))
 
 
 # --- malformed JSON bodies --------------------------------------------------------------------
@@ -725,7 +757,8 @@ def test_unknown_field(api: Api, case: Case) -> None:
 def ai_body(extra: bytes = b"", confidence: bytes = b"0.5", time: bytes = b"0.1") -> bytes:
     """Raw JSON, because NaN and Infinity are what a careless client's serialiser sends."""
     return (
-        b'{"overall_result": "OK", "confidence": ' + confidence
+        b'{"image_id": "' + NO_RECORD.encode() + b'", "overall_result": "OK", "confidence": '
+        + confidence
         + b', "processing_time": ' + time + extra + b"}"
     )  # fmt: skip
 
@@ -791,6 +824,7 @@ def test_wrong_type(api: Api, case: Case) -> None:
 def test_nan_measurement_is_refused_where_it_would_be_stored(api: Api) -> None:
     # With a photo in place the result would be stored; NaN is not JSON, and the outbox row
     # carrying it would be refused by the server for good.
+    api.as_admin()
     start(api)
     assert api.post(UPLOAD, content=GOOD_JPEG, headers=JPEG).status_code == 201
     body = ai_body(b', "measurements": {"defect_probability": NaN}')
@@ -816,7 +850,8 @@ UNKNOWN_ID_CASES = [
     p("verify-unknown-item", "POST", ITEM + "nope/verification", 404, "not_found",
       json=VERIFY_OK),
     p("ai-result-unknown-item", "POST", ITEM + "nope/ai-results", 404, "not_found", json=AI_OK),
-    p("ai-result-unknown-image", "POST", AI, 400, "invalid_input",
+    p("ai-result-unknown-image", "POST", AI, 400, "invalid_input", json=AI_OK),
+    p("ai-result-image-id-not-an-id", "POST", AI, 422, "validation_error",
       json={**AI_OK, "image_id": "nope"}),
     p("image", "GET", "/images/nope", 404, "not_found"),
     p("thumbnail", "GET", "/images/nope/thumbnail", 404, "not_found"),

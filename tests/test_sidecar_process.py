@@ -60,8 +60,9 @@ def _outbox(data_dir: Path) -> list[d.Outbox]:
 
 
 def test_whole_inspection_survives_sigkill_and_resumes(sidecar: SidecarProcess) -> None:
+    # The supervisor inspects here: only they may post an AI result directly (item 1).
     with sidecar.client() as client:
-        client.headers.update(_login(client))
+        client.headers.update(_login(client, "admin"))
         scan = client.post("/scan", files={"file": ("label.png", qr_png(), "image/png")})
         assert scan.status_code == 200, scan.text
         assert scan.json()["unit"]["batch_id"] == "A12-3456"
@@ -110,7 +111,7 @@ def test_whole_inspection_survives_sigkill_and_resumes(sidecar: SidecarProcess) 
 
     sidecar.start()
     with sidecar.client() as client:
-        client.headers.update(_login(client))
+        client.headers.update(_login(client, "admin"))
         interrupted = client.get("/sessions/interrupted").json()
         assert [x["id"] for x in interrupted] == [sid]
         progress = {i["item_code"]: i["status"] for i in interrupted[0]["items"]}
@@ -143,7 +144,7 @@ def test_whole_inspection_survives_sigkill_and_resumes(sidecar: SidecarProcess) 
         assert done.status_code == 200, done.text
         assert done.json()["status"] == "completed" and done.json()["result"] == "NG"
 
-        hist = client.get("/history", params={"inspector": "tanaka", "product": "BRK-100"}).json()
+        hist = client.get("/history", params={"inspector": "admin", "product": "BRK-100"}).json()
         assert hist["total"] == 1 and hist["rows"][0]["result"] == "NG"
         stats = client.get("/stats", params={"period": "day"}).json()
         assert sum(b["ng"] for b in stats["buckets"]) == 1

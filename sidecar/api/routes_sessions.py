@@ -10,7 +10,14 @@ from sqlmodel import Session, col, select
 from schema import device as d
 from schema.db import Database
 from sidecar.api import views
-from sidecar.api.deps import CurrentUser, DbDep, SessionAccess, SettingsDep, authorize
+from sidecar.api.deps import (
+    AdminUser,
+    CurrentUser,
+    DbDep,
+    SessionAccess,
+    SettingsDep,
+    authorize,
+)
 from sidecar.api.schemas import (
     AIResultCreate,
     AIResultPublic,
@@ -100,10 +107,14 @@ async def upload_image(
 
 @router.post("/{session_id}/items/{item_id}/ai-results", status_code=201)
 def add_ai_result(
-    session_id: str, item_id: str, body: AIResultCreate, db: DbDep, _: CurrentUser
+    session_id: str, item_id: str, body: AIResultCreate, db: DbDep, _: AdminUser
 ) -> AIResultPublic:
+    """Record a result a pipeline produced elsewhere (supervisor only). Inspections get theirs
+    from the AI job queue (``POST .../analyse``); the UI never posts one, so an inspector's login
+    cannot put a judgment on record that no pipeline made."""
     outcome = inspection.AIOutcome(**body.model_dump())
     with db.atomic() as session:
+        outcome = inspection.check_posted_result(session, session_id, item_id, outcome)
         row = inspection.record_ai_result(session, session_id, item_id, outcome)
     return views.ai_result(row)
 

@@ -6,15 +6,46 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
-Text = Field(max_length=2000)
+from sidecar.domain import bounds
+
+
+def _line(value: str) -> str:
+    return bounds.check_text(value, multiline=False)
+
+
+# A single-line value (a name, a code, a version): no control character at all. Multi-line text
+# (a note) may hold tab and line breaks; every str of every request body is held to that much
+# by ``Strict`` below.
+Line = Annotated[str, AfterValidator(_line)]
+# What the sidecar makes (photos, AI results) is named by a UUID (``schema.types.new_id``).
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+DeviceId = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
+# Masters are named by whoever made them: the server's UUIDs, a stand-alone tablet's codes.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+RecordId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
 
 class Strict(BaseModel):
     # Unknown fields are an error, not silently dropped: a client bug shows at once. JSON has no
     # NaN or Infinity, but Python's parser reads them (and 1e999 as infinity): refuse them.
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        # Whatever a body holds is stored here and pushed to PostgreSQL, which cannot hold a NUL
+        # or a lone surrogate: one such character would stop the tablet's sync for good.
+        bounds.check_strings(value)
+        return value
 
 
 J = TypeVar("J")
@@ -39,7 +70,7 @@ def finite_json(value: J) -> J:
 
 
 class LoginCreate(Strict):
-    username: str = Field(min_length=1, max_length=150)
+    username: Line = Field(min_length=1, max_length=150)
     # Compared as typed: spaces at either end are part of a password (`kensa user add` keeps them).
     password: Annotated[str, StringConstraints(strip_whitespace=False)] = Field(
         min_length=1, max_length=1024
@@ -138,10 +169,36 @@ class AIResultBase(BaseModel):
     detailed_results: dict[str, Any] | None = None
 
 
-class AIResultCreate(AIResultBase, Strict):
+JsonKey = Annotated[str, StringConstraints(max_length=bounds.MAX_KEY_LENGTH), AfterValidator(_line)]
+
+
+class AIResultCreate(Strict):
+    """A result as a pipeline reports it; the tablet checks it names the item's own photo,
+    pipeline, version and models (``inspection.check_posted_result``)."""
+
+    image_id: DeviceId
+    pipeline_id: RecordId | None = None
+    pipeline_version: Annotated[Line, StringConstraints(min_length=1, max_length=50)] | None = None
+    model_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    overall_result: Literal["OK", "NG", "PENDING_REVIEW"]
+    confidence: float = Field(ge=0, le=1)
+    processing_time: float = Field(ge=0, le=3600)
+    measurements: dict[str, Any] | None = None
+    timings: (
+        Annotated[
+            dict[JsonKey, Annotated[float, Field(ge=0, le=86_400_000)]],
+            Field(max_length=bounds.MAX_JSON_KEYS),
+        ]
+        | None
+    ) = None
+    detailed_results: dict[str, Any] | None = None
+
     @field_validator("measurements", "detailed_results")
     @classmethod
-    def _finite(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _bounded(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # Free-form, so bounded here, before anything is written: a reader that cannot take it
+        # (too deep, too big) would fail on every later read of the inspection and every push.
+        bounds.check_json(value)
         return finite_json(value)
 
 
@@ -160,8 +217,17 @@ class VerificationBase(BaseModel):
     ai_result_id: str | None = None
 
 
-class VerificationCreate(VerificationBase, Strict):
-    pass
+# The server keeps defect types as JSON: each a short single-line label.
+DefectType = Annotated[Line, StringConstraints(max_length=100)]
+
+
+class VerificationCreate(Strict):
+    final_result: Literal["OK", "NG", "PENDING"]
+    notes: str | None = Field(default=None, max_length=2000)
+    defect_types: list[DefectType] | None = Field(default=None, max_length=20)
+    severity: Literal["minor", "major", "critical"] | None = None
+    verification_time: float = Field(default=0, ge=0, le=86400)
+    ai_result_id: DeviceId | None = None
 
 
 class VerificationPublic(VerificationBase):

@@ -7,7 +7,8 @@ of is written with its outbox row in that same session; the rules come from ``do
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -17,7 +18,7 @@ from schema import device as d
 from schema.types import utcnow
 from sidecar import outbox
 from sidecar.domain import workflow as wf
-from sidecar.errors import Conflict, InvalidInput, NotFound, ProductNotFound
+from sidecar.errors import Conflict, InvalidInput, NotFound, ProductNotFound, Unprocessable
 from sidecar.qr.payload import ScannedUnit
 from sidecar.services.images import StoredImage
 
@@ -308,11 +309,93 @@ class AIOutcome:
     detailed_results: dict[str, Any] | None = None
 
 
+_MODEL_REF = re.compile(r"^sha256:([0-9a-f]{64})$")
+
+
+def pipeline_models(definition: Any) -> set[str]:
+    """The SHA-256 of every model a pipeline definition names (``"sha256:<hex>"`` params)."""
+    found: set[str] = set()
+    stack = [definition]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            match = _MODEL_REF.match(value)
+            if match:
+                found.add(match.group(1))
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return found
+
+
+def check_posted_result(
+    session: Session, session_id: str, item_id: str, outcome: AIOutcome
+) -> AIOutcome:
+    """A result posted through the API rather than made by the job runner: accepted only as one
+    this tablet could have made itself, else the server would record a pipeline run that never
+    happened. The item must be judged by AI, by a pipeline cached here; the result may name only
+    that pipeline, its cached version and its models, and must name a photo of the item.
+
+    Returns the outcome with the pipeline and version filled in from the cache."""
+    _open(session, session_id)
+    item = get_item(session, session_id, item_id)
+    master = session.get(d.InspectionItemMaster, item.item_id)
+    if master is None or not master.ai_enabled or not master.pipeline_id:
+        raise Conflict(
+            f"item {item.item_code} is not judged by AI; it takes no AI result",
+            code="no_ai",
+            state=item.status,
+        )
+    pipeline = session.get(d.Pipeline, master.pipeline_id)
+    if pipeline is None or pipeline.deleted_at is not None:
+        raise Conflict(
+            f"pipeline {master.pipeline_id} of item {item.item_code} is not on this tablet;"
+            " sync the masters",
+            code="pipeline_missing",
+            state=item.status,
+        )
+    if outcome.pipeline_id is not None and outcome.pipeline_id != pipeline.id:
+        raise Unprocessable(
+            f"item {item.item_code} is judged by pipeline {pipeline.id},"
+            f" not {outcome.pipeline_id}",
+            code="wrong_pipeline",
+            field="pipeline_id",
+        )
+    version = str(pipeline.version)
+    if outcome.pipeline_version is not None and outcome.pipeline_version != version:
+        raise Unprocessable(
+            f"this tablet has version {version} of pipeline {pipeline.id},"
+            f" not {outcome.pipeline_version}",
+            code="wrong_pipeline_version",
+            field="pipeline_version",
+        )
+    if outcome.model_sha256 is not None and outcome.model_sha256 not in pipeline_models(
+        pipeline.definition
+    ):
+        raise Unprocessable(
+            f"model {outcome.model_sha256[:12]}… is not one of pipeline {pipeline.id}'s models",
+            code="unknown_model",
+            field="model_sha256",
+        )
+    if outcome.image_id is None:
+        raise Unprocessable(
+            f"an AI result of item {item.item_code} names the photo it judged", field="image_id"
+        )
+    return replace(outcome, pipeline_id=pipeline.id, pipeline_version=version)
+
+
 def record_ai_result(
     session: Session, session_id: str, item_id: str, outcome: AIOutcome
 ) -> d.AIInspectionResult:
     row = _open(session, session_id)
     item = get_item(session, session_id, item_id)
+    # Every id the outbox row carries must be a record here: the server resolves each one and
+    # would refuse the row for good otherwise.
+    if outcome.pipeline_id is not None and session.get(d.Pipeline, outcome.pipeline_id) is None:
+        raise InvalidInput(
+            f"pipeline {outcome.pipeline_id} is not on this tablet", field="pipeline_id"
+        )
     if outcome.image_id is not None:
         image = session.get(d.InspectionImage, outcome.image_id)
         if image is None or image.session_id != session_id or image.item_id != item_id:

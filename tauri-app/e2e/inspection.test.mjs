@@ -170,8 +170,9 @@ for (const lang of ['ja', 'en']) {
             overall_result: 'OK',
             confidence: 0.93,
             processing_time: 0.21,
-            pipeline_id: 'bore-measure',
-            pipeline_version: '3',
+            // The item's own pipeline and the version cached on the tablet: the sidecar refuses others.
+            pipeline_id: 'brk100-d-bore',
+            pipeline_version: '1',
             measurements: { bore_mm: 12.01 },
             detailed_results: { boxes: [[200, 150, 330, 260, 0.93, 'bore']] },
           });

@@ -56,10 +56,12 @@ def state(data_dir: Path) -> State:
 
 @dataclass(frozen=True)
 class Template:
-    """A seeded device database and a login token of ``tanaka`` that is valid in every copy."""
+    """A seeded device database and login tokens of ``tanaka`` and of the supervisor ``admin``
+    that are valid in every copy."""
 
     path: Path
     token: str
+    admin_token: str
 
     def copy_to(self, data_dir: Path) -> Path:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -76,6 +78,7 @@ def make_template(folder: Path) -> Template:
     try:
         with db.atomic() as session:
             token = auth.login(session, "tanaka", PASSWORD).token
+            admin_token = auth.login(session, "admin", PASSWORD).token
     finally:
         db.dispose()
-    return Template(path, token)
+    return Template(path, token, admin_token)
