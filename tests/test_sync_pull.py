@@ -251,3 +251,39 @@ def test_a_refused_update_comes_back_as_set_aside(
     assert [(r.operation, r.entity_id) for r in refused] == [("UPDATE", inspection)]
     assert refused[0].reason == "conflict: server holds version 2; update was 1->3"
     assert sync.status().pending_rows == 0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["../../elsewhere/victim", "/etc/passwd", "..", "", "A" * 64, "a" * 63, "a" * 65,
+     "a" * 63 + "/", "g" * 64, "a" * 64 + "\u0000", "./" + "a" * 62],
+)
+def test_a_model_id_that_is_not_a_sha256_never_becomes_a_path(tmp_path: Path, bad: str) -> None:
+    from sync.device.pull import UnsafeId, id_problem, model_path
+    from sync.protocol import Change
+
+    with pytest.raises(UnsafeId):
+        model_path(tmp_path, bad)
+    assert id_problem(Change(cursor="c", entity_type="model", entity_id=bad, op="DELETE"))
+
+
+@pytest.mark.parametrize(
+    ("entity_type", "entity_id", "data", "ok"),
+    [
+        ("target", str(uuid.UUID(int=1)), {"id": str(uuid.UUID(int=1))}, True),
+        ("target", "t-1", {"id": "t-1"}, False),
+        ("user", str(uuid.UUID(int=2)), {"id": str(uuid.UUID(int=3))}, False),  # data disagrees
+        ("model", "a" * 64, {"sha256": "b" * 64}, False),
+        ("model", "a" * 64, {"sha256": "a" * 64}, True),
+        ("session", str(uuid.UUID(int=4)), {"id": str(uuid.UUID(int=4))}, False),  # not a master
+    ],
+)
+def test_pulled_ids_are_checked_before_use(
+    entity_type: str, entity_id: str, data: dict[str, str], ok: bool
+) -> None:
+    from sync.device.pull import id_problem
+    from sync.protocol import Change
+
+    change = Change(cursor="c", entity_type=entity_type, entity_id=entity_id, op="UPSERT",
+                    data=data)
+    assert (id_problem(change) is None) is ok
