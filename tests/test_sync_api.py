@@ -50,7 +50,8 @@ def test_status_connect_and_sync_now(device_db: Database, tmp_path: Path) -> Non
 
     refused = client.post("/sync/connect", json={"server_url": "http://s.test",
                                                  "token": "kd_wrong"})
-    assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "device_token_refused"
     bad_url = client.post("/sync/connect", json={"server_url": "ftp://x", "token": TOKEN})
     assert bad_url.status_code == 400
     connected = client.post("/sync/connect", json={"server_url": "http://s.test",

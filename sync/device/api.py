@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from sync.device.service import ConnectResult, RunReport, SyncService, SyncStatus
-from sync.errors import SyncError
+from sync.errors import AuthError, SyncError
 
 router = APIRouter(prefix="/sync", tags=["sync"])
 
@@ -90,6 +90,10 @@ def sync_connect(body: ConnectIn, service: Service) -> Any:
         return service.connect(
             body.server_url, body.token, replace_server_url=body.replace_server_url
         )
+    except AuthError as exc:
+        # The server refused the device token: not the caller's login, which the UI would
+        # otherwise take "unauthorized" to mean.
+        return _error(AuthError(exc.message, code="device_token_refused"))
     except SyncError as exc:
         return _error(exc)
 

@@ -25,6 +25,8 @@ const SIMPLE: Record<string, MessageKey> = {
   login_invalid: 'err.login_invalid',
   login_expired: 'err.login_invalid',
   unauthorized: 'err.unauthorized',
+  admin_required: 'err.admin_required',
+  device_token_refused: 'err.device_token_refused',
   host_not_allowed: 'err.unauthorized',
   invalid_input: 'err.invalid_input',
   not_found: 'err.not_found',
