@@ -16,6 +16,7 @@ from schema.db import Database, create_sqlite_engine
 from sidecar import __version__, events
 from sidecar.api import (
     errors,
+    openapi,
     params,
     routes_auth,
     routes_events,
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     if db is not None:
         app.state.db = db
     errors.install(app)
+    openapi.install(app)
 
     @app.get("/health", tags=["system"])
     def health() -> dict[str, str]:

@@ -18,8 +18,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sync.errors import RateLimited, SyncError, TransportError
+from sync.server import openapi
 from sync.server.api_admin import router as admin_router
 from sync.server.api_sync import router as sync_router
 from sync.server.db_faults import Fault, classify, describe, integrity_error
@@ -29,6 +31,7 @@ from sync.server.state import ServerState
 log = logging.getLogger(__name__)
 
 DB_RETRY_AFTER_S = 5
+_HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
 
 
 def _error(status: int, code: str, message: str, detail: dict[str, Any] | None = None,
@@ -60,6 +63,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.kensa = state
     app.include_router(sync_router)
     app.include_router(admin_router)
+    openapi.install(app)
 
     @app.exception_handler(SyncError)
     async def sync_error(_: Request, exc: SyncError) -> JSONResponse:
@@ -69,6 +73,14 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         if exc.status_code >= 500:
             log.warning("%s: %s", exc.code, exc.message)
         return _error(exc.status_code, exc.code, exc.message, exc.detail, headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own refusals (no such path or method, a body that is not JSON) leave in the
+        # same shape as every other error.
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        headers = dict(exc.headers) if exc.headers else None
+        return _error(exc.status_code, code, str(exc.detail), headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
