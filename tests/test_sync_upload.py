@@ -93,6 +93,27 @@ def test_images_are_uploaded_once_and_known_hashes_skipped(
     assert sync2.status().pending_images == 0
 
 
+def test_a_photo_row_pointing_outside_images_is_never_read(
+    make_device: object, site_server: Running, tmp_path: Path
+) -> None:
+    db, home = make_device("tab01")  # type: ignore[operator]
+    sync = SyncService(db, home, "0.1.0")
+    sync.connect(site_server.url, site_server.site.tokens["TAB-01"])
+    sync.run_once()
+    record(db, home, 1)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not a photo")
+    with db.atomic() as session:
+        rows = session.execute(sa.text("SELECT id FROM inspection_images")).all()
+        for row, path in zip(rows, ["../secret.txt", str(secret), "kensa.db"], strict=False):
+            session.execute(sa.text("UPDATE inspection_images SET file_path = :p WHERE id = :i"),
+                            {"p": path, "i": row[0]})
+    result = sync.uploader.upload(sync.client())
+    assert len(result.missing_files) == min(3, len(rows))
+    stored = {p.name for p in site_server.files.rglob("*") if p.is_file()}
+    assert hashlib.sha256(b"not a photo").hexdigest() not in stored
+
+
 def test_an_interrupted_upload_restarts_cleanly(
     make_device: object, site_server: Running
 ) -> None:

@@ -109,7 +109,13 @@ class Uploader:
             for image in batch:
                 if image.sha256 not in wanted:
                     continue
-                path = self.data_dir / image.file_path
+                path = (self.data_dir / image.file_path).resolve()
+                if not path.is_relative_to(self.data_dir.resolve() / "images"):
+                    # Only photos the sidecar stored are sent, whatever the row says.
+                    log.error("image %s has a path outside images/; not uploading it",
+                              image.sha256)
+                    self.missing_files.add(image.sha256)
+                    continue
                 if not path.is_file():
                     log.error("image %s is missing at %s; cannot upload it", image.sha256, path)
                     self.missing_files.add(image.sha256)
