@@ -304,6 +304,8 @@ def _values(
         raw = data[name]
         try:
             values[name] = None if raw is None else convert(raw)
+        except ApplyNever as exc:
+            raise ApplyNever(f"{name}: {exc.message}") from exc
         except (TypeError, ValueError, OverflowError) as exc:
             raise ApplyNever(f"{name}: {exc}") from exc
     for ref in spec.refs:
