@@ -10,8 +10,10 @@ starts it, the sync server on the test PostgreSQL; runs are seeded and bounded.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,8 +23,6 @@ from tests.support.seed import PASSWORD, QR_JSON, photo_jpeg, seed_device
 from tests.support.sidecar import SidecarProcess
 from tests.support.sync_fixtures import Running
 from tests.support.sync_harness import ServerProcess, seed_site
-
-pytestmark = pytest.mark.slow
 
 # The server serves its document only when asked to.
 API_DOCS = {"KENSA_SERVER_API_DOCS": "1"}
@@ -36,6 +36,53 @@ SIDECAR_EXCLUDED = (
     # Ends the login every other request of the run is made under.
     "/auth/logout",
 )
+
+
+def _sidecar_document(data_dir: Path) -> dict[str, Any]:
+    from sidecar.app import create_app
+    from sidecar.settings import Settings
+
+    return create_app(Settings(token="x", ui_dist=None, data_dir=data_dir)).openapi()
+
+
+def _server_document(data_dir: Path) -> dict[str, Any]:
+    from sync.server.app import create_app
+    from sync.server.settings import ServerSettings
+
+    return create_app(ServerSettings(data_dir=data_dir, api_docs=True)).openapi()
+
+
+@pytest.mark.parametrize(
+    ("build", "error_schema", "public"),
+    [
+        (_sidecar_document, "ErrorPublic", {("get", "/health")}),
+        (_server_document, "ErrorResponse", {("get", "/health"), ("get", "/sync/v1/ping")}),
+    ],
+    ids=["sidecar", "server"],
+)
+def test_every_error_status_is_documented_as_the_error_body_sent(
+    build: Callable[[Path], dict[str, Any]], error_schema: str, public: set[tuple[str, str]],
+    tmp_path: Path,
+) -> None:
+    doc = build(tmp_path)
+    text = json.dumps(doc)
+    assert "HTTPValidationError" not in text
+    body = doc["components"]["schemas"][error_schema]
+    assert body["required"] == ["error"]
+    assert doc["components"]["schemas"]["ErrorBody"]["required"] == ["code", "message"]
+    ref = {"$ref": f"#/components/schemas/{error_schema}"}
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            errors = {s: r for s, r in responses.items() if int(s) >= 400}
+            for status, response in errors.items():
+                assert response["content"]["application/json"]["schema"] == ref, (
+                    method, path, status)
+            if (method, path) in public:
+                continue
+            assert "401" in errors, (method, path)
+            if operation.get("parameters") or "requestBody" in operation:
+                assert {"400", "422"} <= errors.keys(), (method, path)
 
 
 def _assert_clean(fuzz: Fuzz) -> None:
@@ -74,6 +121,7 @@ def _sidecar_records(client: httpx.Client) -> dict[str, list[str]]:
     return {"session_id": sessions, "item_id": sorted(set(items)), "image_id": images}
 
 
+@pytest.mark.slow
 def test_sidecar_answers_as_its_openapi_document_says(
     sidecar: SidecarProcess, tmp_path: Path
 ) -> None:
@@ -101,6 +149,7 @@ def server(pg_url: str, tmp_path: Path) -> Iterator[Running]:
         yield Running(site, process, files)
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_sync_api_answers_as_the_servers_openapi_document_says(
     server: Running, tmp_path: Path
@@ -115,6 +164,7 @@ def test_sync_api_answers_as_the_servers_openapi_document_says(
     ))
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_admin_api_answers_as_the_servers_openapi_document_says(
     server: Running, tmp_path: Path
