@@ -9,6 +9,7 @@ from sidecar.api import views
 from sidecar.api.deps import CurrentUser, DbDep
 from sidecar.api.schemas import CodePublic, ScanPublic, ScanTextCreate
 from sidecar.api.uploads import read_image
+from sidecar.domain import image_size
 from sidecar.errors import QrDecodeFailed, QrPayloadInvalid
 from sidecar.qr.payload import ScannedUnit, parse_payload
 from sidecar.services import inspection
@@ -34,6 +35,9 @@ async def scan_image(request: Request, db: DbDep, _: CurrentUser) -> ScanPublic:
     from sidecar.qr.decode import decode_image
 
     data = await read_image(request)
+    # A photo from the camera or a file is PNG, JPEG, WebP, BMP or TIFF, each with its size in
+    # its header: check it before anything decodes the pixels.
+    image_size.check(data)
     codes = await asyncio.to_thread(decode_image, data)
     if not codes:
         raise QrDecodeFailed(

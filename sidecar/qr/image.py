@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from sidecar.domain import image_size
 from sidecar.errors import ImageInvalid
 
 Gray = npt.NDArray[np.uint8]
@@ -33,6 +34,10 @@ def to_gray(data: bytes | bytearray | memoryview | npt.NDArray[Any]) -> Gray:
 def _decode_bytes(data: bytes) -> npt.NDArray[Any]:
     if not data:
         raise ImageInvalid("empty image")
+    if image_size.dimensions(data) is not None:
+        # A format whose header we read is held to the pixel cap before decoding; any other
+        # format OpenCV reads (for the command line) is bounded by OpenCV's own limit.
+        image_size.check(data)
     buf = np.frombuffer(data, dtype=np.uint8)
     try:
         # UNCHANGED rather than GRAYSCALE: the alpha channel must survive to be composited

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # numpy and OpenCV load on the first photo, not at start-up
     import numpy as np
 
 
+from sidecar.domain import image_size
 from sidecar.errors import ImageInvalid, PayloadTooLarge
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
@@ -77,6 +78,8 @@ def decode(data: bytes) -> tuple[np.ndarray[Any, Any], str]:
         )
     mime = sniff(data)
     _check_complete(data, mime)
+    # Before decoding: a small file can claim gigabytes of pixels (a decompression bomb).
+    image_size.check(data)
     try:
         pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     except cv2.error as exc:
