@@ -315,7 +315,10 @@ def _values(
         if ref.device_made:
             owner = cache.owner(session, ref.model, key)
             if owner is None:
-                if _parent_refused(session, ref.model, key, row.device_id):
+                # Parents usually arrive a moment late; only a row that already waited once
+                # pays for looking the parent's queue rows up.
+                if row.apply_attempts and _parent_refused(session, ref.model, key,
+                                                          row.device_id):
                     raise ApplyNever(
                         f"{ref.column} {key} was refused by the server; this record needs it"
                     )
@@ -420,7 +423,9 @@ def apply_row(session: Session, row: Any, cache: MasterCache) -> Outcome:
                     sa.update(spec.table).where(spec.table.c.id == key).values(**values)
                 )
         elif decision is Decision.RETRY:
-            if not exists and _parent_refused(session, spec.model, key, row.device_id):
+            if not exists and row.apply_attempts and _parent_refused(
+                session, spec.model, key, row.device_id
+            ):
                 raise ApplyNever("the record's INSERT was refused by the server")
             raise ApplyLater(
                 f"update based on version {base} waits for version {version} to catch up"
