@@ -150,12 +150,13 @@ def _holds_text(kind: sa.types.TypeEngine[Any]) -> bool:
     return isinstance(kind, sa.String)
 
 
-def column_problem(column: sa.Column[Any], value: Any) -> str | None:
+def column_problem(column: sa.Column[Any], value: Any, *, controls: bool = True) -> str | None:
     """Why ``value`` does not fit ``column`` as the schema declares it, or None.
 
-    Strings are held to the column's length (unbounded text to ``MAX_TEXT_CHARS``) and refused
-    with control characters (bounded columns hold single-line names and codes, unbounded ones
-    may hold several lines); integers to the column's width; JSON to ``json_problem``.
+    Strings are held to the column's length (unbounded text to ``MAX_TEXT_CHARS``) and, with
+    ``controls``, refused with control characters (bounded columns hold single-line names and
+    codes, unbounded ones may hold several lines; without it only NUL, which PostgreSQL cannot
+    store); integers to the column's width; JSON to ``json_problem``.
     """
     kind = column.type
     if value is None:
@@ -165,7 +166,10 @@ def column_problem(column: sa.Column[Any], value: Any) -> str | None:
         limit = length or MAX_TEXT_CHARS
         if len(value) > limit:
             return f"{column.name} is {len(value)} characters long, over the limit of {limit}"
-        problem = control_problem(value, multiline=length is None)
+        if controls:
+            problem = control_problem(value, multiline=length is None)
+        else:
+            problem = "NUL character" if "\x00" in value else None
         return f"{column.name} contains a {problem}" if problem else None
     if isinstance(value, int) and not isinstance(value, bool) and isinstance(kind, sa.Integer):
         low, high = ((-INT64_MAX - 1, INT64_MAX) if isinstance(kind, sa.BigInteger)
@@ -179,12 +183,12 @@ def column_problem(column: sa.Column[Any], value: Any) -> str | None:
     return None
 
 
-def row_problem(table: sa.Table, values: dict[str, Any]) -> str | None:
+def row_problem(table: sa.Table, values: dict[str, Any], *, controls: bool = True) -> str | None:
     """The first value of ``values`` (by column name) that does not fit ``table``, or None."""
     for name, value in values.items():
         column = table.columns.get(name)
         if column is not None:
-            problem = column_problem(column, value)
+            problem = column_problem(column, value, controls=controls)
             if problem:
                 return problem
     return None

@@ -20,9 +20,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sync.bounds import INT32_MAX, INT64_MAX, SINGLE_LINE, Int32, JsonObject
+from schema import server as server_schema
+from sync.bounds import INT32_MAX, INT64_MAX, SINGLE_LINE, Int32, JsonObject, row_problem
 
 API_PREFIX = "/sync/v1"
 DEVICE_TIME_HEADER = "X-Kensa-Device-Time"
@@ -39,6 +40,19 @@ PUSH_ENTITY_TYPES = (
     "ai_inspection_result",
     "human_verification_result",
 )
+
+# The server table each entity's data is applied to. Data keys that name its columns are held to
+# them when the operation arrives, so a value the table cannot hold (a width past INTEGER, a
+# status longer than its column) is refused as that operation rather than failing to apply later.
+# Only NUL among the controls: scanned codes may legitimately carry separators such as GS.
+PUSH_ENTITY_TABLES = {
+    "inspection_target": "inspection_targets",
+    "inspection_session": "inspection_sessions",
+    "inspection_session_item": "inspection_session_items",
+    "inspection_image": "inspection_images",
+    "ai_inspection_result": "ai_inspection_results",
+    "human_verification_result": "human_verification_results",
+}
 
 # entity_type values the server sends on pull
 MASTER_ENTITY_TYPES = ("user", "pipeline", "model", "target", "item")
@@ -82,6 +96,14 @@ class PushOp(BaseModel):
         if value not in PUSH_ENTITY_TYPES:
             raise ValueError(f"unknown entity_type {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _data_fits_its_table(self) -> PushOp:
+        table = server_schema.metadata.tables[PUSH_ENTITY_TABLES[self.entity_type]]
+        problem = row_problem(table, self.data, controls=False)
+        if problem:
+            raise ValueError(f"data.{problem}")
+        return self
 
 
 class PushRequest(BaseModel):

@@ -135,6 +135,16 @@ def test_values_are_held_to_their_columns(table: str, column: str, value: Any,
     assert (column_problem(TABLE[table].c[column], value) is None) is fits
 
 
+@pytest.mark.parametrize(
+    ("text", "fits"),
+    [("(01)0456\x1d(10)A12", True), ("tab\there", True), ("nul\x00", False),
+     ("q" * 10_001, False)],
+)
+def test_device_data_is_refused_only_what_postgresql_cannot_store(text: str, fits: bool) -> None:
+    column = s.InspectionTarget.__table__.c.qr_code  # type: ignore[attr-defined]
+    assert (column_problem(column, text, controls=False) is None) is fits
+
+
 def _max_length(model: type[BaseModel], field: str) -> int:
     schema = model.model_json_schema()["properties"][field]
     for option in schema.get("anyOf", [schema]):
