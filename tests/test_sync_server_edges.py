@@ -553,3 +553,22 @@ def test_basic_credentials_that_are_not_base64_are_refused(edge_site: Running) -
         answer = httpx.get(f"{edge_site.url}/admin/v1/devices",
                            headers={"Authorization": header})
         assert answer.status_code == 401, header
+
+
+@pytest.mark.parametrize(("file_name", "status"), [("n" * 501, 400), ("n" * 5000, 400),
+                                                   ("n" * 495 + ".onnx", 201)])
+def test_a_model_file_name_is_held_to_its_column(
+    edge_site: Running, file_name: str, status: int
+) -> None:
+    body = uuid.uuid4().bytes * 64
+    sha = hashlib.sha256(body).hexdigest()
+    before = fingerprint(edge_site.site.database_url)
+    answer = httpx.put(f"{edge_site.url}/admin/v1/models/{sha}", content=body,
+                       headers={"X-Kensa-File-Name": file_name}, auth=ADMIN)
+    assert answer.status_code == status, answer.text
+    stored = scalar(edge_site.site.database_url,
+                    f"SELECT count(*) FROM files WHERE checksum = '{sha}'")
+    assert stored == (1 if status == 201 else 0)
+    if status != 201:
+        assert answer.json()["error"]["code"] == "invalid_request"
+        assert fingerprint(edge_site.site.database_url) == before
