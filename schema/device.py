@@ -281,6 +281,27 @@ class SystemConfig(DeviceTable, table=True):
     updated_at: datetime = _updated()
 
 
+class LoginSource(DeviceTable, table=True):
+    """Login outcomes per user and per client (the UI's ``X-Kensa-Client`` id, or ``unknown``).
+
+    A lock binds one user at one client, so whoever guesses from elsewhere cannot lock an
+    inspector out of their own tablet; a client that has logged a user in before is trusted
+    for that user (see ``sidecar.domain.lockout``).
+    """
+
+    __tablename__ = "login_sources"
+    __table_args__ = (
+        sa.CheckConstraint("failed_attempts >= 0", name="ck_login_sources_failed_attempts"),
+    )
+
+    user_id: int = Field(foreign_key="users.id", primary_key=True, ondelete="CASCADE")
+    source: str = Field(primary_key=True, max_length=64)
+    failed_attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_failed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_success_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
 # ---------------------------------------------------------------------------------------------
 # Masters cached from the server (server-owned; the server's ids)
 # ---------------------------------------------------------------------------------------------

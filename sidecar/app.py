@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from schema import device as d
 from schema.db import Database, create_sqlite_engine
-from sidecar import __version__, events
+from sidecar import __version__, events, security
 from sidecar.api import (
     errors,
     openapi,
@@ -37,14 +37,20 @@ from sync.device.service import SyncService
 
 log = logging.getLogger("kensa.sidecar")
 
-# The Tauri webview's origins on each platform, and the Vite dev server.
+# The Tauri webview's origins on each platform.
 DEFAULT_ORIGINS = (
     "tauri://localhost",
     "http://tauri.localhost",
     "https://tauri.localhost",
-    "http://localhost:5173",
-    "http://127.0.0.1:5173",
 )
+# The Vite dev server, allowed only in dev mode (KENSA_DEV=1): any local process can listen on
+# 5173 and would otherwise read the API's answers from a browser tab.
+DEV_ORIGINS = ("http://localhost:5173", "http://127.0.0.1:5173")
+
+
+def cors_origins(settings: Settings) -> list[str]:
+    origins = list(settings.cors_origins or DEFAULT_ORIGINS)
+    return origins + [o for o in DEV_ORIGINS if o not in origins] if settings.dev else origins
 
 
 def _job_runner(db: Database, settings: Settings) -> JobRunner:
@@ -139,6 +145,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         dependencies=[Depends(params.check_params)],
     )
     app.state.settings = settings
+    # Loaded once, at build: a damaged key file stops the start instead of the first login.
+    app.state.signing_key = security.signing_key(settings)
     if db is not None:
         app.state.db = db
     errors.install(app)
@@ -149,6 +157,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         return {"status": "ok", "version": __version__}
 
     app.include_router(routes_auth.router)
+    app.include_router(routes_auth.users_router)
     app.include_router(routes_scan.router)
     app.include_router(routes_sessions.router)
     app.include_router(routes_sessions.image_router)
@@ -167,8 +176,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     # Outermost, so preflight requests are answered before the token check.
     app.add_middleware(
         CORSMiddleware,
-        allow_origins=list(settings.cors_origins or DEFAULT_ORIGINS),
+        allow_origins=cors_origins(settings),
         allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "X-Kensa-Session"],
+        allow_headers=["Authorization", "Content-Type", "X-Kensa-Session", "X-Kensa-Client"],
     )
     return app

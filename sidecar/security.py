@@ -1,25 +1,38 @@
 """Passwords, the per-launch API token, and the login tokens the sidecar issues.
 
-Login tokens are signed (HMAC-SHA256 with a key kept in the device database), not stored: they
-survive a sidecar restart — an inspector whose tablet died mid-inspection is still logged in
-when it comes back — and they expire on their own after one shift.
+Login tokens are signed (HMAC-SHA256), not stored: they survive a sidecar restart — an inspector
+whose tablet died mid-inspection is still logged in when it comes back — and they expire on their
+own after one shift.
+
+The signing key is never in the data folder: whoever can read that folder (a copied database, a
+backup, another account with access to it) could otherwise mint a login for any user, the
+supervisor included. The shell may hand it in (``KENSA_SIGNING_KEY``, kept in the OS keystore);
+otherwise it is a file only this OS user can read, in the per-user configuration folder, made on
+first use. One key serves every data folder of that OS user: they share one trust boundary.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import hmac
 import json
+import logging
+import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from sidecar.errors import Unauthorized
+from sidecar.errors import KensaError, Unauthorized
+from sidecar.settings import Settings
+
+log = logging.getLogger("kensa.security")
 
 _hasher = PasswordHasher()
 
@@ -55,6 +68,64 @@ def token_matches(expected: str, presented: str) -> bool:
 
 def new_signing_key() -> str:
     return secrets.token_urlsafe(32)
+
+
+SIGNING_KEY_MIN = 32  # characters; token_urlsafe(32) makes 43
+
+
+def signing_key(settings: Settings) -> str:
+    """The key login tokens are signed with: the shell's, else the key file (made if missing)."""
+    if settings.signing_key is not None:
+        key = settings.signing_key.get_secret_value()
+        if len(key) < SIGNING_KEY_MIN:
+            raise KensaError(
+                f"KENSA_SIGNING_KEY needs at least {SIGNING_KEY_MIN} characters",
+                code="signing_key_invalid",
+            )
+        return key
+    path = settings.signing_key_path
+    if path.resolve().is_relative_to(settings.data_dir.resolve()):
+        raise KensaError(
+            f"the signing key file {path} must not be inside the data folder "
+            f"{settings.data_dir}; set KENSA_CONFIG_DIR elsewhere",
+            code="signing_key_invalid",
+        )
+    try:
+        return _read_key(path)
+    except FileNotFoundError:
+        _create_key(path)
+    return _read_key(path)
+
+
+def _create_key(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    # Created 0600 from the start (no window in which another account could open it), written
+    # whole, then linked into place: a sidecar and `kensa user` starting together cannot leave
+    # a half-written key, and the second one to link keeps the first one's key.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(new_signing_key() + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_key(path: Path) -> str:
+    if os.name == "posix" and path.stat().st_mode & 0o077:
+        log.warning("the signing key file %s was readable by others; made it 0600", path)
+        path.chmod(0o600)
+    key = path.read_text(encoding="ascii").strip()
+    if len(key) < SIGNING_KEY_MIN:
+        raise KensaError(
+            f"the signing key file {path} is damaged; remove it (everyone logs in again)",
+            code="signing_key_invalid",
+        )
+    return key
 
 
 def _b64(data: bytes) -> str:

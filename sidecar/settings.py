@@ -28,6 +28,19 @@ def default_data_dir() -> Path:
     return (Path(xdg) if xdg else home / ".local" / "share") / APP_NAME
 
 
+def default_config_dir() -> Path:
+    """The platform's per-user configuration folder, apart from the data folder: what is kept
+    here (the login-signing key) must not travel with a copy of the data."""
+    home = Path.home()
+    if sys.platform == "win32":
+        base = os.environ.get("APPDATA")
+        return Path(base) / APP_NAME if base else home / "AppData" / "Roaming" / APP_NAME
+    if sys.platform == "darwin":
+        return home / "Library" / "Preferences" / APP_NAME
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    return (Path(xdg) if xdg else home / ".config") / APP_NAME
+
+
 def _default_ai_workers() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
@@ -53,10 +66,20 @@ class Settings(BaseSettings):
     # Background sync with the server (push, pull, image upload); seconds between runs.
     sync_enabled: bool = True
     sync_interval_s: float = Field(default=30.0, gt=0, le=3600)
-    # Origins allowed to call the API from a browser; empty means the Tauri and dev-UI defaults.
+    # Origins allowed to call the API from a browser; empty means the Tauri origins (and the
+    # Vite dev server's in dev mode).
     cors_origins: list[str] = Field(default_factory=list)
+    # Development (KENSA_DEV=1): the Vite dev server's origins may call the API too.
+    dev: bool = False
     # The built web UI to serve at / for a plain browser (sidecar.ui); None serves none.
     ui_dist: Path | None = Field(default_factory=lambda: _default_ui_dist())
+    # Write the launch token into the served page, for an operator who asked for a browser UI
+    # (`kensa serve`); the Tauri shell hands its webview the token itself (see sidecar.ui).
+    browser_ui: bool = False
+    # The key login tokens are signed with, when the shell keeps it (the OS keystore); without
+    # it the key lives in a 0600 file in config_dir, never in the data folder.
+    signing_key: SecretStr | None = None
+    config_dir: Path = Field(default_factory=default_config_dir)
 
     @property
     def database_path(self) -> Path:
@@ -73,3 +96,7 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.config_dir / "signing.key"

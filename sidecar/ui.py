@@ -1,21 +1,28 @@
 """Serving the built web UI (``tauri-app/dist``) from the sidecar, for a plain browser.
 
 In the Tauri shell the webview loads the UI from the app bundle and asks the shell for the
-sidecar's port and launch token (the ``sidecar_endpoint`` command). A plain browser on the tablet
-or on a desk has no shell to ask, so here ``index.html`` is served with the launch token written
-into it as ``<meta name="kensa-token" content="...">`` and the UI calls the API on its own origin.
+sidecar's port and launch token (the ``sidecar_endpoint`` command): the shell-launched sidecar
+(``python -m sidecar``) never writes its token into a page. A plain browser has no shell to ask,
+so when the operator asks for a browser UI (``kensa serve``, or ``KENSA_BROWSER_UI=1``)
+``index.html`` is served with the launch token in ``<meta name="kensa-token" content="...">`` and
+the UI calls the API on its own origin.
 
-Why handing the token to whoever GETs ``/`` is safe:
+What that exposes, and to whom:
 
-- The guard refuses any request whose Host is not a loopback name, so a page that rebinds its
-  own DNS name to 127.0.0.1 (DNS rebinding) gets a 403, never this document.
-- A page from another origin (another site, or another port on localhost) may make the browser
-  send a GET here, but it cannot read the response: CORS only lets the Tauri and dev origins
-  read, and this response carries no ``Access-Control-Allow-Origin`` for anyone else.
-- It cannot frame the page to read it either (``frame-ancestors 'none'``, ``X-Frame-Options``),
+- Loopback is not private to one person: every process of every OS account on the machine can
+  connect to 127.0.0.1 and GET ``/``. With the browser UI on, each of them learns the launch
+  token. The token alone opens no inspection: every data route also needs a user's login, which
+  takes a password (locked per client, slowed across clients: ``domain.lockout``) or a login
+  token signed with a key kept outside the data folder (``security.signing_key``). What it does
+  open without a login: ``/health``, ``/events`` (device-wide sync counts and opaque progress),
+  and login attempts. That is why the browser UI is for an operator who chose it on a machine
+  whose accounts they trust, and why the shell-launched sidecar never serves the token.
+- Web pages are kept out by the browser's own rules. The guard refuses any Host that is not a
+  loopback name, so a page that rebinds its own DNS name to 127.0.0.1 gets a 403, never this
+  document. A page from another origin may make the browser send a GET here but cannot read the
+  answer: CORS lets only the Tauri origins read (and Vite's dev server, in dev mode only).
+- The page cannot be framed to read it either (``frame-ancestors 'none'``, ``X-Frame-Options``),
   and ``no-store`` keeps the per-launch token out of caches.
-- Processes of the same user on the device can reach it, but they can read the sidecar's
-  environment (where the shell puts the token) just as well: they are not a boundary here.
 
 Static files (``/``, ``/index.html``, ``/assets/*``, the icon) are let through the guard without
 the token, which the browser cannot attach to them; every API path still needs it.
@@ -65,13 +72,14 @@ def _file_route(path: Path) -> Callable[[], FileResponse]:
 
 
 def mount_ui(app: FastAPI, dist: Path) -> None:
-    """Serve the built UI in ``dist`` at ``/`` (index.html with the token, and its assets)."""
+    """Serve the built UI in ``dist`` at ``/`` and its assets; index.html carries the launch
+    token only when the settings ask for a browser UI."""
     index = dist / "index.html"
     if not index.is_file():
         log.warning("no built UI at %s (run npm run build in tauri-app); not serving one", dist)
         return
     settings = app.state.settings
-    token = settings.token.get_secret_value() if settings.token else None
+    token = settings.token.get_secret_value() if settings.token and settings.browser_ui else None
 
     def page() -> HTMLResponse:
         # Read on each request: a rebuilt UI (new hashed asset names) shows without a restart.

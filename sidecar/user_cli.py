@@ -65,9 +65,11 @@ def serve(
     data_dir: DataDir = None,
     watch_stdin: Annotated[bool, typer.Option(help="Exit when stdin closes.")] = False,
 ) -> None:
-    """Run the sidecar (the same launch protocol as `python -m sidecar`)."""
+    """Run the sidecar for a browser (the launch protocol of `python -m sidecar`): the served
+    page carries the launch token, so any account on this machine can read it (see README)."""
     from sidecar.launch import serve as run
 
     settings = _settings(data_dir)
     settings.port = port
+    settings.browser_ui = True
     raise typer.Exit(run(settings, watch_stdin=watch_stdin))

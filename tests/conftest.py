@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +16,11 @@ from schema.migrate import upgrade_device
 from tests.support.postgres import Cluster, running_cluster
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The login-signing key file of every sidecar the tests start, in process or not, goes to a
+# throw-away folder instead of the developer's own configuration folder.
+os.environ["KENSA_CONFIG_DIR"] = tempfile.mkdtemp(prefix="kensa-config-")
+atexit.register(shutil.rmtree, os.environ["KENSA_CONFIG_DIR"], ignore_errors=True)
 
 
 @pytest.fixture

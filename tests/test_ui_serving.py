@@ -30,8 +30,10 @@ def dist(tmp_path: Path) -> Path:
     return root
 
 
-def _client(tmp_path: Path, db: Database, dist: Path | None) -> TestClient:
-    settings = Settings(token=TOKEN, data_dir=tmp_path, ui_dist=dist)
+def _client(
+    tmp_path: Path, db: Database, dist: Path | None, *, browser_ui: bool = True
+) -> TestClient:
+    settings = Settings(token=TOKEN, data_dir=tmp_path, ui_dist=dist, browser_ui=browser_ui)
     # No lifespan (no `with`): the app uses the given database and starts no background work.
     return TestClient(create_app(settings, db=db), base_url="http://127.0.0.1:8765")
 
@@ -51,6 +53,18 @@ def test_index_carries_the_launch_token_escaped(
         assert r.headers["cache-control"] == "no-store"
         assert r.headers["x-frame-options"] == "DENY"
         assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+
+
+def test_without_a_browser_ui_the_page_carries_no_token(
+    tmp_path: Path, device_db: Database, dist: Path
+) -> None:
+    # The shell-launched sidecar: its webview gets the token from the shell, never from a page
+    # any local account could fetch.
+    client = _client(tmp_path, device_db, dist, browser_ui=False)
+    for path in ("/", "/index.html"):
+        r = client.get(path)
+        assert r.status_code == 200, r.text
+        assert TOKEN_META not in r.text and "launch-tok" not in r.text
 
 
 def test_static_files_need_no_token_but_the_api_does(

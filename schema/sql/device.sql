@@ -152,6 +152,18 @@ CREATE TABLE inspection_targets (
 	FOREIGN KEY(master_id) REFERENCES inspection_targets_master (id) DEFERRABLE INITIALLY DEFERRED
 );
 
+CREATE TABLE login_sources (
+	user_id INTEGER NOT NULL, 
+	source VARCHAR(64) NOT NULL, 
+	failed_attempts INTEGER DEFAULT '0' NOT NULL, 
+	locked_until DATETIME, 
+	last_failed_at DATETIME, 
+	last_success_at DATETIME, 
+	PRIMARY KEY (user_id, source), 
+	CONSTRAINT ck_login_sources_failed_attempts CHECK (failed_attempts >= 0), 
+	FOREIGN KEY(user_id) REFERENCES users (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED
+);
+
 CREATE TABLE inspection_sessions (
 	id VARCHAR NOT NULL, 
 	target_id VARCHAR NOT NULL, 

@@ -33,8 +33,17 @@ DbDep = Annotated[Database, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
+def get_signing_key(request: Request) -> str:
+    key: str = request.app.state.signing_key
+    return key
+
+
+SigningKeyDep = Annotated[str, Depends(get_signing_key)]
+
+
 def get_current_user(
     db: DbDep,
+    key: SigningKeyDep,
     x_kensa_session: Annotated[str | None, Header(alias=SESSION_HEADER)] = None,
 ) -> d.User:
     """The logged-in inspector, from the login token in the X-Kensa-Session header."""
@@ -42,11 +51,7 @@ def get_current_user(
         raise Unauthorized("log in first", code="login_required")
     # A read transaction: checking a login must not queue behind writers for SQLite's lock.
     with db.read() as session:
-        key = auth.existing_signing_key(session)
-        if key is not None:
-            return auth.current_user(session, x_kensa_session, key=key)
-    with db.atomic() as session:  # no key yet: no login was ever issued; make one, refuse this
-        return auth.current_user(session, x_kensa_session)
+        return auth.current_user(session, x_kensa_session, key=key)
 
 
 CurrentUser = Annotated[d.User, Depends(get_current_user)]

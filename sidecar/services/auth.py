@@ -1,30 +1,27 @@
-"""Logging in on the tablet: offline, from the cached argon2 hashes, with lockout."""
+"""Logging in on the tablet: offline, from the cached argon2 hashes, with lockout per user and
+client, a slowdown across clients, and a supervisor's unlock (rules in ``domain.lockout``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from schema import device as d
 from schema.types import utcnow
 from sidecar import security
 from sidecar.domain import lockout
-from sidecar.errors import Conflict, InvalidInput, Locked, Unauthorized
+from sidecar.errors import Conflict, InvalidInput, Locked, NotFound, Unauthorized
+from sidecar.settings import Settings
 
-SIGNING_KEY = "auth.signing_key"
 ROLES = ("inspector", "admin")
 
 
-def signing_key(session: Session) -> str:
-    """The device's key for login tokens, made on first use and kept in system_config."""
-    row = session.get(d.SystemConfig, SIGNING_KEY)
-    if row is None:
-        row = d.SystemConfig(key=SIGNING_KEY, value=security.new_signing_key())
-        session.add(row)
-        session.flush()
-    return row.value
+def _default_key() -> str:
+    # The process's key as configured (KENSA_SIGNING_KEY or the key file); the API passes the
+    # one it loaded at start, the command line and tests get it here.
+    return security.signing_key(Settings())
 
 
 @dataclass(frozen=True)
@@ -34,56 +31,129 @@ class Login:
     expires_at: datetime
 
 
-def login(session: Session, username: str, password: str, now: datetime | None = None) -> Login:
+def _locked(until: datetime) -> Locked:
+    return Locked(
+        f"too many failed attempts; the account is locked until "
+        f"{until.isoformat(timespec='seconds')}",
+        locked_until=until.isoformat(),
+    )
+
+
+def _source_row(session: Session, user: d.User, source: str) -> d.LoginSource | None:
+    return session.get(d.LoginSource, (user.id, source))
+
+
+def _state(row: d.LoginSource | None) -> lockout.Attempt:
+    return (
+        lockout.Attempt(row.failed_attempts, row.locked_until) if row else lockout.Attempt(0, None)
+    )
+
+
+def slowdown(
+    session: Session, username: str, source: str, now: datetime | None = None
+) -> timedelta | None:
+    """What a login attempt must wait before it is checked (see ``domain.lockout``): ``None``
+    when it goes at once (a source trusted for this user, a source locked for them, which is
+    refused at once, or no such user), else the time to wait in the user's turn."""
+    now = now or utcnow()
+    user = session.exec(select(d.User).where(d.User.username == username)).first()
+    if user is None or not user.is_active:
+        return None
+    row = _source_row(session, user, source)
+    if lockout.is_locked(_state(row), now):
+        return None
+    if lockout.is_trusted(source, row.last_success_at if row else None):
+        return None
+    return lockout.slowdown(user.failed_attempts)
+
+
+def login(
+    session: Session,
+    username: str,
+    password: str,
+    now: datetime | None = None,
+    *,
+    key: str | None = None,
+    source: str = lockout.UNKNOWN_SOURCE,
+) -> Login:
+    """Check a password offline; failures count per user and source (``domain.lockout``).
+
+    The failure counts must survive the error this raises: the caller commits its unit of work
+    before answering (see the API)."""
     now = now or utcnow()
     user = session.exec(select(d.User).where(d.User.username == username)).first()
     if user is None or not user.is_active:
         security.burn_verification(password)
         raise Unauthorized("wrong username or password", code="bad_credentials")
-    state = lockout.Attempt(user.failed_attempts, user.locked_until)
+    assert user.id is not None
+    row = _source_row(session, user, source)
+    state = _state(row)
     if lockout.is_locked(state, now):
-        assert user.locked_until is not None
-        raise Locked(
-            f"too many failed attempts; the account is locked until "
-            f"{user.locked_until.isoformat(timespec='seconds')}",
-            locked_until=user.locked_until.isoformat(),
-        )
+        assert state.locked_until is not None
+        raise _locked(state.locked_until)
+    if row is None:
+        row = d.LoginSource(user_id=user.id, source=source)
     if not security.verify_password(user.password_hash, password):
         state = lockout.after_failure(state, now)
-        user.failed_attempts, user.locked_until = state.failed_attempts, state.locked_until
-        session.add(user)
-        # The failure count must survive the error response: the caller commits it (see the API).
+        row.failed_attempts, row.locked_until = state.failed_attempts, state.locked_until
+        row.last_failed_at = now
+        user.failed_attempts += 1
+        session.add_all([row, user])
+        _forget_old_sources(session, user.id, now)
         if state.locked_until is not None:
-            raise Locked(
-                f"too many failed attempts; the account is locked until "
-                f"{state.locked_until.isoformat(timespec='seconds')}",
-                locked_until=state.locked_until.isoformat(),
-            )
+            raise _locked(state.locked_until)
         raise Unauthorized(
             "wrong username or password",
             code="bad_credentials",
             attempts_left=lockout.MAX_FAILURES - state.failed_attempts,
         )
+    state = lockout.after_success()
+    row.failed_attempts, row.locked_until = state.failed_attempts, state.locked_until
+    # "unknown" is never trusted however often it succeeds (lockout.is_trusted); recording the
+    # success is harmless.
+    row.last_success_at = now
     user.failed_attempts, user.locked_until, user.last_login_at = 0, None, now
-    session.add(user)
+    session.add_all([row, user])
     expires = now + security.LOGIN_TTL
-    assert user.id is not None
     token = security.issue_login_token(
-        signing_key(session), security.LoginClaims(user.id, expires, user.version)
+        key or _default_key(), security.LoginClaims(user.id, expires, user.version)
     )
     return Login(user=user, token=token, expires_at=expires)
 
 
-def existing_signing_key(session: Session) -> str | None:
-    row = session.get(d.SystemConfig, SIGNING_KEY)
-    return row.value if row else None
+def _forget_old_sources(session: Session, user_id: int, now: datetime) -> None:
+    s = d.LoginSource
+    stale = session.exec(
+        select(s).where(
+            s.user_id == user_id,
+            col(s.last_success_at).is_(None),
+            col(s.last_failed_at) < now - lockout.FORGET_AFTER,
+        )
+    ).all()
+    for row in stale:
+        trusted = lockout.is_trusted(row.source, row.last_success_at)
+        if lockout.forgotten(_state(row), row.last_failed_at, trusted, now):
+            session.delete(row)
+
+
+def unlock(session: Session, username: str) -> d.User:
+    """A supervisor lifts every lock and slowdown of ``username``; trusted sources stay trusted."""
+    user = session.exec(select(d.User).where(d.User.username == username)).first()
+    if user is None:
+        raise NotFound(f"no user {username} on this tablet", username=username)
+    for row in session.exec(select(d.LoginSource).where(d.LoginSource.user_id == user.id)).all():
+        row.failed_attempts, row.locked_until = 0, None
+        session.add(row)
+    user.failed_attempts, user.locked_until = 0, None
+    session.add(user)
+    return user
 
 
 def current_user(
     session: Session, token: str, now: datetime | None = None, *, key: str | None = None
 ) -> d.User:
     now = now or utcnow()
-    claims = security.read_login_token(key or signing_key(session), token, now)
+    claims = security.read_login_token(key or _default_key(), token, now)
     user = session.get(d.User, claims.user_id)
     if user is None or not user.is_active or user.version != claims.user_version:
         raise Unauthorized(

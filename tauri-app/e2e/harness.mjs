@@ -71,7 +71,7 @@ export function seed({ pipelines = true } = {}) {
   return { root, data, fixtures };
 }
 
-/** Start `python -m sidecar` as the Tauri shell would, and wait for its ready line. */
+/** Start `python -m sidecar` as for a browser UI (the token in the page), and wait for its ready line. */
 export async function startSidecar({ data, token = randomBytes(18).toString('base64url'), port, aiWorkers = 0 } = {}) {
   if (!existsSync(join(DIST, 'index.html'))) {
     throw new Error(`no built UI in ${DIST}: run npm run build first`);
@@ -86,6 +86,10 @@ export async function startSidecar({ data, token = randomBytes(18).toString('bas
       KENSA_TOKEN: token,
       KENSA_DATA_DIR: data,
       KENSA_UI_DIST: DIST,
+      // A browser drives this UI, so the sidecar writes the launch token into the page.
+      KENSA_BROWSER_UI: '1',
+      // The login-signing key file goes beside the data, not into this user's config folder.
+      KENSA_CONFIG_DIR: join(dirname(data), 'config'),
       KENSA_AI_WORKERS: String(aiWorkers),
       KENSA_LOG_LEVEL: 'WARNING',
       PYTHONDONTWRITEBYTECODE: '1',
