@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { ApiClient, ApiError, buildPath, buildQuery, checkPhotoSize, MAX_IMAGE_BYTES, photoForm } from './client';
+import {
+  ApiClient,
+  ApiError,
+  buildPath,
+  buildQuery,
+  checkPhotoSize,
+  installClientId,
+  MAX_IMAGE_BYTES,
+  photoForm,
+} from './client';
 import { fromDocument } from './endpoint';
 
 interface Seen {
@@ -31,6 +40,25 @@ describe('the typed client', () => {
     expect(headers.Authorization).toBe('Bearer T0K');
     expect(headers['X-Kensa-Session']).toBe('LOGIN');
     expect(seen[0]?.init.method).toBe('GET');
+  });
+
+  it('names this install in X-Kensa-Client on every call, logins included', async () => {
+    const { fn, seen } = fakeFetch(() => json({ token: 't', expires_at: 'x', user: {} }));
+    const client = new ApiClient({ baseUrl: 'http://x', token: 't', fetch: fn, clientId: 'install-1234abcd' });
+    await client.post('/auth/login', { json: { username: 'tanaka', password: 'pw' } });
+    expect((seen[0]?.init.headers as Record<string, string>)['X-Kensa-Client']).toBe('install-1234abcd');
+  });
+
+  it('makes the install id once and keeps it', () => {
+    const kept = new Map<string, string>();
+    const storage = { getItem: (k: string) => kept.get(k) ?? null, setItem: (k: string, v: string) => void kept.set(k, v) };
+    const first = installClientId(storage);
+    expect(first).toMatch(/^[A-Za-z0-9_-]{8,64}$/);
+    expect(installClientId(storage)).toBe(first);
+    kept.set('kensa.client-id', 'bad id!');
+    expect(installClientId(storage)).not.toBe('bad id!');
+    const broken = { getItem: () => { throw new Error('denied'); }, setItem: () => { throw new Error('denied'); } };
+    expect(installClientId(broken)).toMatch(/^[A-Za-z0-9_-]{8,64}$/);
   });
 
   it('posts JSON bodies and path parameters', async () => {

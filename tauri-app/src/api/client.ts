@@ -83,6 +83,11 @@ export interface ClientConfig {
   fetch?: typeof fetch;
   /** The login token for `X-Kensa-Session`, read on every call (null before login). */
   session?: () => string | null;
+  /**
+   * This install's id, sent as `X-Kensa-Client`: the sidecar locks a user out per client after
+   * failed logins, so someone guessing elsewhere cannot lock the inspector out of this tablet.
+   */
+  clientId?: string;
   /** Told after each call whether the sidecar answered (drives the "connection lost" banner). */
   onReachability?: (reachable: boolean) => void;
   /** Told when the login is missing or no longer valid (the UI goes back to the login screen). */
@@ -206,6 +211,7 @@ export class ApiClient {
     const headers: Record<string, string> = { Authorization: `Bearer ${this.token}` };
     const login = this.config.session?.();
     if (login) headers['X-Kensa-Session'] = login;
+    if (this.config.clientId) headers['X-Kensa-Client'] = this.config.clientId;
     let body: BodyInit | undefined;
     if (options.json !== undefined) {
       headers['Content-Type'] = 'application/json';
@@ -255,6 +261,29 @@ export class ApiClient {
     }
     return response;
   }
+}
+
+const CLIENT_ID_KEY = 'kensa.client-id';
+const CLIENT_ID = /^[A-Za-z0-9_-]{8,64}$/;
+
+/**
+ * The id of this install of the UI: made once, kept in localStorage (which only this origin's
+ * pages can read). Without storage (a private window) it lasts as long as the page.
+ */
+export function installClientId(storage: Pick<Storage, 'getItem' | 'setItem'> | null = globalThis.localStorage ?? null): string {
+  try {
+    const kept = storage?.getItem(CLIENT_ID_KEY);
+    if (kept && CLIENT_ID.test(kept)) return kept;
+  } catch {
+    // Storage refused (privacy settings): make one for this page.
+  }
+  const made = globalThis.crypto.randomUUID();
+  try {
+    storage?.setItem(CLIENT_ID_KEY, made);
+  } catch {
+    // As above: the id lasts as long as the page.
+  }
+  return made;
 }
 
 /** A photo as multipart form data (field `file`, as the sidecar expects). */

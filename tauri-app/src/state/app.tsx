@@ -9,7 +9,7 @@ import {
   useState,
   type ReactNode,
 } from 'react';
-import { ApiClient, type Schemas } from '../api/client';
+import { ApiClient, installClientId, type Schemas } from '../api/client';
 import { discoverEndpoint, onEndpointChange, type Endpoint } from '../api/endpoint';
 import { useEvents, type EventsState } from './events';
 
@@ -127,6 +127,7 @@ export function AppProvider({ children }: { children: ReactNode }) {
       baseUrl: endpoint.baseUrl,
       token: endpoint.token,
       session: () => loginRef.current?.token ?? null,
+      clientId: installClientId(),
       onReachability: markReachable,
       onLoginInvalid: (code) => {
         setLogin(null);
