@@ -95,11 +95,15 @@ _DISCARDS = frozenset({"discard", "cancel", "restart"})
 
 def action_of(method: str, route_path: str) -> Action:
     """What a request on an inspection's route does: reads are GETs; ending it unfinished is
-    one of the discard routes; every other POST changes it."""
+    one of the discard routes; posting a pipeline's result is its own; every other POST
+    changes it."""
     if method in ("GET", "HEAD"):
         return Action.READ
-    if route_path.rstrip("/").rsplit("/", 1)[-1] in _DISCARDS:
+    last = route_path.rstrip("/").rsplit("/", 1)[-1]
+    if last in _DISCARDS:
         return Action.DISCARD
+    if last == "ai-results":
+        return Action.RECORD_AI
     return Action.WORK
 
 

@@ -10,7 +10,10 @@ Actions:
 - ``read``: see an inspection, its photos, its AI jobs; list it (history, statistics,
   interrupted inspections);
 - ``work``: change it: photos, AI results and analyses, verdicts, skip, retry, complete, resume;
-- ``discard``: end it unfinished (discard, cancel, restart).
+- ``discard``: end it unfinished (discard, cancel, restart);
+- ``record_ai``: put on record an AI result a pipeline produced elsewhere. It names no person, and
+  bringing one in is the supervisor's job (the API takes it from admins only), so the supervisor
+  may do it on anyone's inspection.
 
 An unknown role may do nothing, not even with its own rows: roles come from the server, and a
 role this version does not know must not be taken for an inspector's.
@@ -25,6 +28,7 @@ class Action(StrEnum):
     READ = "read"
     WORK = "work"
     DISCARD = "discard"
+    RECORD_AI = "record_ai"
 
 
 INSPECTOR = "inspector"
@@ -33,7 +37,7 @@ ADMIN = "admin"
 # What each role may do with an inspection it does not own; the owner may do everything.
 _ON_OTHERS: dict[str, frozenset[Action]] = {
     INSPECTOR: frozenset(),
-    ADMIN: frozenset({Action.READ, Action.DISCARD}),
+    ADMIN: frozenset({Action.READ, Action.DISCARD, Action.RECORD_AI}),
 }
 
 
