@@ -29,6 +29,7 @@ from typing import TextIO
 
 from schema.errors import SchemaError
 from schema.migrate import upgrade_device
+from sidecar.errors import KensaError
 from sidecar.settings import Settings
 
 log = logging.getLogger("kensa.sidecar")
@@ -85,9 +86,15 @@ def serve(settings: Settings, *, watch_stdin: bool = True) -> int:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", settings.port))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings), log_config=None, access_log=False, timeout_graceful_shutdown=5
-    )
+    try:
+        app = create_app(settings)
+    except KensaError as exc:
+        # A configuration no restart can fix (a damaged signing key file, a key folder inside
+        # the data folder): exit 2, which the shell does not retry.
+        log.error("cannot start as configured: %s", exc.message)
+        sock.close()
+        return 2
+    config = uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=5)
     from sidecar import events
 
     class Server(uvicorn.Server):

@@ -119,7 +119,10 @@ def _read_key(path: Path) -> str:
     if os.name == "posix" and path.stat().st_mode & 0o077:
         log.warning("the signing key file %s was readable by others; made it 0600", path)
         path.chmod(0o600)
-    key = path.read_text(encoding="ascii").strip()
+    try:
+        key = path.read_text(encoding="ascii").strip()
+    except UnicodeDecodeError:
+        key = ""
     if len(key) < SIGNING_KEY_MIN:
         raise KensaError(
             f"the signing key file {path} is damaged; remove it (everyone logs in again)",

@@ -237,3 +237,37 @@ def test_a_key_file_others_can_read_is_made_private_again(tmp_path: Path) -> Non
     key_file.chmod(0o644)
     with running(data, {"KENSA_CONFIG_DIR": str(config)}):
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("key_file", "env"),
+    [
+        (b"short\n", {}),                                   # damaged: too short
+        (b"\xff\xfe" * 40, {}),                              # not text at all
+        (None, {"KENSA_SIGNING_KEY": "too-short"}),          # the shell's key is no key
+        (None, {"KENSA_CONFIG_DIR": "{data}/config"}),       # key folder inside the data folder
+    ],
+)
+def test_a_signing_key_that_cannot_be_used_stops_the_start_with_status_2(
+    tmp_path: Path, key_file: bytes | None, env: dict[str, str]
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    data, config = tmp_path / "data", tmp_path / "config"
+    config.mkdir(mode=0o700)
+    if key_file is not None:
+        (config / "signing.key").write_bytes(key_file)
+        (config / "signing.key").chmod(0o600)
+    extra = {k: v.replace("{data}", str(data)) for k, v in env.items()}
+    proc = subprocess.run(
+        [sys.executable, "-m", "sidecar"],
+        env={**os.environ, "KENSA_TOKEN": "t" * 32, "KENSA_DATA_DIR": str(data),
+             "KENSA_CONFIG_DIR": str(config), **extra},
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
+    )
+    # 2: "cannot start as configured", which the shell does not retry; no ready line.
+    assert proc.returncode == 2, proc.stderr.decode()[-2000:]
+    assert b'"ready"' not in proc.stdout
+    assert b"signing key" in proc.stderr.lower() or b"signing_key" in proc.stderr.lower()
