@@ -13,10 +13,10 @@ import re
 from typing import Any
 
 from fastapi import FastAPI
-from pydantic import BaseModel
 
 from sidecar.api.guard import PUBLIC_PATHS
 from sidecar.api.schemas import ErrorPublic
+from sync.openapi_schemas import schema_ref
 
 _FASTAPI_ERRORS = ("HTTPValidationError", "ValidationError")
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
@@ -101,20 +101,10 @@ def error_statuses(method: str, path: str, operation: dict[str, Any]) -> set[int
     return found
 
 
-def _schema_ref(doc: dict[str, Any], model: type[BaseModel]) -> dict[str, str]:
-    """Add ``model`` (and the models it names) to the document's components; its ``$ref``."""
-    schemas: dict[str, Any] = doc.setdefault("components", {}).setdefault("schemas", {})
-    generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    for name, schema in generated.pop("$defs", {}).items():
-        schemas.setdefault(name, schema)
-    schemas[model.__name__] = generated
-    return {"$ref": f"#/components/schemas/{model.__name__}"}
-
-
 def document_errors(doc: dict[str, Any]) -> dict[str, Any]:
     """Rewrite ``doc`` (an ``app.openapi()`` result) in place so its errors are the sent ones,
     and the photo uploads' bodies are documented."""
-    error = {"application/json": {"schema": _schema_ref(doc, ErrorPublic)}}
+    error = {"application/json": {"schema": schema_ref(doc, ErrorPublic)}}
     for path, item in doc.get("paths", {}).items():
         for method, operation in item.items():
             if method not in _METHODS:

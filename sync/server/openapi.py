@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from sync.openapi_schemas import schema_ref
 from sync.protocol import API_PREFIX, ErrorBody, PushBatch, PushResponse
 
 ADMIN_PREFIX = "/admin/v1"
@@ -90,16 +91,6 @@ def error_statuses(method: str, path: str, operation: dict[str, Any]) -> set[int
     return found
 
 
-def _schema_ref(doc: dict[str, Any], model: type[BaseModel]) -> dict[str, str]:
-    """Add ``model`` (and the models it names) to the document's components; its ``$ref``."""
-    schemas: dict[str, Any] = doc.setdefault("components", {}).setdefault("schemas", {})
-    generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    for name, schema in generated.pop("$defs", {}).items():
-        schemas.setdefault(name, schema)
-    schemas[model.__name__] = generated
-    return {"$ref": f"#/components/schemas/{model.__name__}"}
-
-
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
@@ -107,7 +98,7 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 def document_errors(doc: dict[str, Any]) -> dict[str, Any]:
     """Rewrite ``doc`` (an ``app.openapi()`` result) in place so its errors are the sent ones,
     and the bodies the server reads from the stream are documented."""
-    error = _schema_ref(doc, ErrorResponse)
+    error = schema_ref(doc, ErrorResponse)
     for path, item in doc.get("paths", {}).items():
         for method, operation in item.items():
             if method not in _METHODS:
@@ -116,7 +107,7 @@ def document_errors(doc: dict[str, Any]) -> dict[str, Any]:
             if key in STREAMED_BODIES and "requestBody" not in operation:
                 model = STREAMED_BODIES[key]
                 content = (
-                    _json(_schema_ref(doc, model)) if model is not None
+                    _json(schema_ref(doc, model)) if model is not None
                     else {"application/octet-stream": {"schema": _BINARY}}
                 )
                 operation["requestBody"] = {"required": True, "content": content}
@@ -125,7 +116,7 @@ def document_errors(doc: dict[str, Any]) -> dict[str, Any]:
             if answer is not None:
                 ok = responses.setdefault("200", {"description": "Successful Response"})
                 ok["content"] = answer if isinstance(answer, dict) else _json(
-                    _schema_ref(doc, answer)
+                    schema_ref(doc, answer)
                 )
             for status in sorted(error_statuses(method, path, operation)):
                 responses[str(status)] = {
