@@ -181,6 +181,8 @@ BODY_CASES = {
                                   lambda t, i: ai(i, detailed_results={"box": [[1, f"x{t}"]]})),
     "ai-timings-key": BodyCase("timings", "POST", scratch("/ai-results"),
                                lambda t, i: ai(i, timings={f"infer{t}": 1.0})),
+    "analyse-image-id": BodyCase("image_id", "POST", scratch("/analyse"),
+                                 lambda t, i: {"image_id": f"{i}{t}"}),
 }
 # fmt: on
 

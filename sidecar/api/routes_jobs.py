@@ -3,11 +3,12 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, Field
 from sqlmodel import Session, and_, col, or_, select
 
 from schema import device as d
 from sidecar.api.deps import CurrentUser, DbDep, SessionAccess, authorize
+from sidecar.api.schemas import Strict
 from sidecar.domain import access
 from sidecar.domain.access import Action
 from sidecar.domain.workflow import check_session_open
@@ -20,9 +21,8 @@ router = APIRouter(tags=["ai"])
 Priority = Literal["low", "normal", "high", "urgent"]
 
 
-class AnalyseCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    image_id: str | None = None
+class AnalyseCreate(Strict):
+    image_id: str | None = Field(default=None, max_length=64)
     priority: Priority = "normal"
 
 
