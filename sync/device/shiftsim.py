@@ -46,6 +46,7 @@ from schema.types import utcnow
 from sidecar import __version__
 from sidecar.outbox import record_insert, record_update
 from sync.device.service import SyncService
+from sync.errors import TransportError
 from sync.policy import BackoffPolicy
 
 PRODUCT = "BRK-100"
@@ -342,7 +343,16 @@ def main(argv: list[str] | None = None) -> int:
             if not args.token:
                 emit("error", message="no device token (--token or KENSA_DEVICE_TOKEN)")
                 return 2
-            service.connect(args.server, args.token)
+            # Connecting stores nothing until the server answers: through a faulty network,
+            # try again as whoever sets the tablet up would.
+            while True:
+                try:
+                    service.connect(args.server, args.token)
+                    break
+                except TransportError:
+                    if stopping:
+                        return 0
+                    time.sleep(0.2)
         if not args.no_sync:
             service.start()
         emit("ready", pid=os.getpid())
