@@ -1,5 +1,6 @@
-"""Table tests of the inspection rules (``sidecar.domain.workflow``) and login lockout
-(``sidecar.domain.lockout``): pure functions, no database.
+"""Table tests of the inspection's move table (``schema.formats.workflow``), the rules the
+sidecar builds on it (``sidecar.domain.workflow``) and login lockout (``sidecar.domain.lockout``):
+pure functions, no database.
 
 The legal moves are written out here rather than read from the module, so that a change to the
 state machine shows up as a failing row to look at, not as a silently different table.
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from schema.formats import workflow as moves
 from sidecar.domain import lockout
 from sidecar.domain import workflow as wf
 from sidecar.errors import Conflict, InvalidInput
@@ -51,9 +53,30 @@ SESSION_MOVES = {
 
 
 def test_the_tables_cover_every_state() -> None:
-    assert set(wf.ITEM_TRANSITIONS) == set(ITEM_STATES) == set(ITEM_MOVES)
-    assert set(wf.SESSION_TRANSITIONS) == set(SESSION_STATES) == set(SESSION_MOVES)
-    assert set(ENDS) == wf.SESSION_ENDS
+    assert moves.ITEM_STATES == ITEM_STATES
+    assert moves.SESSION_STATES == SESSION_STATES
+    assert set(moves.ITEM_MOVES) == set(ITEM_STATES) == set(ITEM_MOVES)
+    assert set(moves.SESSION_MOVES) == set(SESSION_STATES) == set(SESSION_MOVES)
+    assert {k: set(v) for k, v in moves.ITEM_MOVES.items()} == ITEM_MOVES
+    assert {k: set(v) for k, v in moves.SESSION_MOVES.items()} == SESSION_MOVES
+    assert set(ENDS) == moves.SESSION_ENDS
+    assert moves.SESSION_START == "scanning" and moves.ITEM_START == "pending"
+
+
+def test_every_move_leads_to_a_state_of_the_table() -> None:
+    for table, states in ((moves.ITEM_MOVES, ITEM_STATES), (moves.SESSION_MOVES, SESSION_STATES)):
+        for current, targets in table.items():
+            assert targets <= set(states), current
+
+
+@pytest.mark.parametrize("value", [*ITEM_STATES, "lost", "", "PENDING", " pending", None, 3])
+def test_is_item_state(value: object) -> None:
+    assert moves.is_item_state(value) is (value in ITEM_STATES)
+
+
+@pytest.mark.parametrize("value", [*SESSION_STATES, "pending", "paused", "", "COMPLETED", None])
+def test_is_session_state(value: object) -> None:
+    assert moves.is_session_state(value) is (value in SESSION_STATES)
 
 
 # --- item transitions -------------------------------------------------------------------------
@@ -102,6 +125,35 @@ def test_a_required_item_is_never_skipped(current: str) -> None:
 def test_unknown_item_states_are_refused(current: str, target: str) -> None:
     with pytest.raises(Conflict):
         wf.check_item(current, target, required=False)
+
+
+# Retrying is a named move of the table: from failed back to captured (the photo stays), from
+# skipped back to the start.
+RETRY = {"failed": "captured", "skipped": "pending"}
+
+
+@pytest.mark.parametrize("current", ITEM_STATES)
+def test_retry_is_a_move_of_the_table(current: str) -> None:
+    if current not in RETRY:
+        with pytest.raises(Conflict) as caught:
+            wf.retry_target(current, required=False, item_code="F-PISTON")
+        assert caught.value.code == "illegal_transition"
+        assert caught.value.detail == {"state": current}
+        assert "F-PISTON" in caught.value.message and current in caught.value.message
+        return
+    target = wf.retry_target(current, required=False, item_code="F-PISTON")
+    assert target == RETRY[current]
+    assert target in ITEM_MOVES[current]
+
+
+def test_the_named_moves_are_moves_of_the_table() -> None:
+    assert dict(moves.RETRY_MOVES) == RETRY
+    for current, target in moves.RETRY_MOVES.items():
+        assert moves.item_may_move(current, target)
+    # A posted AI result steps through ai_running from wherever the job runner could start.
+    for current in ("captured", "ai_completed", "failed"):
+        assert moves.item_may_move(current, "ai_running")
+    assert moves.item_may_move("ai_running", "ai_completed")
 
 
 # --- session transitions ----------------------------------------------------------------------

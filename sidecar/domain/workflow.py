@@ -1,11 +1,9 @@
-"""The inspection workflow: session and item states, their legal moves, and the result roll-up.
+"""The inspection workflow's rules on the tablet: checking moves, the result roll-up, verdicts.
 
-Session: ``scanning → identified → in_progress → (ai_completed) → human_review → completed``,
-with ``failed``, ``cancelled``, ``product_not_found``, ``qr_decode_failed`` as ends.
-Item: ``pending → captured → ai_running → ai_completed → verified | skipped | failed``.
-
-Every transition in the product goes through ``check_session`` / ``check_item``; an illegal one
-raises ``Conflict`` naming the state it was attempted from.
+The states and their legal moves are ``schema.formats.workflow`` (the server and the device
+database read the same table); this module turns a move the table does not allow into the
+sidecar's ``Conflict`` naming the state it was attempted from. Every state change in the product
+goes through ``check_session`` / ``check_item`` (or ``retry_target``, a named move).
 """
 
 from __future__ import annotations
@@ -13,47 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from schema.formats import workflow as moves
 from sidecar.errors import Conflict, InvalidInput
-
-SESSION_ENDS = frozenset(
-    {"completed", "failed", "cancelled", "product_not_found", "qr_decode_failed"}
-)
-
-SESSION_TRANSITIONS: dict[str, frozenset[str]] = {
-    "scanning": frozenset({"identified", "product_not_found", "qr_decode_failed", "cancelled"}),
-    "identified": frozenset({"in_progress", "ai_completed", "human_review", "cancelled", "failed"}),
-    "in_progress": frozenset(
-        {"in_progress", "ai_completed", "human_review", "cancelled", "failed"}
-    ),
-    "ai_completed": frozenset({"in_progress", "human_review", "cancelled", "failed"}),
-    "human_review": frozenset({"in_progress", "ai_completed", "completed", "cancelled", "failed"}),
-    **{end: frozenset() for end in SESSION_ENDS},
-}
-
-ITEM_TRANSITIONS: dict[str, frozenset[str]] = {
-    # A person may judge any item directly (FUNCTION items have no AI; AI may be unavailable).
-    "pending": frozenset({"captured", "skipped", "verified"}),
-    "captured": frozenset({"captured", "ai_running", "verified"}),
-    "ai_running": frozenset({"ai_completed", "failed"}),
-    # A new photo or a re-run replaces an AI result the inspector does not trust.
-    "ai_completed": frozenset({"captured", "ai_running", "verified"}),
-    # A mistaken tap can be corrected until the session completes; every verdict is kept.
-    "verified": frozenset({"verified"}),
-    "skipped": frozenset({"pending", "captured", "verified"}),
-    "failed": frozenset({"captured", "ai_running", "verified"}),
-}
-
-ITEM_DONE = frozenset({"verified", "skipped"})
-HUMAN_RESULTS = ("OK", "NG", "PENDING")
-SEVERITIES = ("minor", "major", "critical")
 
 
 def check_session(current: str, target: str) -> None:
-    allowed = SESSION_TRANSITIONS.get(current)
-    if allowed is None:
+    if not moves.is_session_state(current):
         raise Conflict(f"unknown session state '{current}'", state=current)
-    if target not in allowed:
-        if current in SESSION_ENDS:
+    if not moves.session_may_move(current, target):
+        if current in moves.SESSION_ENDS:
             message = f"the inspection is already {current}; it cannot become {target}"
         else:
             message = f"an inspection in state '{current}' cannot become '{target}'"
@@ -61,7 +27,7 @@ def check_session(current: str, target: str) -> None:
 
 
 def check_session_open(current: str) -> None:
-    if current in SESSION_ENDS:
+    if current in moves.SESSION_ENDS:
         raise Conflict(
             f"the inspection is already {current}; its items can no longer change",
             code="illegal_transition",
@@ -69,22 +35,40 @@ def check_session_open(current: str) -> None:
         )
 
 
+def _label(item_code: str) -> str:
+    return f"item {item_code}" if item_code else "the item"
+
+
 def check_item(current: str, target: str, *, required: bool, item_code: str = "") -> None:
-    label = f"item {item_code}" if item_code else "the item"
     if target == "skipped" and required:
         raise Conflict(
-            f"{label} is required and cannot be skipped", code="item_required", state=current
+            f"{_label(item_code)} is required and cannot be skipped",
+            code="item_required",
+            state=current,
         )
-    allowed = ITEM_TRANSITIONS.get(current)
-    if allowed is None:
+    if not moves.is_item_state(current):
         raise Conflict(f"unknown item state '{current}'", state=current)
-    if target not in allowed:
+    if not moves.item_may_move(current, target):
         raise Conflict(
-            f"{label} is '{current}' and cannot become '{target}'",
+            f"{_label(item_code)} is '{current}' and cannot become '{target}'",
             code="illegal_transition",
             state=current,
             target=target,
         )
+
+
+def retry_target(current: str, *, required: bool, item_code: str = "") -> str:
+    """Where retrying an item takes it (the table's named move), checked like any other move."""
+    target = moves.RETRY_MOVES.get(current)
+    if target is None:
+        raise Conflict(
+            f"{_label(item_code)} is '{current}'; only "
+            f"{' or '.join(moves.RETRY_MOVES)} items are retried",
+            code="illegal_transition",
+            state=current,
+        )
+    check_item(current, target, required=required, item_code=item_code)
+    return target
 
 
 @dataclass(frozen=True)
@@ -99,15 +83,15 @@ class ItemView:
 
 def derive_session_status(current: str, items: Iterable[ItemView]) -> str:
     """The in-between session state that follows from the items (ends are set explicitly)."""
-    if current in SESSION_ENDS or current == "scanning":
+    if current in moves.SESSION_ENDS or current == moves.SESSION_START:
         return current
     items = list(items)
-    if not items or all(i.status == "pending" for i in items):
+    if not items or all(i.status == moves.ITEM_START for i in items):
         return "identified" if current == "identified" else current
-    open_items = [i for i in items if i.status not in ITEM_DONE]
+    open_items = [i for i in items if i.status not in moves.ITEM_DONE]
     if any(i.status in ("pending", "captured", "ai_running", "failed") for i in open_items):
         ai_items = [i for i in items if i.ai_enabled]
-        if ai_items and all(i.status in ("ai_completed", *ITEM_DONE) for i in ai_items):
+        if ai_items and all(i.status in ("ai_completed", *moves.ITEM_DONE) for i in ai_items):
             return "ai_completed"
         return "in_progress"
     # Every item is judged by the AI or by a person: what is left is for a person to confirm.
@@ -140,12 +124,14 @@ def validate_verdict(
     final_result: str, defect_types: list[str] | None, severity: str | None
 ) -> None:
     """A person's verdict: NG needs what is wrong and how badly (the QA report depends on it)."""
-    if final_result not in HUMAN_RESULTS:
+    if final_result not in moves.HUMAN_RESULTS:
         raise InvalidInput(
-            f"final_result must be one of {', '.join(HUMAN_RESULTS)}", field="final_result"
+            f"final_result must be one of {', '.join(moves.HUMAN_RESULTS)}", field="final_result"
         )
-    if severity is not None and severity not in SEVERITIES:
-        raise InvalidInput(f"severity must be one of {', '.join(SEVERITIES)}", field="severity")
+    if severity is not None and severity not in moves.SEVERITIES:
+        raise InvalidInput(
+            f"severity must be one of {', '.join(moves.SEVERITIES)}", field="severity"
+        )
     if defect_types and any(not t.strip() for t in defect_types):
         raise InvalidInput("a defect type cannot be blank", field="defect_types")
     if final_result == "NG":

@@ -21,8 +21,8 @@ from typing import Any
 
 from schema import device as d
 from schema.db import Database
+from schema.formats.workflow import SESSION_ENDS
 from schema.types import utcnow
-from sidecar.domain.workflow import SESSION_ENDS
 from sidecar.errors import ImageInvalid, KensaError
 from sidecar.jobs import queue
 from sidecar.services import inspection

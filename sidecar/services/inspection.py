@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from sqlmodel import Session, col, select
 
 from schema import device as d
+from schema.formats import workflow as moves
 from schema.types import utcnow
 from sidecar import outbox
 from sidecar.domain import workflow as wf
@@ -234,7 +235,7 @@ def _open_session(
     items: list[d.InspectionItemMaster],
     user: d.User,
 ) -> d.InspectionSession:
-    wf.check_session("scanning", "identified")
+    wf.check_session(moves.SESSION_START, "identified")
     row = d.InspectionSession(
         target_id=target.id, user_id=user.id, status="identified", product_code=master.product_code
     )
@@ -574,14 +575,14 @@ class Interrupted:
 
     @property
     def progress(self) -> float:
-        done = sum(1 for i in self.items if i.status in wf.ITEM_DONE)
+        done = sum(1 for i in self.items if i.status in moves.ITEM_DONE)
         return 100.0 * done / len(self.items) if self.items else 0.0
 
 
 def interrupted(session: Session) -> list[Interrupted]:
     rows = session.exec(
         select(d.InspectionSession)
-        .where(col(d.InspectionSession.status).not_in(list(wf.SESSION_ENDS)))
+        .where(col(d.InspectionSession.status).not_in(list(moves.SESSION_ENDS)))
         .order_by(col(d.InspectionSession.updated_at).desc())
     ).all()
     found = []
