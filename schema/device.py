@@ -20,6 +20,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from schema.formats.workflow import (
+    HUMAN_RESULTS,
+    ITEM_START,
+    ITEM_STATES,
+    SESSION_START,
+    SESSION_STATES,
+    SEVERITIES,
+)
 from schema.types import NOW, JSONType, UTCDateTime, defer_foreign_keys, new_id, utcnow
 
 
@@ -102,32 +110,6 @@ class InspectionTarget(DeviceTable, table=True):
     version: int = _version()
 
 
-SESSION_STATUSES = (
-    "scanning",
-    "identified",
-    "in_progress",
-    "ai_completed",
-    "human_review",
-    "completed",
-    "failed",
-    "cancelled",
-    "product_not_found",
-    "qr_decode_failed",
-)
-
-ITEM_STATUSES = (
-    "pending",
-    "captured",
-    "ai_running",
-    "ai_completed",
-    "verified",
-    "skipped",
-    "failed",
-)
-
-RESULTS = ("OK", "NG", "PENDING")
-
-
 def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
@@ -135,11 +117,9 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 class InspectionSession(DeviceTable, table=True):
     __tablename__ = "inspection_sessions"
     __table_args__ = (
+        sa.CheckConstraint(_in("status", SESSION_STATES), name="ck_sessions_status"),
         sa.CheckConstraint(
-            _in("status", (*SESSION_STATUSES, "pending")), name="ck_sessions_status"
-        ),
-        sa.CheckConstraint(
-            f"result IS NULL OR {_in('result', RESULTS)}", name="ck_sessions_result"
+            f"result IS NULL OR {_in('result', HUMAN_RESULTS)}", name="ck_sessions_result"
         ),
         sa.Index("idx_inspection_sessions_status_completed", "status", "completed_at"),
         sa.Index("idx_inspection_sessions_user_started", "user_id", "started_at"),
@@ -149,7 +129,7 @@ class InspectionSession(DeviceTable, table=True):
     id: str = Field(default_factory=new_id, primary_key=True)
     target_id: str = Field(foreign_key="inspection_targets.id")
     user_id: int | None = Field(default=None, foreign_key="users.id")
-    status: str = Field(default="pending", sa_column_kwargs={"server_default": "pending"})
+    status: str = Field(default=SESSION_START, sa_column_kwargs={"server_default": SESSION_START})
     started_at: datetime = _created()
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Rolled up from the items when the session completes.
@@ -165,9 +145,9 @@ class InspectionSessionItem(DeviceTable, table=True):
     __tablename__ = "inspection_session_items"
     __table_args__ = (
         sa.UniqueConstraint("session_id", "item_id", name="uq_session_items_session_item"),
-        sa.CheckConstraint(_in("status", ITEM_STATUSES), name="ck_session_items_status"),
+        sa.CheckConstraint(_in("status", ITEM_STATES), name="ck_session_items_status"),
         sa.CheckConstraint(
-            f"result IS NULL OR {_in('result', RESULTS)}", name="ck_session_items_result"
+            f"result IS NULL OR {_in('result', HUMAN_RESULTS)}", name="ck_session_items_result"
         ),
         sa.CheckConstraint("order_sequence > 0", name="ck_session_items_order_sequence"),
         sa.CheckConstraint("attempts >= 0", name="ck_session_items_attempts"),
@@ -179,7 +159,7 @@ class InspectionSessionItem(DeviceTable, table=True):
     item_code: str
     order_sequence: int
     required: bool = True
-    status: str = Field(default="pending", sa_column_kwargs={"server_default": "pending"})
+    status: str = Field(default=ITEM_START, sa_column_kwargs={"server_default": ITEM_START})
     result: str | None = None
     attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = _created()
@@ -247,10 +227,10 @@ class AIInspectionResult(DeviceTable, table=True):
 class HumanVerificationResult(DeviceTable, table=True):
     __tablename__ = "human_verification_results"
     __table_args__ = (
-        sa.CheckConstraint(_in("final_result", RESULTS), name="ck_human_results_final"),
+        sa.CheckConstraint(_in("final_result", HUMAN_RESULTS), name="ck_human_results_final"),
         sa.CheckConstraint("verification_time >= 0", name="ck_human_results_time"),
         sa.CheckConstraint(
-            f"severity IS NULL OR {_in('severity', ('minor', 'major', 'critical'))}",
+            f"severity IS NULL OR {_in('severity', SEVERITIES)}",
             name="ck_human_results_severity",
         ),
         sa.Index("idx_human_results_final_date", "final_result", "created_at"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from sqlmodel import Session
 from schema import device as d
 from schema import server as s
 from schema.db import Database, create_engine
+from schema.formats import workflow as moves
 from schema.migrate import upgrade_server
 
 
@@ -282,3 +284,109 @@ def test_server_queue_deduplicates_by_operation_id(pg_session: Session) -> None:
         )
     with pytest.raises(sa.exc.IntegrityError, match="op_id"):
         pg_session.flush()
+
+
+# --- the inspection's states: the device database holds exactly the move table's -------------
+
+_CHECK = re.compile(r"CONSTRAINT (\w+) CHECK \((.*?)\),?\s*$", re.MULTILINE)
+
+
+def _checks(device_db: Database, table: str) -> dict[str, str]:
+    """The CHECK constraints of a migrated table, as SQLite stores its DDL."""
+    with device_db.read() as session:
+        ddl = session.execute(
+            sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"),
+            {"t": table},
+        ).scalar_one()
+    return dict(_CHECK.findall(ddl))
+
+
+def _listed(condition: str, column: str) -> tuple[str, ...]:
+    found = re.search(rf"\b{column} IN \(([^)]*)\)", condition)
+    assert found is not None, condition
+    return tuple(v.strip().strip("'") for v in found.group(1).split(","))
+
+
+@pytest.mark.parametrize(
+    "table,constraint,column,values",
+    [
+        ("inspection_sessions", "ck_sessions_status", "status", moves.SESSION_STATES),
+        ("inspection_session_items", "ck_session_items_status", "status", moves.ITEM_STATES),
+        ("inspection_sessions", "ck_sessions_result", "result", moves.HUMAN_RESULTS),
+        ("inspection_session_items", "ck_session_items_result", "result", moves.HUMAN_RESULTS),
+        ("human_verification_results", "ck_human_results_final", "final_result",
+         moves.HUMAN_RESULTS),
+        ("human_verification_results", "ck_human_results_severity", "severity",
+         moves.SEVERITIES),
+    ],
+)
+def test_the_migrated_checks_list_the_move_tables_values(
+    device_db: Database, table: str, constraint: str, column: str, values: tuple[str, ...]
+) -> None:
+    # The migrations, not the models, made this database: a table changed without a migration
+    # shows up here.
+    assert _listed(_checks(device_db, table)[constraint], column) == values
+
+
+def _session_row(device_db: Database) -> None:
+    _master(device_db)
+    with device_db.atomic() as session:
+        session.add(
+            d.InspectionTarget(id="u1", product_id="BRK-100", batch_id="A12-3456", qr_code="x")
+        )
+        session.add(d.InspectionSession(id="s1", target_id="u1"))
+
+
+OUTSIDE = ("pending_review", "paused", "", "Completed", "completed ")
+
+
+@pytest.mark.parametrize("status", [*moves.SESSION_STATES, *OUTSIDE, "pending"])
+def test_a_session_holds_only_a_state_of_the_table(device_db: Database, status: str) -> None:
+    _session_row(device_db)
+    write = sa.text("UPDATE inspection_sessions SET status = :s WHERE id = 's1'")
+    if moves.is_session_state(status):
+        with device_db.atomic() as session:
+            session.execute(write, {"s": status})
+        return
+    with (
+        pytest.raises(sa.exc.IntegrityError, match="ck_sessions_status"),
+        device_db.atomic() as session,
+    ):
+        session.execute(write, {"s": status})
+
+
+@pytest.mark.parametrize("status", [*moves.ITEM_STATES, *OUTSIDE, "scanning"])
+def test_an_item_holds_only_a_state_of_the_table(device_db: Database, status: str) -> None:
+    _session_row(device_db)
+    with device_db.atomic() as session:
+        session.add(
+            d.InspectionSessionItem(
+                id="si1", session_id="s1", item_id="i1", item_code="V-SCRATCH", order_sequence=1
+            )
+        )
+    write = sa.text("UPDATE inspection_session_items SET status = :s WHERE id = 'si1'")
+    if moves.is_item_state(status):
+        with device_db.atomic() as session:
+            session.execute(write, {"s": status})
+        return
+    with (
+        pytest.raises(sa.exc.IntegrityError, match="ck_session_items_status"),
+        device_db.atomic() as session,
+    ):
+        session.execute(write, {"s": status})
+
+
+def test_a_new_session_starts_where_the_table_starts(device_db: Database) -> None:
+    _session_row(device_db)
+    with device_db.read() as session:
+        status = session.execute(
+            sa.text("SELECT status FROM inspection_sessions WHERE id = 's1'")
+        ).scalar_one()
+        # The column's own default, as a row written without the ORM gets it.
+        session.execute(
+            sa.text("INSERT INTO inspection_sessions (id, target_id) VALUES ('s2', 'u1')")
+        )
+        default = session.execute(
+            sa.text("SELECT status FROM inspection_sessions WHERE id = 's2'")
+        ).scalar_one()
+    assert status == default == moves.SESSION_START

@@ -168,7 +168,7 @@ CREATE TABLE inspection_sessions (
 	id VARCHAR NOT NULL, 
 	target_id VARCHAR NOT NULL, 
 	user_id INTEGER, 
-	status VARCHAR DEFAULT 'pending' NOT NULL, 
+	status VARCHAR DEFAULT 'scanning' NOT NULL, 
 	started_at DATETIME DEFAULT CURRENT_TIMESTAMP NOT NULL, 
 	completed_at DATETIME, 
 	result VARCHAR, 
@@ -176,7 +176,7 @@ CREATE TABLE inspection_sessions (
 	updated_at DATETIME DEFAULT CURRENT_TIMESTAMP NOT NULL, 
 	version INTEGER DEFAULT '1' NOT NULL, 
 	PRIMARY KEY (id), 
-	CONSTRAINT ck_sessions_status CHECK (status IN ('scanning', 'identified', 'in_progress', 'ai_completed', 'human_review', 'completed', 'failed', 'cancelled', 'product_not_found', 'qr_decode_failed', 'pending')), 
+	CONSTRAINT ck_sessions_status CHECK (status IN ('scanning', 'identified', 'in_progress', 'ai_completed', 'human_review', 'completed', 'failed', 'cancelled', 'product_not_found', 'qr_decode_failed')), 
 	CONSTRAINT ck_sessions_result CHECK (result IS NULL OR result IN ('OK', 'NG', 'PENDING')), 
 	FOREIGN KEY(target_id) REFERENCES inspection_targets (id) DEFERRABLE INITIALLY DEFERRED, 
 	FOREIGN KEY(user_id) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED
