@@ -170,6 +170,13 @@ def _bump(row: Any, changes: dict[str, Any]) -> int:
     return base
 
 
+def _step_item(item: d.InspectionSessionItem, status: str) -> None:
+    """A move the table allows, kept in this transaction only (no outbox row, no new version):
+    a step on the way to the state that ``_set_item`` records."""
+    wf.check_item(item.status, status, required=item.required, item_code=item.item_code)
+    item.status = status
+
+
 def _set_item(session: Session, item: d.InspectionSessionItem, status: str, **extra: Any) -> None:
     wf.check_item(item.status, status, required=item.required, item_code=item.item_code)
     changes = {"status": status, **extra}
@@ -383,6 +390,22 @@ def check_posted_result(
         raise Unprocessable(
             f"an AI result of item {item.item_code} names the photo it judged", field="image_id"
         )
+    # One run of a pipeline version per photo (the database's unique key): a second is a resend.
+    judged = session.exec(
+        select(d.AIInspectionResult.id).where(
+            d.AIInspectionResult.image_id == outcome.image_id,
+            d.AIInspectionResult.pipeline_id == pipeline.id,
+            d.AIInspectionResult.pipeline_version == version,
+        )
+    ).first()
+    if judged is not None:
+        raise Conflict(
+            f"photo {outcome.image_id} of item {item.item_code} already has a result of"
+            f" pipeline {pipeline.id} version {version}",
+            code="already_judged",
+            state=item.status,
+            result_id=judged,
+        )
     return replace(outcome, pipeline_id=pipeline.id, pipeline_version=version)
 
 
@@ -404,11 +427,10 @@ def record_ai_result(
                 f"image {outcome.image_id} does not belong to item {item.item_code}",
                 field="image_id",
             )
-    if item.status in ("captured", "ai_completed", "failed"):
-        # A result posted directly (no job) passes through ai_running, as the state machine has
-        # it, but within this one transaction: the server gets only the state that commits.
-        wf.check_item(item.status, "ai_running", required=item.required, item_code=item.item_code)
-        item.status = "ai_running"
+    if item.status != "ai_running" and moves.item_may_move(item.status, "ai_running"):
+        # A result posted directly (no job) takes the job's path through ai_running, but within
+        # this one transaction: the server gets only the state that commits.
+        _step_item(item, "ai_running")
     result = d.AIInspectionResult(
         session_id=session_id,
         item_id=item_id,
@@ -500,17 +522,12 @@ def skip(session: Session, session_id: str, item_id: str) -> None:
 
 
 def retry(session: Session, session_id: str, item_id: str) -> None:
-    """A failed (or skipped) item goes back to be captured again."""
+    """A failed item goes back to be judged again, a skipped one to the start (the table's
+    named retry move)."""
     row = _open(session, session_id)
     item = get_item(session, session_id, item_id)
-    if item.status not in ("failed", "skipped"):
-        raise Conflict(
-            f"item {item.item_code} is '{item.status}'; only failed or skipped items are retried",
-            code="illegal_transition",
-            state=item.status,
-        )
-    next_status = "pending" if item.status == "skipped" else "captured"
-    _set_item(session, item, next_status, attempts=item.attempts + 1)
+    target = wf.retry_target(item.status, required=item.required, item_code=item.item_code)
+    _set_item(session, item, target, attempts=item.attempts + 1)
     _refresh_session(session, row)
 
 
