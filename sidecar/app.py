@@ -60,7 +60,7 @@ def _job_runner(db: Database, settings: Settings) -> JobRunner:
         from sidecar.pipeline.runtime import RuntimeConfig
         from sidecar.pipeline.store import ModelStore
 
-        store = ModelStore.demo(extra_roots=[settings.models_dir])
+        store = ModelStore.for_device(settings.models_dir)
         return PipelineEngine(store, RuntimeConfig.from_env())
 
     return JobRunner(

@@ -2,7 +2,8 @@
 
 Each area of the product owns its sub-command group in its own module (``schema.cli`` for ``db``,
 and so on); this module only wires them together, importing them lazily where they pull in heavy
-libraries so that ``kensa --help`` stays fast on a tablet.
+libraries so that ``kensa --help`` stays fast on a tablet. The sync server's administration is
+not here: it is ``kensa-server`` (``sync.server.cli``), on the server's machine.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from schema.cli import db_app
 from sidecar.pipeline.cli import doctor, pipeline_app
 from sidecar.qr.cli import qr_app
 from sidecar.user_cli import serve, user_app
-from sync.cli import device_app, server_app
+from sync.device.cli import device_app
 
 app = typer.Typer(
     name="kensa",
-    help="kensa (検査): offline-first inspection client and its sync server.",
+    help="kensa (検査): the inspection client on this tablet (the server's is kensa-server).",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -27,7 +28,6 @@ app.command("doctor")(doctor)
 app.add_typer(qr_app, name="qr")
 app.add_typer(user_app, name="user")
 app.command("serve")(serve)
-app.add_typer(server_app, name="server")
 app.add_typer(device_app, name="device")
 
 

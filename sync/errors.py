@@ -17,7 +17,9 @@ translated at the boundary with ``raise ... from exc``.
     ├── Forbidden               403  a device acting for another device, or reading its data
     ├── InvalidRequest          400  malformed batch, bad parameter
     │   ├── OperationRejected   422  one operation of a batch is invalid for good (set aside)
-    │   └── HashMismatch        422  an uploaded body does not hash to its name
+    │   ├── HashMismatch        422  an uploaded body does not hash to its name
+    │   └── DocumentInvalid     422  criteria or a pipeline definition the tablets would refuse
+    │                                (code and detail are the shared format's: schema.formats)
     ├── NotFound                404
     ├── Conflict                409  a master that already exists, a stale version
     │   └── ConfirmationRequired     re-pointing a connected device: confirm the old and new server
@@ -116,6 +118,14 @@ class OperationRejected(InvalidRequest):
 class HashMismatch(InvalidRequest):
     status_code = 422
     code = "hash_mismatch"
+
+
+class DocumentInvalid(InvalidRequest):
+    """A published document the tablets would refuse; ``code`` and ``detail`` are the shared
+    format's (``criteria_invalid`` naming the key, ``pipeline_definition_invalid`` the step)."""
+
+    status_code = 422
+    code = "document_invalid"
 
 
 class NotFound(SyncError):

@@ -12,22 +12,22 @@ from sqlmodel import col, func, select
 
 from schema import device as d
 from schema.db import Database, create_sqlite_engine
+from scripts.devkit import DEMO_MODELS_DIR, demo_store, synthetic
 from sidecar.errors import Conflict
 from sidecar.jobs import queue
 from sidecar.jobs.runner import JobRunner
-from sidecar.pipeline import synthetic
 from sidecar.pipeline.engine import PipelineEngine
 from sidecar.pipeline.store import ModelStore
 from sidecar.qr.payload import parse_payload
 from sidecar.services import images, inspection
 from tests.support.seed import QR_JSON, item_id, seed_device
 
-HELD_OUT = 9_000_000  # seeds the demo models never saw (sidecar/models/manifest.json)
+HELD_OUT = 9_000_000  # seeds the demo models never saw (scripts/devkit/models/manifest.json)
 
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[PipelineEngine]:
-    eng = PipelineEngine(ModelStore.demo())
+    eng = PipelineEngine(demo_store())
     yield eng
     eng.close()
 
@@ -245,11 +245,11 @@ def _point_pipeline_at(db: Database, sha: str) -> None:
 def test_a_broken_model_fails_the_item_clearly(device: tuple[Database, Path], kind: str) -> None:
     db, data_dir = device
     models = data_dir / "models"
-    models.mkdir()
+    models.mkdir(exist_ok=True)
     if kind == "missing":
         sha = "0" * 64
     else:
-        good = next(p for p in Path("sidecar/models").glob("*classifier*.onnx"))
+        good = next(p for p in DEMO_MODELS_DIR.glob("*classifier*.onnx"))
         sha = hashlib.sha256(good.read_bytes()).hexdigest()
         # A download cut short: the file is named by the right hash but holds half the bytes.
         (models / f"{sha}.onnx").write_bytes(good.read_bytes()[: good.stat().st_size // 2])

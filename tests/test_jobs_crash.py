@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from schema.db import Database, create_sqlite_engine
-from sidecar.pipeline import synthetic
+from scripts.devkit import synthetic
 from tests.support.seed import seed_device
 from tests.support.sidecar import SidecarProcess
 from tests.test_jobs import HELD_OUT, capture, enqueue

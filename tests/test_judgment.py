@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
+from schema.formats.criteria import Verdict
 from sidecar.errors import InvalidInput
 from sidecar.pipeline.errors import CriteriaInvalid
-from sidecar.pipeline.judgment import Verdict, judge, parse_criteria
+from sidecar.pipeline.judgment import judge, parse_criteria
 
 OK, NG, PR = Verdict.OK, Verdict.NG, Verdict.PENDING_REVIEW
 

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
+from scripts.devkit import synthetic
 from sidecar.errors import ImageInvalid
-from sidecar.pipeline import synthetic
 from sidecar.pipeline.nodes import REGISTRY
 from sidecar.pipeline.runtime import SessionPool
 from sidecar.pipeline.store import ModelStore, package_models_dir

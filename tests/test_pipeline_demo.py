@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from schema.formats.criteria import Verdict
 from sidecar.pipeline import synthetic
 from sidecar.pipeline.engine import PipelineEngine
 from sidecar.pipeline.errors import ModelCorrupt, ModelUnavailable
-from sidecar.pipeline.judgment import Verdict
 from sidecar.pipeline.modelgen import HELD_OUT_SEED
 from sidecar.pipeline.store import DEMO_MODELS_DIR, ModelStore, package_models_dir
 

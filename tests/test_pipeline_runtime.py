@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from scripts.devkit import DEMO_MODELS_DIR, synthetic
 from sidecar.errors import ImageInvalid
-from sidecar.pipeline import synthetic
 from sidecar.pipeline.cli import doctor, pipeline_app
 from sidecar.pipeline.engine import PipelineEngine
 from sidecar.pipeline.errors import ModelCorrupt, ModelUnavailable, NodeFailed
 from sidecar.pipeline.runtime import RuntimeConfig, SessionPool, requested_providers
-from sidecar.pipeline.store import DEMO_MODELS_DIR, ModelStore
+from sidecar.pipeline.store import ModelStore
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
@@ -150,20 +150,25 @@ def test_cli_pipeline_run_judges_images(tmp_path: Path) -> None:
     ng = tmp_path / "ng.png"
     ok.write_bytes(synthetic.encode(synthetic.make_surface(9_100_000)))
     ng.write_bytes(synthetic.encode(synthetic.make_surface(9_100_001, "scratch")))
+    definition = str(DEMO_MODELS_DIR / "pipelines" / "brk100-v-scratch.json")
+    items = json.loads((DEMO_MODELS_DIR / "brk-100-items.json").read_text(encoding="utf-8"))
+    criteria = next(i["criteria"] for i in items["items"] if i["item_code"] == "V-SCRATCH")
+    models = ["--models", str(DEMO_MODELS_DIR)]
     runner = CliRunner()
-    res = runner.invoke(pipeline_app, ["run", "brk100-v-scratch", str(ok), str(ng),
-                                       "--item", "V-SCRATCH", "--json"])
+    res = runner.invoke(pipeline_app, ["run", definition, str(ok), str(ng), *models,
+                                       "--criteria", json.dumps(criteria), "--json"])
     assert res.exit_code == 0, res.output
     lines = [json.loads(x) for x in res.stdout.splitlines() if x.startswith("{")]
     assert [x["judgment"]["result"] for x in lines] == ["OK", "NG"]
     assert set(lines[0]["stage_ms"]) == {"decode", "pre", "infer", "post", "judge"}
-    text = runner.invoke(pipeline_app, ["run", "brk100-v-scratch", str(ok)])
+    text = runner.invoke(pipeline_app, ["run", definition, str(ok), *models])
     assert text.exit_code == 0 and "defect_probability=" in text.stdout
 
 
 @pytest.mark.skipif(not HAVE_DEMO, reason="demo models not built")
 def test_cli_validate() -> None:
-    res = CliRunner().invoke(pipeline_app, ["validate", "brk100-d-bore"])
+    res = CliRunner().invoke(pipeline_app, ["validate", str(DEMO_MODELS_DIR / "pipelines" /
+                                                            "brk100-d-bore.json")])
     assert res.exit_code == 0 and "ok: bore-diameter v1" in res.stdout
 
 
@@ -183,7 +188,7 @@ def test_doctor_lists_providers_and_verified_models() -> None:
 
     app = typer.Typer()
     app.command()(doctor)
-    res = CliRunner().invoke(app, ["--no-load"])
+    res = CliRunner().invoke(app, ["--no-load", "--models", str(DEMO_MODELS_DIR)])
     assert res.exit_code == 0, res.output
     assert "CPUExecutionProvider" in res.stdout
     assert "brk100-scratch-classifier.onnx" in res.stdout and "sha256 ok" in res.stdout

@@ -220,7 +220,7 @@ def test_admin_api_needs_an_admin_and_bumps_the_sequence(site_server: Running) -
                       auth=("admin", "admin-pass")).status_code == 201
     bad = {**item, "item_code": "V-X", "criteria": {"judgment_type": "GUESS"}}
     assert httpx.post(f"{url}/targets/GRB-330/items", json=bad,
-                      auth=("admin", "admin-pass")).status_code == 400
+                      auth=("admin", "admin-pass")).status_code == 422
     duplicate = httpx.post(f"{url}/targets", json=target, auth=("admin", "admin-pass"))
     assert duplicate.status_code == 409
     with site_server.client() as device:

@@ -20,8 +20,8 @@ def run() -> dict[str, object]:
     import cv2
 
     from schema.db import Database, create_sqlite_engine
+    from scripts.devkit import synthetic
     from sidecar.jobs.runner import JobRunner
-    from sidecar.pipeline import synthetic
     from sidecar.pipeline.engine import PipelineEngine
     from sidecar.pipeline.runtime import RuntimeConfig
     from sidecar.pipeline.store import ModelStore
@@ -32,7 +32,9 @@ def run() -> dict[str, object]:
         data_dir = Path(tmp)
         seed_device(data_dir / "kensa.db")
         db = Database(create_sqlite_engine(data_dir / "kensa.db"))
-        engine = PipelineEngine(ModelStore.demo(), RuntimeConfig(provider="cpu"))
+        # The seed puts the demo models where a pull would; the engine looks where the sidecar does.
+        store = ModelStore.for_device(data_dir / "models")
+        engine = PipelineEngine(store, RuntimeConfig(provider="cpu"))
         runner = JobRunner(db, data_dir, lambda: engine)
         jobs = []
         for n in range(IMAGES + 2):

@@ -1,6 +1,7 @@
 """Pipeline engine benchmark: engine vs hand-written code, throughput, anomaly, OCR, cold load.
 
-Figures (all on the demo models in ``sidecar/models``, CPU unless ``KENSA_ORT_PROVIDER=cuda``):
+Figures (all on the demo models in ``scripts/devkit/models``, CPU unless
+``KENSA_ORT_PROVIDER=cuda``):
 
 - ``ratio``: the engine running the V-SCRATCH pipeline against a hand-written baseline doing the
   same work (cv2.imdecode, cv2.resize, cvtColor, numpy normalisation, ``session.run``, numpy
@@ -33,10 +34,9 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from sidecar.pipeline import synthetic  # noqa: E402
+from scripts.devkit import DEMO_MODELS_DIR, demo_store, synthetic  # noqa: E402
 from sidecar.pipeline.engine import PipelineEngine  # noqa: E402
 from sidecar.pipeline.runtime import RuntimeConfig, SessionPool, usable_cores  # noqa: E402
-from sidecar.pipeline.store import DEMO_MODELS_DIR, ModelStore  # noqa: E402
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -66,7 +66,7 @@ def _images(n: int, seed: int) -> list[bytes]:
 
 def bench_ratio(images: list[bytes], rounds: int) -> dict[str, Any]:
     cfg = RuntimeConfig(intra_op_threads=1, provider="cpu")
-    engine = PipelineEngine(ModelStore.demo(), cfg)
+    engine = PipelineEngine(demo_store(), cfg)
     d = _pipeline("brk100-v-scratch")
     plan = engine.compile(d)
     session = engine.pool.get(plan.models[0]).session  # same session: same model, same threads
@@ -101,7 +101,7 @@ def bench_ratio(images: list[bytes], rounds: int) -> dict[str, Any]:
 
 
 def bench_anomaly(images: list[bytes]) -> dict[str, Any]:
-    engine = PipelineEngine(ModelStore.demo(), RuntimeConfig.from_env())
+    engine = PipelineEngine(demo_store(), RuntimeConfig.from_env())
     plan = engine.compile(_pipeline("brk100-v-foreign"))
     times, infer = [], []
     for data in images:
@@ -114,7 +114,7 @@ def bench_anomaly(images: list[bytes]) -> dict[str, Any]:
 
 
 def bench_ocr(n: int) -> dict[str, Any]:
-    engine = PipelineEngine(ModelStore.demo(), RuntimeConfig.from_env())
+    engine = PipelineEngine(demo_store(), RuntimeConfig.from_env())
     plan = engine.compile(_pipeline("brk100-t-marking"))
     rng = np.random.default_rng(3)
     per_line, read = [], 0
@@ -136,7 +136,7 @@ def bench_cold_load() -> dict[str, Any]:
     figures: dict[str, Any] = {}
     worst = 0.0
     for entry in manifest["models"]:
-        pool = SessionPool(ModelStore.demo(), RuntimeConfig.from_env())  # a fresh pool each time
+        pool = SessionPool(demo_store(), RuntimeConfig.from_env())  # a fresh pool each time
         t0 = time.perf_counter()
         m = pool.get(f"sha256:{entry['sha256']}")
         total = (time.perf_counter() - t0) * 1000

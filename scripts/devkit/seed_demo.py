@@ -1,32 +1,39 @@
-"""``kensa server seed-demo``: the site of SCENARIO.md on an empty (or partly seeded) server.
+"""The site of SCENARIO.md on an empty (or partly seeded) sync server, for the demo and the tests.
+
+    python -m scripts.devkit.seed_demo --data-dir .kensa-dev/server --tokens-file tokens.json
+    python -m scripts.devkit.seed_demo --database-url postgresql+psycopg://… --storage s3://…
 
 Users ``admin`` / ``tanaka`` / ``suzuki`` with known demo passwords, tablets ``TAB-01`` / ``TAB-02``
 with fresh tokens, products ``BRK-100`` v3 and ``PMP-220`` v1, and BRK-100's five items. The items,
-their criteria and pipelines come from the demo models folder (``sidecar/models``:
+their criteria and pipelines come from the demo models folder (``scripts/devkit/models``:
 ``brk-100-items.json``, ``pipelines/*.json``, ``manifest.json`` and the ONNX files it lists); when
 that folder is absent the same five items are created without AI (``ai_enabled = false``).
 
 Running it twice changes nothing already there (devices keep their tokens unless asked).
+Everything goes through the server's own publishing (``sync.server.masters``), so a tablet gets
+the demo's pipelines and models the way it gets real ones: by pulling them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from sqlmodel import Session, select
 
 from schema import server as s
+from scripts.devkit import DEMO_MODELS_DIR, ocr_models_dir
 from sync.errors import NotFound
 from sync.server import masters
+from sync.server.cli import DatabaseOpt, DataDirOpt, StorageOpt, server_session
 from sync.server.storage import Storage
 
 log = logging.getLogger(__name__)
-
-DEMO_MODELS_DIR = Path(__file__).resolve().parents[2] / "sidecar" / "models"
 
 DEMO_USERS = (
     ("admin", "admin-demo", "admin", "管理者 (Admin)"),
@@ -71,15 +78,12 @@ class DemoReport:
 
 
 def _locate_model(models_dir: Path, entry: dict[str, Any]) -> Path | None:
-    candidate = models_dir / str(entry.get("file", ""))
-    if candidate.is_file():
-        return candidate
-    try:  # the OCR models ship in rapidocr's wheel; the sidecar's store knows where
-        from sidecar.pipeline.store import ModelStore
-
-        return ModelStore.demo().locate(f"sha256:{entry['sha256']}")
-    except Exception:  # not installed or not found: reported by the caller
-        return None
+    name = str(entry.get("file", ""))
+    # The OCR models are not in the folder: they ship in rapidocr's wheel under their own names.
+    for folder in (models_dir, ocr_models_dir()):
+        if folder is not None and (folder / name).is_file():
+            return folder / name
+    return None
 
 
 def seed_demo(
@@ -159,3 +163,47 @@ def seed_demo(
             + (" (AI)" if pipeline else " (person only)")
         )
     return report
+
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    storage: StorageOpt = None,
+    tokens_file: Annotated[
+        Path | None, typer.Option(help="Write the devices' tokens here (JSON) instead of stdout.")
+    ] = None,
+    models_dir: Annotated[
+        Path, typer.Option(help="Demo models folder.")
+    ] = DEMO_MODELS_DIR,
+    new_tokens: Annotated[bool, typer.Option(help="Reissue tokens of existing devices.")] = False,
+) -> None:
+    """Create SCENARIO.md's site: users, tablets, products, BRK-100's items, pipelines, models."""
+    with server_session(database_url, data_dir, storage) as (session, store):
+        report = seed_demo(session, store, models_dir=models_dir, new_tokens=new_tokens)
+    typer.echo("users (demo passwords):")
+    for username, password, role in report.users:
+        typer.echo(f"  {username:8} {password:14} {role}")
+    if tokens_file is not None and report.devices:
+        tokens_file.write_text(json.dumps(report.devices, indent=2) + "\n", encoding="utf-8")
+        os.chmod(tokens_file, 0o600)
+        typer.echo(f"device tokens written to {tokens_file}")
+    else:
+        for name, token in report.devices.items():
+            typer.echo(f"device {name} token: {token}")
+    typer.echo("targets: " + ", ".join(report.targets))
+    for line in report.items:
+        typer.echo(f"  {line}")
+    if report.pipelines:
+        typer.echo("pipelines: " + ", ".join(report.pipelines))
+    if report.models:
+        typer.echo("models: " + ", ".join(report.models))
+    for note in report.notes:
+        typer.echo(f"note: {note}")
+
+
+if __name__ == "__main__":
+    app()

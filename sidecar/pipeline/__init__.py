@@ -7,8 +7,7 @@ Free of FastAPI and database sessions; the job queue (``sidecar.jobs``) drives i
 - :mod:`.engine` (``PipelineEngine``) compiles once and runs definitions on images, with sessions
   from :mod:`.runtime` and model files from :mod:`.store` (content-addressed by SHA-256);
 - :mod:`.judgment` (``judge``) turns measurements and an item's criteria into OK / NG /
-  PENDING_REVIEW;
-- :mod:`.synthetic` draws test images with known answers; :mod:`.modelgen` builds the demo models.
+  PENDING_REVIEW.
 
 Submodules are imported explicitly (nothing here) so that importing one does not load ONNX Runtime.
 """

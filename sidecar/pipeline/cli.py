@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from sidecar.pipeline.store import ModelStore
 
 # Imports of numpy / ONNX Runtime happen inside the commands, so that ``kensa --help`` stays fast.
-DEMO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 pipeline_app = typer.Typer(
     help="Run and check inspection pipelines (ONNX) on this device.",
@@ -38,44 +37,36 @@ ThreadsOpt = Annotated[
 
 
 def _store(models: list[Path] | None) -> ModelStore:
+    """What the sidecar sees (the models sync pulled into the data directory, and the OCR
+    models of rapidocr's wheel), plus the folders given with ``--models``."""
     from sidecar.pipeline.store import ModelStore
+    from sidecar.settings import Settings
 
-    return ModelStore.demo(extra_roots=models or [])
+    return ModelStore.for_device(Settings().models_dir, models or [])
 
 
 def _load_definition(ref: str) -> dict[str, Any]:
-    """A path to a JSON file, or the id of a demo pipeline (``brk100-v-scratch``)."""
     path = Path(ref)
     if not path.is_file():
-        path = DEMO_MODELS_DIR / "pipelines" / f"{ref}.json"
-    if not path.is_file():
-        raise typer.BadParameter(f"{ref}: no such file or demo pipeline")
+        raise typer.BadParameter(f"{ref}: no such file")
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
 
 
-def _criteria(criteria: str | None, item: str | None) -> Any:
+def _criteria(criteria: str | None) -> Any:
     if criteria:
         p = Path(criteria)
         return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else json.loads(criteria)
-    if item:
-        items = json.loads((DEMO_MODELS_DIR / "brk-100-items.json").read_text(encoding="utf-8"))
-        for it in items["items"]:
-            if it["item_code"] == item:
-                return it["criteria"]
-        raise typer.BadParameter(f"no demo item {item}")
     return None
 
 
 @pipeline_app.command("run")
 def run_cmd(
-    definition: Annotated[str, typer.Argument(help="Pipeline JSON file, or a demo pipeline id.")],
+    definition: Annotated[str, typer.Argument(help="Pipeline JSON file.")],
     images: Annotated[list[Path], typer.Argument(help="Image files.", exists=True,
                                                  dir_okay=False)],
     criteria: Annotated[str | None, typer.Option(help="Criteria JSON (or a file) to judge by.")]
     = None,
-    item: Annotated[str | None, typer.Option(help="Judge by a demo item's criteria "
-                                             "(V-SCRATCH, V-FOREIGN, T-MARKING, D-BORE).")] = None,
     target: Annotated[str, typer.Option(help="Context for judgment, e.g. "
                                         "'{\"batch_id\": \"A12-3456\"}'.")] = "{}",
     models: ModelsOpt = None,
@@ -91,7 +82,7 @@ def run_cmd(
     config = RuntimeConfig(provider=provider, intra_op_threads=threads)  # type: ignore[arg-type]
     engine = PipelineEngine(_store(models), config)
     defn = _load_definition(definition)
-    crit = _criteria(criteria, item)
+    crit = _criteria(criteria)
     context = {"target": json.loads(target)}
     failures = 0
     try:
@@ -140,7 +131,7 @@ def _short(v: Any) -> str:
 
 @pipeline_app.command("validate")
 def validate_cmd(
-    definition: Annotated[str, typer.Argument(help="Pipeline JSON file, or a demo pipeline id.")],
+    definition: Annotated[str, typer.Argument(help="Pipeline JSON file.")],
     models: ModelsOpt = None,
 ) -> None:
     """Validate a definition (ops, wiring, cycles, parameters, model shapes) without running it."""
@@ -214,12 +205,13 @@ def doctor(
                 bad += 1
                 extra = f"  LOAD FAILED: {exc.message}"
         typer.echo(f"  {path}  {size:.1f} MB  {sha[:16]}…  {status}{extra}")
-    manifest = DEMO_MODELS_DIR / "manifest.json"
-    if manifest.is_file():
-        known = {e["sha256"] for e in json.loads(manifest.read_text())["models"]}
-        seen = {sha for sha, _ in store.entries()}
-        for sha in sorted(known - seen):
-            bad += 1
-            typer.echo(f"  MISSING: sha256:{sha[:16]}… (listed in {manifest})")
+    seen = {sha for sha, _ in store.entries()}
+    for folder in models or []:
+        manifest = folder / "manifest.json"
+        if manifest.is_file():
+            known = {e["sha256"] for e in json.loads(manifest.read_text())["models"]}
+            for sha in sorted(known - seen):
+                bad += 1
+                typer.echo(f"  MISSING: sha256:{sha[:16]}… (listed in {manifest})")
     if bad:
         raise typer.Exit(1)

@@ -1,6 +1,6 @@
 """The pipeline engine: compile a definition once, run it on images, report what ran and how long.
 
-    engine = PipelineEngine(ModelStore.demo())
+    engine = PipelineEngine(ModelStore.for_device(settings.models_dir))
     result = engine.run(definition_json, jpeg_bytes, context={"target": {"batch_id": "A12-3456"}})
     judgment = judge(item_criteria, result.outputs, context, units=result.units)
 
@@ -26,10 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from schema.formats.criteria import Judgment
+from schema.formats.pipeline import PipelineDefinition, Selector
 from sidecar.errors import ImageInvalid, KensaError
-from sidecar.pipeline.definition import PipelineDefinition, Selector, parse_definition
+from sidecar.pipeline.definition import parse_definition
 from sidecar.pipeline.errors import NodeFailed
-from sidecar.pipeline.judgment import Judgment, judge
+from sidecar.pipeline.judgment import judge
 from sidecar.pipeline.nodes.image import decode_image
 from sidecar.pipeline.runtime import LoadedModel, RuntimeConfig, SessionPool, usable_cores
 from sidecar.pipeline.store import ModelStore
@@ -143,7 +145,7 @@ class PipelineEngine:
         pool: SessionPool | None = None,
         max_workers: int | None = None,
     ) -> None:
-        self.pool = pool or SessionPool(store or ModelStore.demo(), config or RuntimeConfig())
+        self.pool = pool or SessionPool(store or ModelStore(), config or RuntimeConfig())
         self._plans: dict[str, Plan] = {}
         self._plans_lock = threading.Lock()
         self._reports: dict[str, tuple[dict[str, str], dict[str, str]]] = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from schema import errors as formats
 from sidecar.errors import InvalidInput, PipelineError
 
 
@@ -44,3 +45,13 @@ class CriteriaInvalid(InvalidInput):
     """Judgment criteria that are not well-formed (unknown type, missing key, bad regex...)."""
 
     code = "criteria_invalid"
+
+
+def criteria_invalid(exc: formats.CriteriaInvalid) -> CriteriaInvalid:
+    """The shared format's error in the sidecar's tree: same code, message and detail."""
+    return CriteriaInvalid(exc.message, **exc.detail)
+
+
+def definition_invalid(exc: formats.DefinitionInvalid) -> DefinitionInvalid:
+    """The shared format's error in the sidecar's tree: same code, message and detail."""
+    return DefinitionInvalid(exc.reason, **exc.detail)

@@ -4,7 +4,8 @@ Definitions name models as ``sha256:<hex>`` so that a result can say exactly whi
 and a file that does not hash to its name is refused rather than silently used. A store looks in:
 
 - directories of files named by their hash (``<hex>`` or ``<hex>.onnx``) — the sync layer's cache;
-- ``manifest.json`` files listing ``{"file", "sha256"}`` entries (``sidecar/models/``);
+- ``manifest.json`` files listing ``{"file", "sha256"}`` entries (a folder of models named
+  explicitly, such as the demo models of the dev tooling);
 - directories of arbitrary ``*.onnx`` files, hashed once when first needed (a wheel's models
   folder);
 - explicit ``{hex: path}`` mappings.
@@ -24,8 +25,6 @@ from pathlib import Path
 
 from sidecar.pipeline.errors import ModelCorrupt, ModelUnavailable
 from sidecar.pipeline.nodes.base import MODEL_REF
-
-DEMO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 
 def parse_ref(ref: str) -> str:
@@ -81,10 +80,12 @@ class ModelStore:
             self._read_manifest(root)
 
     @classmethod
-    def demo(cls, extra_roots: Iterable[Path | str] = ()) -> ModelStore:
-        """The demo models (``sidecar/models``) plus the OCR models that rapidocr's wheel ships."""
+    def for_device(cls, models_dir: Path, extra_dirs: Iterable[Path | str] = ()) -> ModelStore:
+        """The models a tablet runs: those sync pulled into ``models_dir`` (``<data_dir>/models``,
+        named by hash), any folders named explicitly, and the PP-OCR models rapidocr's wheel
+        ships (a run-time dependency whose files the pipelines name by hash)."""
         scan = [d for d in (package_models_dir("rapidocr"),) if d is not None]
-        return cls(roots=[*extra_roots, DEMO_MODELS_DIR], scan=scan)
+        return cls(roots=[models_dir, *extra_dirs], scan=scan)
 
     def _read_manifest(self, root: Path) -> None:
         manifest = root / "manifest.json"

@@ -1,6 +1,6 @@
-"""``python -m sync.server …``: the ``kensa server`` commands without the sidecar's imports."""
+"""``python -m sync.server …``: the same as ``kensa-server …``."""
 
-from sync.cli import server_app
+from sync.server.cli import main
 
 if __name__ == "__main__":
-    server_app(prog_name="kensa server")
+    main()

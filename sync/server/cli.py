@@ -1,27 +1,23 @@
-"""``kensa server …`` (the sync server and its masters) and ``kensa device …`` (a tablet's sync).
+"""``kensa-server``: the sync server and its masters (``python -m sync.server`` runs the same).
 
-    kensa server run --database-url postgresql+psycopg://… --storage s3://… --port 8400
-    kensa server db upgrade
-    kensa server device add TAB-01            # prints the token once
-    kensa server target add BRK-100 "ブレーキキャリパー" --version 3
-    kensa server item add BRK-100 V-SCRATCH "外観キズ" --type VISUAL --order 1 --criteria '{…}'
-    kensa server pipeline add pipeline.json
-    kensa server user add tanaka --role inspector
-    kensa server model add model.onnx
-    kensa server seed-demo --tokens-file tokens.json
+    kensa-server run --database-url postgresql+psycopg://… --storage s3://… --port 8400
+    kensa-server db upgrade
+    kensa-server device add TAB-01            # prints the token once
+    kensa-server target add BRK-100 "ブレーキキャリパー" --version 3
+    kensa-server item add BRK-100 V-SCRATCH "外観キズ" --type VISUAL --order 1 --criteria '{…}'
+    kensa-server pipeline add pipeline.json
+    kensa-server user add tanaka --role inspector
+    kensa-server model add model.onnx
 
-    kensa device connect --server http://server:8400 --token kd_…
-    kensa device status
-    kensa device sync-now
-
-Server options also come from ``KENSA_SERVER_*`` variables (``KENSA_SERVER_DATABASE_URL``, …).
+Options also come from ``KENSA_SERVER_*`` variables (``KENSA_SERVER_DATABASE_URL``, …). The
+server is installed and run apart from the tablets, so nothing here imports the tablet's code, and
+the tablet's ``kensa`` command carries no server administration.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,8 +25,12 @@ from typing import Annotated, Any
 
 import typer
 
-server_app = typer.Typer(help="The sync server and its masters.", no_args_is_help=True)
-device_app = typer.Typer(help="This device's connection to the sync server.", no_args_is_help=True)
+server_app = typer.Typer(
+    name="kensa-server",
+    help="kensa's sync server and its masters.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 server_device_app = typer.Typer(help="Registered devices and their tokens.", no_args_is_help=True)
 target_app = typer.Typer(help="Inspection targets (products).", no_args_is_help=True)
 item_app = typer.Typer(help="Inspection items of a target, with criteria.", no_args_is_help=True)
@@ -76,10 +76,11 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 @contextmanager
-def _server_session(
+def server_session(
     database_url: str | None, data_dir: Path | None, storage: str | None = None
 ) -> Iterator[tuple[Any, Any]]:
-    """A transaction on the server database (migrated first when it is the embedded one)."""
+    """A transaction on the server database (migrated first when it is the embedded one), and
+    the object store opened on first use. A ``SyncError`` inside ends the command with status 2."""
     from schema.db import Database, create_engine
     from schema.errors import SchemaError
     from schema.migrate import upgrade_server
@@ -220,7 +221,7 @@ def server_prune(
 
     settings = _settings(database_url, data_dir, None)
     keep = days if days is not None else settings.tombstone_retention_days
-    with _server_session(database_url, data_dir) as (session, _):
+    with server_session(database_url, data_dir) as (session, _):
         pruned = prune_tombstones(session, timedelta(days=keep))
     typer.echo(f"pruned {pruned} tombstones older than {keep} days")
 
@@ -240,7 +241,7 @@ def device_add(
     """Register a device and print its token (shown once; the server keeps only a hash)."""
     from sync.server import masters
 
-    with _server_session(database_url, data_dir) as (session, _):
+    with server_session(database_url, data_dir) as (session, _):
         device, token = masters.add_device(session, name, device_type)
         device_id = str(device.id)
     typer.echo(f"device {name} ({device_type}) id {device_id}")
@@ -253,7 +254,7 @@ def device_token(name: str, database_url: DatabaseOpt = None, data_dir: DataDirO
     """Issue a new token for a device (the old one stops working)."""
     from sync.server import masters
 
-    with _server_session(database_url, data_dir) as (session, _):
+    with server_session(database_url, data_dir) as (session, _):
         token = masters.rotate_device_token(session, name)
     typer.echo(f"token: {token}")
 
@@ -264,7 +265,7 @@ def device_revoke(name: str, database_url: DatabaseOpt = None,
     """Stop a device from syncing."""
     from sync.server import masters
 
-    with _server_session(database_url, data_dir) as (session, _):
+    with server_session(database_url, data_dir) as (session, _):
         masters.revoke_device(session, name)
     typer.echo(f"device {name} revoked")
 
@@ -275,7 +276,7 @@ def device_list(database_url: DatabaseOpt = None, data_dir: DataDirOpt = None) -
 
     from schema import server as s
 
-    with _server_session(database_url, data_dir) as (session, _):
+    with server_session(database_url, data_dir) as (session, _):
         for device in session.exec(select(s.Device).order_by(s.Device.name)):
             state = "revoked" if device.revoked_at else "active"
             typer.echo(f"{device.name}\t{device.device_type}\t{device.id}\t{state}\t"
@@ -307,7 +308,7 @@ def target_add(
 ) -> None:
     from sync.server import masters
 
-    with _server_session(database_url, data_dir) as (session, _):
+    with server_session(database_url, data_dir) as (session, _):
         row = masters.add_target(session, product_code, product_name, version, description)
         typer.echo(f"target {row.product_code} v{row.version} id {row.id}")
 
@@ -324,7 +325,7 @@ def target_update(
 ) -> None:
     from sync.server import masters
 
-    with _server_session(database_url, data_dir) as (session, _):
+    with server_session(database_url, data_dir) as (session, _):
         row = masters.update_target(session, ref, product_code=product_code,
                                     product_name=product_name, version=version,
                                     description=description)
@@ -335,7 +336,7 @@ def target_update(
 def target_delete(ref: str, database_url: DatabaseOpt = None, data_dir: DataDirOpt = None) -> None:
     from sync.server import masters
 
-    with _server_session(database_url, data_dir) as (session, _):
+    with server_session(database_url, data_dir) as (session, _):
         masters.delete_target(session, ref)
     typer.echo(f"target {ref} deleted")
 
@@ -346,7 +347,7 @@ def target_list(database_url: DatabaseOpt = None, data_dir: DataDirOpt = None) -
 
     from schema import server as s
 
-    with _server_session(database_url, data_dir) as (session, _):
+    with server_session(database_url, data_dir) as (session, _):
         for row in session.exec(select(s.InspectionTargetMaster)
                                 .order_by(s.InspectionTargetMaster.product_code)):
             gone = " (deleted)" if row.deleted_at else ""
@@ -378,7 +379,7 @@ def item_add(
     parsed = _json_arg(criteria, "criteria")
     if parsed is None:
         raise _fail("--criteria is required")
-    with _server_session(database_url, data_dir) as (session, _):
+    with server_session(database_url, data_dir) as (session, _):
         row = masters.add_item(
             session, target, item_code=item_code, item_name=item_name,
             inspection_type=inspection_type, criteria=parsed, order_sequence=order,
@@ -401,7 +402,7 @@ def item_update(
 ) -> None:
     from sync.server import masters
 
-    with _server_session(database_url, data_dir) as (session, _):
+    with server_session(database_url, data_dir) as (session, _):
         row = masters.update_item(
             session, target, item, item_name=item_name, criteria=_json_arg(criteria, "criteria"),
             order_sequence=order, required=required, pipeline_id=pipeline,
@@ -415,7 +416,7 @@ def item_delete(target: str, item: str, database_url: DatabaseOpt = None,
                 data_dir: DataDirOpt = None) -> None:
     from sync.server import masters
 
-    with _server_session(database_url, data_dir) as (session, _):
+    with server_session(database_url, data_dir) as (session, _):
         masters.delete_item(session, target, item)
     typer.echo(f"item {item} of {target} deleted")
 
@@ -431,7 +432,7 @@ def pipeline_add(
     from sync.server import masters
 
     definition = _json_arg(f"@{definition_file}", str(definition_file))
-    with _server_session(database_url, data_dir) as (session, _):
+    with server_session(database_url, data_dir) as (session, _):
         row = masters.put_pipeline(session, definition, description)
         typer.echo(f"pipeline {row.name} v{row.version} id {row.id}")
 
@@ -449,7 +450,7 @@ def user_add(
 ) -> None:
     from sync.server import masters
 
-    with _server_session(database_url, data_dir) as (session, _):
+    with server_session(database_url, data_dir) as (session, _):
         row = masters.add_user(session, username, password, role=role, full_name=full_name,
                                email=email)
         typer.echo(f"user {row.username} ({row.role}) id {row.id}")
@@ -467,7 +468,7 @@ def user_update(
 ) -> None:
     from sync.server import masters
 
-    with _server_session(database_url, data_dir) as (session, _):
+    with server_session(database_url, data_dir) as (session, _):
         masters.update_user(session, username, password=password, role=role,
                             full_name=full_name, is_active=active)
     typer.echo(f"user {username} updated")
@@ -478,7 +479,7 @@ def user_delete(username: str, database_url: DatabaseOpt = None,
                 data_dir: DataDirOpt = None) -> None:
     from sync.server import masters
 
-    with _server_session(database_url, data_dir) as (session, _):
+    with server_session(database_url, data_dir) as (session, _):
         masters.delete_user(session, username)
     typer.echo(f"user {username} deleted")
 
@@ -494,124 +495,14 @@ def model_add(
     """Store a model file under its SHA-256 and publish it to devices."""
     from sync.server import masters
 
-    with _server_session(database_url, data_dir, storage) as (session, store):
+    with server_session(database_url, data_dir, storage) as (session, store):
         row = masters.add_model(session, store, model_file, name)
         typer.echo(f"model {row.original_name} sha256:{row.checksum}")
 
 
-@server_app.command("seed-demo")
-def seed_demo(
-    database_url: DatabaseOpt = None,
-    data_dir: DataDirOpt = None,
-    storage: StorageOpt = None,
-    tokens_file: Annotated[
-        Path | None, typer.Option(help="Write the devices' tokens here (JSON) instead of stdout.")
-    ] = None,
-    models_dir: Annotated[
-        Path | None, typer.Option(help="Demo models folder (default: sidecar/models).")
-    ] = None,
-    new_tokens: Annotated[bool, typer.Option(help="Reissue tokens of existing devices.")] = False,
-) -> None:
-    """Create SCENARIO.md's site: users, tablets, products, BRK-100's items, pipelines, models."""
-    from sync.server.demo import DEMO_MODELS_DIR
-    from sync.server.demo import seed_demo as seed
-
-    with _server_session(database_url, data_dir, storage) as (session, store):
-        report = seed(session, store, models_dir=models_dir or DEMO_MODELS_DIR,
-                      new_tokens=new_tokens)
-    typer.echo("users (demo passwords):")
-    for username, password, role in report.users:
-        typer.echo(f"  {username:8} {password:14} {role}")
-    if tokens_file is not None and report.devices:
-        tokens_file.write_text(json.dumps(report.devices, indent=2) + "\n", encoding="utf-8")
-        os.chmod(tokens_file, 0o600)
-        typer.echo(f"device tokens written to {tokens_file}")
-    else:
-        for name, token in report.devices.items():
-            typer.echo(f"device {name} token: {token}")
-    typer.echo("targets: " + ", ".join(report.targets))
-    for line in report.items:
-        typer.echo(f"  {line}")
-    if report.pipelines:
-        typer.echo("pipelines: " + ", ".join(report.pipelines))
-    if report.models:
-        typer.echo("models: " + ", ".join(report.models))
-    for note in report.notes:
-        typer.echo(f"note: {note}")
+def main() -> None:
+    server_app(prog_name="kensa-server")
 
 
-# --- device ----------------------------------------------------------------------------------
-
-DeviceDirOpt = Annotated[
-    Path | None, typer.Option("--data-dir", help="The sidecar's data directory.")
-]
-
-
-@contextmanager
-def _device_service(data_dir: Path | None) -> Iterator[Any]:
-    from schema.db import Database, create_sqlite_engine
-    from schema.errors import SchemaError
-    from schema.migrate import upgrade_device
-    from sidecar import __version__
-    from sidecar.settings import Settings
-    from sync.device.service import SyncService
-
-    settings = Settings(data_dir=data_dir) if data_dir else Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        upgrade_device(settings.database_path)
-    except SchemaError as exc:
-        raise _fail(str(exc)) from exc
-    db = Database(create_sqlite_engine(settings.database_path))
-    service = SyncService(db, settings.data_dir, __version__, settings.device_type)
-    try:
-        yield service
-    finally:
-        service.stop()
-        db.dispose()
-
-
-@device_app.command("connect")
-def device_connect(
-    server: Annotated[str, typer.Option("--server", help="http(s)://host:port of the server.")],
-    token: Annotated[str, typer.Option("--token", envvar="KENSA_DEVICE_TOKEN",
-                                       help="The token `kensa server device add` printed.")],
-    replace_server: Annotated[str | None, typer.Option(
-        "--replace-server",
-        help="To move a connected device: the URL of the server it is connected to now.")] = None,
-    data_dir: DeviceDirOpt = None,
-) -> None:
-    """Verify the server URL and device token with the server, then store them.
-
-    Nothing changes unless the server accepts the token. A device already connected elsewhere
-    moves only with --replace-server naming its current server.
-    """
-    from sync.errors import ConfirmationRequired, SyncError
-
-    with _device_service(data_dir) as service:
-        try:
-            result = service.connect(server, token, replace_server_url=replace_server)
-        except ConfirmationRequired as exc:
-            raise _fail(f"{exc.message}; run again with --replace-server "
-                        f"{exc.detail['current_server_url']} to confirm") from exc
-        except SyncError as exc:
-            raise _fail(f"{exc.message} ({exc.code})") from exc
-    typer.echo(f"{result.server_url}: {result.message}"
-               + (f" as {result.device_name}" if result.device_name else ""))
-
-
-@device_app.command("status")
-def device_status(data_dir: DeviceDirOpt = None) -> None:
-    """Print the sync status as JSON."""
-    with _device_service(data_dir) as service:
-        typer.echo(service.status().model_dump_json(indent=2))
-
-
-@device_app.command("sync-now")
-def device_sync_now(data_dir: DeviceDirOpt = None) -> None:
-    """Push, pull and upload once, now."""
-    with _device_service(data_dir) as service:
-        report = service.run_once()
-    typer.echo(report.model_dump_json(indent=2))
-    if not report.ok:
-        raise typer.Exit(code=1)
+if __name__ == "__main__":
+    main()

@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import * as h from './harness.mjs';
 
 const KENSA = join(h.REPO, '.venv', 'bin', 'kensa');
+const KENSA_SERVER = join(h.REPO, '.venv', 'bin', 'kensa-server');
 let root;
 let serverPort;
 let server = null;
@@ -30,9 +31,9 @@ function kensa(args) {
   return execFileSync(KENSA, args, { cwd: h.REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** `kensa server run` on the fixed port, resolved once it prints its ready line. */
+/** `kensa-server run` on the fixed port, resolved once it prints its ready line. */
 function startServer() {
-  const child = spawn(KENSA, ['server', 'run', '--data-dir', join(root, 'server'), '--port', String(serverPort)], {
+  const child = spawn(KENSA_SERVER, ['run', '--data-dir', join(root, 'server'), '--port', String(serverPort)], {
     cwd: h.REPO,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -66,7 +67,11 @@ function stopServer() {
 before(async () => {
   root = h.tempDir('kensa-e2e-sync-');
   serverPort = await freePort();
-  kensa(['server', 'seed-demo', '--data-dir', join(root, 'server'), '--tokens-file', join(root, 'tokens.json')]);
+  // The demo site (dev tooling), published to the server as real masters are.
+  execFileSync(h.PYTHON, ['-m', 'scripts.devkit.seed_demo', '--data-dir', join(root, 'server'), '--tokens-file', join(root, 'tokens.json')], {
+    cwd: h.REPO,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const token = JSON.parse(readFileSync(join(root, 'tokens.json'), 'utf8'))['TAB-01'];
   // 07:55, on the network: the tablet pulls users, masters, pipelines and models.
   server = await startServer();

@@ -7,6 +7,7 @@ masters to exist, so they are written straight into the device database here.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,11 @@ import zxingcpp
 from schema import device as d
 from schema.db import Database, create_sqlite_engine
 from schema.migrate import upgrade_device
+from scripts.devkit import DEMO_MODELS_DIR as MODELS
 from sidecar.services import auth
 
 PASSWORD = "kensa-demo-1"
 QR_JSON = '{"product_id": "BRK-100", "batch_id": "A12-3456", "serial": "0098172"}'
-
-MODELS = Path(__file__).resolve().parents[2] / "sidecar" / "models"
 
 
 def demo_items() -> list[dict[str, Any]]:
@@ -43,7 +43,24 @@ def item_id(code: str) -> str:
     return f"item-{code.lower()}"
 
 
+def install_demo_models(data_dir: Path) -> None:
+    """The demo models in ``<data_dir>/models`` under their hashes, where a pull leaves the models
+    a server published: the sidecar finds models only there (and the OCR models in rapidocr's
+    wheel, which the manifest lists but this folder does not hold)."""
+    manifest = json.loads((MODELS / "manifest.json").read_text(encoding="utf-8"))
+    folder = data_dir / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    for entry in manifest["models"]:
+        source = MODELS / entry["file"]
+        if source.is_file():
+            # A copy, never a link: tests damage model files on purpose.
+            shutil.copyfile(source, folder / f"{entry['sha256']}.onnx")
+
+
 def seed_device(path: Path) -> None:
+    """A device database at ``path`` with the demo masters and pipelines, and the demo models
+    beside it in ``path.parent`` (the data directory) as if pulled."""
+    install_demo_models(path.parent)
     upgrade_device(path)
     db = Database(create_sqlite_engine(path))
     try:

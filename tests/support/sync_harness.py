@@ -221,8 +221,8 @@ def seed_site(database_url: str, storage_url: str, *, model_bytes: int = 0) -> S
     ``model_bytes`` random bytes when asked."""
     from schema.db import Database, create_engine
     from schema.migrate import upgrade_server
+    from scripts.devkit.seed_demo import FALLBACK_ITEMS
     from sync.server import masters
-    from sync.server.demo import FALLBACK_ITEMS
     from sync.server.storage import open_storage
 
     upgrade_server(database_url)
@@ -239,8 +239,6 @@ def seed_site(database_url: str, storage_url: str, *, model_bytes: int = 0) -> S
             for name in ("TAB-01", "TAB-02"):
                 device, token = masters.add_device(session, name)
                 tokens[name], ids[name] = token, str(device.id)
-            definition: dict[str, Any] = {"id": "test-scratch", "name": "surface-scratch",
-                                          "version": 1, "steps": []}
             if model_bytes:
                 body = os.urandom(model_bytes)
                 model_sha = hashlib.sha256(body).hexdigest()
@@ -248,8 +246,15 @@ def seed_site(database_url: str, storage_url: str, *, model_bytes: int = 0) -> S
                     path = Path(tmp) / "scratch.onnx"
                     path.write_bytes(body)
                     masters.add_model(session, storage, path, "scratch.onnx")
-                definition["steps"] = [{"name": "model", "type": "onnx",
-                                        "params": {"model": f"sha256:{model_sha}"}}]
+            # Well-formed, so the server publishes it; its model (random bytes, or none at all)
+            # never loads, so a tablet's AI fails and the inspector judges by eye.
+            definition: dict[str, Any] = {
+                "id": "test-scratch", "name": "surface-scratch", "version": 1,
+                "steps": [{"name": "model", "type": "onnx",
+                           "params": {"model": f"sha256:{model_sha or '0' * 64}"},
+                           "input": "$inputs.image"}],
+                "outputs": {"defect_probability": "$steps.model.output[0][1]"},
+            }
             pipeline = masters.put_pipeline(session, definition)
             masters.add_target(session, "BRK-100", "ブレーキキャリパー", "3")
             masters.add_target(session, "PMP-220", "オイルポンプ", "1")

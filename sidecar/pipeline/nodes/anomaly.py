@@ -8,7 +8,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sidecar.pipeline.nodes.base import OpSpec, Param, RunContext, as_tensor, image_meta, op
+from sidecar.pipeline.nodes.base import RunContext, as_tensor, declared, image_meta, op
 
 
 def map_2d(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
@@ -75,15 +75,8 @@ def _run(inputs: Mapping[str, Any], params: Mapping[str, Any], ctx: RunContext) 
     return stats
 
 
-op(OpSpec(
-    type="heatmap_stats", stage="post", run=_run,
-    inputs={"map": "tensor"}, optional_inputs={"image": "image"},
-    outputs=("score", "mean", "p99", "peak", "area", "bbox", "heatmap"),
-    params={
-        "threshold": Param("number"),
-        "blur": Param("int", default=0),
-        "heatmap": Param("bool", default=True),
-    },
+op(declared(
+    "heatmap_stats", stage="post", run=_run,
     infer=lambda i, c: {"heatmap": image_meta((None, None, 3))},
     doc="Anomaly map statistics (max score, mean, p99, area over threshold, peak) and heat map.",
 ))

@@ -1,28 +1,25 @@
-"""What an op is: its inputs, outputs, typed parameters, stage, run function and static shape rule.
+"""What an op is: its declaration, stage, run function and static shape rule.
 
-Ops register themselves in :data:`REGISTRY` with :func:`op`. The validator uses the declarations
-(and each op's ``infer`` rule, which propagates shapes without touching pixels) to reject a
-definition before any image arrives; the engine uses ``run``.
+An op's inputs, outputs and typed parameters are its entry in the catalogue both ends share
+(:data:`schema.formats.pipeline.OPS`); :func:`declared` builds the op from it and :func:`op`
+registers it in :data:`REGISTRY`, refusing one that is not catalogued as it is declared. The
+validator uses the declarations (and each op's ``infer`` rule, which propagates shapes without
+touching pixels) to reject a definition before any image arrives; the engine uses ``run``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from sidecar.pipeline.errors import DefinitionInvalid
+from schema.formats.pipeline import MODEL_REF as MODEL_REF
+from schema.formats.pipeline import OPS, Kind, Param
 
 Stage = Literal["decode", "pre", "infer", "post"]
 STAGES: tuple[str, ...] = ("decode", "pre", "infer", "post", "judge")
-MODEL_REF = re.compile(r"^sha256:([0-9a-f]{64})$")
-
-# What a value flowing between steps is, for validation: an image (H, W, C uint8 BGR/RGB/grey), a
-# tensor (ndarray with a dtype), raw bytes, or any JSON-ish value.
-Kind = Literal["image", "tensor", "bytes", "value", "any"]
 
 
 @dataclass(frozen=True)
@@ -55,71 +52,6 @@ class ModelInfo:
 
 
 ModelLookup = Callable[[str], ModelInfo]
-
-
-@dataclass(frozen=True)
-class Param:
-    """A parameter: ``type`` is one of int, float, number, bool, str, model, list[float], list[str],
-    list[int], object; ``choices`` restricts str values."""
-
-    type: str
-    required: bool = False
-    default: Any = None
-    choices: tuple[str, ...] | None = None
-
-
-def _is_number(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def check_param(node: str, key: str, spec: Param, value: object) -> Any:
-    """Return ``value`` (normalised: ints accepted where floats are) or raise naming the step."""
-
-    def bad(expected: str) -> DefinitionInvalid:
-        return DefinitionInvalid(
-            f"parameter '{key}' must be {expected}, got {value!r}", node=node, param=key
-        )
-
-    t = spec.type
-    if t == "int":
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise bad("an integer")
-        return value
-    if t in ("float", "number"):
-        if not _is_number(value):
-            raise bad("a number")
-        return float(value)  # type: ignore[arg-type]
-    if t == "bool":
-        if not isinstance(value, bool):
-            raise bad("true or false")
-        return value
-    if t == "str":
-        if not isinstance(value, str):
-            raise bad("a string")
-        if spec.choices is not None and value not in spec.choices:
-            raise bad("one of " + ", ".join(repr(c) for c in spec.choices))
-        return value
-    if t == "model":
-        if not isinstance(value, str) or MODEL_REF.match(value) is None:
-            raise bad("a model reference 'sha256:<64 lowercase hex digits>'")
-        return value
-    if t.startswith("list["):
-        inner = t[5:-1]
-        if not isinstance(value, list):
-            raise bad(f"a list of {inner}")
-        if inner == "float" and not all(_is_number(v) for v in value):
-            raise bad("a list of numbers")
-        if inner == "int" and not all(isinstance(v, int) and not isinstance(v, bool)
-                                      for v in value):
-            raise bad("a list of integers")
-        if inner == "str" and not all(isinstance(v, str) for v in value):
-            raise bad("a list of strings")
-        return [float(v) for v in value] if inner == "float" else list(value)
-    if t == "object":
-        if not isinstance(value, Mapping):
-            raise bad("an object")
-        return dict(value)
-    raise AssertionError(f"unknown param type {t}")
 
 
 class RunContext(Protocol):
@@ -168,9 +100,33 @@ class OpSpec:
 REGISTRY: dict[str, OpSpec] = {}
 
 
+def declared(
+    type_: str, *, stage: Stage, run: RunFn, infer: InferFn = _no_infer, doc: str = ""
+) -> OpSpec:
+    """The op ``type_`` as the shared catalogue declares it, with the code that runs it."""
+    decl = OPS[type_]
+    return OpSpec(type=type_, stage=stage, run=run, inputs=decl.inputs,
+                  outputs=tuple(decl.outputs), params=decl.params,
+                  optional_inputs=decl.optional_inputs, dynamic_io=decl.dynamic_io, infer=infer,
+                  doc=doc)
+
+
+def _as_catalogued(spec: OpSpec) -> bool:
+    decl = OPS.get(spec.type)
+    return decl is not None and (
+        dict(spec.inputs), spec.outputs, dict(spec.params), dict(spec.optional_inputs),
+        spec.dynamic_io,
+    ) == (dict(decl.inputs), tuple(decl.outputs), dict(decl.params), dict(decl.optional_inputs),
+          decl.dynamic_io)
+
+
 def op(spec: OpSpec) -> OpSpec:
     if spec.type in REGISTRY:
         raise AssertionError(f"op {spec.type} registered twice")
+    # The server checks definitions against the catalogue alone: an op that differs from it
+    # would accept or refuse what the server does not.
+    if not _as_catalogued(spec):
+        raise AssertionError(f"op {spec.type} is not declared as schema.formats.pipeline.OPS says")
     REGISTRY[spec.type] = spec
     return spec
 

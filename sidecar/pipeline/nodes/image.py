@@ -16,11 +16,10 @@ import numpy as np
 from sidecar.errors import ImageInvalid
 from sidecar.pipeline.nodes.base import (
     Meta,
-    OpSpec,
-    Param,
     RunContext,
     StaticContext,
     as_image,
+    declared,
     image_meta,
     op,
 )
@@ -58,10 +57,8 @@ def _decode(
     return {"image": img, "width": img.shape[1], "height": img.shape[0]}
 
 
-op(OpSpec(
-    type="decode", stage="decode", run=_decode,
-    inputs={"data": "bytes"}, outputs=("image", "width", "height"),
-    params={"mode": Param("str", default="color", choices=("color", "grayscale"))},
+op(declared(
+    "decode", stage="decode", run=_decode,
     infer=lambda i, c: {"image": image_meta(
         (None, None) if c.params["mode"] == "grayscale" else (None, None, 3))},
     doc="Decode JPEG/PNG/... bytes into an image (EXIF orientation applied).",
@@ -103,14 +100,8 @@ def _crop_infer(inputs: Mapping[str, Meta], c: StaticContext) -> dict[str, Meta]
     return {"image": image_meta((None, None, *channels))}
 
 
-op(OpSpec(
-    type="crop", stage="pre", run=_crop,
-    inputs={"image": "image"}, outputs=("image", "box"),
-    params={
-        "x": Param("number", default=0.0), "y": Param("number", default=0.0),
-        "w": Param("number", required=True), "h": Param("number", required=True),
-        "relative": Param("bool", default=False),
-    },
+op(declared(
+    "crop", stage="pre", run=_crop,
     infer=_crop_infer,
     doc="Region of interest, in pixels or (relative=true) as fractions of the image.",
 ))
@@ -156,15 +147,8 @@ def _resize_infer(inputs: Mapping[str, Meta], c: StaticContext) -> dict[str, Met
     return {"image": image_meta((c.params["height"], c.params["width"], *channels))}
 
 
-op(OpSpec(
-    type="resize", stage="pre", run=_resize,
-    inputs={"image": "image"}, outputs=("image", "scale", "offset"),
-    params={
-        "width": Param("int", required=True), "height": Param("int", required=True),
-        "mode": Param("str", default="stretch", choices=("stretch", "letterbox")),
-        "interpolation": Param("str", default="linear", choices=tuple(_INTERP)),
-        "pad_value": Param("int", default=114),
-    },
+op(declared(
+    "resize", stage="pre", run=_resize,
     infer=_resize_infer,
     doc="Resize to width×height, stretching or letterboxing (aspect kept, padded).",
 ))
@@ -191,20 +175,13 @@ def _color(inputs: Mapping[str, Any], params: Mapping[str, Any], ctx: RunContext
 
 
 def _color_infer(inputs: Mapping[str, Meta], c: StaticContext) -> dict[str, Meta]:
-    if (c.params["from"], c.params["to"]) not in _COLOR and c.params["from"] != c.params["to"]:
-        raise ValueError(f"no conversion from {c.params['from']} to {c.params['to']}")
     src = inputs.get("image")
     hw = src.shape[:2] if src is not None and src.shape is not None else (None, None)
     return {"image": image_meta((*hw,) if c.params["to"] == "gray" else (*hw, 3))}
 
 
-op(OpSpec(
-    type="color", stage="pre", run=_color,
-    inputs={"image": "image"}, outputs=("image",),
-    params={
-        "to": Param("str", required=True, choices=("rgb", "bgr", "gray", "hsv")),
-        "from": Param("str", default="bgr", choices=("rgb", "bgr", "gray")),
-    },
+op(declared(
+    "color", stage="pre", run=_color,
     infer=_color_infer,
     doc="Colour conversion (images are BGR as decoded).",
 ))
@@ -262,17 +239,8 @@ def _normalize_infer(inputs: Mapping[str, Meta], c: StaticContext) -> dict[str, 
     return {"tensor": Meta(kind="tensor", shape=dims, dtype=c.params["dtype"])}
 
 
-op(OpSpec(
-    type="normalize", stage="pre", run=_normalize,
-    inputs={"image": "image"}, outputs=("tensor",),
-    params={
-        "mean": Param("list[float]", default=[0.0, 0.0, 0.0]),
-        "std": Param("list[float]", default=[1.0, 1.0, 1.0]),
-        "scale": Param("number", default=1 / 255),
-        "layout": Param("str", default="NCHW", choices=("NCHW", "NHWC")),
-        "dtype": Param("str", default="float32", choices=("float32", "float16")),
-        "batch": Param("bool", default=True),
-    },
+op(declared(
+    "normalize", stage="pre", run=_normalize,
     infer=_normalize_infer,
     doc="Image → tensor: scale, subtract mean, divide by std; NCHW or NHWC; batch axis.",
 ))

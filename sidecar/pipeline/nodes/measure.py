@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sidecar.pipeline.nodes.base import OpSpec, Param, RunContext, as_image, op
+from sidecar.pipeline.nodes.base import RunContext, as_image, declared, op
 
 Circle = tuple[float, float, float]  # cx, cy, r in pixels
 
@@ -141,17 +141,7 @@ def _run(inputs: Mapping[str, Any], params: Mapping[str, Any], ctx: RunContext) 
     }
 
 
-op(OpSpec(
-    type="measure_circle", stage="infer", run=_run,
-    inputs={"image": "image"},
-    outputs=("found", "diameter_px", "diameter_mm", "center", "roundness", "circle"),
-    params={
-        "mm_per_px": Param("number", required=True),
-        "method": Param("str", default="contour", choices=("contour", "hough")),
-        "polarity": Param("str", default="dark", choices=("dark", "bright")),
-        "min_diameter_mm": Param("number"),
-        "max_diameter_mm": Param("number"),
-        "refine": Param("bool", default=True),
-    },
+op(declared(
+    "measure_circle", stage="infer", run=_run,
     doc="Find a circle (bore, pin) and measure its diameter in mm (px × mm_per_px calibration).",
 ))

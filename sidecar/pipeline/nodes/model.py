@@ -15,11 +15,10 @@ import numpy as np
 from sidecar.pipeline.nodes.base import (
     Meta,
     ModelInfo,
-    OpSpec,
-    Param,
     RunContext,
     StaticContext,
     TensorSpec,
+    declared,
     op,
 )
 
@@ -95,10 +94,8 @@ def _infer(inputs: Mapping[str, Meta], c: StaticContext) -> dict[str, Meta]:
     return out
 
 
-op(OpSpec(
-    type="onnx", stage="infer", run=_run,
-    inputs={}, outputs=("output", "outputs"), dynamic_io=True,
-    params={"model": Param("model", required=True)},
+op(declared(
+    "onnx", stage="infer", run=_run,
     infer=_infer,
     doc="Run an ONNX model (sha256 reference); inputs and outputs by the model's names.",
 ))

@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sidecar.pipeline.nodes.base import OpSpec, Param, RunContext, as_image, op
+from sidecar.pipeline.nodes.base import RunContext, as_image, declared, op
 
 _CHARSETS: dict[str, list[str]] = {}
 
@@ -183,22 +183,7 @@ def _run(inputs: Mapping[str, Any], params: Mapping[str, Any], ctx: RunContext) 
     return {"text": text, "lines": lines, "score": score, "count": len(lines)}
 
 
-op(OpSpec(
-    type="ocr", stage="infer", run=_run,
-    inputs={"image": "image"}, outputs=("text", "lines", "score", "count"),
-    params={
-        "det_model": Param("model", required=True),
-        "rec_model": Param("model", required=True),
-        "limit_side": Param("int", default=960),
-        "det_thresh": Param("number", default=0.3),
-        "box_thresh": Param("number", default=0.5),
-        "unclip_ratio": Param("number", default=1.6),
-        "min_size": Param("number", default=3.0),
-        "max_lines": Param("int", default=16),
-        "rec_height": Param("int", default=48),
-        "rec_min_width": Param("int", default=160),
-        "min_score": Param("number", default=0.5),
-        "join": Param("str", default=" "),
-    },
+op(declared(
+    "ocr", stage="infer", run=_run,
     doc="Text lines (PP-OCR detector + recogniser): joined text, per-line text/score/box.",
 ))

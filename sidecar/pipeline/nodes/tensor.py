@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from sidecar.pipeline.nodes.base import Meta, OpSpec, Param, RunContext, as_tensor, op
+from sidecar.pipeline.nodes.base import Meta, RunContext, as_tensor, declared, op
 
 
 def softmax(x: np.ndarray[Any, Any], axis: int = -1) -> np.ndarray[Any, Any]:
@@ -24,10 +24,8 @@ def _softmax(
     return {"probs": softmax(as_tensor(inputs["x"]), params["axis"])}
 
 
-op(OpSpec(
-    type="softmax", stage="post", run=_softmax,
-    inputs={"x": "tensor"}, outputs=("probs",),
-    params={"axis": Param("int", default=-1)},
+op(declared(
+    "softmax", stage="post", run=_softmax,
     infer=lambda i, c: {"probs": Meta("tensor", i["x"].shape if "x" in i else None, "float32")},
     doc="Softmax along an axis (logits → probabilities).",
 ))
@@ -67,17 +65,12 @@ def _topk(inputs: Mapping[str, Any], params: Mapping[str, Any], ctx: RunContext)
 
 
 _TOPK_OUT = ("ranked", "label", "index", "score")
-op(OpSpec(
-    type="topk", stage="post", run=_topk,
-    inputs={"x": "tensor"}, outputs=_TOPK_OUT,
-    params={"k": Param("int", default=5), "labels": Param("list[str]")},
+op(declared(
+    "topk", stage="post", run=_topk,
     doc="Ranked labels (rank 1..k) with scores.",
 ))
-op(OpSpec(
-    type="argmax", stage="post",
-    run=lambda i, p, c: _topk(i, {"k": 1, "labels": p["labels"]}, c),
-    inputs={"x": "tensor"}, outputs=_TOPK_OUT,
-    params={"labels": Param("list[str]")},
+op(declared(
+    "argmax", stage="post", run=lambda i, p, c: _topk(i, {"k": 1, "labels": p["labels"]}, c),
     doc="The best class: label, index, score.",
 ))
 
@@ -97,11 +90,8 @@ def _threshold(
             "count": int(mask.sum())}
 
 
-op(OpSpec(
-    type="threshold", stage="post", run=_threshold,
-    inputs={"x": "tensor"}, outputs=("result", "mask", "any", "count"),
-    params={"value": Param("number", required=True),
-            "operator": Param("str", default="GE", choices=tuple(_COMPARE))},
+op(declared(
+    "threshold", stage="post", run=_threshold,
     doc="Compare a value or tensor with a threshold: a boolean, a mask and a count.",
 ))
 
@@ -171,18 +161,8 @@ def _nms(inputs: Mapping[str, Any], params: Mapping[str, Any], ctx: RunContext) 
             "boxes": boxes[keep], "scores": best[keep], "classes": classes[keep]}
 
 
-op(OpSpec(
-    type="nms", stage="post", run=_nms,
-    inputs={"boxes": "tensor", "scores": "tensor"},
-    outputs=("detections", "count", "boxes", "scores", "classes"),
-    params={
-        "iou": Param("number", default=0.45),
-        "score_threshold": Param("number", default=0.25),
-        "max_detections": Param("int", default=100),
-        "format": Param("str", default="xyxy", choices=("xyxy", "cxcywh")),
-        "class_aware": Param("bool", default=True),
-        "labels": Param("list[str]"),
-    },
+op(declared(
+    "nms", stage="post", run=_nms,
     doc="Non-maximum suppression for detector outputs (boxes [N,4], scores [N] or [N,C]).",
 ))
 
