@@ -25,6 +25,7 @@ from sqlmodel import Session
 
 from schema import server as s
 from schema.db import Database
+from schema.formats import workflow
 from schema.types import utcnow
 from sync.conflicts import ORIGINAL_TIMESTAMPS_KEY, clamp_future, clock_offset, correct_timestamps
 from sync.errors import Forbidden, InvalidRequest, OperationRejected, PayloadTooLarge
@@ -149,7 +150,25 @@ def _semantic_problem(request: PushRequest, op: PushOp) -> str | None:
         version = op.data.get("version")
         if not isinstance(version, int) or isinstance(version, bool):
             return "UPDATE needs the new integer version"
-    return None
+    return _state_problem(op)
+
+
+# A session or item is in a state of the move table, the one the tablet's database holds too.
+_STATES = {
+    "inspection_session": ("session", workflow.SESSION_STATES),
+    "inspection_session_item": ("item", workflow.ITEM_STATES),
+}
+
+
+def _state_problem(op: PushOp) -> str | None:
+    kind = _STATES.get(op.entity_type)
+    if kind is None or "status" not in op.data:
+        return None
+    what, states = kind
+    status = op.data["status"]
+    if isinstance(status, str) and status in states:
+        return None
+    return f"data.status {status!r} is not an inspection {what} state ({', '.join(states)})"
 
 
 def _device_time(value: str | None) -> datetime | None:
