@@ -25,6 +25,7 @@ from sidecar.api import (
     routes_scan,
     routes_sessions,
 )
+from sidecar.api.announce import AnnounceChanges
 from sidecar.api.deps import get_admin_user
 from sidecar.api.guard import Guard
 from sidecar.api.push_soon import PushSoon
@@ -172,6 +173,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     token = settings.token.get_secret_value() if settings.token else None
     app.add_middleware(PushSoon)
+    app.add_middleware(AnnounceChanges)
     app.add_middleware(Guard, token=token)
     # Outermost, so preflight requests are answered before the token check.
     app.add_middleware(

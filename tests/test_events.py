@@ -6,91 +6,17 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from schema import device as d
 from schema.db import Database
-from schema.types import utcnow
 from sidecar import events
 from sidecar.api import routes_events
-from tests.support.seed import seed_device
+from tests.support.seed import PASSWORD, seed_device
 from tests.support.sidecar import SidecarProcess
-
-
-def _outbox(db: Database, ages_s: list[float], set_aside: int = 0) -> None:
-    now = utcnow()
-    with db.atomic() as session:
-        for i, age in enumerate(ages_s):
-            session.add(
-                d.Outbox(
-                    entity_type="inspection_sessions",
-                    entity_id=f"s{i}",
-                    operation="INSERT",
-                    data={"id": f"s{i}"},
-                    created_at=now - timedelta(seconds=age),
-                )
-            )
-        for i in range(set_aside):
-            session.add(
-                d.Outbox(
-                    entity_type="inspection_sessions",
-                    entity_id=f"x{i}",
-                    operation="INSERT",
-                    data={},
-                    set_aside_at=now,
-                    set_aside_reason="refused",
-                )
-            )
-
-
-def test_sync_status_of_a_fresh_tablet_is_offline(device_db: Database) -> None:
-    status = routes_events.sync_status(device_db)
-    assert status == {
-        "online": False,
-        "pending": 0,
-        "oldest_pending_age_s": None,
-        "last_success_at": None,
-        "last_error": None,
-        "set_aside": 0,
-    }
-
-
-def test_sync_status_counts_pending_and_ages_the_oldest(device_db: Database) -> None:
-    _outbox(device_db, [30.0, 300.0, 5.0], set_aside=2)
-    status = routes_events.sync_status(device_db)
-    assert status["pending"] == 3
-    assert status["set_aside"] == 2
-    assert 299.0 <= status["oldest_pending_age_s"] <= 310.0
-
-
-def test_online_follows_the_latest_push_or_pull(device_db: Database) -> None:
-    now = utcnow()
-    with device_db.atomic() as session:
-        session.add(d.SyncState(name="push", last_success_at=now - timedelta(minutes=5)))
-        session.add(
-            d.SyncState(
-                name="pull",
-                last_success_at=now - timedelta(minutes=6),
-                last_error_at=now - timedelta(minutes=1),
-                last_error="connection refused",
-            )
-        )
-    down = routes_events.sync_status(device_db)
-    assert down["online"] is False
-    assert down["last_error"] == "connection refused"
-    assert down["last_success_at"] == (now - timedelta(minutes=5)).isoformat()
-    with device_db.atomic() as session:
-        push = session.get(d.SyncState, "push")
-        assert push is not None
-        push.last_success_at = now
-        session.add(push)
-    up = routes_events.sync_status(device_db)
-    assert up["online"] is True
-    assert up["last_error"] is None  # an error older than the last success is not news
 
 
 def test_hub_delivers_progress_from_other_threads() -> None:
@@ -153,7 +79,7 @@ def test_the_stream_sends_sync_then_progress(device_db: Database) -> None:
     retry, sync, progress = asyncio.run(scenario())
     assert retry == "retry: 1000\n\n"
     assert sync.startswith("event: sync\ndata: ")
-    assert json.loads(sync.split("data: ", 1)[1])["pending"] == 0
+    assert json.loads(sync.split("data: ", 1)[1])["pending_rows"] == 0
     assert progress.startswith("event: progress\n")
     assert json.loads(progress.split("data: ", 1)[1])["id"] == "j9"
 
@@ -184,10 +110,11 @@ def test_events_over_http_need_the_token_as_header_or_query(sidecar: SidecarProc
         assert name == "event: sync"
         assert set(data) >= {
             "online",
-            "pending",
+            "pending_rows",
             "oldest_pending_age_s",
             "last_success_at",
             "last_error",
+            "set_aside_count",
         }
         rebound = anon.get(
             "/events", params={"token": sidecar.token}, headers={"Host": "evil.example"}
@@ -195,3 +122,45 @@ def test_events_over_http_need_the_token_as_header_or_query(sidecar: SidecarProc
         assert rebound.status_code == 403
     with sidecar.client() as client, client.stream("GET", "/events") as r:
         assert r.status_code == 200
+
+
+def _changed_events(sidecar: SidecarProcess, act: Any, wanted: int) -> list[dict[str, Any]]:
+    """The first ``wanted`` ``changed`` events heard while ``act()`` runs beside the stream."""
+    heard: list[dict[str, Any]] = []
+    with sidecar.client() as client, client.stream("GET", "/events") as stream:
+        lines = stream.iter_lines()
+        next(line for line in lines if line.startswith("event: sync"))
+        act()
+        for line in lines:
+            if line == "event: changed":
+                heard.append(json.loads(next(lines).removeprefix("data: ")))
+                if len(heard) == wanted:
+                    break
+    return heard
+
+
+def test_a_write_to_an_inspection_is_announced_and_a_refused_one_is_not(
+    sidecar: SidecarProcess,
+) -> None:
+    with sidecar.client() as client:
+        login = client.post("/auth/login", json={"username": "tanaka", "password": PASSWORD})
+        client.headers["X-Kensa-Session"] = login.json()["token"]
+        sessions = []
+        for serial in ("S-1", "S-2"):
+            qr = json.dumps({"product_id": "BRK-100", "batch_id": "A12-3456", "serial": serial})
+            started = client.post("/sessions", json={"qr_code": qr})
+            assert started.status_code == 201, started.text
+            sessions.append(started.json())
+        first, second = sessions
+        required = next(i for i in first["items"] if i["required"])
+        optional = next(i for i in second["items"] if not i["required"])
+
+        def act() -> None:
+            # Refused (a required item cannot be skipped): nothing changed, nothing said.
+            refused = client.post(f"/sessions/{first['id']}/items/{required['item_id']}/skip")
+            assert refused.status_code == 409
+            done = client.post(f"/sessions/{second['id']}/items/{optional['item_id']}/skip")
+            assert done.status_code == 200
+
+        heard = _changed_events(sidecar, act, wanted=1)
+    assert heard == [{"session_id": second["id"]}]

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from sidecar.api.guard import PUBLIC_PATHS
 from sidecar.api.schemas import ErrorPublic
+from sync.device.status import SyncSummary
 from sync.openapi_schemas import schema_ref
 
 _FASTAPI_ERRORS = ("HTTPValidationError", "ValidationError")
@@ -160,7 +161,11 @@ def install(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_errors(generate())
+            doc = document_errors(generate())
+            # The ``sync`` events' data (GET /events): no route returns it as JSON, and the
+            # UI's types are generated from this document.
+            schema_ref(doc, SyncSummary)
+            app.openapi_schema = doc
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

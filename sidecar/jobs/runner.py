@@ -130,7 +130,14 @@ class JobRunner:
             except KensaError as exc:
                 queue.fail(session, job, exc.message, recoverable=False)
                 log.info("AI job %s not started: %s", job_id, exc.message)
-                return True
+                started = False
+            else:
+                started = True
+        if not started:
+            # The UI learns a job ended from the event stream alone: this one too.
+            self._publish("progress", {"kind": "job", "id": job_id, "stage": "failed",
+                                       "percentage": 100.0, "eta_s": None})
+            return True
         self._progress(job_id, "preprocessing", 5.0)
         try:
             self._process(job_id)

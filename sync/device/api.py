@@ -1,7 +1,9 @@
 """The sidecar's sync endpoints for the settings screen and the sync badge.
 
-    GET  /sync/status     online/offline, pending rows and bytes, oldest pending, last success,
-                          last error and its kind, operations set aside
+    GET  /sync/status     the one sync status (``sync.device.status``, the same the event
+                          stream's ``sync`` summary carries): online/offline, pending rows and
+                          bytes, oldest pending, photos pending, last success, last error and
+                          its kind, next attempt, operations set aside; and the connection
     POST /sync/connect    {server_url, token, replace_server_url?}: verify, then make it the
                           connection (an administrator only; moving a connected tablet needs
                           the current server's URL echoed back as confirmation)
@@ -24,7 +26,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from sync.device.service import ConnectResult, RunReport, SyncService, SyncStatus
+from sync.device.service import ConnectResult, RunReport, SyncService
+from sync.device.status import SyncStatus
 from sync.errors import AuthError, SyncError
 
 router = APIRouter(prefix="/sync", tags=["sync"])

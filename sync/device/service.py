@@ -30,11 +30,12 @@ from schema.db import Database
 from schema.types import utcnow
 from sync.device import config, state
 from sync.device.client import SyncClient
-from sync.device.outbox_store import SetAside, SqliteOutbox
+from sync.device.outbox_store import SqliteOutbox
 from sync.device.pull import Puller
 from sync.device.push import Pusher
 from sync.device.refused import fetch_refused
-from sync.device.upload import Uploader, pending_image_stats
+from sync.device.status import Live, SyncStatus, read
+from sync.device.upload import Uploader
 from sync.errors import (
     AuthError,
     ConfirmationRequired,
@@ -58,47 +59,6 @@ def failure_of(exc: SyncError) -> Failure:
     if isinstance(exc, AuthError | Forbidden):
         return Failure.AUTH
     return Failure.OTHER
-
-
-class StreamStatus(BaseModel):
-    last_success_at: datetime | None = None
-    last_error_at: datetime | None = None
-    last_error: str | None = None
-    last_error_kind: str | None = None
-    cursor: str | None = None
-
-
-class SetAsideOp(BaseModel):
-    seq: int
-    op_id: str
-    entity_type: str
-    entity_id: str
-    operation: str
-    reason: str | None
-    set_aside_at: str | None
-
-
-class SyncStatus(BaseModel):
-    configured: bool
-    server_url: str | None = None
-    device_id: str | None = None
-    device_name: str | None = None
-    online: bool | None = None
-    running: bool = False
-    pending_rows: int = 0
-    pending_bytes: int = 0
-    oldest_pending_at: str | None = None
-    oldest_pending_age_s: float | None = None
-    pending_images: int = 0
-    pending_image_bytes: int = 0
-    last_success_at: datetime | None = None
-    last_error: str | None = None
-    last_error_kind: str | None = None
-    last_error_at: datetime | None = None
-    consecutive_failures: int = 0
-    next_attempt_in_s: float | None = None
-    set_aside: list[SetAsideOp] = []
-    streams: dict[str, StreamStatus] = {}
 
 
 class RunReport(BaseModel):
@@ -393,53 +353,12 @@ class SyncService:
     # --- status ------------------------------------------------------------------------------
 
     def status(self) -> SyncStatus:
-        connection = self._connection()
-        stats = self.outbox.stats()
-        images, image_bytes = pending_image_stats(self.db)
-        streams = {name: state.get(self.db, name) for name in state.STREAMS}
+        """The one sync status (``sync.device.status.read``), with what only this service's
+        scheduler knows: whether a run is on, the failures in a row, the next attempt."""
         with self._state_lock:
-            online = self.schedule.online
-            failures = self.schedule.failures
-            next_in = self.schedule.delay_until_next(time.monotonic())
-        oldest_age = None
-        if stats.oldest_created_at:
-            oldest = datetime.fromisoformat(stats.oldest_created_at)
-            oldest_age = max(0.0, (self.clock() - oldest).total_seconds())
-        successes = [s.last_success_at for s in streams.values() if s.last_success_at]
-        errors = [s for s in streams.values() if s.last_error_at]
-        latest_error = max(errors, key=lambda s: s.last_error_at or self.clock()) if errors \
-            else None
-        return SyncStatus(
-            configured=connection is not None,
-            server_url=config.display_url(connection.server_url) if connection else None,
-            device_id=connection.device_id if connection else None,
-            device_name=connection.device_name if connection else None,
-            online=online,
-            running=self._running,
-            pending_rows=stats.rows,
-            pending_bytes=stats.bytes,
-            oldest_pending_at=stats.oldest_created_at,
-            oldest_pending_age_s=oldest_age,
-            pending_images=images,
-            pending_image_bytes=image_bytes,
-            last_success_at=max(successes) if successes else None,
-            last_error=latest_error.last_error if latest_error else None,
-            last_error_kind=latest_error.last_error_kind if latest_error else None,
-            last_error_at=latest_error.last_error_at if latest_error else None,
-            consecutive_failures=failures,
-            next_attempt_in_s=next_in if connection else None,
-            set_aside=[_set_aside_op(op) for op in self.outbox.set_aside_rows()],
-            streams={
-                name: StreamStatus(
-                    last_success_at=s.last_success_at, last_error_at=s.last_error_at,
-                    last_error=s.last_error, last_error_kind=s.last_error_kind, cursor=s.cursor,
-                )
-                for name, s in streams.items()
-            },
-        )
-
-
-def _set_aside_op(op: SetAside) -> SetAsideOp:
-    return SetAsideOp(seq=op.seq, op_id=op.op_id, entity_type=op.entity_type,
-                      entity_id=op.entity_id, operation=op.operation, reason=op.reason,
-                      set_aside_at=op.set_aside_at)
+            live = Live(
+                running=self._running,
+                consecutive_failures=self.schedule.failures,
+                next_attempt_in_s=self.schedule.delay_until_next(time.monotonic()),
+            )
+        return read(self.db, now=self.clock(), live=live)
