@@ -15,6 +15,7 @@ from pydantic import (
     field_validator,
 )
 
+from schema.formats.workflow import ITEM_STATES, SESSION_STATES
 from sidecar.domain import bounds
 
 
@@ -32,6 +33,17 @@ DeviceId = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
 # Masters are named by whoever made them: the server's UUIDs, a stand-alone tablet's codes.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 RecordId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+# The states an answer may name are the move table's: the OpenAPI document lists them, so the
+# UI's generated types (and its words for each state) follow the table.
+SessionState = Annotated[str, Field(json_schema_extra={"enum": list(SESSION_STATES)})]
+ItemState = Annotated[str, Field(json_schema_extra={"enum": list(ITEM_STATES)})]
+
+
+class CriteriaTextPublic(BaseModel):
+    """An item's criteria in words, in each language the UI speaks (it shows its own)."""
+
+    ja: str
+    en: str
 
 
 class Strict(BaseModel):
@@ -101,6 +113,7 @@ class ItemMasterPublic(BaseModel):
     ai_enabled: bool
     pipeline_id: str | None
     criteria: dict[str, Any]
+    criteria_text: CriteriaTextPublic
     order_sequence: int
     required: bool
 
@@ -248,7 +261,10 @@ class SessionItemPublic(BaseModel):
     ai_enabled: bool
     pipeline_id: str | None
     criteria: dict[str, Any]
-    status: str
+    criteria_text: CriteriaTextPublic
+    status: ItemState
+    # Verified, or skipped: nothing more to do on it (the move table's finished states).
+    done: bool
     result: str | None
     attempts: int
     images: list[ImagePublic]
@@ -258,7 +274,12 @@ class SessionItemPublic(BaseModel):
 
 class SessionPublic(BaseModel):
     id: str
-    status: str
+    status: SessionState
+    # In an end state: nothing in it can change any more.
+    closed: bool
+    # What ``POST .../complete`` would say now: open, and no item left that keeps it open.
+    can_complete: bool
+    missing_items: list[str]
     result: str | None
     product_code: str | None
     product_name: str | None
@@ -275,13 +296,14 @@ class SessionPublic(BaseModel):
 
 class ItemProgressPublic(BaseModel):
     item_code: str
-    status: str
+    status: ItemState
+    done: bool
     required: bool
 
 
 class InterruptedPublic(BaseModel):
     id: str
-    status: str
+    status: SessionState
     product_code: str | None
     batch_id: str
     username: str | None
@@ -296,7 +318,7 @@ class InterruptedPublic(BaseModel):
 
 class HistoryRowPublic(BaseModel):
     id: str
-    status: str
+    status: SessionState
     result: str | None
     product_code: str | None
     batch_id: str

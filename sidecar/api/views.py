@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from schema import device as d
+from schema.formats.workflow import ITEM_DONE, SESSION_ENDS
 from sidecar.api import schemas as s
+from sidecar.domain.criteria_text import criteria_texts
+from sidecar.domain.workflow import ItemView, missing_for_completion
 from sidecar.qr.payload import ScannedUnit
 from sidecar.services.inspection import Interrupted, SessionDetail
 
@@ -15,8 +19,14 @@ def user(u: d.User) -> s.UserPublic:
     return s.UserPublic(id=u.id, username=u.username, full_name=u.full_name, role=u.role)
 
 
+def criteria_text(criteria: dict[str, Any]) -> s.CriteriaTextPublic:
+    return s.CriteriaTextPublic(**criteria_texts(criteria))
+
+
 def item_master(m: d.InspectionItemMaster) -> s.ItemMasterPublic:
-    return s.ItemMasterPublic.model_validate(m, from_attributes=True)
+    return s.ItemMasterPublic.model_validate(
+        {**m.model_dump(), "criteria_text": criteria_text(m.criteria)}
+    )
 
 
 def target_master(m: d.InspectionTargetMaster) -> s.TargetMasterPublic:
@@ -74,9 +84,18 @@ def verification(v: d.HumanVerificationResult, username: str | None) -> s.Verifi
 
 def session_detail(det: SessionDetail, usernames: dict[int, str]) -> s.SessionPublic:
     row, target = det.session, det.target
+    closed = row.status in SESSION_ENDS
+    # The rule ``complete`` enforces, asked the same way, so the UI need not know it.
+    missing = missing_for_completion(
+        (i.item.item_code, ItemView(i.item.status, i.item.required, i.item.result))
+        for i in det.items
+    )
     return s.SessionPublic(
         id=row.id,
         status=row.status,
+        closed=closed,
+        can_complete=not closed and not missing,
+        missing_items=missing,
         result=row.result,
         product_code=row.product_code,
         product_name=det.master.product_name if det.master else None,
@@ -99,7 +118,9 @@ def session_detail(det: SessionDetail, usernames: dict[int, str]) -> s.SessionPu
                 ai_enabled=i.master.ai_enabled,
                 pipeline_id=i.master.pipeline_id,
                 criteria=i.master.criteria,
+                criteria_text=criteria_text(i.master.criteria),
                 status=i.item.status,
+                done=i.item.status in ITEM_DONE,
                 result=i.item.result,
                 attempts=i.item.attempts,
                 images=[image(x) for x in i.images],
@@ -122,7 +143,10 @@ def interrupted(x: Interrupted) -> s.InterruptedPublic:
         last_activity=x.last_activity,
         progress=round(x.progress, 1),
         items=[
-            s.ItemProgressPublic(item_code=i.item_code, status=i.status, required=i.required)
+            s.ItemProgressPublic(
+                item_code=i.item_code, status=i.status, done=i.status in ITEM_DONE,
+                required=i.required,
+            )
             for i in x.items
         ],
     )

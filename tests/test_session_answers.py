@@ -1,0 +1,105 @@
+"""What the UI needs to know of an inspection, answered by the real sidecar so the UI does not
+decide it again: whether it may complete and which items keep it open, whether it is closed and
+each item done, and each item's criteria in words in both of the UI's languages."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.seed import PASSWORD, seed_device
+from tests.support.sidecar import SidecarProcess
+
+CODES = ("V-SCRATCH", "V-FOREIGN", "T-MARKING", "D-BORE", "F-PISTON")  # F-PISTON is optional
+OK = {"final_result": "OK", "verification_time": 1.0}
+
+
+@pytest.fixture(scope="module")
+def inspector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    data = tmp_path_factory.mktemp("tablet")
+    seed_device(data / "kensa.db")
+    sidecar = SidecarProcess(data, env={"KENSA_AI_WORKERS": "0", "KENSA_SYNC_ENABLED": "0"})
+    sidecar.start()
+    try:
+        with sidecar.client() as client:
+            login = client.post("/auth/login", json={"username": "tanaka", "password": PASSWORD})
+            assert login.status_code == 200, login.text
+            client.headers["X-Kensa-Session"] = login.json()["token"]
+            yield client
+    finally:
+        sidecar.kill()
+
+
+def _start(client: httpx.Client, serial: str) -> dict[str, Any]:
+    qr = json.dumps({"product_id": "BRK-100", "batch_id": "A12-3456", "serial": serial})
+    answer = client.post("/sessions", json={"qr_code": qr})
+    assert answer.status_code == 201, answer.text
+    return dict(answer.json())
+
+
+# (verified items, skipped items, can complete, missing items)
+COMPLETION = {
+    "nothing judged yet": ((), (), False, CODES),
+    "every item verified": (CODES, (), True, ()),
+    "required verified, optional skipped": (CODES[:4], ("F-PISTON",), True, ()),
+    "optional left open": (CODES[:4], (), False, ("F-PISTON",)),
+    "one required left": (("V-SCRATCH", "V-FOREIGN", "T-MARKING"), ("F-PISTON",), False,
+                          ("D-BORE",)),
+}
+
+
+@pytest.mark.parametrize(("verified", "skipped", "can_complete", "missing"),
+                         COMPLETION.values(), ids=COMPLETION.keys())
+def test_the_inspection_says_whether_it_can_complete_and_what_keeps_it_open(
+    inspector: httpx.Client, verified: tuple[str, ...],
+    skipped: tuple[str, ...], can_complete: bool, missing: tuple[str, ...],
+) -> None:
+    started = _start(inspector, f"S-{uuid.uuid4().hex[:12]}")
+    ids = {i["item_code"]: i["item_id"] for i in started["items"]}
+    for code in verified:
+        answer = inspector.post(
+            f"/sessions/{started['id']}/items/{ids[code]}/verification", json=OK)
+        assert answer.status_code == 201, answer.text
+    for code in skipped:
+        answer = inspector.post(f"/sessions/{started['id']}/items/{ids[code]}/skip")
+        assert answer.status_code == 200, answer.text
+    detail = inspector.get(f"/sessions/{started['id']}").json()
+    assert detail["can_complete"] is can_complete
+    assert detail["missing_items"] == list(missing)
+    assert detail["closed"] is False
+    assert {i["item_code"]: i["done"] for i in detail["items"]} == {
+        code: code in verified or code in skipped for code in CODES
+    }
+    completed = inspector.post(f"/sessions/{started['id']}/complete")
+    if can_complete:
+        assert completed.status_code == 200, completed.text
+        assert completed.json()["closed"] is True and completed.json()["can_complete"] is False
+    else:
+        assert completed.status_code == 409
+
+
+CRITERIA = {
+    "V-SCRATCH": ("defect_probability < 0.5 · review band 0.3–0.7",
+                  "defect_probability < 0.5 · 要確認帯 0.3〜0.7"),
+    "V-FOREIGN": ("anomaly_score < 6.192", "anomaly_score < 6.192"),
+    "T-MARKING": ("text matches LOT [A-Z][0-9]{2}-[0-9]{4} naming $target.batch_id",
+                  "text が LOT [A-Z][0-9]{2}-[0-9]{4} に一致し $target.batch_id を含む"),
+    "D-BORE": ("bore_mm 11.95–12.05 mm", "bore_mm 11.95〜12.05 mm"),
+    "F-PISTON": ("ok = true", "ok = true"),
+}
+
+
+def test_each_item_says_how_it_is_judged_in_both_languages(inspector: httpx.Client) -> None:
+    detail = _start(inspector, "S-criteria")
+    texts = {i["item_code"]: i["criteria_text"] for i in detail["items"]}
+    assert texts == {code: {"en": en, "ja": ja} for code, (en, ja) in CRITERIA.items()}
+    # The scanned unit's item list, before an inspection starts, says the same.
+    scanned = inspector.post("/scan/text", json={"text": json.dumps(
+        {"product_id": "BRK-100", "batch_id": "A12-3456", "serial": "S-scan"})})
+    assert scanned.status_code == 200, scanned.text
+    assert {i["item_code"]: i["criteria_text"] for i in scanned.json()["items"]} == texts
