@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,15 @@ def _on_begin(connection: sa.Connection) -> None:
     # Writers take the write lock at BEGIN: a deferred transaction that reads and then writes can
     # fail with SQLITE_BUSY at the write without waiting for busy_timeout.
     mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-    connection.exec_driver_sql(f"BEGIN {mode}")
+    statement = f"BEGIN {mode}"
+    # Straight to the driver: every unit of work begins here, and Core's statement machinery
+    # costs more than the BEGIN itself (see scripts/benchmarks/write.py).
+    driver = connection.connection.driver_connection
+    assert driver is not None, "a connection that is open has its driver's connection"
+    try:
+        driver.execute(statement)
+    except sqlite3.Error as exc:
+        raise sa.exc.DBAPIError.instance(statement, (), exc, sqlite3.Error) from exc
 
 
 def create_sqlite_engine(path: str | Path, *, foreign_keys: bool = True, **kwargs: Any) -> Engine:
@@ -127,3 +135,84 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# ---------------------------------------------------------------------------------------------
+# Hot writes
+# ---------------------------------------------------------------------------------------------
+
+
+class _PreparedInsert:
+    """An INSERT of fixed columns, in the dialect's quoting, with its columns' bind processors.
+
+    The ORM's flush and Core's execution path each cost more per row than SQLite's durable commit
+    on a tablet's flash: a workflow write is a few rows, so the fixed cost is what a user waits
+    for. Executed on the unit of work's own driver connection, the rows join its transaction
+    and its savepoints like any other statement. Only the named columns are written: a column
+    left out gets its server default, never a Python-side default Core would have added.
+    """
+
+    __slots__ = ("_processors", "sql")
+
+    def __init__(self, table: sa.Table, keys: tuple[str, ...], dialect: sa.Dialect) -> None:
+        quote = dialect.identifier_preparer
+        columns = ", ".join(quote.format_column(table.c[key]) for key in keys)
+        marks = ", ".join("?" for _ in keys)
+        # Only names from the table's own metadata, quoted by the dialect; values are bound.
+        self.sql = f"INSERT INTO {quote.format_table(table)} ({columns}) VALUES ({marks})"  # noqa: S608
+        self._processors = [
+            (key, table.c[key].type.dialect_impl(dialect).bind_processor(dialect)) for key in keys
+        ]
+
+    def params(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            values[key] if process is None else process(values[key])
+            for key, process in self._processors
+        )
+
+
+_prepared: dict[tuple[sa.Table, tuple[str, ...]], _PreparedInsert] = {}
+
+
+def insert_rows(session: Session, rows: Sequence[tuple[sa.Table, Mapping[str, Any]]]) -> None:
+    """Insert rows, in order, in the session's unit of work, without the ORM.
+
+    Each row names its columns; a NULL for a column with a server default is left out so that
+    the default applies, as a flush would. Nothing here commits: the rows commit or roll back
+    with the rest of the unit of work (savepoints included). A refused row raises SQLAlchemy's
+    exception (an ``IntegrityError`` for a constraint), as a flush would. The session's objects
+    are not told: a row written here is found by a query, not in the identity map.
+    """
+    connection = session.connection()
+    dialect = connection.dialect
+    if dialect.name != "sqlite" or dialect.paramstyle != "qmark":
+        for table, values in rows:
+            connection.execute(table.insert(), [_with_defaults(table, values)])
+        return
+    driver = connection.connection.driver_connection
+    assert driver is not None, "a connection that is open has its driver's connection"
+    for table, values in rows:
+        row = _with_defaults(table, values)
+        key = (table, tuple(row))
+        prepared = _prepared.get(key)
+        if prepared is None:
+            prepared = _prepared[key] = _PreparedInsert(table, key[1], dialect)
+        params = prepared.params(row)
+        try:
+            driver.execute(prepared.sql, params)
+        except sqlite3.Error as exc:
+            raise sa.exc.DBAPIError.instance(prepared.sql, params, exc, sqlite3.Error) from exc
+
+
+_server_defaults: dict[sa.Table, frozenset[str]] = {}
+
+
+def _with_defaults(table: sa.Table, values: Mapping[str, Any]) -> dict[str, Any]:
+    defaulted = _server_defaults.get(table)
+    if defaulted is None:
+        defaulted = _server_defaults[table] = frozenset(
+            c.key for c in table.columns if c.server_default is not None
+        )
+    return {
+        key: value for key, value in values.items() if value is not None or key not in defaulted
+    }

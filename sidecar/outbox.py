@@ -6,17 +6,27 @@ keys are the device table's column names, timestamps ISO 8601 in UTC; a referenc
 travels as ``user_server_id`` (the server's id, null for a device-only user) and ``username``,
 because the device's integer user ids mean nothing on the server.
 
-Callers pass the session of their unit of work; nothing here commits.
+Callers pass the session of their unit of work; nothing here commits. The rows are written with
+prepared statements on that unit of work's connection (``schema.db.insert_rows``), not by the
+ORM's flush: a workflow write is a few small rows, and the ORM's per-object cost was most of what
+it cost (scripts/benchmarks/write.py).
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+import sqlalchemy as sa
+from pydantic_core import PydanticUndefined
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, SQLModel
 
 from schema import device as d
+from schema.db import insert_rows
+from schema.types import new_id, utcnow
 
 # A record whose changes the server receives (all carry a device-made text id).
 Entity = (
@@ -66,23 +76,94 @@ def _user_ref(session: Session, user_id: int | None) -> dict[str, Any]:
     }
 
 
-def _add(
-    session: Session, row: Entity, operation: str, data: dict[str, Any], priority: int
-) -> d.Outbox:
-    entity_type = ENTITY_TYPES[type(row)]
-    entry = d.Outbox(
-        entity_type=entity_type,
-        entity_id=str(row.id),
-        operation=operation,
-        data=data,
-        priority=priority,
+_OUTBOX: sa.Table = d.Outbox.__table__  # type: ignore[attr-defined]
+
+
+def _entry(
+    row: Entity, operation: str, data: dict[str, Any], priority: int
+) -> tuple[sa.Table, dict[str, Any]]:
+    return _OUTBOX, {
+        "op_id": new_id(),
+        "entity_type": ENTITY_TYPES[type(row)],
+        "entity_id": str(row.id),
+        "operation": operation,
+        "data": data,
+        "priority": priority,
+        "created_at": utcnow(),
+    }
+
+
+E = TypeVar(
+    "E",
+    d.InspectionTarget,
+    d.InspectionSession,
+    d.InspectionSessionItem,
+    d.InspectionImage,
+    d.AIInspectionResult,
+    d.HumanVerificationResult,
+)
+
+_Default = tuple[str, Callable[[], Any] | None, Any]
+_defaults: dict[type[SQLModel], list[_Default]] = {}
+
+
+def _field_defaults(model: type[SQLModel]) -> list[_Default]:
+    found = _defaults.get(model)
+    if found is None:
+        # A table model's attributes work once its mapper is configured; its constructor would
+        # have seen to that.
+        sa.orm.configure_mappers()
+        found = []
+        for name, info in model.model_fields.items():
+            if info.default_factory_takes_validated_data:
+                raise TypeError(f"{model.__name__}.{name}: a default that reads other fields")
+            default = info.default
+            factory: Callable[[], Any] | None = info.default_factory  # type: ignore[assignment]
+            if factory is None and isinstance(default, list | dict | set):
+                factory = lambda value=default: copy.deepcopy(value)  # noqa: E731
+            found.append((name, factory, default))
+        _defaults[model] = found
+    return found
+
+
+def _record(model: type[E], values: dict[str, Any]) -> E:
+    """The record with ``values`` and the model's defaults, built the way the ORM builds a row it
+    loads: a table model's own constructor spends most of a write's time resolving defaults and
+    recording attribute history that an INSERT never needs."""
+    row: E = sa.inspect(model).class_manager.new_instance()
+    state = row.__dict__
+    given = set(values)
+    for name, factory, default in _field_defaults(model):
+        if name in values:
+            state[name] = values.pop(name)
+        elif factory is not None:
+            state[name] = factory()
+        elif default is not PydanticUndefined:
+            state[name] = default
+    if values:
+        raise TypeError(f"{model.__name__} has no field {', '.join(sorted(values))}")
+    object.__setattr__(row, "__pydantic_fields_set__", given)
+    return row
+
+
+def insert(session: Session, model: type[E], /, *, priority: int = 0, **values: Any) -> E:
+    """A new record and its outbox row, in the caller's unit of work.
+
+    Returns the record as stored, detached from the session like a row loaded in another: the
+    unit of work finds it by id, and adding it to a session never inserts it twice.
+    """
+    row = _record(model, values)
+    table: sa.Table = model.__table__  # type: ignore[attr-defined]
+    state = row.__dict__
+    insert_rows(
+        session,
+        [
+            (table, {c.key: state.get(c.key) for c in table.columns}),
+            _entry(row, "INSERT", payload(session, row), priority),
+        ],
     )
-    session.add(entry)
-    return entry
-
-
-def record_insert(session: Session, row: Entity, *, priority: int = 0) -> d.Outbox:
-    return _add(session, row, "INSERT", payload(session, row), priority)
+    make_transient_to_detached(row)
+    return row
 
 
 def record_update(
@@ -92,17 +173,18 @@ def record_update(
     *,
     base_version: int,
     priority: int = 0,
-) -> d.Outbox:
-    """Only ``changed`` fields travel, with the version the change was based on."""
+) -> None:
+    """The outbox row of a change the caller makes to ``row`` in the same unit of work: only
+    ``changed`` fields travel, with the version the change was based on."""
     data = {key: _jsonable(value) for key, value in changed.items() if key not in _LOCAL_ONLY}
     if "user_id" in changed:
         data.update(_user_ref(session, changed["user_id"]))
     data["id"] = str(row.id)
     data["base_version"] = base_version
     data["version"] = getattr(row, "version", base_version + 1)
-    return _add(session, row, "UPDATE", data, priority)
+    insert_rows(session, [_entry(row, "UPDATE", data, priority)])
 
 
-def record_delete(session: Session, row: Entity, *, base_version: int) -> d.Outbox:
+def record_delete(session: Session, row: Entity, *, base_version: int) -> None:
     data = {"id": str(row.id), "base_version": base_version}
-    return _add(session, row, "DELETE", data, 0)
+    insert_rows(session, [_entry(row, "DELETE", data, 0)])

@@ -221,7 +221,9 @@ def start(session: Session, unit: ScannedUnit, user: d.User) -> d.InspectionSess
             f"product {master.product_code} has no inspection items on this tablet",
             code="no_items",
         )
-    target = d.InspectionTarget(
+    target = outbox.insert(
+        session,
+        d.InspectionTarget,
         product_id=unit.product_code,
         batch_id=unit.batch_id,
         qr_code=unit.raw,
@@ -230,8 +232,6 @@ def start(session: Session, unit: ScannedUnit, user: d.User) -> d.InspectionSess
         serial=unit.serial,
         payload_format=unit.format,
     )
-    session.add(target)
-    outbox.record_insert(session, target)
     return _open_session(session, target, master, items, user)
 
 
@@ -243,21 +243,24 @@ def _open_session(
     user: d.User,
 ) -> d.InspectionSession:
     wf.check_session(moves.SESSION_START, "identified")
-    row = d.InspectionSession(
-        target_id=target.id, user_id=user.id, status="identified", product_code=master.product_code
+    row = outbox.insert(
+        session,
+        d.InspectionSession,
+        target_id=target.id,
+        user_id=user.id,
+        status="identified",
+        product_code=master.product_code,
     )
-    session.add(row)
-    outbox.record_insert(session, row)
     for item in items:
-        entry = d.InspectionSessionItem(
+        outbox.insert(
+            session,
+            d.InspectionSessionItem,
             session_id=row.id,
             item_id=item.id,
             item_code=item.item_code,
             order_sequence=item.order_sequence,
             required=item.required,
         )
-        session.add(entry)
-        outbox.record_insert(session, entry)
     return row
 
 
@@ -279,7 +282,9 @@ def attach_image(
     row = _open(session, session_id)
     item = get_item(session, session_id, item_id)
     _set_item(session, item, "captured")
-    image = d.InspectionImage(
+    image = outbox.insert(
+        session,
+        d.InspectionImage,
         session_id=session_id,
         item_id=item_id,
         file_path=stored.relative_path,
@@ -291,8 +296,6 @@ def attach_image(
         width=stored.width,
         height=stored.height,
     )
-    session.add(image)
-    outbox.record_insert(session, image)
     _refresh_session(session, row)
     return image
 
@@ -431,7 +434,9 @@ def record_ai_result(
         # A result posted directly (no job) takes the job's path through ai_running, but within
         # this one transaction: the server gets only the state that commits.
         _step_item(item, "ai_running")
-    result = d.AIInspectionResult(
+    result = outbox.insert(
+        session,
+        d.AIInspectionResult,
         session_id=session_id,
         item_id=item_id,
         image_id=outcome.image_id,
@@ -449,8 +454,6 @@ def record_ai_result(
             else None
         ),
     )
-    session.add(result)
-    outbox.record_insert(session, result)
     _set_item(session, item, "ai_completed")
     _refresh_session(session, row)
     return result
@@ -497,7 +500,9 @@ def verify(
         ).first()
     _set_item(session, item, "verified", result=verdict.final_result)
     assert user.id is not None
-    record = d.HumanVerificationResult(
+    record = outbox.insert(
+        session,
+        d.HumanVerificationResult,
         session_id=session_id,
         item_id=item_id,
         user_id=user.id,
@@ -509,8 +514,6 @@ def verify(
         severity=verdict.severity,
         overrode_ai=ai is not None and not wf.ai_agrees(ai.overall_result, verdict.final_result),
     )
-    session.add(record)
-    outbox.record_insert(session, record)
     _refresh_session(session, row)
     return record
 
