@@ -1,7 +1,7 @@
 """The masters admin API (``/admin/v1``): HTTP Basic as a user with the admin role.
 
 Every change goes through ``sync.server.masters``, which bumps the change sequence devices pull
-after; the CLI (``kensa server target add`` …) does the same against the database directly.
+after; the CLI (``kensa-server target add`` …) does the same against the database directly.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Device credentials: long-lived device tokens, short-lived access tokens.
 
-``kensa server device add`` prints a device token once; the server keeps only its SHA-256 digest
+``kensa-server device add`` prints a device token once; the server keeps only its SHA-256 digest
 (a random 256-bit token needs no slow hash: nothing can be guessed from the digest). A device
 trades that token at ``/sync/v1/auth`` for an access token that every other sync call carries;
 when an access token expires or the server's secret changes, the call answers 401 and the device

@@ -2,7 +2,7 @@
 
 It claims due rows in the seed's order (``processed_at IS NULL ORDER BY priority DESC,
 created_at ASC``, then the insertion order) with ``FOR UPDATE SKIP LOCKED``, so any number of
-processors — threads of the server, or ``kensa server process`` elsewhere — share the queue
+processors — threads of the server, or ``kensa-server process`` elsewhere — share the queue
 without taking the same row twice. Each row is applied and marked ``processed_at`` in the same
 transaction. A row that did not apply is handled by ``sync.server.queue_policy``: one that waits
 for something is kept with its error, its ``apply_attempts`` and a ``next_attempt_at`` after an
@@ -241,7 +241,7 @@ class QueueProcessor:
                 _refuse(session, [refusal], now)
 
     def drain(self, max_rounds: int = 1_000_000) -> int:
-        """Process until nothing is claimable right now (tests, ``kensa server process --once``)."""
+        """Process until nothing is claimable right now (tests, ``kensa-server process --once``)."""
         total = 0
         for _ in range(max_rounds):
             claimed = self.process_once()

@@ -1,4 +1,4 @@
-"""The sync server's settings: ``KENSA_SERVER_*`` variables or ``kensa server run`` options.
+"""The sync server's settings: ``KENSA_SERVER_*`` variables or ``kensa-server run`` options.
 
 Built by the CLI or a test and handed to ``create_app``; never read at import time.
 
@@ -46,7 +46,7 @@ class ServerSettings(BaseSettings):
 
     access_token_ttl_s: int = Field(default=3600, ge=10)
 
-    # Queue processors in this process (0: another process runs `kensa server process`).
+    # Queue processors in this process (0: another process runs `kensa-server process`).
     processors: int = Field(default=1, ge=0)
     processor_batch: int = Field(default=200, ge=1)
     processor_idle_s: float = Field(default=0.5, gt=0)
