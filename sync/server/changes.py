@@ -14,6 +14,11 @@ Cursors are opaque to devices: ``<epoch>:<seq>`` with ``:f`` appended during a f
 epoch is made once per server database, so a device pointed at another server (or at a restored
 database) resyncs instead of trusting a meaningless number. Pruned tombstones raise the
 *horizon*; a cursor below it can no longer be served (410) and the device resyncs.
+
+One function builds a page on either database (``page_json``). Only where an entity's JSON comes
+from differs: PostgreSQL serialises a page's entities in the one query that reads it
+(``postgres_entries``), elsewhere ``serialize`` does (``python_entries``); a property test over
+random change logs holds the two to the same entries.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from sqlmodel import Session, col, select
 from schema import server as s
 from schema.types import utcnow
 from sync.errors import CursorExpired, InvalidRequest
-from sync.protocol import Change, ChangesPage
+from sync.protocol import Change
 
 EPOCH_KEY = "sync.change_log_epoch"
 HORIZON_KEY = "sync.change_log_horizon"
@@ -228,105 +233,121 @@ def _is_live(entity_type: str, row: Any) -> bool:
     return row.deleted_at is None
 
 
-def read_page(session: Session, cursor_text: str | None, limit: int) -> ChangesPage:
-    current_epoch = epoch(session)
-    cursor = parse_cursor(cursor_text, current_epoch)
-    if cursor.seq < horizon(session) and not (cursor.full and cursor.seq == 0):
-        raise CursorExpired(
-            f"cursor {cursor.seq} predates pruned changes (horizon {horizon(session)}): resync"
-        )
-    entries = session.exec(
-        select(s.ChangeLog)
-        .where(col(s.ChangeLog.seq) > cursor.seq)
-        .order_by(col(s.ChangeLog.seq))
-        .limit(limit + 1)
-    ).all()
-    has_more = len(entries) > limit
-    entries = entries[:limit]
-    by_type: dict[str, list[str]] = defaultdict(list)
-    for entry in entries:
-        by_type[entry.entity_type].append(entry.entity_id)
-    rows = {kind: _load(session, kind, ids) for kind, ids in by_type.items()}
+@dataclass(frozen=True)
+class Entry:
+    """One change of a page with its entity's current state: ``data`` is JSON text, None for a
+    tombstone; ``parents`` are the (type, id) an item refers to."""
 
-    changes: list[Change] = []
-    last_seq = cursor.seq
-    for entry in entries:
-        assert entry.seq is not None
-        last_seq = entry.seq
-        row = rows[entry.entity_type].get(entry.entity_id)
-        # A full resync stays one until its last page: a device that stops mid-page and resumes
-        # from here must still receive the live ids at the end.
-        position = Cursor(current_epoch, entry.seq, cursor.full).encode()
-        if _is_live(entry.entity_type, row):
-            data = serialize(entry.entity_type, row)
-            changes.append(
-                Change(cursor=position, entity_type=entry.entity_type,
-                       entity_id=entry.entity_id, op="UPSERT", data=data)
-            )
-        else:
-            changes.append(
-                Change(cursor=position, entity_type=entry.entity_type,
-                       entity_id=entry.entity_id, op="DELETE")
-            )
-    changes = _with_parents(session, changes, last_seq, cursor.encode())
-    next_cursor = Cursor(current_epoch, last_seq, cursor.full and has_more)
-    live = None
-    if cursor.full and not has_more:
-        live = live_ids(session)
-    return ChangesPage(
-        changes=changes, cursor=next_cursor.encode(), has_more=has_more, live=live
+    seq: int
+    entity_type: str
+    entity_id: str
+    data: str | None
+    parents: tuple[tuple[str, str], ...] = ()
+
+
+def _parents(entity_type: str, data: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    if entity_type != "item":
+        return ()
+    return tuple(
+        (kind, str(data[key]))
+        for kind, key in (("target", "target_id"), ("pipeline", "pipeline_id"))
+        if data.get(key)
     )
 
 
+def python_entries(session: Session, after: int, limit: int) -> list[Entry]:
+    """The changes after ``after``, each entity loaded and serialised here (any database)."""
+    logged = session.exec(
+        select(s.ChangeLog)
+        .where(col(s.ChangeLog.seq) > after)
+        .order_by(col(s.ChangeLog.seq))
+        .limit(limit)
+    ).all()
+    by_type: dict[str, list[str]] = defaultdict(list)
+    for change in logged:
+        by_type[change.entity_type].append(change.entity_id)
+    rows = {kind: _load(session, kind, ids) for kind, ids in by_type.items()}
+    entries = []
+    for change in logged:
+        assert change.seq is not None
+        row = rows[change.entity_type].get(change.entity_id)
+        if not _is_live(change.entity_type, row):
+            entries.append(Entry(change.seq, change.entity_type, change.entity_id, None))
+            continue
+        data = serialize(change.entity_type, row)
+        entries.append(
+            Entry(change.seq, change.entity_type, change.entity_id,
+                  json.dumps(data, ensure_ascii=False), _parents(change.entity_type, data))
+        )
+    return entries
+
+
+def postgres_entries(session: Session, after: int, limit: int) -> list[Entry]:
+    """The same entries in one query, serialised by PostgreSQL itself (``json_build_object``),
+    which is where a large pull spends its time."""
+    entries = []
+    for seq, entity_type, entity_id, data, refs in session.execute(
+        _PG_PAGE, {"after": after, "limit": limit}
+    ).all():
+        parents: tuple[tuple[str, str], ...] = ()
+        if refs:
+            target, _, pipeline = refs.partition(",")
+            parents = (("target", target),) + ((("pipeline", pipeline),) if pipeline else ())
+        entries.append(Entry(seq, entity_type, entity_id, data, parents))
+    return entries
+
+
 def page_json(session: Session, cursor_text: str | None, limit: int) -> str:
-    """A page as the JSON the API answers with; on PostgreSQL the rows are serialised by the
-    database itself (``json_build_object``), which is where a large pull spends its time."""
-    if session.get_bind().dialect.name != "postgresql":
-        return read_page(session, cursor_text, limit).model_dump_json()
+    """A page after a cursor, as the JSON the API answers with.
+
+    One builder for both databases; only where the entities' JSON comes from differs
+    (``postgres_entries`` on PostgreSQL, ``python_entries`` elsewhere), and a property test
+    holds the two to the same entries."""
     current_epoch = epoch(session)
     cursor = parse_cursor(cursor_text, current_epoch)
     if cursor.seq < horizon(session) and not (cursor.full and cursor.seq == 0):
         raise CursorExpired(
             f"cursor {cursor.seq} predates pruned changes (horizon {horizon(session)}): resync"
         )
-    rows = session.execute(_PG_PAGE, {"after": cursor.seq, "limit": limit + 1}).all()
-    has_more = len(rows) > limit
-    rows = rows[:limit]
+    postgres = session.get_bind().dialect.name == "postgresql"
+    entries = (postgres_entries if postgres else python_entries)(session, cursor.seq, limit + 1)
+    has_more = len(entries) > limit
+    entries = entries[:limit]
     parts: list[str] = []
     parents: dict[str, set[str]] = defaultdict(set)
-    present: set[tuple[str, str]] = set()
+    present = {(e.entity_type, e.entity_id) for e in entries}
     last_seq = cursor.seq
-    for seq, entity_type, entity_id, data, refs in rows:
-        last_seq = seq
-        present.add((entity_type, entity_id))
-        head = (f'{{"cursor":{json.dumps(Cursor(current_epoch, seq, cursor.full).encode())},'
-                f'"entity_type":{json.dumps(entity_type)},"entity_id":{json.dumps(entity_id)},')
-        if data is None:
+    for entry in entries:
+        last_seq = entry.seq
+        # A full resync stays one until its last page: a device that stops mid-page and resumes
+        # from here must still receive the live ids at the end.
+        position = Cursor(current_epoch, entry.seq, cursor.full).encode()
+        head = (f'{{"cursor":{json.dumps(position)},'
+                f'"entity_type":{json.dumps(entry.entity_type)},'
+                f'"entity_id":{json.dumps(entry.entity_id)},')
+        if entry.data is None:
             parts.append(head + '"op":"DELETE","data":null}')
         else:
-            parts.append(f'{head}"op":"UPSERT","data":{data}}}')
-        if refs:
-            target, _, pipeline = refs.partition(",")
-            parents["target"].add(target)
-            if pipeline:
-                parents["pipeline"].add(pipeline)
-    extra = _later_parents(session, parents, present, last_seq, cursor.encode())
+            parts.append(f'{head}"op":"UPSERT","data":{entry.data}}}')
+        for kind, ref in entry.parents:
+            if (kind, ref) not in present:
+                parents[kind].add(ref)
+    extra = _later_parents(session, parents, last_seq, cursor.encode())
     next_cursor = Cursor(current_epoch, last_seq, cursor.full and has_more).encode()
     live = live_ids(session) if cursor.full and not has_more else None
+    # Parents first: the device applies a page in order.
     changes = ",".join([*(c.model_dump_json() for c in extra), *parts])
     return (f'{{"changes":[{changes}],"cursor":{json.dumps(next_cursor)},'
             f'"has_more":{"true" if has_more else "false"},"live":{json.dumps(live)}}}')
 
 
 def _later_parents(
-    session: Session, wanted: dict[str, set[str]], present: set[tuple[str, str]],
-    page_end: int, page_start: str,
+    session: Session, wanted: dict[str, set[str]], page_end: int, page_start: str
 ) -> list[Change]:
+    """Items refer to their target and pipeline; if a parent's own change comes in a later page,
+    send its current state now too, so every page satisfies the device's foreign keys."""
     extra: list[Change] = []
     for kind, ids in wanted.items():
-        ids = {i for i in ids if (kind, i) not in present}
-        if not ids:
-            continue
         later = session.exec(
             select(s.ChangeLog.entity_id).where(
                 s.ChangeLog.entity_type == kind,
@@ -335,6 +356,8 @@ def _later_parents(
             )
         ).all()
         for entity_id, row in _load(session, kind, later).items():
+            # The page's starting cursor: a device that stops before the first real change of
+            # the page must not move past it.
             extra.append(Change(cursor=page_start, entity_type=kind, entity_id=entity_id,
                                 op="UPSERT", data=serialize(kind, row)))
     return extra
@@ -371,7 +394,7 @@ _PG_DATA = {
     ),
     "model": (
         "SELECT json_build_object('sha256', f.checksum, 'name', "
-        "coalesce(f.original_name, f.checksum || '.onnx'), 'size', f.file_size) "
+        "coalesce(nullif(f.original_name, ''), f.checksum || '.onnx'), 'size', f.file_size) "
         "FROM files f WHERE f.checksum = cl.entity_id AND f.kind = 'model' "
         "AND (f.metadata IS NULL OR f.metadata ->> 'deleted_at' IS NULL)"
     ),
@@ -386,43 +409,6 @@ _PG_PAGE = sa.text(
     "WHERE i.id = cl.entity_id::uuid AND i.deleted_at IS NULL) END AS refs "
     "FROM change_log cl WHERE cl.seq > :after ORDER BY cl.seq LIMIT :limit"
 )
-
-
-def _with_parents(
-    session: Session, changes: list[Change], page_end: int, page_start: str
-) -> list[Change]:
-    """Items refer to their target and pipeline; if a parent's own change comes in a later page,
-    send its current state now too, so every page satisfies the device's foreign keys."""
-    present = {(c.entity_type, c.entity_id) for c in changes}
-    wanted: dict[str, set[str]] = defaultdict(set)
-    for change in changes:
-        if change.entity_type != "item" or change.data is None:
-            continue
-        for kind, key in (("target", "target_id"), ("pipeline", "pipeline_id")):
-            ref = change.data.get(key)
-            if ref and (kind, ref) not in present:
-                wanted[kind].add(ref)
-    if not wanted:
-        return changes
-    extra: list[Change] = []
-    for kind, ids in wanted.items():
-        later = session.exec(
-            select(s.ChangeLog.entity_id).where(
-                s.ChangeLog.entity_type == kind,
-                col(s.ChangeLog.entity_id).in_(ids),
-                col(s.ChangeLog.seq) > page_end,
-            )
-        ).all()
-        loaded = _load(session, kind, later)
-        for entity_id, row in loaded.items():
-            extra.append(
-                # The page's starting cursor: a device that stops before the first real change
-                # of the page must not move past it.
-                Change(cursor=page_start, entity_type=kind, entity_id=entity_id,
-                       op="UPSERT", data=serialize(kind, row))
-            )
-    # Parents first: the device applies a page in order.
-    return extra + changes
 
 
 def live_ids(session: Session) -> dict[str, list[str]]:
