@@ -14,9 +14,8 @@ import sqlalchemy as sa
 
 from schema.db import Database, create_sqlite_engine
 from schema.migrate import upgrade_device
-from schema.types import utcnow
+from scripts.devkit.shift import Shift
 from sync.device.service import SyncService
-from sync.device.shiftsim import ShiftWriter, load_masters
 from tests.support.faultproxy import FaultProxy
 from tests.support.seaweed import running_seaweed, s3_client
 from tests.support.sync_harness import ServerProcess, seed_site
@@ -45,11 +44,11 @@ def make_device(tmp_path: Path) -> Iterator[object]:
 
 
 def record(db: Database, home: Path, inspections: int, size: tuple[int, int] = (96, 64)) -> None:
-    masters = load_masters(db)
-    assert masters is not None, "pull the masters first"
-    writer = ShiftWriter(db, home, masters, utcnow, image_size=size)
+    """Inspections through the product's services, a photo of each of BRK-100's four items that
+    takes one (its FUNCTION item takes none)."""
+    shift = Shift.on(db, home, image_size=size)
     for _ in range(inspections):
-        writer.inspection()
+        shift.inspection()
 
 
 def images(db: Database) -> list[tuple[str, str, object]]:

@@ -1,7 +1,8 @@
 """A shift's backlog reaching the server once it is reachable again (SCENARIO.md, 16:05).
 
-The device pulls its masters, the server goes away, the device records a shift offline — 10,000
-outbox rows and 500 photos of about 2 MB — while its sync service keeps probing. Then the server
+The device pulls its masters, the server goes away, the device records a shift offline through
+the product's services (``scripts/devkit/shift.py``) — 10,000 outbox rows and 500 photos of about
+2 MB — while its sync service keeps probing. Then the server
 comes back on the same port and the clock runs until every row is in ``tauri_sync_queue`` and
 every photo is stored under its hash; and, apart, until the queue processor has applied it all.
 
@@ -28,8 +29,6 @@ from tests.support.sync_bench import bench_site  # noqa: E402
 ROWS = 10_000
 IMAGES = 500
 IMAGE_SIZE = (1700, 1200)  # random-noise JPEG at quality 95: about 2 MB
-OPS_WITH_IMAGES = 26  # per inspection: unit, session, 5 items, 4 x (image, AI, check, item), ...
-OPS_WITHOUT = 18
 
 
 def counts(pg_url: str, device_id: str) -> tuple[int, int, int]:
@@ -53,23 +52,24 @@ def counts(pg_url: str, device_id: str) -> tuple[int, int, int]:
 def record_backlog(db: Any, home: Path) -> tuple[int, int, int]:
     import sqlalchemy as sa
 
-    from schema.types import utcnow
-    from sync.device.shiftsim import ShiftWriter, load_masters
+    from scripts.devkit.shift import Shift
 
-    masters = load_masters(db)
-    assert masters is not None, "the device has no masters"
-    photos = ShiftWriter(db, home, masters, utcnow, image_size=IMAGE_SIZE)
-    for _ in range(IMAGES // 4):
+    def recorded() -> tuple[int, int, int]:
+        with db.read() as session:
+            rows = session.execute(sa.text("SELECT count(*) FROM outbox")).scalar_one()
+            images, size = session.execute(sa.text(
+                "SELECT count(*), coalesce(sum(file_size), 0) FROM inspection_images")).one()
+        return int(rows), int(images), int(size)
+
+    # Inspections with photos until there are enough photos, then verdicts only (a person judges
+    # each item by eye) until the outbox holds the rows.
+    photos = Shift.on(db, home, image_size=IMAGE_SIZE)
+    while recorded()[1] < IMAGES:
         photos.inspection()
-    plain = ShiftWriter(db, home, masters, utcnow)
-    with_images = (IMAGES // 4) * OPS_WITH_IMAGES
-    for _ in range((ROWS - with_images) // OPS_WITHOUT):
-        plain.inspection(images=False)
-    with db.read() as session:
-        rows = session.execute(sa.text("SELECT count(*) FROM outbox")).scalar_one()
-        images, size = session.execute(sa.text(
-            "SELECT count(*), sum(file_size) FROM inspection_images")).one()
-    return int(rows), int(images), int(size)
+    plain = Shift.on(db, home)
+    while recorded()[0] < ROWS:
+        plain.inspection(photos=False)
+    return recorded()
 
 
 def run() -> dict[str, object]:

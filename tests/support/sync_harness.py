@@ -1,4 +1,4 @@
-"""Real processes for the sync tests: the sync server, the simulated shift, and a seeded site.
+"""Real processes for the sync tests: the sync server, an inspector's shift, and a seeded site.
 
 Every process is started by a context manager or fixture and killed by process group on the way
 out, so a failing test leaves nothing running.
@@ -154,7 +154,8 @@ class ServerProcess:
 
 @dataclass
 class ShiftProcess:
-    """``python -m sync.device.shiftsim`` — the device process the fault test kills."""
+    """``python -m scripts.devkit.shift`` — a device process recording inspections through the
+    product's services while it syncs; the one the fault tests kill."""
 
     data_dir: Path
     server_url: str
@@ -168,9 +169,9 @@ class ShiftProcess:
     def start(self, *, exit_when_synced: bool = False, args: list[str] | None = None
               ) -> ShiftProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = (self.data_dir / "shiftsim.log").open("a")
+        log = (self.data_dir / "shift.log").open("a")
         command = [
-            PYTHON, "-m", "sync.device.shiftsim", "--data-dir", str(self.data_dir),
+            PYTHON, "-m", "scripts.devkit.shift", "--data-dir", str(self.data_dir),
             "--server", self.server_url, "--inspections", str(self.inspections),
             *self.extra_args, *(args or []),
         ]
