@@ -1,6 +1,7 @@
-"""The fault shift: a device process records a shift while it is SIGKILLed over and over, the
-server is restarted, and a fault-injecting proxy sits between them. Then the faults stop, the
-device finishes syncing, and the server must hold exactly the device's history.
+"""The fault shift: a device process records a shift through the product's services
+(``scripts/devkit/shift.py``) while it is SIGKILLed over and over, the server is restarted, and a
+fault-injecting proxy sits between them. Then the faults stop, the device finishes syncing, and
+the server must hold exactly the device's history — a history the product's rules allow.
 
 Used by ``tests/test_sync_fault.py`` (short form) and ``scripts/fault-shift`` (long form: ≥ 200
 kills, ≥ 50 server restarts).
@@ -106,6 +107,7 @@ def run_fault_shift(
         report.queue = queue_facts(pg_url, device_id)
         report.faults = dict(proxy.counts)
         _compare(pg_url, device_dir, files, report)
+        report.problems.extend(product_rule_problems(pg_url, device_id, device_dir / "kensa.db"))
     finally:
         shift.kill()
         proxy.stop()
@@ -159,3 +161,76 @@ def _compare(pg_url: str, device_dir: Path, files: Path, report: FaultReport) ->
         path = files / sha[:2] / sha
         if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != sha:
             report.problems.append(f"image {sha} missing or corrupt in storage")
+
+
+def product_rule_problems(pg_url: str, device_id: str, device_db: Path) -> list[str]:
+    """What the device recorded is what the product's services write: every inspection and item
+    state the server heard of, in the device's order, is a move of the product's table from where
+    the services open them; no required item is skipped; an AI result exists only for an item the
+    AI judges, by that item's pipeline; a completed inspection's result is its items' roll-up; and
+    once the shift has carried on after its last kill, no inspection is left open."""
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    from schema.db import create_engine
+    from schema.formats import workflow as wf
+    from sidecar.domain.workflow import ItemView, roll_up
+
+    engine = create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            changes = conn.execute(sa.text(
+                "SELECT entity_type, entity_id, operation, data->>'status', data->>'required' "
+                "FROM tauri_sync_queue WHERE device_id = :d AND entity_type IN "
+                "('inspection_session', 'inspection_session_item') ORDER BY seq"
+            ), {"d": device_id}).all()
+    finally:
+        engine.dispose()
+    problems: list[str] = []
+    states: dict[str, str] = {}
+    required: dict[str, bool] = {}
+    for entity, key, operation, status, is_required in changes:
+        if status is None:
+            continue
+        if operation == "INSERT" and entity == "inspection_session_item":
+            required[key] = is_required == "true"
+            if status != wf.ITEM_START:
+                problems.append(f"item {key} opened as '{status}'")
+        elif entity == "inspection_session":
+            current = states.get(key, wf.SESSION_START)
+            if not wf.session_may_move(current, status):
+                problems.append(f"inspection {key} moved '{current}' -> '{status}'")
+        else:
+            current = states.get(key, "?")
+            if not wf.item_may_move(current, status):
+                problems.append(f"item {key} moved '{current}' -> '{status}'")
+            if status == "skipped" and required.get(key, True):
+                problems.append(f"required item {key} skipped")
+        states[key] = status
+
+    device = sqlite3.connect(f"{device_db.as_uri()}?mode=ro", uri=True)
+    try:
+        stray = device.execute(
+            "SELECT count(*) FROM ai_inspection_results r "
+            "LEFT JOIN inspection_items_master m ON m.id = r.item_id "
+            "WHERE m.id IS NULL OR NOT m.ai_enabled OR r.pipeline_id IS NOT m.pipeline_id"
+        ).fetchone()[0]
+        if stray:
+            problems.append(f"{stray} AI results for items the AI does not judge")
+        items: dict[str, list[ItemView]] = {}
+        for session_id, status, is_required, result in device.execute(
+            "SELECT session_id, status, required, result FROM inspection_session_items"
+        ):
+            items.setdefault(session_id, []).append(ItemView(status, bool(is_required), result))
+        for session_id, status, result in device.execute(
+            "SELECT id, status, result FROM inspection_sessions"
+        ):
+            if status not in wf.SESSION_ENDS:
+                problems.append(f"inspection {session_id} left '{status}'")
+            elif status == "completed" and result != roll_up(items.get(session_id, [])):
+                problems.append(f"inspection {session_id} is {result}, its items roll up to "
+                                f"{roll_up(items.get(session_id, []))}")
+    finally:
+        device.close()
+    return problems
