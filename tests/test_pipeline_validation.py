@@ -16,6 +16,7 @@ from sidecar.pipeline.errors import DefinitionInvalid, ModelCorrupt, ModelUnavai
 from sidecar.pipeline.runtime import SessionPool
 from sidecar.pipeline.store import ModelStore
 from sidecar.pipeline.validate import validate
+from tests.support.definitions import tiny_definition
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
@@ -43,21 +44,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> tuple[SessionPool, str]:
 
 
 def good(ref: str) -> dict[str, Any]:
-    return {
-        "id": "p1", "name": "tiny", "version": 2,
-        "inputs": [{"name": "image", "kind": "image"}],
-        "steps": [
-            {"name": "prep", "type": "resize", "params": {"width": 8, "height": 8},
-             "image": "$inputs.image"},
-            {"name": "tensor", "type": "normalize", "params": {"mean": [0.5, 0.5, 0.5],
-                                                               "std": [0.5, 0.5, 0.5]},
-             "image": "$steps.prep.image"},
-            {"name": "model", "type": "onnx", "params": {"model": ref},
-             "input": "$steps.tensor.tensor"},
-            {"name": "score", "type": "softmax", "x": "$steps.model.y"},
-        ],
-        "outputs": {"p": "$steps.score.probs[0][1]"},
-    }
+    return tiny_definition(ref)
 
 
 def check(env: tuple[SessionPool, str], mutate: Any, node: str | None, match: str,

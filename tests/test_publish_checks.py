@@ -29,8 +29,8 @@ from sidecar.pipeline.errors import CriteriaInvalid, DefinitionInvalid
 from sidecar.pipeline.judgment import parse_criteria
 from sidecar.pipeline.validate import validate
 from sync.server.cli import server_app
+from tests.support.definitions import tiny_definition
 from tests.support.postgres import Cluster
-from tests.support.sync_harness import ServerProcess, seed_site
 
 if TYPE_CHECKING:
     from tests.support.sync_fixtures import Running
@@ -43,18 +43,11 @@ MODEL = "sha256:" + "a" * 64
 def publish_site(pg_cluster: Cluster,
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """One seeded site for the module: every case here is refused and stores nothing."""
-    from tests.support.sync_fixtures import Running
+    # Imported here, not at the top: another module loads it as a pytest plugin.
+    from tests.support.sync_fixtures import running_site
 
-    name = pg_cluster.create_database()
-    url = pg_cluster.url(name)
-    tmp = tmp_path_factory.mktemp("publish")
-    files = tmp / "files"
-    site = seed_site(url, files.as_uri())
-    server = ServerProcess(url, tmp / "server", storage=files.as_uri(),
-                           extra_env={"KENSA_SERVER_ADMIN_LOGIN_BURST": "100000"})
-    with server:
-        yield Running(site, server, files)
-    pg_cluster.drop_database(name)
+    with running_site(pg_cluster, tmp_path_factory.mktemp("publish")) as site:
+        yield site
 
 
 def stored(url: str) -> tuple[Any, ...]:
@@ -156,19 +149,7 @@ def test_criteria_the_tablet_refuses_are_refused_at_publish(
 
 
 def good() -> dict[str, Any]:
-    return {
-        "id": "publish-check", "name": "publish-check", "version": 1,
-        "inputs": [{"name": "image", "kind": "image"}],
-        "steps": [
-            {"name": "prep", "type": "resize", "params": {"width": 8, "height": 8},
-             "image": "$inputs.image"},
-            {"name": "tensor", "type": "normalize", "image": "$steps.prep.image"},
-            {"name": "model", "type": "onnx", "params": {"model": MODEL},
-             "input": "$steps.tensor.tensor"},
-            {"name": "score", "type": "softmax", "x": "$steps.model.output"},
-        ],
-        "outputs": {"p": "$steps.score.probs[0][1]"},
-    }
+    return tiny_definition(MODEL)
 
 
 Mutate = Callable[[dict[str, Any]], Any]
@@ -263,7 +244,7 @@ def test_the_good_definition_is_published(publish_site: Running) -> None:
     answer = httpx.put(f"{publish_site.url}/admin/v1/pipelines", json={"definition": good()},
                        auth=ADMIN)
     assert answer.status_code == 200, answer.text
-    assert answer.json()["name"] == "publish-check"
+    assert answer.json()["name"] == "tiny"
 
 
 BY_API = [row for row in BAD_DEFINITIONS if row[0] != "not an object"]

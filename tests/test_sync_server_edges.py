@@ -38,18 +38,10 @@ def edge_site(pg_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> 
     """One seeded site for the module: the refused cases store nothing, the accepted ones use
     their own sequence numbers, devices and users. Admin failures are not throttled here."""
     # Imported here, not at the top: another module loads it as a pytest plugin.
-    from tests.support.sync_fixtures import Running
+    from tests.support.sync_fixtures import running_site
 
-    name = pg_cluster.create_database()
-    url = pg_cluster.url(name)
-    tmp = tmp_path_factory.mktemp("edges")
-    files = tmp / "files"
-    site = seed_site(url, files.as_uri())
-    server = ServerProcess(url, tmp / "server", storage=files.as_uri(),
-                           extra_env={"KENSA_SERVER_ADMIN_LOGIN_BURST": "100000"})
-    with server:
-        yield Running(site, server, files)
-    pg_cluster.drop_database(name)
+    with running_site(pg_cluster, tmp_path_factory.mktemp("edges")) as site:
+        yield site
 
 
 def scalar(url: str, sql: str) -> Any:

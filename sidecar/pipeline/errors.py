@@ -6,7 +6,9 @@ surface on an inspector's screen or in an admin's log far from the definition th
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from schema import errors as formats
 from sidecar.errors import InvalidInput, PipelineError
@@ -55,3 +57,23 @@ def criteria_invalid(exc: formats.CriteriaInvalid) -> CriteriaInvalid:
 def definition_invalid(exc: formats.DefinitionInvalid) -> DefinitionInvalid:
     """The shared format's error in the sidecar's tree: same code, message and detail."""
     return DefinitionInvalid(exc.reason, **exc.detail)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def from_formats(fn: Callable[P, R]) -> Callable[P, R]:
+    """A function of ``schema.formats`` that raises the sidecar's errors instead of the shared
+    ones, so the API answers them like every other error of the tablet."""
+
+    @functools.wraps(fn)
+    def door(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except formats.CriteriaInvalid as exc:
+            raise criteria_invalid(exc) from exc
+        except formats.DefinitionInvalid as exc:
+            raise definition_invalid(exc) from exc
+
+    return door

@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from schema import errors as formats
 from schema.formats.pipeline import (
     OPS,
     PipelineDefinition,
@@ -34,7 +33,7 @@ from schema.formats.pipeline import (
 )
 from sidecar.errors import KensaError
 from sidecar.pipeline import nodes  # noqa: F401  (registers the ops)
-from sidecar.pipeline.errors import DefinitionInvalid, definition_invalid
+from sidecar.pipeline.errors import DefinitionInvalid, from_formats
 from sidecar.pipeline.nodes.base import (
     ANY,
     REGISTRY,
@@ -44,6 +43,8 @@ from sidecar.pipeline.nodes.base import (
     OpSpec,
     StaticContext,
 )
+
+_check_definition = from_formats(check_definition)
 
 
 @dataclass(frozen=True)
@@ -101,10 +102,7 @@ def _levels(order: tuple[str, ...], deps: Mapping[str, frozenset[str]]) -> int:
 
 def validate(definition: PipelineDefinition, models: ModelLookup | None = None) -> Plan:
     """Check everything that can be checked before an image arrives; return the run plan."""
-    try:
-        checked = check_definition(definition)
-    except formats.DefinitionInvalid as exc:
-        raise definition_invalid(exc) from exc
+    checked = _check_definition(definition)
     params, deps, order = checked.params, checked.deps, checked.order
     specs = {s.name: REGISTRY[s.type] for s in definition.steps}
 
