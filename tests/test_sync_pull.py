@@ -38,6 +38,11 @@ def connect(db: Database, tmp_path: Path, running: Running) -> SyncService:
     return sync
 
 
+def pull_cursor(db: Database) -> str | None:
+    with db.read() as session:
+        return state.get(session, "pull").cursor
+
+
 def client(running: Running) -> SyncClient:
     return SyncClient(running.url, SecretStr(running.site.tokens["TAB-01"]), app_version="t")
 
@@ -74,7 +79,7 @@ def test_first_pull_brings_every_master(
     assert [m.sha256 for m in models] == [sha]
     body = (tmp_path / "device" / models[0].file_path).read_bytes()
     assert hashlib.sha256(body).hexdigest() == sha
-    assert state.get(device_db, "pull").cursor
+    assert pull_cursor(device_db)
 
 
 def test_small_pages_keep_parents_ahead_of_children(
@@ -139,7 +144,7 @@ def test_a_row_with_pending_local_changes_is_not_overwritten(
     with device_db.read() as session:
         target = session.exec(select(d.InspectionTargetMaster)
                               .where(d.InspectionTargetMaster.product_code == "PMP-220")).one()
-    cursor_before = state.get(device_db, "pull").cursor
+    cursor_before = pull_cursor(device_db)
     with device_db.atomic() as session:
         session.add(d.Outbox(entity_type="inspection_target", entity_id=target.id,
                              operation="UPDATE", data={"base_version": 1}))
@@ -149,7 +154,7 @@ def test_a_row_with_pending_local_changes_is_not_overwritten(
     sdb.dispose()
     result = puller.pull(client(site_server))
     assert result.deferred
-    assert state.get(device_db, "pull").cursor == cursor_before
+    assert pull_cursor(device_db) == cursor_before
     with device_db.read() as session:
         assert session.get(d.InspectionTargetMaster, target.id).product_name == "オイルポンプ"
     with device_db.atomic() as session:
@@ -215,7 +220,7 @@ def test_a_page_and_its_cursor_commit_together(device_db: Database, tmp_path: Pa
                       transport=httpx.MockTransport(handler))
     with pytest.raises(Exception, match="FOREIGN KEY"):
         Puller(device_db, tmp_path).pull(mock)
-    assert state.get(device_db, "pull").cursor == "e:1"
+    assert pull_cursor(device_db) == "e:1"
     with device_db.read() as session:
         row = session.get(d.InspectionTargetMaster, target)
         assert row is not None and row.deleted_at is None  # page 2 left no trace

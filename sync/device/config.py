@@ -1,7 +1,7 @@
 """The device's sync settings, kept in ``system_config``: server URL, device token, identity.
 
 The token is a secret: it is held as ``SecretStr`` (its repr is masked), never logged, and never
-returned by the status API.
+returned by the status API. Every function works in the caller's session.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from pydantic import SecretStr
 from sqlmodel import Session
 
 from schema import device as d
-from schema.db import Database
 from schema.types import utcnow
 from sync.errors import InvalidRequest
 
@@ -81,18 +80,17 @@ def _put(session: Session, key: str, value: str) -> None:
         session.add(row)
 
 
-def load(db: Database) -> Connection | None:
-    with db.read() as session:
-        url = _get(session, SERVER_URL)
-        token = _get(session, DEVICE_TOKEN)
-        if not url or not token:
-            return None
-        return Connection(
-            server_url=url,
-            token=SecretStr(token),
-            device_id=_get(session, DEVICE_ID),
-            device_name=_get(session, DEVICE_NAME),
-        )
+def load(session: Session) -> Connection | None:
+    url = _get(session, SERVER_URL)
+    token = _get(session, DEVICE_TOKEN)
+    if not url or not token:
+        return None
+    return Connection(
+        server_url=url,
+        token=SecretStr(token),
+        device_id=_get(session, DEVICE_ID),
+        device_name=_get(session, DEVICE_NAME),
+    )
 
 
 def swap(
@@ -106,7 +104,6 @@ def swap(
     _put(session, DEVICE_NAME, device_name)
 
 
-def save_identity(db: Database, device_id: str, device_name: str) -> None:
-    with db.atomic() as session:
-        _put(session, DEVICE_ID, device_id)
-        _put(session, DEVICE_NAME, device_name)
+def save_identity(session: Session, device_id: str, device_name: str) -> None:
+    _put(session, DEVICE_ID, device_id)
+    _put(session, DEVICE_NAME, device_name)

@@ -134,7 +134,8 @@ class Puller:
         self, client: SyncClient, budget_s: float, prefetch: ThreadPoolExecutor
     ) -> PullResult:
         result = PullResult()
-        cursor = state.get(self.db, "pull").cursor
+        with self.db.read() as session:
+            cursor = state.get(session, "pull").cursor
         deadline = time.monotonic() + budget_s
         resynced = False
         upcoming: Future[ChangesPage] | None = None

@@ -27,7 +27,8 @@ _INSERT = sa.text(
 
 def fetch_refused(db: Database, client: SyncClient) -> int:
     """Record every refusal the server reports after the stored cursor; returns how many."""
-    after = int(state.get(db, STREAM).cursor or 0)
+    with db.read() as session:
+        after = int(state.get(session, STREAM).cursor or 0)
     total = 0
     while True:
         page = client.conflicts(after)

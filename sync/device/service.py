@@ -171,7 +171,8 @@ class SyncService:
     # --- connection --------------------------------------------------------------------------
 
     def _connection(self) -> config.Connection | None:
-        return config.load(self.db)
+        with self.db.read() as session:
+            return config.load(session)
 
     def client(self) -> SyncClient:
         connection = self._connection()
@@ -330,7 +331,8 @@ class SyncService:
         return report
 
     def _succeeded(self, stream: str) -> None:
-        state.succeeded(self.db, stream, self.clock())
+        with self.db.atomic() as session:
+            state.succeeded(session, stream, self.clock())
 
     def _failed(self, stream: str, exc: SyncError) -> None:
         retry_after = exc.retry_after if isinstance(exc, TransportError) else None
@@ -341,14 +343,16 @@ class SyncService:
         log.warning("sync %s failed (%s): %s; next attempt in %.1fs", stream, exc.kind,
                     exc.message, max(0.0, delay_at - time.monotonic()))
         try:
-            state.failed(self.db, stream, exc.kind, exc.message, self.clock())
+            with self.db.atomic() as session:
+                state.failed(session, stream, exc.kind, exc.message, self.clock())
         except Exception:
             log.exception("could not record the sync error")
 
     def _remember_identity(self, device_id: str, name: str) -> None:
         connection = self._connection()
         if connection is not None and connection.device_id != device_id:
-            config.save_identity(self.db, device_id, name)
+            with self.db.atomic() as session:
+                config.save_identity(session, device_id, name)
 
     # --- status ------------------------------------------------------------------------------
 

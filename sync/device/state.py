@@ -1,4 +1,7 @@
-"""``sync_state`` rows — one per stream (push, pull, upload): cursor, last success, last error."""
+"""``sync_state`` rows — one per stream (push, pull, upload): cursor, last success, last error.
+
+Every function works in the caller's session, like every other repository: a pulled page and its
+cursor commit together, and a stream's outcome commits in the unit of work that records it."""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from datetime import datetime
 from sqlmodel import Session
 
 from schema import device as d
-from schema.db import Database
 from schema.types import utcnow
 
 STREAMS = ("push", "pull", "upload")
@@ -31,9 +33,8 @@ def _row(session: Session, name: str) -> d.SyncState:
     return row
 
 
-def get(db: Database, name: str) -> StreamState:
-    with db.read() as session:
-        row = session.get(d.SyncState, name)
+def get(session: Session, name: str) -> StreamState:
+    row = session.get(d.SyncState, name)
     if row is None:
         return StreamState(name, None, None, None, None, None)
     return StreamState(
@@ -43,26 +44,25 @@ def get(db: Database, name: str) -> StreamState:
 
 
 def set_cursor(session: Session, name: str, cursor: str | None) -> None:
-    """In the caller's transaction: a pulled page and its cursor commit together."""
     row = _row(session, name)
     row.cursor = cursor
     row.updated_at = utcnow()
     session.add(row)
 
 
-def succeeded(db: Database, name: str, now: datetime | None = None) -> None:
-    with db.atomic() as session:
-        row = _row(session, name)
-        row.last_success_at = now or utcnow()
-        row.updated_at = utcnow()
-        session.add(row)
+def succeeded(session: Session, name: str, now: datetime | None = None) -> None:
+    row = _row(session, name)
+    row.last_success_at = now or utcnow()
+    row.updated_at = utcnow()
+    session.add(row)
 
 
-def failed(db: Database, name: str, kind: str, message: str, now: datetime | None = None) -> None:
-    with db.atomic() as session:
-        row = _row(session, name)
-        row.last_error_at = now or utcnow()
-        row.last_error = message[:2000]
-        row.last_error_kind = kind
-        row.updated_at = utcnow()
-        session.add(row)
+def failed(
+    session: Session, name: str, kind: str, message: str, now: datetime | None = None
+) -> None:
+    row = _row(session, name)
+    row.last_error_at = now or utcnow()
+    row.last_error = message[:2000]
+    row.last_error_kind = kind
+    row.updated_at = utcnow()
+    session.add(row)

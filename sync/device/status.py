@@ -123,13 +123,15 @@ def read(
     db: Database, *, now: datetime, live: Live | None = None, set_aside_limit: int = 100
 ) -> SyncStatus:
     """The sync status as stored now; ``live`` from the service that runs the syncs, if any."""
-    connection = config.load(db)
+    with db.read() as session:
+        # One read: the connection and every stream's state as of the same moment.
+        connection = config.load(session)
+        streams = {name: state.get(session, name) for name in state.STREAMS}
     outbox = SqliteOutbox(db)
     stats = outbox.stats()
     set_aside = outbox.set_aside_rows(set_aside_limit)
     set_aside_count = _set_aside_count(db)
     images, image_bytes = pending_image_stats(db)
-    streams = {name: state.get(db, name) for name in state.STREAMS}
     result = outcome(streams.values())
     oldest_age = None
     if stats.oldest_created_at:

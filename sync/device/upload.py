@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlmodel import Session
 
 from schema.db import Database
 from schema.types import utcnow
@@ -65,17 +66,16 @@ def pending_image_stats(db: Database) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def mark_uploaded(db: Database, hashes: list[str]) -> None:
+def mark_uploaded(session: Session, hashes: list[str]) -> None:
     if not hashes:
         return
-    with db.atomic() as session:
-        session.execute(
-            sa.text(
-                "UPDATE inspection_images SET uploaded_at = :now "
-                "WHERE uploaded_at IS NULL AND sha256 IN :hashes"
-            ).bindparams(sa.bindparam("hashes", expanding=True)),
-            {"now": sqlite_time(utcnow()), "hashes": hashes},
-        )
+    session.execute(
+        sa.text(
+            "UPDATE inspection_images SET uploaded_at = :now "
+            "WHERE uploaded_at IS NULL AND sha256 IN :hashes"
+        ).bindparams(sa.bindparam("hashes", expanding=True)),
+        {"now": sqlite_time(utcnow()), "hashes": hashes},
+    )
 
 
 class Uploader:
@@ -103,7 +103,8 @@ class Uploader:
                 return result
             wanted = set(client.missing([p.sha256 for p in batch]))
             known = [p.sha256 for p in batch if p.sha256 not in wanted]
-            mark_uploaded(self.db, known)
+            with self.db.atomic() as session:
+                mark_uploaded(session, known)
             result.skipped_known += len(known)
             todo = []
             for image in batch:
@@ -144,5 +145,6 @@ class Uploader:
         if time.monotonic() > deadline:
             return None
         stored = client.upload(image.sha256, path, mime_type=image.mime_type)
-        mark_uploaded(self.db, [image.sha256])
+        with self.db.atomic() as session:
+            mark_uploaded(session, [image.sha256])
         return stored.size
