@@ -7,7 +7,6 @@ of is written with its outbox row in that same session; the rules come from ``do
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -16,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from schema import device as d
 from schema.formats import workflow as moves
+from schema.formats.pipeline import MODEL_REF
 from schema.types import utcnow
 from sidecar import outbox
 from sidecar.domain import workflow as wf
@@ -320,9 +320,6 @@ class AIOutcome:
     detailed_results: dict[str, Any] | None = None
 
 
-_MODEL_REF = re.compile(r"^sha256:([0-9a-f]{64})$")
-
-
 def pipeline_models(definition: Any) -> set[str]:
     """The SHA-256 of every model a pipeline definition names (``"sha256:<hex>"`` params)."""
     found: set[str] = set()
@@ -330,7 +327,7 @@ def pipeline_models(definition: Any) -> set[str]:
     while stack:
         value = stack.pop()
         if isinstance(value, str):
-            match = _MODEL_REF.match(value)
+            match = MODEL_REF.match(value)
             if match:
                 found.add(match.group(1))
         elif isinstance(value, dict):
