@@ -71,14 +71,38 @@ def test_bundle_contents_the_sidecar_loads_by_path_or_late(bundle: Path) -> None
     for path in [*migrations.rglob("*.py"), *migrations.rglob("*.mako")]:
         if "__pycache__" not in path.parts:
             assert path.relative_to(REPO).as_posix() in names, f"{path} is not in the bundle"
-    for wanted in ("schema/sql/device.sql", "sidecar/models/manifest.json"):
-        assert wanted in names
+    assert "schema/sql/device.sql" in names
     assert any(n.startswith("onnxruntime/capi/onnxruntime_pybind11_state") for n in names)
     assert any(n.startswith("zxingcpp/zxingcpp") for n in names)
     if sys.platform.startswith("linux") and any(Path("/usr/lib").glob("*/libzbar.so.0")):
         assert "libzbar.so.0" in names
     # The dev-only model generator's dependencies stay out (they would add ~60 MB).
-    assert not any(n.startswith(("scipy/", "sklearn/")) for n in names)
+    assert not any(n.startswith(("scipy/", "sklearn/", "onnx/")) for n in names)
+
+
+def _bundled_modules(exe: Path) -> set[str]:
+    """Every name in the bundle, the Python modules of its PYZ archive included."""
+    from PyInstaller.archive.readers import pkg_archive_contents  # type: ignore[import-untyped]
+
+    return set(pkg_archive_contents(str(exe)))
+
+
+# What a tablet never runs: the dev tooling (demo models, model generation, synthetic images,
+# demo seeding, the shift driver) and what only it needs, the tests, and the sync server.
+NOT_BUNDLED = ["scripts", "tests", "onnx", "sklearn", "scipy", "sync.server",
+               "sidecar.pipeline.modelgen", "sidecar.pipeline.synthetic", "sync.device.shiftsim"]
+
+
+@pytest.mark.parametrize("module", NOT_BUNDLED)
+def test_the_bundle_carries_no_dev_tooling_and_no_server(bundle: Path, module: str) -> None:
+    names = _bundled_modules(bundle)
+    assert "sidecar.app" in names and "sync.device.service" in names  # the PYZ was read
+    assert sorted(n for n in names if n == module or n.startswith(module + ".")) == []
+
+
+def test_the_bundle_carries_no_demo_data(bundle: Path) -> None:
+    names = _bundled_names(bundle)
+    assert [n for n in names if n.endswith((".onnx", "manifest.json", "brk-100-items.json"))] == []
 
 
 def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> bytes:
