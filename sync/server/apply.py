@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from schema import server as s
+from schema.formats import workflow
 from sync.conflicts import (
     Decision,
     decide_delete,
@@ -99,6 +100,18 @@ def _same(value: Any) -> Any:
     return value
 
 
+def _state(what: str, states: tuple[str, ...]) -> Callable[[Any], str]:
+    """A status the move table knows (push refuses others; a row queued before it did never
+    applies)."""
+
+    def convert(value: Any) -> str:
+        if isinstance(value, str) and value in states:
+            return value
+        raise ApplyNever(f"{_short(value)} is not an inspection {what} state")
+
+    return convert
+
+
 @dataclass(frozen=True)
 class Ref:
     column: str
@@ -130,7 +143,8 @@ SPECS: dict[str, Spec] = {
     ),
     "inspection_session": Spec(
         s.InspectionSession,
-        {"target_id": _uuid, "status": str, "result": _same, "product_code": _same,
+        {"target_id": _uuid, "status": _state("session", workflow.SESSION_STATES),
+         "result": _same, "product_code": _same,
          "started_at": _time, "completed_at": _time, "version": int},
         refs=(Ref("target_id", s.InspectionTarget, device_made=True),),
         versioned=True,
@@ -139,7 +153,8 @@ SPECS: dict[str, Spec] = {
     "inspection_session_item": Spec(
         s.InspectionSessionItem,
         {"session_id": _uuid, "item_id": _uuid, "item_code": str, "order_sequence": int,
-         "required": bool, "status": str, "result": _same, "attempts": int, "version": int},
+         "required": bool, "status": _state("item", workflow.ITEM_STATES), "result": _same,
+         "attempts": int, "version": int},
         refs=(
             Ref("session_id", s.InspectionSession, device_made=True),
             Ref("item_id", s.InspectionItemMaster, device_made=False),
