@@ -64,6 +64,40 @@ function stopServer() {
   });
 }
 
+/** The sync facts one place shows, as `{fact: raw value}` (SyncFacts puts them in data-value). */
+function factsIn(page, where) {
+  return page.evaluate((selector) => {
+    const facts = {};
+    for (const el of document.querySelectorAll(`${selector} [data-fact]`)) facts[el.dataset.fact] = el.dataset.value;
+    return facts;
+  }, where);
+}
+
+/**
+ * The settings screen (GET /sync/status) and the status bar (the event stream) show the same
+ * facts: both come from the sidecar's one status function. They are read on their own beats,
+ * so wait for one beat to bring them together, then compare.
+ */
+async function sameFactsOnSettingsAndStatusBar(page) {
+  await page.getByTestId('nav-settings').click();
+  await page.locator('[data-testid=settings-sync] [data-fact=state]').waitFor();
+  await page
+    .waitForFunction(
+      () => {
+        const read = (selector) =>
+          JSON.stringify(Object.fromEntries([...document.querySelectorAll(`${selector} [data-fact]`)].map((el) => [el.dataset.fact, el.dataset.value])));
+        return read('[data-testid=statusbar]') === read('[data-testid=settings-sync]');
+      },
+      null,
+      { timeout: 10_000 },
+    )
+    .catch(() => undefined);
+  const bar = await factsIn(page, '[data-testid=statusbar]');
+  const settings = await factsIn(page, '[data-testid=settings-sync]');
+  assert.deepEqual(settings, bar);
+  return bar;
+}
+
 before(async () => {
   root = h.tempDir('kensa-e2e-sync-');
   serverPort = await freePort();
@@ -123,6 +157,14 @@ test('the offline badge turns to synced when the server comes up', async () => {
   assert.equal(await badge.getAttribute('data-state'), 'offline');
   assert.equal(await badge.textContent(), 'オフライン');
 
+  // The settings screen says what the status bar says: offline, the same unsent count, the
+  // same last sync and the same error.
+  const offline = await sameFactsOnSettingsAndStatusBar(page);
+  assert.equal(offline.state, 'offline');
+  assert.match(offline.pending, /^[1-9]/);
+  assert.ok(offline['last-error'], 'the failed attempt is shown while it stands');
+  await h.shot(page, 'sync-ja-1280-settings-offline');
+
   // 16:05 the Wi-Fi returns: nobody touches the tablet.
   server = await startServer();
   await page.waitForFunction(
@@ -132,5 +174,10 @@ test('the offline badge turns to synced when the server comes up', async () => {
   );
   assert.equal(await badge.textContent(), '同期済み');
   await h.shot(page, 'sync-ja-1280-synced');
+  // Synced, on both: nothing waits, and the old error is gone from both once a sync got through.
+  const synced = await sameFactsOnSettingsAndStatusBar(page);
+  assert.equal(synced.state, 'synced');
+  assert.equal(synced.pending, '0');
+  assert.equal(synced['last-error'], undefined);
   assert.deepEqual(page.problems, []);
 });

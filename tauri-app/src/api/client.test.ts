@@ -89,9 +89,10 @@ describe('the typed client', () => {
     let status = 404;
     const { fn } = fakeFetch(() => new Response('<html>', { status }));
     const client = new ApiClient({ baseUrl: 'http://x', token: 't', fetch: fn });
-    expect(((await client.untyped('post', '/sync/connect').catch((e: unknown) => e)) as ApiError).code).toBe('not_found');
+    const connect = { json: { server_url: 'http://s', token: 't', replace_server_url: null } };
+    expect(((await client.post('/sync/connect', connect).catch((e: unknown) => e)) as ApiError).code).toBe('not_found');
     status = 502;
-    expect(((await client.untyped('get', '/sync/status').catch((e: unknown) => e)) as ApiError).code).toBe('http_502');
+    expect(((await client.get('/sync/status').catch((e: unknown) => e)) as ApiError).code).toBe('http_502');
   });
 
   it('reports an unreachable sidecar as sidecar_unreachable and tells the app', async () => {

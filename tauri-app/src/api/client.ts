@@ -41,14 +41,6 @@ export interface RequestOptions<O> {
   timeoutMs?: number;
 }
 
-export interface UntypedOptions {
-  query?: Record<string, unknown>;
-  json?: unknown;
-  body?: FormData | Blob;
-  signal?: AbortSignal;
-  timeoutMs?: number;
-}
-
 /** Client-side failure codes, beside the API's own (`bad_credentials`, `product_not_found`…). */
 export const UNREACHABLE = 'sidecar_unreachable';
 export const TIMEOUT = 'timeout';
@@ -181,17 +173,6 @@ export class ApiClient {
     if (response.status === 204) return undefined as Result<P, M>;
     try {
       return (await response.json()) as Result<P, M>;
-    } catch {
-      throw new ApiError(response.status, BAD_RESPONSE, 'the sidecar sent a response kensa cannot read');
-    }
-  }
-
-  /** A call to an endpoint that is not in the generated schema yet (e.g. the sync engine's). */
-  async untyped<T>(method: Method, path: string, options: UntypedOptions = {}): Promise<T> {
-    const response = await this.send(method, path + buildQuery(options.query), options);
-    if (response.status === 204) return undefined as T;
-    try {
-      return (await response.json()) as T;
     } catch {
       throw new ApiError(response.status, BAD_RESPONSE, 'the sidecar sent a response kensa cannot read');
     }

@@ -67,7 +67,8 @@ export interface paths {
         };
         /**
          * Events
-         * @description Server-sent events: ``sync`` status every 2 s, ``progress`` of jobs, warm-up and sync.
+         * @description Server-sent events: ``sync`` status every 2 s, ``progress`` of jobs, warm-up and sync,
+         *     ``changed`` inspections.
          */
         get: operations["events_events_get"];
         put?: never;
@@ -729,6 +730,16 @@ export interface components {
             /** Verified */
             verified: boolean;
         };
+        /**
+         * CriteriaTextPublic
+         * @description An item's criteria in words, in each language the UI speaks (it shows its own).
+         */
+        CriteriaTextPublic: {
+            /** En */
+            en: string;
+            /** Ja */
+            ja: string;
+        };
         /** ErrorBody */
         ErrorBody: {
             /** Code */
@@ -775,8 +786,11 @@ export interface components {
              * Format: date-time
              */
             started_at: string;
-            /** Status */
-            status: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "scanning" | "identified" | "in_progress" | "ai_completed" | "human_review" | "completed" | "failed" | "cancelled" | "product_not_found" | "qr_decode_failed";
             /** Username */
             username: string | null;
         };
@@ -824,8 +838,11 @@ export interface components {
              * Format: date-time
              */
             started_at: string;
-            /** Status */
-            status: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "scanning" | "identified" | "in_progress" | "ai_completed" | "human_review" | "completed" | "failed" | "cancelled" | "product_not_found" | "qr_decode_failed";
             /** Username */
             username: string | null;
         };
@@ -837,6 +854,7 @@ export interface components {
             criteria: {
                 [key: string]: unknown;
             };
+            criteria_text: components["schemas"]["CriteriaTextPublic"];
             /** Id */
             id: string;
             /** Inspection Type */
@@ -854,12 +872,17 @@ export interface components {
         };
         /** ItemProgressPublic */
         ItemProgressPublic: {
+            /** Done */
+            done: boolean;
             /** Item Code */
             item_code: string;
             /** Required */
             required: boolean;
-            /** Status */
-            status: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "captured" | "ai_running" | "ai_completed" | "verified" | "skipped" | "failed";
         };
         /** JobPublic */
         JobPublic: {
@@ -988,6 +1011,9 @@ export interface components {
             criteria: {
                 [key: string]: unknown;
             };
+            criteria_text: components["schemas"]["CriteriaTextPublic"];
+            /** Done */
+            done: boolean;
             /** Images */
             images: components["schemas"]["ImagePublic"][];
             /** Inspection Type */
@@ -1006,8 +1032,11 @@ export interface components {
             required: boolean;
             /** Result */
             result: string | null;
-            /** Status */
-            status: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "captured" | "ai_running" | "ai_completed" | "verified" | "skipped" | "failed";
             /** Verifications */
             verifications: components["schemas"]["VerificationPublic"][];
         };
@@ -1015,12 +1044,18 @@ export interface components {
         SessionPublic: {
             /** Batch Id */
             batch_id: string;
+            /** Can Complete */
+            can_complete: boolean;
+            /** Closed */
+            closed: boolean;
             /** Completed At */
             completed_at: string | null;
             /** Id */
             id: string;
             /** Items */
             items: components["schemas"]["SessionItemPublic"][];
+            /** Missing Items */
+            missing_items: string[];
             /** Product Code */
             product_code: string | null;
             /** Product Name */
@@ -1036,8 +1071,11 @@ export interface components {
              * Format: date-time
              */
             started_at: string;
-            /** Status */
-            status: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "scanning" | "identified" | "in_progress" | "ai_completed" | "human_review" | "completed" | "failed" | "cancelled" | "product_not_found" | "qr_decode_failed";
             /** Target Version */
             target_version: string | null;
             /** Username */
@@ -1105,7 +1143,11 @@ export interface components {
             started: boolean;
             status: components["schemas"]["SyncStatus"];
         };
-        /** SyncStatus */
+        /**
+         * SyncStatus
+         * @description The summary, and what only the settings screen shows: the connection, the operations
+         *     set aside (whose ids are records', so they stay off the event stream), each stream.
+         */
         SyncStatus: {
             /** Configured */
             configured: boolean;
@@ -1133,7 +1175,7 @@ export interface components {
             /** Oldest Pending At */
             oldest_pending_at?: string | null;
             /** Online */
-            online?: boolean | null;
+            online: boolean;
             /**
              * Pending Bytes
              * @default 0
@@ -1167,12 +1209,92 @@ export interface components {
              */
             set_aside: components["schemas"]["SetAsideOp"][];
             /**
+             * Set Aside Count
+             * @default 0
+             */
+            set_aside_count: number;
+            /**
              * Streams
              * @default {}
              */
             streams: {
                 [key: string]: components["schemas"]["StreamStatus"];
             };
+        };
+        /**
+         * SyncSummary
+         * @description What the status bar and the settings screen both show: the ``sync`` event's data.
+         */
+        SyncSummary: {
+            /** Configured */
+            configured: boolean;
+            /**
+             * Last Error
+             * @default null
+             */
+            last_error: string | null;
+            /**
+             * Last Error At
+             * @default null
+             */
+            last_error_at: string | null;
+            /**
+             * Last Error Kind
+             * @default null
+             */
+            last_error_kind: string | null;
+            /**
+             * Last Success At
+             * @default null
+             */
+            last_success_at: string | null;
+            /**
+             * Next Attempt In S
+             * @default null
+             */
+            next_attempt_in_s: number | null;
+            /**
+             * Oldest Pending Age S
+             * @default null
+             */
+            oldest_pending_age_s: number | null;
+            /**
+             * Oldest Pending At
+             * @default null
+             */
+            oldest_pending_at: string | null;
+            /** Online */
+            online: boolean;
+            /**
+             * Pending Bytes
+             * @default 0
+             */
+            pending_bytes: number;
+            /**
+             * Pending Image Bytes
+             * @default 0
+             */
+            pending_image_bytes: number;
+            /**
+             * Pending Images
+             * @default 0
+             */
+            pending_images: number;
+            /**
+             * Pending Rows
+             * @default 0
+             */
+            pending_rows: number;
+            /**
+             * Running
+             * @default false
+             */
+            running: boolean;
+            /**
+             * Set Aside Count
+             * @default 0
+             */
+            set_aside_count: number;
         };
         /** TargetMasterPublic */
         TargetMasterPublic: {

@@ -3,7 +3,7 @@
 import { useEffect, useRef, useState } from 'react';
 import type { Schemas } from '../api/client';
 import { useI18n } from '../i18n';
-import { label, stepPercent } from '../lib/inspection';
+import { itemStateLabel, nextOpenItem, stepPercent } from '../lib/inspection';
 import { useApi, useApp } from '../state/app';
 import { navigate } from '../state/route';
 import { ErrorText } from './ErrorText';
@@ -57,7 +57,7 @@ export function ResumeDialog() {
       setFound(rest);
       if (what !== 'discard') {
         setFound([]);
-        const open = session.items.find((i) => i.status !== 'verified' && i.status !== 'skipped');
+        const open = nextOpenItem(session.items, null);
         navigate({ name: 'session', sessionId: session.id, itemId: open ? open.item_id : null });
       }
     } catch (caught) {
@@ -100,7 +100,7 @@ export function ResumeDialog() {
                       small
                       value={stepPercent(item.status)}
                       label={item.item_code}
-                      detail={label(t, 'istatus', item.status)}
+                      detail={itemStateLabel(t, item.status)}
                       testId="resume-step"
                     />
                   </li>

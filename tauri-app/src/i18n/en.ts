@@ -25,6 +25,7 @@ export const en: Record<MessageKey, string> = {
   'status.neverSynced': 'Never synced',
   'status.lastError': 'Sync error: {error}',
   'status.setAside': '{count} held back',
+  'status.pendingImages': '{count} photos unsent',
 
   'conn.lost': 'Connection to the kensa service lost. Reconnecting… Everything recorded so far is saved on this tablet.',
   'conn.back': 'Reconnected to the kensa service.',
@@ -161,12 +162,6 @@ export const en: Record<MessageKey, string> = {
   'defect.piston_stuck': 'Piston sticks',
   'defect.other': 'Other',
 
-  'criteria.threshold': '{measurement} {op} {threshold}',
-  'criteria.range': '{measurement} {min}–{max} {unit}',
-  'criteria.binary': '{measurement} = {expected}',
-  'criteria.pattern': '{measurement} matches {pattern}',
-  'criteria.categorical': '{measurement} ∈ {allowed}',
-  'criteria.reviewBand': 'review band {low}–{high}',
 
   'camera.capture': 'Take picture',
   'camera.close': 'Close camera',
@@ -247,6 +242,11 @@ export const en: Record<MessageKey, string> = {
   'settings.movePending': '{count} records not yet sent will go to the new server.',
   'settings.moveConfirm': 'Move to the new server',
   'settings.moveKeep': 'Keep the current server',
+  'settings.syncServer': 'Sends to {url} (registered as {device})',
+  'settings.notConnected': 'Not connected to a server.',
+  'settings.nextAttempt': 'Next sync in {s} s',
+  'settings.setAside': 'Records held back',
+  'settings.setAsideOp': '{what} ({when}): {reason}',
   'settings.syncStatus': 'Sync status',
   'settings.device': 'This tablet',
   'settings.version': 'kensa {version}',

@@ -25,6 +25,7 @@ export const ja = {
   'status.neverSynced': '未同期',
   'status.lastError': '同期エラー: {error}',
   'status.setAside': '送信保留 {count}件',
+  'status.pendingImages': '未送信の写真 {count}枚',
 
   'conn.lost': 'kensa サービスとの接続が切れました。再接続しています… 記録済みの内容は端末に保存されています。',
   'conn.back': 'kensa サービスに再接続しました。',
@@ -161,12 +162,6 @@ export const ja = {
   'defect.piston_stuck': 'ピストン作動不良',
   'defect.other': 'その他',
 
-  'criteria.threshold': '{measurement} {op} {threshold}',
-  'criteria.range': '{measurement} {min}〜{max} {unit}',
-  'criteria.binary': '{measurement} = {expected}',
-  'criteria.pattern': '{measurement} が {pattern} に一致',
-  'criteria.categorical': '{measurement} ∈ {allowed}',
-  'criteria.reviewBand': '要確認帯 {low}〜{high}',
 
   'camera.capture': '撮影する',
   'camera.close': 'カメラを閉じる',
@@ -247,6 +242,11 @@ export const ja = {
   'settings.movePending': '未送信の記録 {count} 件は新しいサーバーに送られます。',
   'settings.moveConfirm': '新しいサーバーに切り替える',
   'settings.moveKeep': '今のサーバーのままにする',
+  'settings.syncServer': '送信先 {url}（登録名 {device}）',
+  'settings.notConnected': 'サーバーに接続していません。',
+  'settings.nextAttempt': '次の同期まで {s} 秒',
+  'settings.setAside': '送信を保留している記録',
+  'settings.setAsideOp': '{what}（{when}）: {reason}',
   'settings.syncStatus': '同期状態',
   'settings.device': 'この端末',
   'settings.version': 'kensa {version}',

@@ -1,37 +1,37 @@
 import { describe, expect, it } from 'vitest';
 import { translator } from '../i18n/translate';
-import { canComplete, criteriaText, nextOpenItem, stepPercent, type SessionItem } from './inspection';
+import { ITEM_STATES, itemStateLabel, nextOpenItem, SESSION_STATES, sessionStateLabel, stepPercent, type SessionItem } from './inspection';
+import { badgeState, oldestAge, type SyncSummary } from './syncStatus';
 import { prune, type Progress } from '../state/events';
 import { parseRoute, routeHash } from '../state/route';
 
-const item = (id: string, status: string, required = true) => ({ item_id: id, status, required }) as SessionItem;
+const item = (id: string, done: boolean) => ({ item_id: id, done }) as SessionItem;
 
 describe('inspection helpers', () => {
-  it('completes only when required items are verified and optional ones verified or skipped', () => {
-    expect(canComplete([item('a', 'verified'), item('b', 'skipped', false)])).toBe(true);
-    expect(canComplete([item('a', 'verified'), item('b', 'skipped', true)])).toBe(false);
-    expect(canComplete([item('a', 'ai_completed')])).toBe(false);
-  });
-
-  it('goes to the next open item, wrapping round', () => {
-    const items = [item('a', 'pending'), item('b', 'verified'), item('c', 'captured')];
+  it('goes to the next item the sidecar says is not done, wrapping round', () => {
+    const items = [item('a', false), item('b', true), item('c', false)];
     expect(nextOpenItem(items, 'a')?.item_id).toBe('c');
     expect(nextOpenItem(items, 'c')?.item_id).toBe('a');
-    expect(nextOpenItem([item('a', 'verified')], 'a')).toBeNull();
+    expect(nextOpenItem(items, null)?.item_id).toBe('a');
+    expect(nextOpenItem([item('a', true)], 'a')).toBeNull();
   });
 
-  it('gives each step a progress', () => {
-    expect(['pending', 'captured', 'ai_running', 'ai_completed', 'verified', 'skipped'].map(stepPercent)).toEqual([0, 40, 60, 75, 100, 100]);
+  it('gives each step a progress, done steps all the way', () => {
+    expect(['pending', 'captured', 'ai_running', 'ai_completed', 'verified', 'skipped'].map((s) => stepPercent(s as SessionItem['status']))).toEqual([
+      0, 40, 60, 75, 100, 100,
+    ]);
   });
 
-  it('says the criteria in words', () => {
-    const t = translator('en');
-    expect(criteriaText({ judgment_type: 'THRESHOLD', measurement: 'p', operator: 'LT', threshold: 0.5, review_band: [0.3, 0.7] }, t)).toBe(
-      'p < 0.5 · review band 0.3–0.7',
-    );
-    expect(criteriaText({ judgment_type: 'NUMERICAL', measurement: 'bore_mm', min: 11.95, max: 12.05, unit: 'mm' }, translator('ja'))).toBe(
-      'bore_mm 11.95〜12.05 mm',
-    );
+  it('names every state of the move table in both languages, each differently', () => {
+    for (const lang of ['ja', 'en'] as const) {
+      const t = translator(lang);
+      const items = ITEM_STATES.map((s) => itemStateLabel(t, s));
+      const sessions = SESSION_STATES.map((s) => sessionStateLabel(t, s));
+      for (const name of [...items, ...sessions]) expect(name).not.toMatch(/^[is]status\./);
+      expect(new Set(items).size).toBe(ITEM_STATES.length);
+    }
+    expect(ITEM_STATES).toContain('ai_running');
+    expect(SESSION_STATES).toContain('human_review');
   });
 
   it('drops finished progress after a moment and stale progress after a minute', () => {
@@ -45,5 +45,20 @@ describe('inspection helpers', () => {
       expect(routeHash(parseRoute(hash))).toBe(hash);
     }
     expect(parseRoute('#/nonsense').name).toBe('scan');
+  });
+});
+
+describe('sync status', () => {
+  it('reads the badge from online and what waits', () => {
+    expect(badgeState(null)).toBe('unknown');
+    expect(badgeState({ online: false, pending_rows: 0 })).toBe('offline');
+    expect(badgeState({ online: true, pending_rows: 3 })).toBe('syncing');
+    expect(badgeState({ online: true, pending_rows: 0 })).toBe('synced');
+  });
+
+  it('ages the oldest unsent record between updates, and not when nothing waits', () => {
+    const summary = { configured: true, online: false, pending_rows: 2, oldest_pending_age_s: 10 } as SyncSummary;
+    expect(oldestAge({ summary, receivedAt: 1_000 }, 6_000)).toBe(15);
+    expect(oldestAge({ summary: { ...summary, pending_rows: 0 }, receivedAt: 1_000 }, 6_000)).toBeNull();
   });
 });

@@ -1,14 +1,17 @@
-// Small pure helpers over the API's inspection shapes.
+// Small pure helpers over the API's inspection shapes. Which moves are legal, when an inspection
+// may complete and how an item is judged are the sidecar's to say (its answers carry `closed`,
+// `done`, `can_complete`, `missing_items`, `criteria_text`): nothing here re-decides them.
 import type { Schemas } from '../api/client';
-import type { Translate } from '../i18n';
+import type { Lang, MessageKey, Translate } from '../i18n';
 import { isMessageKey } from '../i18n/translate';
 
 export type Session = Schemas['SessionPublic'];
 export type SessionItem = Schemas['SessionItemPublic'];
 export type AIResult = Schemas['AIResultPublic'];
+/** The states of the sidecar's move table, as its OpenAPI document lists them. */
+export type SessionState = Session['status'];
+export type ItemState = SessionItem['status'];
 
-export const DONE = new Set(['verified', 'skipped']);
-export const SESSION_ENDS = new Set(['completed', 'failed', 'cancelled', 'product_not_found', 'qr_decode_failed']);
 export const DEFECT_TYPES = [
   'scratch',
   'dent',
@@ -23,99 +26,83 @@ export const DEFECT_TYPES = [
 export const SEVERITIES = ['minor', 'major', 'critical'] as const;
 export const VERDICTS = ['OK', 'NG', 'PENDING'] as const;
 
+// A name for every state, and no name for a state the table does not have: the compiler holds
+// these records to the generated types, so a state added to the table fails the build here
+// until it has its words.
+const SESSION_STATE_KEYS: Record<SessionState, MessageKey> = {
+  scanning: 'sstatus.scanning',
+  identified: 'sstatus.identified',
+  in_progress: 'sstatus.in_progress',
+  ai_completed: 'sstatus.ai_completed',
+  human_review: 'sstatus.human_review',
+  completed: 'sstatus.completed',
+  cancelled: 'sstatus.cancelled',
+  failed: 'sstatus.failed',
+  product_not_found: 'sstatus.product_not_found',
+  qr_decode_failed: 'sstatus.qr_decode_failed',
+};
+
+const ITEM_STATE_KEYS: Record<ItemState, MessageKey> = {
+  pending: 'istatus.pending',
+  captured: 'istatus.captured',
+  ai_running: 'istatus.ai_running',
+  ai_completed: 'istatus.ai_completed',
+  verified: 'istatus.verified',
+  skipped: 'istatus.skipped',
+  failed: 'istatus.failed',
+};
+
 /** How far one item (a step of the inspection) has got, for the per-step progress bars. */
-export function stepPercent(status: string): number {
-  switch (status) {
-    case 'verified':
-    case 'skipped':
-      return 100;
-    case 'ai_completed':
-      return 75;
-    case 'ai_running':
-      return 60;
-    case 'captured':
-    case 'failed':
-      return 40;
-    default:
-      return 0;
-  }
+const STEP_PERCENT: Record<ItemState, number> = {
+  pending: 0,
+  captured: 40,
+  failed: 40,
+  ai_running: 60,
+  ai_completed: 75,
+  verified: 100,
+  skipped: 100,
+};
+
+export const SESSION_STATES = Object.keys(SESSION_STATE_KEYS) as SessionState[];
+export const ITEM_STATES = Object.keys(ITEM_STATE_KEYS) as ItemState[];
+
+export function stepPercent(status: ItemState): number {
+  return STEP_PERCENT[status];
 }
 
-export function doneCount(items: { status: string }[]): number {
-  return items.filter((i) => DONE.has(i.status)).length;
+export function sessionStateLabel(t: Translate, status: SessionState): string {
+  return t(SESSION_STATE_KEYS[status]);
 }
 
-/** Every required item verified and every optional one verified or skipped. */
-export function canComplete(items: { status: string; required: boolean }[]): boolean {
-  return items.every((i) => i.status === 'verified' || (i.status === 'skipped' && !i.required));
+export function itemStateLabel(t: Translate, status: ItemState): string {
+  return t(ITEM_STATE_KEYS[status]);
+}
+
+export function doneCount(items: { done: boolean }[]): number {
+  return items.filter((i) => i.done).length;
 }
 
 /** The first item after `currentId` (wrapping) that is not done, or null. */
-export function nextOpenItem(items: SessionItem[], currentId: string | null): SessionItem | null {
+export function nextOpenItem<T extends { item_id: string; done: boolean }>(items: T[], currentId: string | null): T | null {
   const start = currentId ? items.findIndex((i) => i.item_id === currentId) + 1 : 0;
   for (let k = 0; k < items.length; k++) {
     const item = items[(start + k) % items.length];
-    if (item && !DONE.has(item.status)) return item;
+    if (item && !item.done) return item;
   }
   return null;
+}
+
+/** The line under an item saying how it is judged, as the sidecar words it. */
+export function criteriaLine(item: { criteria_text: Schemas['CriteriaTextPublic'] }, lang: Lang): string {
+  return item.criteria_text[lang];
 }
 
 export function latest<T extends { created_at: string }>(rows: T[]): T | null {
   return rows.length ? (rows[rows.length - 1] as T) : null;
 }
 
-const OPS: Record<string, string> = { LT: '<', LE: '≤', GT: '>', GE: '≥', EQ: '=', NE: '≠' };
-
-/** One line saying how the item is judged, e.g. "defect_probability < 0.5". */
-export function criteriaText(criteria: Record<string, unknown>, t: Translate): string {
-  const m = String(criteria.measurement ?? '');
-  const parts: string[] = [];
-  switch (criteria.judgment_type) {
-    case 'THRESHOLD':
-      parts.push(
-        t('criteria.threshold', {
-          measurement: m,
-          op: OPS[String(criteria.operator)] ?? String(criteria.operator ?? ''),
-          threshold: String(criteria.threshold ?? ''),
-        }),
-      );
-      break;
-    case 'NUMERICAL':
-      parts.push(
-        t('criteria.range', {
-          measurement: m,
-          min: String(criteria.min ?? ''),
-          max: String(criteria.max ?? ''),
-          unit: String(criteria.unit ?? ''),
-        }).trim(),
-      );
-      break;
-    case 'BINARY':
-      parts.push(t('criteria.binary', { measurement: m, expected: String(criteria.expected) }));
-      break;
-    case 'PATTERN':
-      parts.push(t('criteria.pattern', { measurement: m, pattern: String(criteria.pattern ?? '') }));
-      break;
-    case 'CATEGORICAL':
-      parts.push(
-        t('criteria.categorical', {
-          measurement: m,
-          allowed: Array.isArray(criteria.allowed) ? criteria.allowed.join(', ') : '',
-        }),
-      );
-      break;
-    default:
-      parts.push(String(criteria.judgment_type ?? ''));
-  }
-  const band = criteria.review_band;
-  if (Array.isArray(band) && band.length === 2) {
-    parts.push(t('criteria.reviewBand', { low: String(band[0]), high: String(band[1]) }));
-  }
-  return parts.filter(Boolean).join(' · ');
-}
-
-/** A translated label for a status or result code, falling back to the code itself. */
-export function label(t: Translate, prefix: 'istatus' | 'sstatus' | 'result' | 'itype' | 'defect' | 'severity', code: string | null | undefined): string {
+/** A translated label for a result, inspection type, defect or severity code, or the code itself. */
+export function label(t: Translate, prefix: 'result' | 'itype' | 'defect' | 'severity', code: string | null | undefined): string {
   if (!code) return t('result.none');
   const key = `${prefix}.${code}`;
   return isMessageKey(key) ? t(key) : code;

@@ -3,7 +3,7 @@ import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import type { Schemas } from '../api/client';
 import { ErrorText } from '../components/ErrorText';
 import { useI18n } from '../i18n';
-import { label } from '../lib/inspection';
+import { label, sessionStateLabel } from '../lib/inspection';
 import { useApi } from '../state/app';
 import { navigate } from '../state/route';
 
@@ -146,7 +146,7 @@ export function History() {
                       <td data-label={t('history.product')}>{row.product_code}</td>
                       <td data-label={t('history.batch')}>{row.batch_id}</td>
                       <td data-label={t('history.inspector')}>{row.username ?? '—'}</td>
-                      <td data-label={t('history.status')}>{label(t, 'sstatus', row.status)}</td>
+                      <td data-label={t('history.status')}>{sessionStateLabel(t, row.status)}</td>
                       <td data-label={t('history.result')}>
                         <span className={`result result--${row.result ?? 'none'}`}>{label(t, 'result', row.result)}</span>
                       </td>

@@ -3,7 +3,7 @@ import { useEffect, useState } from 'react';
 import { ErrorText } from '../components/ErrorText';
 import { ProgressBar } from '../components/ProgressBar';
 import { useI18n } from '../i18n';
-import { canComplete, doneCount, label, SESSION_ENDS } from '../lib/inspection';
+import { doneCount, itemStateLabel, label, sessionStateLabel } from '../lib/inspection';
 import { useApi } from '../state/app';
 import { navigate } from '../state/route';
 import { useSession } from '../state/useSession';
@@ -29,7 +29,7 @@ export function SessionScreen({ sessionId, itemId }: { sessionId: string; itemId
     );
   }
 
-  const closed = SESSION_ENDS.has(session.status);
+  const closed = session.closed;
   const done = doneCount(session.items);
   const item = itemId ? session.items.find((i) => i.item_id === itemId) ?? null : null;
 
@@ -63,7 +63,7 @@ export function SessionScreen({ sessionId, itemId }: { sessionId: string; itemId
           </span>
         </div>
         <span className={`chip chip--${session.status}`} data-testid="session-status">
-          {label(t, 'sstatus', session.status)}
+          {sessionStateLabel(t, session.status)}
         </span>
         <ProgressBar
           value={(100 * done) / Math.max(1, session.items.length)}
@@ -71,7 +71,7 @@ export function SessionScreen({ sessionId, itemId }: { sessionId: string; itemId
           testId="session-progress"
         />
       </header>
-      {closed ? <p className="notice">{t('session.closed', { status: label(t, 'sstatus', session.status) })}</p> : null}
+      {closed ? <p className="notice">{t('session.closed', { status: sessionStateLabel(t, session.status) })}</p> : null}
       <div className="session__body">
         <nav className="session__list" aria-label={t('session.items')}>
           <ol className="items" data-testid="session-items">
@@ -93,7 +93,7 @@ export function SessionScreen({ sessionId, itemId }: { sessionId: string; itemId
                       {i.item_code} · {i.required ? t('item.required') : t('item.optional')}
                     </span>
                   </span>
-                  <span className={`chip chip--${i.status}`}>{label(t, 'istatus', i.status)}</span>
+                  <span className={`chip chip--${i.status}`}>{itemStateLabel(t, i.status)}</span>
                   {i.result ? <span className={`result result--${i.result}`}>{label(t, 'result', i.result)}</span> : null}
                 </button>
               </li>
@@ -101,12 +101,17 @@ export function SessionScreen({ sessionId, itemId }: { sessionId: string; itemId
           </ol>
           {!closed ? (
             <div className="session__actions">
-              {!canComplete(session.items) ? <p className="hint">{t('session.completeHint')}</p> : null}
+              {!session.can_complete ? (
+                <p className="hint" data-testid="complete-hint">
+                  {t('session.completeHint')}
+                  {session.missing_items.length ? ` (${session.missing_items.join(', ')})` : ''}
+                </p>
+              ) : null}
               <ErrorText message={actionError ? err(actionError) : null} />
               <button
                 type="button"
                 className="btn btn--primary btn--wide"
-                disabled={busy || !canComplete(session.items)}
+                disabled={busy || !session.can_complete}
                 onClick={() => void act('complete')}
                 data-testid="complete"
               >

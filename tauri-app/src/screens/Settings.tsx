@@ -1,12 +1,16 @@
-// Settings: language, the sync server and this device's registration, what is running.
+// Settings: language, the sync server and this device's registration, the sync status (the same
+// facts as the status bar, from GET /sync/status, with the records held back), what is running.
 import { useEffect, useState, type FormEvent } from 'react';
-import { ApiError } from '../api/client';
+import { ApiError, type Schemas } from '../api/client';
 import { ErrorText } from '../components/ErrorText';
 import { LanguageSwitch } from '../components/LanguageSwitch';
+import { SyncFacts } from '../components/SyncFacts';
 import { useI18n } from '../i18n';
 import { useApi, useApp } from '../state/app';
 
 const SERVER_KEY = 'kensa.serverUrl';
+
+type SyncStatus = Schemas['SyncStatus'];
 
 /** What the sidecar shows before a connected tablet moves to another server (409 confirm_replace). */
 interface MoveQuestion {
@@ -31,23 +35,35 @@ function moveQuestion(caught: unknown): MoveQuestion | null {
 }
 
 export function Settings() {
-  const { t, err } = useI18n();
+  const { t, err, dateTime } = useI18n();
   const api = useApi();
-  const { endpoint, login } = useApp();
+  const { endpoint, login, events } = useApp();
   const [serverUrl, setServerUrl] = useState(() => window.localStorage.getItem(SERVER_KEY) ?? '');
   const [token, setToken] = useState('');
   const [busy, setBusy] = useState(false);
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
   const [version, setVersion] = useState<string | null>(null);
-  const [syncStatus, setSyncStatus] = useState<Record<string, unknown> | null>(null);
+  const [syncStatus, setSyncStatus] = useState<{ status: SyncStatus; receivedAt: number } | null>(null);
   const [move, setMove] = useState<MoveQuestion | null>(null);
   // Where the tablet's records go and whose logins it trusts is a supervisor's decision.
   const mayConnect = login?.user.role === 'admin';
 
+  const loadStatus = () =>
+    api.get('/sync/status').then(
+      (status) => setSyncStatus({ status, receivedAt: Date.now() }),
+      () => setSyncStatus(null),
+    );
+
   useEffect(() => {
     api.get('/health').then((h) => setVersion(h.version ?? null), () => setVersion(null));
-    api.untyped<Record<string, unknown>>('get', '/sync/status').then(setSyncStatus, () => setSyncStatus(null));
   }, [api]);
+
+  // Read again whenever the event stream brings a new sync summary: the screen follows the same
+  // beat as the status bar, without a poll of its own.
+  const beat = events.sync?.receivedAt ?? 0;
+  useEffect(() => {
+    void loadStatus();
+  }, [api, beat]);
 
   const connect = async (e: FormEvent | null, replaceServerUrl?: string) => {
     e?.preventDefault();
@@ -64,14 +80,14 @@ export function Settings() {
     }
     setBusy(true);
     try {
-      await api.untyped<{ verified?: boolean; message?: string }>('post', '/sync/connect', {
+      await api.post('/sync/connect', {
         json: { server_url: url, token: token.trim(), replace_server_url: replaceServerUrl ?? null },
         timeoutMs: 60_000,
       });
       window.localStorage.setItem(SERVER_KEY, url);
       setToken('');
       setMessage({ ok: true, text: t('settings.connected') });
-      api.untyped<Record<string, unknown>>('get', '/sync/status').then(setSyncStatus, () => undefined);
+      void loadStatus();
     } catch (caught) {
       const question = moveQuestion(caught);
       if (question) {
@@ -163,13 +179,11 @@ export function Settings() {
         <button type="submit" className="btn btn--primary" disabled={busy || !mayConnect} data-testid="connect">
           {busy ? t('settings.connecting') : t('settings.connect')}
         </button>
-        {syncStatus ? (
-          <details className="sync-status">
-            <summary>{t('settings.syncStatus')}</summary>
-            <pre>{JSON.stringify(syncStatus, null, 2)}</pre>
-          </details>
-        ) : null}
       </form>
+      <section className="card" data-testid="settings-sync">
+        <h2>{t('settings.syncStatus')}</h2>
+        {syncStatus ? <SyncDetails status={syncStatus.status} receivedAt={syncStatus.receivedAt} dateTime={dateTime} /> : null}
+      </section>
       <section className="card">
         <h2>{t('settings.device')}</h2>
         <ul className="plain">
@@ -179,5 +193,48 @@ export function Settings() {
         </ul>
       </section>
     </main>
+  );
+}
+
+function SyncDetails({
+  status,
+  receivedAt,
+  dateTime,
+}: {
+  status: SyncStatus;
+  receivedAt: number;
+  dateTime: (iso: string | null | undefined) => string;
+}) {
+  const { t } = useI18n();
+  return (
+    <>
+      <SyncFacts received={{ summary: status, receivedAt }} />
+      <ul className="plain">
+        <li data-testid="sync-server">
+          {status.server_url
+            ? t('settings.syncServer', { url: status.server_url, device: status.device_name ?? '—' })
+            : t('settings.notConnected')}
+        </li>
+        {status.next_attempt_in_s !== null && status.next_attempt_in_s !== undefined ? (
+          <li>{t('settings.nextAttempt', { s: Math.ceil(status.next_attempt_in_s) })}</li>
+        ) : null}
+      </ul>
+      {status.set_aside.length ? (
+        <>
+          <h3>{t('settings.setAside')}</h3>
+          <ul className="plain" data-testid="set-aside-list">
+            {status.set_aside.map((op) => (
+              <li key={op.seq}>
+                {t('settings.setAsideOp', {
+                  what: `${op.entity_type} ${op.operation}`,
+                  when: dateTime(op.set_aside_at),
+                  reason: op.reason ?? '—',
+                })}
+              </li>
+            ))}
+          </ul>
+        </>
+      ) : null}
+    </>
   );
 }

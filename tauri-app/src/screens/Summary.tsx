@@ -1,7 +1,7 @@
 // The completed inspection (or any from history): overall result and every item's outcome.
 import { ErrorText } from '../components/ErrorText';
 import { useI18n } from '../i18n';
-import { label, latest } from '../lib/inspection';
+import { itemStateLabel, label, latest, sessionStateLabel } from '../lib/inspection';
 import { navigate } from '../state/route';
 import { useSession } from '../state/useSession';
 
@@ -22,7 +22,7 @@ export function Summary({ sessionId, from }: { sessionId: string; from: 'session
         <div className="summary__result">
           <span className="muted">{t('summary.result')}</span>
           <span className={`result result--huge result--${session.result ?? 'none'}`} data-testid="summary-result">
-            {session.result ? label(t, 'result', session.result) : label(t, 'sstatus', session.status)}
+            {session.result ? label(t, 'result', session.result) : sessionStateLabel(t, session.status)}
           </span>
         </div>
         <dl className="facts">
@@ -48,7 +48,7 @@ export function Summary({ sessionId, from }: { sessionId: string; from: 'session
           </div>
           <div>
             <dt>{t('summary.status')}</dt>
-            <dd>{label(t, 'sstatus', session.status)}</dd>
+            <dd>{sessionStateLabel(t, session.status)}</dd>
           </div>
           <div>
             <dt>{t('summary.started')}</dt>
@@ -87,7 +87,7 @@ export function Summary({ sessionId, from }: { sessionId: string; from: 'session
                   </td>
                   <td data-label={t('summary.final')}>
                     {item.status === 'skipped' ? (
-                      label(t, 'istatus', 'skipped')
+                      itemStateLabel(t, 'skipped')
                     ) : (
                       <span className={`result result--${item.result ?? 'none'}`}>{label(t, 'result', item.result)}</span>
                     )}

@@ -2,12 +2,12 @@
 import { useState } from 'react';
 import { ErrorText } from '../components/ErrorText';
 import { useI18n } from '../i18n';
-import { criteriaText, label } from '../lib/inspection';
+import { criteriaLine, label } from '../lib/inspection';
 import { useApi, useApp } from '../state/app';
 import { navigate } from '../state/route';
 
 export function Target() {
-  const { t, err } = useI18n();
+  const { t, err, lang } = useI18n();
   const api = useApi();
   const { scan, setScan } = useApp();
   const [busy, setBusy] = useState(false);
@@ -74,7 +74,7 @@ export function Target() {
                   {item.required ? t('item.required') : t('item.optional')}
                 </span>
               </span>
-              <span className="muted small">{criteriaText(item.criteria, t)}</span>
+              <span className="muted small">{criteriaLine(item, lang)}</span>
             </span>
           </li>
         ))}

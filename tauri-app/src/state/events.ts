@@ -1,16 +1,7 @@
-// The sidecar's server-sent events: sync status (every 2 s) and progress of long work.
+// The sidecar's server-sent events: the sync summary (every 2 s), progress of long work, and
+// which inspections changed. They are the UI's one refresh path: nothing polls the API.
 import { useEffect, useRef, useState } from 'react';
-
-export interface SyncStatus {
-  online: boolean;
-  pending: number;
-  oldest_pending_age_s: number | null;
-  last_success_at: string | null;
-  last_error: string | null;
-  set_aside?: number;
-  /** When this status arrived (ms since epoch), to age `oldest_pending_age_s` between events. */
-  received_at: number;
-}
+import type { Received, SyncSummary } from '../lib/syncStatus';
 
 export interface Progress {
   kind: 'job' | 'warmup' | 'sync';
@@ -39,9 +30,18 @@ export function prune(progress: Record<string, Progress>, now: number): Record<s
   return kept;
 }
 
+/** The progress stages after which a job's inspection has changed for good. */
+const JOB_FINAL_STAGES = new Set(['completed', 'failed']);
+
 export interface EventsState {
-  sync: SyncStatus | null;
+  sync: Received | null;
   progress: Record<string, Progress>;
+  /** How often each inspection (by id) was changed since the stream opened. */
+  changed: Record<string, number>;
+  /** How many AI jobs ended since the page opened (each changed an item). */
+  jobsEnded: number;
+  /** How many times the stream opened: after a reopen, what was said meanwhile is lost. */
+  opened: number;
   /** The stream is open and heard from within the last few seconds. */
   live: boolean;
 }
@@ -51,8 +51,11 @@ export interface EventsState {
  * goes quiet, so the app can check whether the sidecar is gone.
  */
 export function useEvents(url: string | null, onTrouble: () => void, generation: number): EventsState {
-  const [sync, setSync] = useState<SyncStatus | null>(null);
+  const [sync, setSync] = useState<Received | null>(null);
   const [progress, setProgress] = useState<Record<string, Progress>>({});
+  const [changed, setChanged] = useState<Record<string, number>>({});
+  const [jobsEnded, setJobsEnded] = useState(0);
+  const [opened, setOpened] = useState(0);
   const [live, setLive] = useState(false);
   const lastHeard = useRef(0);
   const trouble = useRef(onTrouble);
@@ -66,12 +69,13 @@ export function useEvents(url: string | null, onTrouble: () => void, generation:
     const open = () => {
       if (closed) return;
       source = new EventSource(url);
+      source.onopen = () => setOpened((n) => n + 1);
       source.addEventListener('sync', (e) => {
         lastHeard.current = Date.now();
         setLive(true);
         try {
-          const data = JSON.parse((e as MessageEvent<string>).data) as Omit<SyncStatus, 'received_at'>;
-          setSync({ ...data, received_at: Date.now() });
+          const summary = JSON.parse((e as MessageEvent<string>).data) as SyncSummary;
+          setSync({ summary, receivedAt: Date.now() });
         } catch {
           // A malformed event is skipped; the next one comes in 2 s.
         }
@@ -84,6 +88,16 @@ export function useEvents(url: string | null, onTrouble: () => void, generation:
             ...prune(old, Date.now()),
             [`${data.kind}:${data.id}`]: { ...data, updated_at: Date.now() },
           }));
+          if (data.kind === 'job' && JOB_FINAL_STAGES.has(data.stage)) setJobsEnded((n) => n + 1);
+        } catch {
+          // As above.
+        }
+      });
+      source.addEventListener('changed', (e) => {
+        lastHeard.current = Date.now();
+        try {
+          const { session_id: id } = JSON.parse((e as MessageEvent<string>).data) as { session_id: string };
+          if (typeof id === 'string') setChanged((old) => ({ ...old, [id]: (old[id] ?? 0) + 1 }));
         } catch {
           // As above.
         }
@@ -116,5 +130,5 @@ export function useEvents(url: string | null, onTrouble: () => void, generation:
     };
   }, [url, generation]);
 
-  return { sync, progress, live };
+  return { sync, progress, changed, jobsEnded, opened, live };
 }

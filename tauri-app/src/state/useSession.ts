@@ -1,12 +1,15 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { Session } from '../lib/inspection';
-import { useApi } from './app';
+import { useApi, useApp } from './app';
 
-const BUSY = new Set(['captured', 'ai_running']);
-
-/** A session's detail, refreshed on demand and every 2 s while an item waits for the AI. */
+/**
+ * A session's detail, loaded on demand and again whenever the event stream says it may have
+ * changed: a write to it (from this screen or another), an AI job that ended, or a reopened
+ * stream (whatever it said while closed is lost). Nothing polls.
+ */
 export function useSession(sessionId: string) {
   const api = useApi();
+  const { events } = useApp();
   const [session, setSession] = useState<Session | null>(null);
   const [error, setError] = useState<unknown>(null);
   const current = useRef(sessionId);
@@ -31,12 +34,13 @@ export function useSession(sessionId: string) {
     void refresh();
   }, [refresh]);
 
-  const waiting = session?.items.some((i) => BUSY.has(i.status)) ?? false;
+  const changes = (events.changed[sessionId] ?? 0) + events.jobsEnded + events.opened;
+  const seen = useRef(changes);
   useEffect(() => {
-    if (!waiting) return;
-    const timer = setInterval(() => void refresh(), 2000);
-    return () => clearInterval(timer);
-  }, [waiting, refresh]);
+    if (changes === seen.current) return;
+    seen.current = changes;
+    void refresh();
+  }, [changes, refresh]);
 
   return { session, setSession, error, refresh };
 }

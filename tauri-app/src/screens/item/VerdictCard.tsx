@@ -1,0 +1,201 @@
+// The person's verdict on the item: OK / NG / PENDING, with defect types and severity for an NG,
+// notes; skipping an optional item and retrying a failed or skipped one.
+import { useEffect, useRef, useState } from 'react';
+import { ErrorText } from '../../components/ErrorText';
+import { useI18n } from '../../i18n';
+import {
+  DEFECT_TYPES,
+  label,
+  latest,
+  nextOpenItem,
+  SEVERITIES,
+  VERDICTS,
+  type AIResult,
+  type Session,
+  type SessionItem,
+} from '../../lib/inspection';
+import { useApi } from '../../state/app';
+import { navigate } from '../../state/route';
+
+type Verdict = (typeof VERDICTS)[number];
+type Severity = (typeof SEVERITIES)[number];
+
+interface Props {
+  session: Session;
+  item: SessionItem;
+  ai: AIResult | null;
+  closed: boolean;
+  onChanged: (session: Session) => void;
+  refresh: () => Promise<Session | null>;
+}
+
+function suggested(ai: AIResult | null): Verdict | null {
+  return ai?.overall_result === 'OK' || ai?.overall_result === 'NG' ? ai.overall_result : null;
+}
+
+export function VerdictCard({ session, item, ai, closed, onChanged, refresh }: Props) {
+  const { t, err, time } = useI18n();
+  const api = useApi();
+  const opened = useRef(Date.now());
+  const done = latest(item.verifications);
+  const [result, setResult] = useState<Verdict | null>(() => suggested(ai));
+  const [defects, setDefects] = useState<string[]>([]);
+  const [severity, setSeverity] = useState<Severity | null>(null);
+  const [notes, setNotes] = useState('');
+  const [saving, setSaving] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+
+  // When an AI result arrives and no choice is made yet, offer its judgment; a person's choice
+  // is never overwritten (so `result` is deliberately not a dependency).
+  useEffect(() => {
+    if (result === null) setResult(suggested(ai));
+  }, [ai?.id]);
+
+  const goToNext = (updated: Session | null) => {
+    const next = updated ? nextOpenItem(updated.items, item.item_id) : null;
+    navigate({ name: 'session', sessionId: session.id, itemId: next ? next.item_id : null });
+  };
+
+  const toggleDefect = (code: string) => {
+    setError(null);
+    setDefects((old) => (old.includes(code) ? old.filter((d) => d !== code) : [...old, code]));
+  };
+
+  const submit = async () => {
+    if (!result) {
+      setError(t('item.chooseResult'));
+      return;
+    }
+    if (result === 'NG' && (defects.length === 0 || !severity)) {
+      setError(t('item.ngNeeds'));
+      return;
+    }
+    setSaving(true);
+    setError(null);
+    try {
+      await api.post('/sessions/{session_id}/items/{item_id}/verification', {
+        path: { session_id: session.id, item_id: item.item_id },
+        json: {
+          final_result: result,
+          defect_types: defects.length ? defects : null,
+          severity,
+          notes: notes.trim() || null,
+          verification_time: Math.min(86400, (Date.now() - opened.current) / 1000),
+          ai_result_id: ai?.id ?? null,
+        },
+      });
+      goToNext(await refresh());
+    } catch (caught) {
+      setError(err(caught));
+    } finally {
+      setSaving(false);
+    }
+  };
+
+  const act = async (what: 'skip' | 'retry') => {
+    setError(null);
+    try {
+      const path = what === 'skip' ? '/sessions/{session_id}/items/{item_id}/skip' : '/sessions/{session_id}/items/{item_id}/retry';
+      const updated = await api.post(path, { path: { session_id: session.id, item_id: item.item_id } });
+      onChanged(updated);
+      if (what === 'skip') goToNext(updated);
+    } catch (caught) {
+      setError(err(caught));
+    }
+  };
+
+  return (
+    <section className="card item__verify" data-testid="verify-card">
+      <h3>{t('item.verification')}</h3>
+      {done ? (
+        <p className="verified" data-testid="verified-by">
+          <span className={`result result--${done.final_result}`}>{label(t, 'result', done.final_result)}</span>{' '}
+          {t('item.verifiedBy', {
+            user: done.username ?? '?',
+            time: time(done.created_at),
+            result: label(t, 'result', done.final_result),
+          })}
+          {done.overrode_ai ? <span className="tag tag--warn">{t('item.overrode')}</span> : null}
+        </p>
+      ) : null}
+      {!closed ? (
+        <>
+          <div className="segmented segmented--verdict" role="group" aria-label={t('item.verification')}>
+            {VERDICTS.map((v) => (
+              <button
+                key={v}
+                type="button"
+                className={`segmented__btn verdict--${v}${result === v ? ' is-active' : ''}`}
+                aria-pressed={result === v}
+                onClick={() => {
+                  setError(null);
+                  setResult(v);
+                }}
+                data-testid={`verdict-${v}`}
+              >
+                {label(t, 'result', v)}
+              </button>
+            ))}
+          </div>
+          {result && result !== 'OK' ? (
+            <>
+              <fieldset className="choices">
+                <legend>{t('item.defects')}</legend>
+                {DEFECT_TYPES.map((code) => (
+                  <button
+                    key={code}
+                    type="button"
+                    className={`choice${defects.includes(code) ? ' is-active' : ''}`}
+                    aria-pressed={defects.includes(code)}
+                    onClick={() => toggleDefect(code)}
+                    data-testid={`defect-${code}`}
+                  >
+                    {label(t, 'defect', code)}
+                  </button>
+                ))}
+              </fieldset>
+              <fieldset className="choices">
+                <legend>{t('item.severity')}</legend>
+                {SEVERITIES.map((code) => (
+                  <button
+                    key={code}
+                    type="button"
+                    className={`choice${severity === code ? ' is-active' : ''}`}
+                    aria-pressed={severity === code}
+                    onClick={() => {
+                      setError(null);
+                      setSeverity(severity === code ? null : code);
+                    }}
+                    data-testid={`severity-${code}`}
+                  >
+                    {label(t, 'severity', code)}
+                  </button>
+                ))}
+              </fieldset>
+            </>
+          ) : null}
+          <label className="field">
+            <span>{t('item.notes')}</span>
+            <textarea value={notes} onChange={(e) => setNotes(e.target.value)} maxLength={2000} rows={2} data-testid="notes" />
+          </label>
+          <ErrorText message={error} testId="verify-error" />
+          <div className="actions">
+            <button type="button" className="btn btn--primary" disabled={saving} onClick={() => void submit()} data-testid="submit-verdict">
+              {saving ? t('item.saving') : t('item.submit')}
+            </button>
+            {!item.required && item.status === 'pending' ? (
+              <button type="button" className="btn" onClick={() => void act('skip')} data-testid="skip">
+                {t('item.skip')}
+              </button>
+            ) : null}
+            {item.status === 'failed' || item.status === 'skipped' ? (
+              <button type="button" className="btn" onClick={() => void act('retry')} data-testid="retry">
+                {t('item.retry')}
+              </button>
+            ) : null}
+          </div>
+        </>
+      ) : null}
+    </section>
+  );
+}
