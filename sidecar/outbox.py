@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -60,11 +61,10 @@ def _jsonable(value: Any) -> Any:
 
 def payload(session: Session, row: Entity) -> dict[str, Any]:
     """The whole record as it travels to the server."""
-    data = {
-        key: _jsonable(value) for key, value in row.model_dump().items() if key not in _LOCAL_ONLY
-    }
-    if hasattr(row, "user_id"):
-        data.update(_user_ref(session, row.user_id))
+    shape = _shape(type(row))
+    data = {name: _jsonable(getattr(row, name)) for name in shape.travels}
+    if shape.has_user:
+        data.update(_user_ref(session, row.user_id))  # type: ignore[union-attr]
     return data
 
 
@@ -103,17 +103,29 @@ E = TypeVar(
     d.HumanVerificationResult,
 )
 
-_Default = tuple[str, Callable[[], Any] | None, Any]
-_defaults: dict[type[SQLModel], list[_Default]] = {}
+@dataclass(frozen=True)
+class _Shape:
+    """What writing a record of one table needs, worked out once per table."""
+
+    table: sa.Table
+    new_instance: Callable[[], Any]
+    # (field, default factory or None, default): the model's own defaults
+    fields: tuple[tuple[str, Callable[[], Any] | None, Any], ...]
+    columns: tuple[str, ...]
+    travels: tuple[str, ...]
+    has_user: bool
 
 
-def _field_defaults(model: type[SQLModel]) -> list[_Default]:
-    found = _defaults.get(model)
+_shapes: dict[type[SQLModel], _Shape] = {}
+
+
+def _shape(model: type[SQLModel]) -> _Shape:
+    found = _shapes.get(model)
     if found is None:
         # A table model's attributes work once its mapper is configured; its constructor would
         # have seen to that.
         sa.orm.configure_mappers()
-        found = []
+        fields = []
         for name, info in model.model_fields.items():
             if info.default_factory_takes_validated_data:
                 raise TypeError(f"{model.__name__}.{name}: a default that reads other fields")
@@ -121,19 +133,27 @@ def _field_defaults(model: type[SQLModel]) -> list[_Default]:
             factory: Callable[[], Any] | None = info.default_factory  # type: ignore[assignment]
             if factory is None and isinstance(default, list | dict | set):
                 factory = lambda value=default: copy.deepcopy(value)  # noqa: E731
-            found.append((name, factory, default))
-        _defaults[model] = found
+            fields.append((name, factory, default))
+        table: sa.Table = model.__table__  # type: ignore[attr-defined]
+        found = _shapes[model] = _Shape(
+            table=table,
+            new_instance=sa.inspect(model).class_manager.new_instance,
+            fields=tuple(fields),
+            columns=tuple(c.key for c in table.columns),
+            travels=tuple(name for name, _, _ in fields if name not in _LOCAL_ONLY),
+            has_user="user_id" in model.model_fields,
+        )
     return found
 
 
-def _record(model: type[E], values: dict[str, Any]) -> E:
+def _record(shape: _Shape, model: type[E], values: dict[str, Any]) -> E:
     """The record with ``values`` and the model's defaults, built the way the ORM builds a row it
     loads: a table model's own constructor spends most of a write's time resolving defaults and
     recording attribute history that an INSERT never needs."""
-    row: E = sa.inspect(model).class_manager.new_instance()
+    row: E = shape.new_instance()
     state = row.__dict__
     given = set(values)
-    for name, factory, default in _field_defaults(model):
+    for name, factory, default in shape.fields:
         if name in values:
             state[name] = values.pop(name)
         elif factory is not None:
@@ -152,13 +172,13 @@ def insert(session: Session, model: type[E], /, *, priority: int = 0, **values: 
     Returns the record as stored, detached from the session like a row loaded in another: the
     unit of work finds it by id, and adding it to a session never inserts it twice.
     """
-    row = _record(model, values)
-    table: sa.Table = model.__table__  # type: ignore[attr-defined]
+    shape = _shape(model)
+    row = _record(shape, model, values)
     state = row.__dict__
     insert_rows(
         session,
         [
-            (table, {c.key: state.get(c.key) for c in table.columns}),
+            (shape.table, {key: state.get(key) for key in shape.columns}),
             _entry(row, "INSERT", payload(session, row), priority),
         ],
     )
