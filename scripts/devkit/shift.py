@@ -20,6 +20,10 @@ stdout (``ready``, ``written``, ``synced``).
 
 ``--clock-offset`` runs the device's wall clock that many seconds off (a tablet a day ahead or
 behind): every timestamp the product writes and sends uses it.
+
+``--fork-server`` imports all this once and then starts each device process as a fork of itself,
+one per line of JSON arguments on stdin (answering ``{"event": "forked", "pid": N}``), so that a
+run that kills the device hundreds of times kills it while it works, not while Python imports.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import random
 import signal
 import sys
 import time
+import traceback
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -377,5 +382,32 @@ def main(argv: list[str] | None = None) -> int:
         db.dispose()
 
 
+def fork_server() -> int:
+    # What every start would import on its first photo, imported once.
+    import cv2  # noqa: F401
+    import numpy  # noqa: F401
+
+    # Before any engine, thread or connection exists: a fork shares none of them. Children are
+    # reaped by the kernel, so a SIGKILLed one is gone at once for whoever waits for its pid.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    emit("fork_server", pid=os.getpid())
+    for line in sys.stdin:
+        argv = [str(a) for a in json.loads(line)]
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            code = 1
+            try:
+                code = main(argv)
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        emit("forked", pid=pid)
+    return 0
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(fork_server() if sys.argv[1:] == ["--fork-server"] else main())

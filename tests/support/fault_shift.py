@@ -19,8 +19,8 @@ from typing import Any
 
 from tests.support.faultproxy import FaultProxy
 from tests.support.sync_harness import (
+    ForkedShift,
     ServerProcess,
-    ShiftProcess,
     device_history,
     device_max_seq,
     queue_facts,
@@ -70,7 +70,7 @@ def run_fault_shift(
     started = time.monotonic()
     server = ServerProcess(pg_url, base / "server", storage=files.as_uri())
     proxy = FaultProxy(0, seed=seed)
-    shift = ShiftProcess(
+    shift = ForkedShift(
         device_dir, "", site.tokens["TAB-01"], inspections=1_000_000,
         extra_args=["--write-delay", "0.02", "--sync-interval", "0.5", "--backoff-cap", "1.0",
                     "--batch-size", "50"],
@@ -96,7 +96,8 @@ def run_fault_shift(
             if log and report.kills % 25 == 0:
                 log(f"{report.kills} kills, {report.server_restarts} server restarts, "
                     f"faults {dict(proxy.counts)}")
-        # Calm: no more faults, no more writes; the device must drain everything by itself.
+        # Calm: no more faults and no new inspections (the shift finishes those a kill left
+        # open); the device must drain everything by itself.
         shift.kill()
         proxy.enabled = False
         shift.start(exit_when_synced=True, args=["--inspections", "0"])
@@ -109,7 +110,7 @@ def run_fault_shift(
         _compare(pg_url, device_dir, files, report)
         report.problems.extend(product_rule_problems(pg_url, device_id, device_dir / "kensa.db"))
     finally:
-        shift.kill()
+        shift.close()
         proxy.stop()
         server.kill()
     report.seconds = time.monotonic() - started

@@ -205,6 +205,76 @@ class ShiftProcess:
         self.kill()
 
 
+@dataclass
+class ForkedShift(ShiftProcess):
+    """The same device process, each start a fork of one ``--fork-server`` that imported
+    everything once: a start costs milliseconds, so a kill lands while the shift records and
+    syncs rather than while Python imports. ``close()`` ends the fork server too."""
+
+    server: subprocess.Popen[str] | None = None
+    pid: int | None = None
+
+    def start(self, *, exit_when_synced: bool = False, args: list[str] | None = None
+              ) -> ShiftProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.server is None or self.server.poll() is not None:
+            log = (self.data_dir / "shift.log").open("a")
+            self.server = subprocess.Popen(
+                [PYTHON, "-m", "scripts.devkit.shift", "--fork-server"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, cwd=REPO,
+                env=_env({"KENSA_DEVICE_TOKEN": self.token}), start_new_session=True,
+            )
+            log.close()
+            self.events = EventReader(self.server)
+            self.wait_event("fork_server", 120)
+        argv = [
+            "--data-dir", str(self.data_dir), "--server", self.server_url,
+            "--inspections", str(self.inspections), *self.extra_args, *(args or []),
+        ]
+        if exit_when_synced:
+            argv.append("--exit-when-synced")
+        assert self.server.stdin is not None
+        self.server.stdin.write(json.dumps(argv) + "\n")
+        self.server.stdin.flush()
+        self.pid = int(self.wait_event("forked", 30)["pid"])
+        self.starts += 1
+        return self
+
+    def _signal(self, sig: int, wait: float) -> None:
+        if self.pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.01)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        self.pid = None
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL, 10)
+
+    def stop(self) -> None:
+        self._signal(signal.SIGTERM, 10)
+
+    def close(self) -> None:
+        self.kill()
+        _stop(self.server, signal.SIGKILL)
+        self.server = None
+
+    def __enter__(self) -> ShiftProcess:
+        return self if self.pid is not None else self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
 # --- a seeded site ---------------------------------------------------------------------------
 
 
