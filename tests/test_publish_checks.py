@@ -213,6 +213,7 @@ BAD_DEFINITIONS: list[tuple[str, Mutate, dict[str, Any]]] = [
     ("list parameter", params(1, mean=0.5), {"node": "tensor", "param": "mean"}),
     ("list of numbers", params(1, mean=[0.5, "x", 0.5]), {"node": "tensor", "param": "mean"}),
     ("list of labels", label_step, {"node": "score", "param": "labels"}),
+    ("mean for another channel count", params(1, mean=[0.5, 0.5]), {"node": "tensor"}),
     ("colour conversion", lambda d: d["steps"].insert(1, {
         "name": "hsv", "type": "color", "params": {"from": "gray", "to": "hsv"},
         "image": "$steps.prep.image"}), {"node": "hsv", "param": "to"}),
@@ -323,7 +324,8 @@ _TEXT_ONLY = ("not valid JSON",)
 
 
 def _raise_sites(module: Any, error: type[Exception], functions: set[str] | None) -> set[int]:
-    """Lines that raise ``error``: ``raise error(...)``, ``raise bad(...)``, ``_require(...)``."""
+    """Lines that raise ``error``: ``raise error(...)``, ``raise bad(...)``, ``_require(...)``,
+    and the ValueErrors of shape rules that the check turns into ``error``."""
     tree = ast.parse(inspect.getsource(module))
     sites: set[int] = set()
     for fn in ast.walk(tree):
@@ -333,7 +335,8 @@ def _raise_sites(module: Any, error: type[Exception], functions: set[str] | None
             call = node.exc if isinstance(node, ast.Raise) else node
             if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
                 continue
-            if isinstance(node, ast.Raise) and call.func.id in (error.__name__, "bad"):
+            if isinstance(node, ast.Raise) and call.func.id in (error.__name__, "bad",
+                                                                 "ValueError"):
                 text = ast.get_source_segment(inspect.getsource(module), call) or ""
                 if not any(skip in text for skip in _TEXT_ONLY):
                     sites.add(node.lineno)
@@ -342,10 +345,15 @@ def _raise_sites(module: Any, error: type[Exception], functions: set[str] | None
     return sites
 
 
-def _lines_reached(module: Any, exc: BaseException) -> set[int]:
+def _lines_reached(module: Any, exc: BaseException | None) -> set[int]:
+    """Lines of ``module`` the error passed through, and the error it was raised from."""
     path = inspect.getsourcefile(module)
-    return {frame.lineno for frame in traceback.extract_tb(exc.__traceback__)
-            if frame.filename == path and frame.lineno is not None}
+    lines: set[int] = set()
+    while exc is not None:
+        lines |= {frame.lineno for frame in traceback.extract_tb(exc.__traceback__)
+                  if frame.filename == path and frame.lineno is not None}
+        exc = exc.__cause__
+    return lines
 
 
 def test_every_criteria_error_has_a_row() -> None:

@@ -32,8 +32,9 @@ there is one, the ``field``, ``param``, ``input`` or ``selector``:
   colour conversion the op does not implement);
 - missing input, unknown input, a selector that points at no input / step / output (dangling);
 - a cycle (the steps on it are named);
-- a value of the wrong kind (a tensor where an image is expected...), as far as the catalogue
-  knows the kind of each op's outputs.
+- a value of the wrong kind (a tensor where an image is expected...), or of a shape an op cannot
+  take (mean/std for another channel count), as far as the ops' shape rules tell without a
+  model.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import difflib
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -124,13 +125,13 @@ def check_param(node: str, key: str, spec: Param, value: object) -> Any:
 
 @dataclass(frozen=True)
 class OpDecl:
-    """What a definition may say about an op: its inputs, outputs (with the kind each is known to
-    have before anything runs) and typed parameters. The tablet's op library registers exactly
-    these (``sidecar.pipeline.nodes``) and adds the code that runs them."""
+    """What a definition may say about an op: its inputs (with the kind each takes), outputs and
+    typed parameters. The tablet's op library registers exactly these (``sidecar.pipeline.nodes``)
+    and adds the code that runs them."""
 
     type: str
     inputs: Mapping[str, Kind]
-    outputs: Mapping[str, Kind]
+    outputs: tuple[str, ...]
     params: Mapping[str, Param] = field(default_factory=dict)
     optional_inputs: Mapping[str, Kind] = field(default_factory=dict)
     # Ops whose inputs/outputs are the model's own (onnx) accept any names.
@@ -140,51 +141,47 @@ class OpDecl:
         return tuple(k for k, p in self.params.items() if p.type == "model")
 
 
-def _any(*names: str) -> dict[str, Kind]:
-    return dict.fromkeys(names, "any")
-
-
-_TOPK_OUT = _any("ranked", "label", "index", "score")
+_TOPK_OUT = ("ranked", "label", "index", "score")
 
 OPS: Mapping[str, OpDecl] = {d.type: d for d in (
     OpDecl("decode", inputs={"data": "bytes"},
-           outputs={"image": "image", **_any("width", "height")},
+           outputs=("image", "width", "height"),
            params={"mode": Param("str", default="color", choices=("color", "grayscale"))}),
-    OpDecl("crop", inputs={"image": "image"}, outputs={"image": "image", **_any("box")},
+    OpDecl("crop", inputs={"image": "image"}, outputs=("image", "box"),
            params={"x": Param("number", default=0.0), "y": Param("number", default=0.0),
                    "w": Param("number", required=True), "h": Param("number", required=True),
                    "relative": Param("bool", default=False)}),
     OpDecl("resize", inputs={"image": "image"},
-           outputs={"image": "image", **_any("scale", "offset")},
+           outputs=("image", "scale", "offset"),
            params={"width": Param("int", required=True), "height": Param("int", required=True),
                    "mode": Param("str", default="stretch", choices=("stretch", "letterbox")),
                    "interpolation": Param("str", default="linear",
                                           choices=("linear", "area", "nearest", "cubic")),
                    "pad_value": Param("int", default=114)}),
-    OpDecl("color", inputs={"image": "image"}, outputs={"image": "image"},
+    OpDecl("color", inputs={"image": "image"}, outputs=("image",),
            params={"to": Param("str", required=True, choices=("rgb", "bgr", "gray", "hsv")),
                    "from": Param("str", default="bgr", choices=("rgb", "bgr", "gray"))}),
-    OpDecl("normalize", inputs={"image": "image"}, outputs={"tensor": "tensor"},
+    OpDecl("normalize", inputs={"image": "image"}, outputs=("tensor",),
            params={"mean": Param("list[float]", default=[0.0, 0.0, 0.0]),
                    "std": Param("list[float]", default=[1.0, 1.0, 1.0]),
                    "scale": Param("number", default=1 / 255),
                    "layout": Param("str", default="NCHW", choices=("NCHW", "NHWC")),
                    "dtype": Param("str", default="float32", choices=("float32", "float16")),
                    "batch": Param("bool", default=True)}),
-    OpDecl("onnx", inputs={}, outputs=_any("output", "outputs"), dynamic_io=True,
+    OpDecl("onnx", inputs={}, outputs=("output", "outputs"), dynamic_io=True,
            params={"model": Param("model", required=True)}),
     OpDecl("heatmap_stats", inputs={"map": "tensor"}, optional_inputs={"image": "image"},
-           outputs={**_any("score", "mean", "p99", "peak", "area", "bbox"), "heatmap": "image"},
+           outputs=("score", "mean", "p99", "peak", "area", "bbox", "heatmap"),
            params={"threshold": Param("number"), "blur": Param("int", default=0),
                    "heatmap": Param("bool", default=True)}),
     OpDecl("measure_circle", inputs={"image": "image"},
-           outputs=_any("found", "diameter_px", "diameter_mm", "center", "roundness", "circle"),
+           outputs=("found", "diameter_px", "diameter_mm", "center", "roundness", "circle"),
            params={"mm_per_px": Param("number", required=True),
                    "method": Param("str", default="contour", choices=("contour", "hough")),
                    "polarity": Param("str", default="dark", choices=("dark", "bright")),
                    "min_diameter_mm": Param("number"), "max_diameter_mm": Param("number"),
                    "refine": Param("bool", default=True)}),
-    OpDecl("ocr", inputs={"image": "image"}, outputs=_any("text", "lines", "score", "count"),
+    OpDecl("ocr", inputs={"image": "image"}, outputs=("text", "lines", "score", "count"),
            params={"det_model": Param("model", required=True),
                    "rec_model": Param("model", required=True),
                    "limit_side": Param("int", default=960),
@@ -197,17 +194,17 @@ OPS: Mapping[str, OpDecl] = {d.type: d for d in (
                    "rec_min_width": Param("int", default=160),
                    "min_score": Param("number", default=0.5),
                    "join": Param("str", default=" ")}),
-    OpDecl("softmax", inputs={"x": "tensor"}, outputs={"probs": "tensor"},
+    OpDecl("softmax", inputs={"x": "tensor"}, outputs=("probs",),
            params={"axis": Param("int", default=-1)}),
     OpDecl("topk", inputs={"x": "tensor"}, outputs=_TOPK_OUT,
            params={"k": Param("int", default=5), "labels": Param("list[str]")}),
     OpDecl("argmax", inputs={"x": "tensor"}, outputs=_TOPK_OUT,
            params={"labels": Param("list[str]")}),
-    OpDecl("threshold", inputs={"x": "tensor"}, outputs=_any("result", "mask", "any", "count"),
+    OpDecl("threshold", inputs={"x": "tensor"}, outputs=("result", "mask", "any", "count"),
            params={"value": Param("number", required=True),
                    "operator": Param("str", default="GE", choices=("GT", "GE", "LT", "LE"))}),
     OpDecl("nms", inputs={"boxes": "tensor", "scores": "tensor"},
-           outputs=_any("detections", "count", "boxes", "scores", "classes"),
+           outputs=("detections", "count", "boxes", "scores", "classes"),
            params={"iou": Param("number", default=0.45),
                    "score_threshold": Param("number", default=0.25),
                    "max_detections": Param("int", default=100),
@@ -222,6 +219,88 @@ COLOR_CONVERSIONS = frozenset({
     ("bgr", "rgb"), ("rgb", "bgr"), ("bgr", "gray"), ("rgb", "gray"), ("gray", "bgr"),
     ("gray", "rgb"), ("bgr", "hsv"), ("rgb", "hsv"),
 })
+
+
+# -- what is known of a value before anything runs ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Meta:
+    """Static knowledge of a value: its kind and, where known, shape (None = any size) and dtype."""
+
+    kind: Kind = "any"
+    shape: tuple[int | None, ...] | None = None
+    dtype: str | None = None
+
+
+ANY = Meta()
+
+
+def image_meta(shape: tuple[int | None, ...] | None) -> Meta:
+    return Meta(kind="image", shape=shape, dtype="uint8")
+
+
+# An op's shape rule: what it makes of what it is fed, given its parameters, without touching a
+# pixel; a ValueError says what it cannot take. Ops without a rule make values of unknown kind;
+# the model's op (onnx) has its rule on the tablet, where the model is.
+ShapeRule = Callable[[Mapping[str, Meta], Mapping[str, Any]], dict[str, Meta]]
+
+
+def _channels(src: Meta | None) -> tuple[int | None, ...]:
+    return src.shape[2:] if src is not None and src.shape is not None else (None,)
+
+
+def _decode_shape(inputs: Mapping[str, Meta], p: Mapping[str, Any]) -> dict[str, Meta]:
+    return {"image": image_meta((None, None) if p["mode"] == "grayscale" else (None, None, 3))}
+
+
+def _crop_shape(inputs: Mapping[str, Meta], p: Mapping[str, Any]) -> dict[str, Meta]:
+    channels = _channels(inputs.get("image"))
+    if not p["relative"]:
+        return {"image": image_meta((int(p["h"]), int(p["w"]), *channels))}
+    return {"image": image_meta((None, None, *channels))}
+
+
+def _resize_shape(inputs: Mapping[str, Meta], p: Mapping[str, Any]) -> dict[str, Meta]:
+    return {"image": image_meta((p["height"], p["width"], *_channels(inputs.get("image"))))}
+
+
+def _color_shape(inputs: Mapping[str, Meta], p: Mapping[str, Any]) -> dict[str, Meta]:
+    src = inputs.get("image")
+    hw = src.shape[:2] if src is not None and src.shape is not None else (None, None)
+    return {"image": image_meta((*hw,) if p["to"] == "gray" else (*hw, 3))}
+
+
+def _normalize_shape(inputs: Mapping[str, Meta], p: Mapping[str, Any]) -> dict[str, Meta]:
+    src = inputs.get("image")
+    h: int | None = None
+    w: int | None = None
+    ch: int | None = None
+    if src is not None and src.shape is not None:
+        h, w = src.shape[0], src.shape[1]
+        ch = src.shape[2] if len(src.shape) > 2 else 1
+    n = len(p["mean"])
+    if ch is not None and n not in (1, ch):
+        raise ValueError(f"'mean' has {n} values but the image has {ch} channels")
+    dims: tuple[int | None, ...] = (ch, h, w) if p["layout"] == "NCHW" else (h, w, ch)
+    if p["batch"]:
+        dims = (1, *dims)
+    return {"tensor": Meta(kind="tensor", shape=dims, dtype=p["dtype"])}
+
+
+def _softmax_shape(inputs: Mapping[str, Meta], p: Mapping[str, Any]) -> dict[str, Meta]:
+    return {"probs": Meta("tensor", inputs["x"].shape if "x" in inputs else None, "float32")}
+
+
+def _heatmap_shape(inputs: Mapping[str, Meta], p: Mapping[str, Any]) -> dict[str, Meta]:
+    return {"heatmap": image_meta((None, None, 3))}
+
+
+SHAPE_RULES: Mapping[str, ShapeRule] = {
+    "decode": _decode_shape, "crop": _crop_shape, "resize": _resize_shape,
+    "color": _color_shape, "normalize": _normalize_shape, "softmax": _softmax_shape,
+    "heatmap_stats": _heatmap_shape,
+}
 
 
 # -- the definition's structure --------------------------------------------------------------
@@ -572,33 +651,37 @@ def kind_accepts(want: str, got: str) -> bool:
     return want == got
 
 
-def input_kind(sel: Selector, definition: PipelineDefinition) -> Kind:
-    """The kind of a pipeline input a selector reads ("any" for a path into it)."""
-    kind = next(i.kind for i in definition.inputs if i.name == sel.name)
-    if sel.path:
-        return "any"
-    if kind == "image":
-        return "image"
-    return "bytes" if kind == "bytes" else "any"
-
-
-def wanted_kind(decl: OpDecl, key: str) -> str:
-    return decl.inputs.get(key) or decl.optional_inputs.get(key, "any")
-
-
-def _static_kind(sel: Selector, definition: PipelineDefinition,
-                 decls: Mapping[str, OpDecl]) -> str:
+def meta_of(sel: Selector, definition: PipelineDefinition,
+            metas: Mapping[tuple[str, str], Meta]) -> Meta:
+    """What is known of the value a selector reads, from the steps before it."""
     if sel.source == "inputs":
-        return input_kind(sel, definition)
-    target = decls[sel.name]
-    if sel.path or target.dynamic_io:
-        return "any"  # an element of an output, or a model's output: known only with the model
-    return target.outputs.get(sel.field or "", "any")
+        kind = next(i.kind for i in definition.inputs if i.name == sel.name)
+        if sel.path:
+            return ANY
+        if kind == "image":
+            return image_meta((None, None, 3))
+        return Meta("bytes") if kind == "bytes" else ANY
+    if sel.path:
+        return ANY  # an element of an output: kind unknown statically
+    return metas.get((sel.name, sel.field or ""), ANY)
+
+
+def check_kinds(step: Step, decl: OpDecl, fed: Mapping[str, Meta]) -> None:
+    """Refuse a value of a kind the op's input does not take (a tensor where an image goes)."""
+    if decl.dynamic_io:
+        return
+    for key, meta in fed.items():
+        want = decl.inputs.get(key) or decl.optional_inputs.get(key, "any")
+        if not kind_accepts(want, meta.kind):
+            raise DefinitionInvalid(
+                f"input '{key}' expects {want} but '{step.inputs[key].raw}' is {meta.kind}",
+                node=step.name, input=key)
 
 
 def check_definition(definition: PipelineDefinition) -> CheckedDefinition:
     """Everything that can be checked without a model file or an image, in the order the tablet
-    reports it: ops, parameters, wiring, references, cycles, then the kinds fed to each input."""
+    reports it: ops, parameters, wiring, references, cycles, then step by step the kind of each
+    value fed and the shapes each op can take (as far as they are known without the model)."""
     decls = {s.name: _decl_for(s) for s in definition.steps}
     params = {s.name: _params(s, decls[s.name]) for s in definition.steps}
     deps: dict[str, frozenset[str]] = {}
@@ -614,16 +697,19 @@ def check_definition(definition: PipelineDefinition) -> CheckedDefinition:
         _check_ref(sel, None, f"artifact '{art_name}'", definition, decls)
     order = _order(definition, deps)
     by_name = {s.name: s for s in definition.steps}
+    metas: dict[tuple[str, str], Meta] = {}
     for name in order:
-        step, decl = by_name[name], decls[name]
-        if decl.dynamic_io:
+        step = by_name[name]
+        fed = {k: meta_of(sel, definition, metas) for k, sel in step.inputs.items()}
+        check_kinds(step, decls[name], fed)
+        rule = SHAPE_RULES.get(step.type)
+        if rule is None:
             continue
-        for key, sel in step.inputs.items():
-            want, got = wanted_kind(decl, key), _static_kind(sel, definition, decls)
-            if not kind_accepts(want, got):
-                raise DefinitionInvalid(
-                    f"input '{key}' expects {want} but '{sel.raw}' is {got}", node=name,
-                    input=key)
+        try:
+            made = rule(fed, params[name])
+        except (ValueError, TypeError) as exc:
+            raise DefinitionInvalid(str(exc), node=name) from exc
+        metas.update({(name, out): meta for out, meta in made.items()})
     return CheckedDefinition(definition=definition, params=params, deps=deps, order=tuple(order))
 
 

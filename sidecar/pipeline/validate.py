@@ -1,16 +1,15 @@
 """Load-time validation of a definition against the op library and the models: a :class:`Plan`.
 
 Everything that can be checked without a model file or an image — unknown op; unknown, missing
-or mistyped parameter; missing, unknown or dangling input; a cycle; a value of the wrong kind as
-far as the catalogue knows it — is :func:`schema.formats.pipeline.check_definition`, the code
-the server runs when a definition is published. This module adds what only the tablet can know,
-through each op's static shape rule (``infer``) and ``models``, a function from a ``sha256:``
+or mistyped parameter; missing, unknown or dangling input; a cycle; a value of a kind or shape an
+op cannot take, as far as the ops' shape rules tell without a model — is
+:func:`schema.formats.pipeline.check_definition`, the code the server runs when a definition is
+published. This module runs the shape rules again with ``models``, a function from a ``sha256:``
 reference to :class:`ModelInfo` (the engine passes its session pool's; tests pass a
-dictionary's):
+dictionary's), and adds what only the models tell:
 
-- a value of the wrong kind where only the model tells the kind (a model's output);
+- a value of the wrong kind or shape downstream of a model (a model's output);
 - a tensor whose statically known shape or dtype cannot match the model's declared input;
-- a shape an op cannot take (mean/std for the wrong channel count, an impossible conversion);
 - a missing or corrupt model file (the store's ModelUnavailable / ModelCorrupt).
 
 Each error is a :class:`DefinitionInvalid` (or the store's error) naming the step.
@@ -27,15 +26,13 @@ from schema.formats.pipeline import (
     PipelineDefinition,
     Selector,
     check_definition,
-    input_kind,
-    kind_accepts,
-    wanted_kind,
+    check_kinds,
+    meta_of,
 )
 from sidecar.errors import KensaError
 from sidecar.pipeline import nodes  # noqa: F401  (registers the ops)
 from sidecar.pipeline.errors import DefinitionInvalid, from_formats
 from sidecar.pipeline.nodes.base import (
-    ANY,
     REGISTRY,
     Meta,
     ModelInfo,
@@ -45,6 +42,7 @@ from sidecar.pipeline.nodes.base import (
 )
 
 _check_definition = from_formats(check_definition)
+_check_kinds = from_formats(check_kinds)
 
 
 @dataclass(frozen=True)
@@ -76,18 +74,6 @@ class Plan:
             for m in s.models:
                 seen.setdefault(m)
         return tuple(seen)
-
-
-def _meta_of(sel: Selector, definition: PipelineDefinition,
-             metas: Mapping[tuple[str, str], Meta]) -> Meta:
-    if sel.source == "inputs":
-        kind = input_kind(sel, definition)
-        if kind == "image":
-            return Meta("image", (None, None, 3), "uint8")
-        return Meta("bytes") if kind == "bytes" else ANY
-    if sel.path:
-        return ANY  # an element of an output: kind unknown statically
-    return metas.get((sel.name, sel.field or ""), ANY)
 
 
 def _levels(order: tuple[str, ...], deps: Mapping[str, frozenset[str]]) -> int:
@@ -127,14 +113,9 @@ def validate(definition: PipelineDefinition, models: ModelLookup | None = None) 
     by_name = {s.name: s for s in definition.steps}
     for name in order:
         step, spec = by_name[name], specs[name]
-        in_metas = {k: _meta_of(sel, definition, metas) for k, sel in step.inputs.items()}
-        if not spec.dynamic_io:
-            for key, meta in in_metas.items():
-                want = wanted_kind(OPS[step.type], key)
-                if not kind_accepts(want, meta.kind):
-                    raise DefinitionInvalid(
-                        f"input '{key}' expects {want} but '{step.inputs[key].raw}' is "
-                        f"{meta.kind}", node=name, input=key)
+        in_metas = {k: meta_of(sel, definition, metas) for k, sel in step.inputs.items()}
+        # Again with what the models tell: a model's output is known only here.
+        _check_kinds(step, OPS[step.type], in_metas)
         refs = tuple(params[name][k] for k in spec.model_params() if params[name].get(k))
         get = lookup(name) if models is not None else None
         if get is not None:

@@ -8,7 +8,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sidecar.pipeline.nodes.base import RunContext, as_tensor, declared, image_meta, op
+from sidecar.pipeline.nodes.base import RunContext, as_tensor, declared, op
 
 
 def map_2d(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
@@ -77,6 +77,5 @@ def _run(inputs: Mapping[str, Any], params: Mapping[str, Any], ctx: RunContext) 
 
 op(declared(
     "heatmap_stats", stage="post", run=_run,
-    infer=lambda i, c: {"heatmap": image_meta((None, None, 3))},
     doc="Anomaly map statistics (max score, mean, p99, area over threshold, peak) and heat map.",
 ))

@@ -15,23 +15,14 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from schema.formats.pipeline import ANY as ANY
 from schema.formats.pipeline import MODEL_REF as MODEL_REF
-from schema.formats.pipeline import OPS, Kind, Param
+from schema.formats.pipeline import OPS, SHAPE_RULES, Kind, Param
+from schema.formats.pipeline import Meta as Meta
+from schema.formats.pipeline import image_meta as image_meta
 
 Stage = Literal["decode", "pre", "infer", "post"]
 STAGES: tuple[str, ...] = ("decode", "pre", "infer", "post", "judge")
-
-
-@dataclass(frozen=True)
-class Meta:
-    """Static knowledge of a value: its kind and, where known, shape (None = any size) and dtype."""
-
-    kind: Kind = "any"
-    shape: tuple[int | None, ...] | None = None
-    dtype: str | None = None
-
-
-ANY = Meta()
 
 
 @dataclass(frozen=True)
@@ -101,14 +92,24 @@ REGISTRY: dict[str, OpSpec] = {}
 
 
 def declared(
-    type_: str, *, stage: Stage, run: RunFn, infer: InferFn = _no_infer, doc: str = ""
+    type_: str, *, stage: Stage, run: RunFn, infer: InferFn | None = None, doc: str = ""
 ) -> OpSpec:
-    """The op ``type_`` as the shared catalogue declares it, with the code that runs it."""
+    """The op ``type_`` as the shared catalogue declares it, with the code that runs it; its shape
+    rule is the shared one unless the op needs the models to know its shapes (``infer``)."""
     decl = OPS[type_]
+    if infer is None:
+        infer = _shared_rule(type_)
     return OpSpec(type=type_, stage=stage, run=run, inputs=decl.inputs,
                   outputs=tuple(decl.outputs), params=decl.params,
                   optional_inputs=decl.optional_inputs, dynamic_io=decl.dynamic_io, infer=infer,
                   doc=doc)
+
+
+def _shared_rule(type_: str) -> InferFn:
+    rule = SHAPE_RULES.get(type_)
+    if rule is None:
+        return _no_infer
+    return lambda inputs, ctx: rule(inputs, ctx.params)
 
 
 def _as_catalogued(spec: OpSpec) -> bool:
@@ -151,5 +152,3 @@ def describe(value: Any) -> str:
     return type(value).__name__
 
 
-def image_meta(shape: tuple[int | None, ...] | None) -> Meta:
-    return Meta(kind="image", shape=shape, dtype="uint8")

@@ -15,12 +15,9 @@ import numpy as np
 
 from sidecar.errors import ImageInvalid
 from sidecar.pipeline.nodes.base import (
-    Meta,
     RunContext,
-    StaticContext,
     as_image,
     declared,
-    image_meta,
     op,
 )
 
@@ -59,8 +56,6 @@ def _decode(
 
 op(declared(
     "decode", stage="decode", run=_decode,
-    infer=lambda i, c: {"image": image_meta(
-        (None, None) if c.params["mode"] == "grayscale" else (None, None, 3))},
     doc="Decode JPEG/PNG/... bytes into an image (EXIF orientation applied).",
 ))
 
@@ -91,18 +86,8 @@ def _crop(inputs: Mapping[str, Any], params: Mapping[str, Any], ctx: RunContext)
     return {"image": img[y0:y1, x0:x1], "box": [x0, y0, x1, y1]}
 
 
-def _crop_infer(inputs: Mapping[str, Meta], c: StaticContext) -> dict[str, Meta]:
-    src = inputs.get("image")
-    channels = src.shape[2:] if src is not None and src.shape is not None else (None,)
-    p = c.params
-    if not p["relative"]:
-        return {"image": image_meta((int(p["h"]), int(p["w"]), *channels))}
-    return {"image": image_meta((None, None, *channels))}
-
-
 op(declared(
     "crop", stage="pre", run=_crop,
-    infer=_crop_infer,
     doc="Region of interest, in pixels or (relative=true) as fractions of the image.",
 ))
 
@@ -141,15 +126,8 @@ def _resize(
     return {"image": out, "scale": scale, "offset": offset}
 
 
-def _resize_infer(inputs: Mapping[str, Meta], c: StaticContext) -> dict[str, Meta]:
-    src = inputs.get("image")
-    channels = src.shape[2:] if src is not None and src.shape is not None else (None,)
-    return {"image": image_meta((c.params["height"], c.params["width"], *channels))}
-
-
 op(declared(
     "resize", stage="pre", run=_resize,
-    infer=_resize_infer,
     doc="Resize to width×height, stretching or letterboxing (aspect kept, padded).",
 ))
 
@@ -174,15 +152,8 @@ def _color(inputs: Mapping[str, Any], params: Mapping[str, Any], ctx: RunContext
     return {"image": cv2.cvtColor(img, code)}
 
 
-def _color_infer(inputs: Mapping[str, Meta], c: StaticContext) -> dict[str, Meta]:
-    src = inputs.get("image")
-    hw = src.shape[:2] if src is not None and src.shape is not None else (None, None)
-    return {"image": image_meta((*hw,) if c.params["to"] == "gray" else (*hw, 3))}
-
-
 op(declared(
     "color", stage="pre", run=_color,
-    infer=_color_infer,
     doc="Colour conversion (images are BGR as decoded).",
 ))
 
@@ -222,25 +193,7 @@ def _normalize(
     return {"tensor": t}
 
 
-def _normalize_infer(inputs: Mapping[str, Meta], c: StaticContext) -> dict[str, Meta]:
-    src = inputs.get("image")
-    h: int | None = None
-    w: int | None = None
-    ch: int | None = None
-    if src is not None and src.shape is not None:
-        h, w = src.shape[0], src.shape[1]
-        ch = src.shape[2] if len(src.shape) > 2 else 1
-    n = len(c.params["mean"])
-    if ch is not None and n not in (1, ch):
-        raise ValueError(f"'mean' has {n} values but the image has {ch} channels")
-    dims: tuple[int | None, ...] = (ch, h, w) if c.params["layout"] == "NCHW" else (h, w, ch)
-    if c.params["batch"]:
-        dims = (1, *dims)
-    return {"tensor": Meta(kind="tensor", shape=dims, dtype=c.params["dtype"])}
-
-
 op(declared(
     "normalize", stage="pre", run=_normalize,
-    infer=_normalize_infer,
     doc="Image → tensor: scale, subtract mean, divide by std; NCHW or NHWC; batch axis.",
 ))

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from sidecar.pipeline.nodes.base import Meta, RunContext, as_tensor, declared, op
+from sidecar.pipeline.nodes.base import RunContext, as_tensor, declared, op
 
 
 def softmax(x: np.ndarray[Any, Any], axis: int = -1) -> np.ndarray[Any, Any]:
@@ -26,7 +26,6 @@ def _softmax(
 
 op(declared(
     "softmax", stage="post", run=_softmax,
-    infer=lambda i, c: {"probs": Meta("tensor", i["x"].shape if "x" in i else None, "float32")},
     doc="Softmax along an axis (logits → probabilities).",
 ))
 
