@@ -129,3 +129,35 @@ def test_each_end_loads_nothing_of_the_other(module: str, foreign: tuple[str, ..
     loaded = done.stdout.split()
     assert module in loaded
     assert [m for m in loaded if any(m == f or m.startswith(f + ".") for f in foreign)] == []
+
+
+@pytest.mark.slow
+def test_the_demo_reaches_a_tablet_as_real_models_do(tmp_path: Path) -> None:
+    """The demo's models and pipelines are published to a server and pulled; the tablet's own
+    model store (its data directory, nothing of the dev tooling) then runs every pipeline."""
+    from scripts.devkit import DEMO_MODELS_DIR
+    from sidecar.pipeline.engine import PipelineEngine
+    from sidecar.pipeline.store import ModelStore
+
+    server_dir, device_dir = tmp_path / "server", tmp_path / "device"
+    out = seed_demo("--data-dir", str(server_dir), "--tokens-file", str(tmp_path / "tokens.json"))
+    assert "note: model" not in out  # every model of the manifest was found and published
+    token = json.loads((tmp_path / "tokens.json").read_text())["TAB-01"]
+    with ServerProcess("", server_dir) as server:
+        kensa("device", "connect", "--server", server.url, "--token", token,
+              "--data-dir", str(device_dir))
+        assert json.loads(kensa("device", "sync-now", "--data-dir", str(device_dir)))["ok"]
+
+    manifest = json.loads((DEMO_MODELS_DIR / "manifest.json").read_text(encoding="utf-8"))
+    pulled = {p.name for p in (device_dir / "models").iterdir()}
+    assert pulled == {f"{m['sha256']}.onnx" for m in manifest["models"]}
+    engine = PipelineEngine(ModelStore.for_device(device_dir / "models"))
+    used: set[str] = set()
+    try:
+        for entry in manifest["pipelines"]:
+            definition = json.loads((DEMO_MODELS_DIR / entry["file"]).read_text(encoding="utf-8"))
+            used.update(engine.compile(definition).models)  # loads and warms each model
+        assert used == {f"sha256:{m['sha256']}" for m in manifest["models"]}
+        assert {engine.pool.store.get(ref).path.parent for ref in used} == {device_dir / "models"}
+    finally:
+        engine.close()
