@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 
 from schema.formats.criteria import Verdict
-from sidecar.pipeline import synthetic
+from scripts.devkit import DEMO_MODELS_DIR, demo_store, ocr_models_dir, synthetic
+from scripts.devkit.modelgen import HELD_OUT_SEED
 from sidecar.pipeline.engine import PipelineEngine
 from sidecar.pipeline.errors import ModelCorrupt, ModelUnavailable
-from sidecar.pipeline.modelgen import HELD_OUT_SEED
-from sidecar.pipeline.store import DEMO_MODELS_DIR, ModelStore, package_models_dir
+from sidecar.pipeline.store import ModelStore
 
 MANIFEST = DEMO_MODELS_DIR / "manifest.json"
 pytestmark = pytest.mark.skipif(not MANIFEST.is_file(),
                                 reason="demo models not built (scripts/make-demo-models)")
-OCR = package_models_dir("rapidocr") is not None
+OCR = ocr_models_dir() is not None
 TARGET = {"target": {"product_id": "BRK-100", "batch_id": "A12-3456", "serial": "0098172"}}
 
 
@@ -39,7 +39,7 @@ def criteria(code: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def engine() -> PipelineEngine:
-    e = PipelineEngine(ModelStore.demo())
+    e = PipelineEngine(demo_store())
     yield e  # type: ignore[misc]
     e.close()
 
