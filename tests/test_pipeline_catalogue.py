@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from schema.formats.pipeline import COLOR_CONVERSIONS, OPS, SHAPE_RULES, Meta, Param
+from schema.formats.pipeline import COLOR_CONVERSIONS, OPS, SHAPE_RULES, Meta, OpDecl, Param
 from sidecar.pipeline.nodes import REGISTRY, image, tensor
 from sidecar.pipeline.nodes.base import OpSpec, StaticContext, declared, op
 
@@ -49,18 +49,18 @@ def test_the_catalogues_choices_are_what_the_ops_implement() -> None:
 
 
 def test_an_op_declared_otherwise_than_the_catalogue_is_refused() -> None:
-    spec = declared("softmax", stage="post", run=lambda i, p, c: {})
-    changed = OpSpec(type="softmax_copy", stage="post", run=spec.run, inputs=spec.inputs,
-                     outputs=spec.outputs, params=spec.params)
+    run = declared("softmax", stage="post", run=lambda i, p, c: {}).run
+    softmax = OPS["softmax"]
+    uncatalogued = OpDecl("softmax_copy", inputs=softmax.inputs, outputs=softmax.outputs)
     with pytest.raises(AssertionError, match="not declared as"):
-        op(changed)
-    extra = OpSpec(type="softmax", stage="post", run=spec.run, inputs=spec.inputs,
-                   outputs=spec.outputs, params={**spec.params, "temperature": Param("number")})
-    REGISTRY.pop("softmax_copy", None)
+        op(OpSpec(decl=uncatalogued, stage="post", run=run))
+    changed = OpDecl("softmax", inputs=softmax.inputs, outputs=softmax.outputs,
+                     params={**softmax.params, "temperature": Param("number")})
     saved = REGISTRY.pop("softmax")
     try:
         with pytest.raises(AssertionError, match="not declared as"):
-            op(extra)
+            op(OpSpec(decl=changed, stage="post", run=run))
+        assert "softmax" not in REGISTRY
     finally:
         REGISTRY["softmax"] = saved
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from schema.formats.pipeline import ANY as ANY
 from schema.formats.pipeline import MODEL_REF as MODEL_REF
-from schema.formats.pipeline import OPS, SHAPE_RULES, Kind, Param
+from schema.formats.pipeline import OPS, SHAPE_RULES, Kind, OpDecl, Param
 from schema.formats.pipeline import Meta as Meta
 from schema.formats.pipeline import image_meta as image_meta
 
@@ -72,20 +72,41 @@ def _no_infer(inputs: Mapping[str, Meta], ctx: StaticContext) -> dict[str, Meta]
 
 @dataclass(frozen=True)
 class OpSpec:
-    type: str
+    """An op of the shared catalogue (``decl``) with the code that runs it and its shape rule."""
+
+    decl: OpDecl
     stage: Stage
     run: RunFn
-    inputs: Mapping[str, Kind]
-    outputs: tuple[str, ...]
-    params: Mapping[str, Param] = field(default_factory=dict)
-    optional_inputs: Mapping[str, Kind] = field(default_factory=dict)
-    # Ops whose inputs/outputs depend on the model (onnx) accept any names; validate checks them.
-    dynamic_io: bool = False
     infer: InferFn = _no_infer
     doc: str = ""
 
+    @property
+    def type(self) -> str:
+        return self.decl.type
+
+    @property
+    def inputs(self) -> Mapping[str, Kind]:
+        return self.decl.inputs
+
+    @property
+    def optional_inputs(self) -> Mapping[str, Kind]:
+        return self.decl.optional_inputs
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return self.decl.outputs
+
+    @property
+    def params(self) -> Mapping[str, Param]:
+        return self.decl.params
+
+    @property
+    def dynamic_io(self) -> bool:
+        """Inputs and outputs named by the model (onnx): any names; validate checks them."""
+        return self.decl.dynamic_io
+
     def model_params(self) -> tuple[str, ...]:
-        return tuple(k for k, p in self.params.items() if p.type == "model")
+        return self.decl.model_params()
 
 
 REGISTRY: dict[str, OpSpec] = {}
@@ -96,13 +117,8 @@ def declared(
 ) -> OpSpec:
     """The op ``type_`` as the shared catalogue declares it, with the code that runs it; its shape
     rule is the shared one unless the op needs the models to know its shapes (``infer``)."""
-    decl = OPS[type_]
-    if infer is None:
-        infer = _shared_rule(type_)
-    return OpSpec(type=type_, stage=stage, run=run, inputs=decl.inputs,
-                  outputs=tuple(decl.outputs), params=decl.params,
-                  optional_inputs=decl.optional_inputs, dynamic_io=decl.dynamic_io, infer=infer,
-                  doc=doc)
+    return OpSpec(decl=OPS[type_], stage=stage, run=run,
+                  infer=infer if infer is not None else _shared_rule(type_), doc=doc)
 
 
 def _shared_rule(type_: str) -> InferFn:
@@ -112,21 +128,12 @@ def _shared_rule(type_: str) -> InferFn:
     return lambda inputs, ctx: rule(inputs, ctx.params)
 
 
-def _as_catalogued(spec: OpSpec) -> bool:
-    decl = OPS.get(spec.type)
-    return decl is not None and (
-        dict(spec.inputs), spec.outputs, dict(spec.params), dict(spec.optional_inputs),
-        spec.dynamic_io,
-    ) == (dict(decl.inputs), tuple(decl.outputs), dict(decl.params), dict(decl.optional_inputs),
-          decl.dynamic_io)
-
-
 def op(spec: OpSpec) -> OpSpec:
     if spec.type in REGISTRY:
         raise AssertionError(f"op {spec.type} registered twice")
-    # The server checks definitions against the catalogue alone: an op that differs from it
+    # The server checks definitions against the catalogue alone: an op declared otherwise
     # would accept or refuse what the server does not.
-    if not _as_catalogued(spec):
+    if OPS.get(spec.type) != spec.decl:
         raise AssertionError(f"op {spec.type} is not declared as schema.formats.pipeline.OPS says")
     REGISTRY[spec.type] = spec
     return spec
