@@ -124,14 +124,15 @@ def read(
 ) -> SyncStatus:
     """The sync status as stored now; ``live`` from the service that runs the syncs, if any."""
     with db.read() as session:
-        # One read: the connection and every stream's state as of the same moment.
+        # One read: the connection, the photos waiting and every stream's state as of the
+        # same moment.
         connection = config.load(session)
+        images, image_bytes = pending_image_stats(session)
         streams = {name: state.get(session, name) for name in state.STREAMS}
     outbox = SqliteOutbox(db)
     stats = outbox.stats()
     set_aside = outbox.set_aside_rows(set_aside_limit)
     set_aside_count = _set_aside_count(db)
-    images, image_bytes = pending_image_stats(db)
     result = outcome(streams.values())
     oldest_age = None
     if stats.oldest_created_at:

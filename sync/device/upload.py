@@ -49,20 +49,18 @@ class PendingImage:
     size: int
 
 
-def pending_images(db: Database, limit: int = 200) -> list[PendingImage]:
-    with db.read() as session:
-        rows = session.execute(_PENDING, {"limit": limit}).all()
+def pending_images(session: Session, limit: int = 200) -> list[PendingImage]:
+    rows = session.execute(_PENDING, {"limit": limit}).all()
     return [PendingImage(r[0], r[1], r[2], int(r[3] or 0)) for r in rows]
 
 
-def pending_image_stats(db: Database) -> tuple[int, int]:
-    with db.read() as session:
-        row = session.execute(
-            sa.text(
-                "SELECT count(*), coalesce(sum(file_size), 0) FROM inspection_images "
-                "WHERE uploaded_at IS NULL"
-            )
-        ).one()
+def pending_image_stats(session: Session) -> tuple[int, int]:
+    row = session.execute(
+        sa.text(
+            "SELECT count(*), coalesce(sum(file_size), 0) FROM inspection_images "
+            "WHERE uploaded_at IS NULL"
+        )
+    ).one()
     return int(row[0]), int(row[1])
 
 
@@ -94,10 +92,9 @@ class Uploader:
         result = UploadResult()
         deadline = time.monotonic() + budget_s
         while True:
-            batch = [
-                p for p in pending_images(self.db, self.listing + len(self.missing_files))
-                if p.sha256 not in self.missing_files
-            ][: self.listing]
+            with self.db.read() as session:
+                listed = pending_images(session, self.listing + len(self.missing_files))
+            batch = [p for p in listed if p.sha256 not in self.missing_files][: self.listing]
             if not batch:
                 result.missing_files = sorted(self.missing_files)
                 return result
@@ -136,7 +133,8 @@ class Uploader:
                 if failure is not None:
                     raise failure
             if time.monotonic() > deadline:
-                result.has_more = bool(pending_images(self.db, 1))
+                with self.db.read() as session:
+                    result.has_more = bool(pending_images(session, 1))
                 return result
 
     def _one(
