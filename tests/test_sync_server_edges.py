@@ -131,6 +131,8 @@ REFUSED_OPS = [
                                sha256="a" * 65)),
     ("session status 51", entity("inspection_session", target_id=str(uuid.uuid4()),
                                  status="s" * 51)),
+    ("session product code 101", entity("inspection_session", target_id=str(uuid.uuid4()),
+                                        status="in_progress", product_code="P" * 101)),
     ("item order 2^31", entity("inspection_session_item", session_id=str(uuid.uuid4()),
                                item_code="V-1", order_sequence=2**31, status="pending")),
     ("target product 101", with_data(product_id="P" * 101)),
@@ -194,8 +196,9 @@ ACCEPTED_OPS = [
     ("data just under the size", with_data(blob="x" * (MAX_DATA_BYTES - 500))),
     ("image width 2^31-1", entity("inspection_image", session_id=str(uuid.uuid4()),
                                   sha256="a" * 64, width=INT32_MAX)),
-    ("session status 50", entity("inspection_session", target_id=str(uuid.uuid4()),
-                                 status="s" * 50)),
+    # A status is held to the move table's states, far shorter than its column.
+    ("session product code 100", entity("inspection_session", target_id=str(uuid.uuid4()),
+                                        status="in_progress", product_code="P" * 100)),
     # A scanned GS1 code carries group separators: not a NUL, so stored as scanned.
     ("GS in a scanned code", with_data(qr_code="(01)0456\x1d(10)A12")),
 ]
