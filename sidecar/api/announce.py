@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-from sidecar.api.guard import ASGIApp, Message, Receive, Scope, Send
+from sidecar.api.guard import ASGIApp, Receive, Scope, Send
+from sidecar.api.push_soon import answered
 from sidecar.events import Event, hub
 
 _INSPECTION = re.compile(r"^/sessions/([A-Za-z0-9_-]{1,64})(?:/|$)")
@@ -26,14 +27,5 @@ class AnnounceChanges:
         if match is None or scope["method"] not in _WRITES:
             await self.app(scope, receive, send)
             return
-        status = 500
-
-        async def watch(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        await self.app(scope, receive, watch)
-        if status < 400:
+        if await answered(self.app, scope, receive, send) < 400:
             hub.publish_event(Event("changed", {"session_id": match.group(1)}))
