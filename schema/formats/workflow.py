@@ -6,9 +6,9 @@ with ``failed``, ``cancelled``, ``product_not_found``, ``qr_decode_failed`` as e
 Item: ``pending → captured → ai_running → ai_completed → verified | skipped | failed``.
 
 Pure data and pure functions, so that everything else is built from it rather than written out
-again: the device schema's CHECK constraints, the sidecar's 409s
-(``sidecar.domain.workflow``), the server's refusal of a pushed status it does not know, and the
-UI's state names (checked against these tuples by a test).
+again: the device schema's CHECK constraints, the sidecar's 409s (``sidecar.domain.workflow``),
+the server's refusal of a pushed or queued status it does not know, and the UI's state names
+(checked against these tuples by a test).
 """
 
 from __future__ import annotations
