@@ -15,6 +15,7 @@ it cost (scripts/benchmarks/write.py).
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -132,7 +133,7 @@ def _shape(model: type[SQLModel]) -> _Shape:
             default = info.default
             factory: Callable[[], Any] | None = info.default_factory  # type: ignore[assignment]
             if factory is None and isinstance(default, list | dict | set):
-                factory = lambda value=default: copy.deepcopy(value)  # noqa: E731
+                factory = functools.partial(copy.deepcopy, default)
             fields.append((name, factory, default))
         table: sa.Table = model.__table__  # type: ignore[attr-defined]
         found = _shapes[model] = _Shape(

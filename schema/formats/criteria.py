@@ -66,7 +66,8 @@ _OPERATORS = {
     "LT": "LT", "<": "LT", "LE": "LE", "<=": "LE", "GT": "GT", ">": "GT", "GE": "GE", ">=": "GE",
     "EQ": "EQ", "==": "EQ", "=": "EQ", "NE": "NE", "!=": "NE",
 }
-_SYMBOL = {"LT": "<", "LE": "≤", "GT": ">", "GE": "≥", "EQ": "=", "NE": "≠"}
+# How each comparison operator is written, in the judgment's text and the UI's.
+OPERATOR_SYMBOLS = {"LT": "<", "LE": "≤", "GT": ">", "GE": "≥", "EQ": "=", "NE": "≠"}
 _LENGTH_MM = {"nm": 1e-6, "um": 1e-3, "µm": 1e-3, "μm": 1e-3, "mm": 1.0, "cm": 10.0, "m": 1000.0,
               "in": 25.4}
 
@@ -254,7 +255,7 @@ def describe(c: Criteria) -> str:
     """The rule in words, e.g. ``defect_probability < 0.5`` (shown beside the verdict)."""
     m = c.measurement
     if c.judgment_type == "THRESHOLD":
-        return f"{m} {_SYMBOL[c.operator or 'LT']} {_fmt(c.threshold or 0.0)}"
+        return f"{m} {OPERATOR_SYMBOLS[c.operator or 'LT']} {_fmt(c.threshold or 0.0)}"
     if c.judgment_type == "NUMERICAL":
         unit = f" {c.unit}" if c.unit else ""
         if c.min is not None and c.max is not None:

@@ -11,12 +11,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from schema.errors import CriteriaInvalid
-from schema.formats.criteria import Criteria, parse_criteria
+from schema.formats.criteria import OPERATOR_SYMBOLS, Criteria, parse_criteria
 
 Lang = Literal["ja", "en"]
 LANGS: tuple[Lang, ...] = ("ja", "en")
-
-_SYMBOL = {"LT": "<", "LE": "≤", "GT": ">", "GE": "≥", "EQ": "=", "NE": "≠"}
 
 _TEXT: dict[Lang, dict[str, str]] = {
     "en": {
@@ -53,7 +51,8 @@ def _num(value: float | None) -> str:
 def _rule(c: Criteria, say: Callable[..., str]) -> str:
     m = c.measurement
     if c.judgment_type == "THRESHOLD":
-        return f"{m} {_SYMBOL.get(c.operator or '', c.operator or '?')} {_num(c.threshold)}"
+        symbol = OPERATOR_SYMBOLS.get(c.operator or "", c.operator or "?")
+        return f"{m} {symbol} {_num(c.threshold)}"
     if c.judgment_type == "NUMERICAL":
         unit = f" {c.unit}" if c.unit else ""
         if c.min is not None and c.max is not None:
