@@ -1,0 +1,23 @@
+"""ai results: where an AI result came from, and whether its models are known
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-03 01:00:00.000000
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+revision: str = "0005"
+down_revision: str | Sequence[str] | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
