@@ -196,6 +196,9 @@ class AIInspectionResult(DeviceTable, table=True):
         sa.CheckConstraint("confidence >= 0 AND confidence <= 1", name="ck_ai_results_confidence"),
         sa.CheckConstraint("processing_time >= 0", name="ck_ai_results_processing_time"),
         sa.CheckConstraint(
+            "image_sha256 IS NULL OR length(image_sha256) = 64", name="ck_ai_results_image_sha256"
+        ),
+        sa.CheckConstraint(
             _in("overall_result", ("OK", "NG", "PENDING_REVIEW")), name="ck_ai_results_overall"
         ),
         # One result per image and pipeline version: a retried job never writes twice.
@@ -209,7 +212,9 @@ class AIInspectionResult(DeviceTable, table=True):
     session_id: str = Field(foreign_key="inspection_sessions.id", index=True)
     pipeline_version: str | None = None
     overall_result: str
-    confidence: float
+    # The model's own confidence, or None when it gave none (a measurement, a score with no
+    # probability): never a number made up to fill the column.
+    confidence: float | None = None
     processing_time: float
     detailed_results: str | None = None
     created_at: datetime = _created()
@@ -222,6 +227,15 @@ class AIInspectionResult(DeviceTable, table=True):
     timings: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
     updated_at: datetime = _updated()
     version: int = _version()
+    # Provenance, as the job runner measured it (NULL only on results older than revision 0005):
+    # the SHA-256 of every model the pipeline ran, of the photo it was given, the engine
+    # ("kensa/<v> onnxruntime/<v>"), the execution provider the ONNX Runtime sessions got, and
+    # each step as the engine timed it ({node, op, stage, start_ms, ms}).
+    model_hashes: list[str] | None = Field(default=None, sa_type=JSONType)
+    image_sha256: str | None = None
+    engine_version: str | None = None
+    execution_provider: str | None = None
+    step_timings: list[dict[str, Any]] | None = Field(default=None, sa_type=JSONType)
 
 
 class HumanVerificationResult(DeviceTable, table=True):

@@ -446,13 +446,24 @@ class AIInspectionResult(ServerTable, table=True):
     pipeline_version: str | None = Field(default=None, max_length=50)
     model_sha256: str | None = Field(default=None, max_length=64)
     overall_result: str = Field(max_length=20)
-    confidence: float
+    # The model's own confidence, or None when it gave none.
+    confidence: float | None = None
     processing_time: float
     detailed_results: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
     measurements: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
     timings: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
     created_at: datetime | None = _stamp()
     received_at: datetime = _created()
+    # Provenance as the tablet's job runner recorded it (see the device table).
+    model_hashes: list[str] | None = Field(default=None, sa_type=JSONType)
+    image_sha256: str | None = Field(default=None, max_length=64)
+    engine_version: str | None = Field(default=None, max_length=100)
+    execution_provider: str | None = Field(default=None, max_length=100)
+    step_timings: list[dict[str, Any]] | None = Field(default=None, sa_type=JSONType)
+    # Whether every model hash names a model file this server published, checked when the
+    # result is applied; ``unknown_models`` lists those that do not (None: nothing to check).
+    models_known: bool | None = None
+    unknown_models: list[str] | None = Field(default=None, sa_type=JSONType)
 
 
 class HumanVerificationResult(ServerTable, table=True):
