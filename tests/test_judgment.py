@@ -52,21 +52,40 @@ def test_review_band_on_the_scratch_item(p: float, want: Verdict) -> None:
     assert j.value == p
 
 
-def test_threshold_confidence_from_the_margin() -> None:
-    assert judge(thr("LT", 0.5), {"x": 0.0}).confidence == 1.0
-    assert judge(thr("LT", 0.5), {"x": 0.25}).confidence == 0.75
-    assert judge(thr("LT", 0.5), {"x": 1.0}).confidence == 1.0
-    assert judge(thr("GT", 10), {"x": 12}).confidence is None  # not a probability
+# No rule makes a confidence up: a judgment has the model's own (the measurement the criteria's
+# ``confidence`` names, when it is in [0, 1]) or none.
+@pytest.mark.parametrize(("criteria", "measurements", "want"), [
+    (thr("LT", 0.5), {"x": 0.0}, None),
+    (thr("LT", 0.5), {"x": 0.25}, None),
+    (thr("GT", 10), {"x": 12}, None),
+    (SCRATCH, {"defect_probability": 0.05}, None),
+    (BORE, {"bore_mm": 12.0}, None),
+    ({**thr("LT", 0.5), "confidence": "p"}, {"x": 0.2, "p": 0.87}, 0.87),
+    ({**thr("LT", 0.5), "confidence": "p"}, {"x": 0.2}, None),
+    ({**thr("LT", 0.5), "confidence": "p"}, {"x": 0.2, "p": 6.2}, None),  # not in [0, 1]
+    ({**thr("LT", 0.5), "confidence": "p"}, {"x": 0.2, "p": "high"}, None),
+    ({**thr("LT", 0.5), "confidence": "p"}, {"x": 0.2, "p": True}, None),
+    ({**MARKING, "confidence": "text_score"}, {"text": "LOT A12-3456", "text_score": 0.9}, 0.9),
+])
+def test_confidence_is_the_models_own_or_none(
+    criteria: dict[str, Any], measurements: dict[str, Any], want: float | None
+) -> None:
+    assert judge(criteria, measurements, TARGET).confidence == want
 
 
 def test_min_confidence_and_named_confidence() -> None:
-    c = {**thr("LT", 0.5), "min_confidence": 0.8}
-    assert judge(c, {"x": 0.05}).result == OK  # margin confidence 0.95
-    assert judge(c, {"x": 0.4}).result == PR  # 0.6 < 0.8
     named = {**MARKING, "confidence": "text_score", "min_confidence": 0.9}
     assert judge(named, {"text": "LOT A12-3456", "text_score": 0.95}, TARGET).result == OK
     low = judge(named, {"text": "LOT A12-3456", "text_score": 0.5}, TARGET)
     assert low.result == PR and low.confidence == 0.5 and "below" in low.reason
+    unknown = judge(named, {"text": "LOT A12-3456"}, TARGET)
+    assert unknown.result == PR and unknown.confidence is None and "unknown" in unknown.reason
+
+
+def test_min_confidence_needs_the_measurement_that_holds_it() -> None:
+    with pytest.raises(CriteriaInvalid) as caught:
+        parse_criteria({**thr("LT", 0.5), "min_confidence": 0.8})
+    assert "confidence" in str(caught.value)
 
 
 def test_review_band_on_another_measurement() -> None:

@@ -21,9 +21,10 @@ Common optional keys:
 - ``review_band``: ``[low, high]`` or ``{"low", "high", "measurement"}`` — a value inside it (bounds
   included) sends the item to a person (PENDING_REVIEW) whatever the rule says; by default it reads
   the criterion's own measurement;
-- ``confidence``: the name of a measurement holding the AI's confidence (e.g. ``text_score``), and
-  ``min_confidence``: below it, PENDING_REVIEW. Without ``confidence``, a THRESHOLD on a probability
-  (value and threshold in [0, 1]) reports how far the value sits from the threshold, 0.5..1.
+- ``confidence``: the name of a measurement holding the model's own confidence (e.g.
+  ``text_score``), and ``min_confidence`` (which needs it): below it, PENDING_REVIEW. That
+  measurement, when it is a number in [0, 1], is the judgment's confidence; without one the
+  judgment has none (None) — a rule does not make one up from how far a value sits from a limit.
 
 Order of decisions: no usable value → PENDING_REVIEW; the rule → OK/NG; inside the review band →
 PENDING_REVIEW; confidence under ``min_confidence`` → PENDING_REVIEW.
@@ -190,6 +191,10 @@ def parse_criteria(raw: Mapping[str, Any] | str | bytes | Criteria) -> Criteria:
         "judgment_type": jt, "measurement": name, "review_band": _band(raw.get("review_band")),
         "confidence": conf, "min_confidence": _num(raw, "min_confidence"),
     }
+    if common["min_confidence"] is not None and conf is None:
+        raise CriteriaInvalid(
+            "'min_confidence' needs 'confidence': the measurement that holds the model's own"
+            " confidence", key="min_confidence")
     if jt == "THRESHOLD":
         op = raw.get("operator")
         if not isinstance(op, str) or op.upper() not in _OPERATORS:
@@ -323,18 +328,10 @@ def _convert(value: float, have: str | None, want: str | None) -> float:
                           key="unit")
 
 
-def _probability_confidence(c: Criteria, v: float) -> float | None:
-    t = c.threshold
-    if t is None or not (0.0 <= v <= 1.0) or not (0.0 < t < 1.0):
-        return None
-    span = t if v < t else 1.0 - t
-    return round(min(1.0, 0.5 + 0.5 * abs(v - t) / span), 6)
-
-
 def _rule(
     c: Criteria, value: Any, context: Mapping[str, Any] | None, units: Mapping[str, str]
-) -> tuple[Verdict, str, float | None] | str:
-    """OK/NG with a reason (and a computed confidence), or a string: why no verdict is possible."""
+) -> tuple[Verdict, str] | str:
+    """OK/NG with a reason, or a string: why no verdict is possible."""
     name = c.measurement
     if c.judgment_type == "THRESHOLD":
         v = _number(value)
@@ -343,7 +340,7 @@ def _rule(
         ok = _compare(c.operator or "LT", v, c.threshold or 0.0)
         rule = describe(c)
         reason = f"{name} = {_fmt(v)}: {'meets' if ok else 'fails'} {rule}"
-        return (Verdict.OK if ok else Verdict.NG), reason, _probability_confidence(c, v)
+        return (Verdict.OK if ok else Verdict.NG), reason
     if c.judgment_type == "NUMERICAL":
         v = _number(value)
         if v is None:
@@ -353,30 +350,29 @@ def _rule(
         high_ok = c.max is None or v <= c.max
         unit = f" {c.unit}" if c.unit else ""
         if low_ok and high_ok:
-            return Verdict.OK, f"{name} = {_fmt(v)}{unit}: within {describe(c)}", None
+            return Verdict.OK, f"{name} = {_fmt(v)}{unit}: within {describe(c)}"
         side = "below the minimum" if not low_ok else "above the maximum"
-        return Verdict.NG, f"{name} = {_fmt(v)}{unit}: {side} ({describe(c)})", None
+        return Verdict.NG, f"{name} = {_fmt(v)}{unit}: {side} ({describe(c)})"
     if c.judgment_type == "CATEGORICAL":
         label = value.get("label") if isinstance(value, Mapping) else value
         if not isinstance(label, str | int) or isinstance(label, bool):
             return f"{name} is not a label ({value!r})"
         ok = str(label) in c.allowed
         return ((Verdict.OK if ok else Verdict.NG),
-                f"{name} = {label}: {'allowed' if ok else 'not in'} {{{', '.join(c.allowed)}}}",
-                None)
+                f"{name} = {label}: {'allowed' if ok else 'not in'} {{{', '.join(c.allowed)}}}")
     if c.judgment_type == "BINARY":
         b = _bool(value)
         if b is None:
             return f"{name} is not true/false ({value!r})"
         ok = b == c.expected
         return ((Verdict.OK if ok else Verdict.NG),
-                f"{name} is {str(b).lower()}, expected {str(c.expected).lower()}", None)
+                f"{name} is {str(b).lower()}, expected {str(c.expected).lower()}")
     return _pattern(c, value, context)
 
 
 def _pattern(
     c: Criteria, value: Any, context: Mapping[str, Any] | None
-) -> tuple[Verdict, str, float | None] | str:
+) -> tuple[Verdict, str] | str:
     assert c.pattern is not None
     if not isinstance(value, str):
         return f"{c.measurement} is not text ({value!r})"
@@ -389,9 +385,9 @@ def _pattern(
                   if (x.start() == 0 or not text[x.start() - 1].isalnum())
                   and (x.end() == len(text) or not text[x.end()].isalnum())), None)
     if m is None:
-        return Verdict.NG, f"'{text}' does not match /{c.pattern.pattern}/", None
+        return Verdict.NG, f"'{text}' does not match /{c.pattern.pattern}/"
     if c.equals is None:
-        return Verdict.OK, f"'{m.group(0)}' matches /{c.pattern.pattern}/", None
+        return Verdict.OK, f"'{m.group(0)}' matches /{c.pattern.pattern}/"
     expected = _context_value(c.equals, context)
     if expected is None:
         return f"cannot check against {c.equals}: it is not in the inspection's context"
@@ -406,8 +402,17 @@ def _pattern(
         token = re.compile(rf"(?<![0-9A-Za-z]){re.escape(expected)}(?![0-9A-Za-z])")
         ok = token.search(m.group(0)) is not None
     if ok:
-        return Verdict.OK, f"'{m.group(0)}' matches and names {expected}", None
-    return Verdict.NG, f"'{m.group(0)}' does not name {expected} ({c.equals})", None
+        return Verdict.OK, f"'{m.group(0)}' matches and names {expected}"
+    return Verdict.NG, f"'{m.group(0)}' does not name {expected} ({c.equals})"
+
+
+def model_confidence(c: Criteria, measurements: Mapping[str, Any]) -> float | None:
+    """The model's own confidence: the measurement ``confidence`` names, when it is a number in
+    [0, 1]; otherwise None (a score of another scale is not a confidence)."""
+    if c.confidence is None:
+        return None
+    v = _number(measurements.get(c.confidence))
+    return v if v is not None and 0.0 <= v <= 1.0 else None
 
 
 def judge(
@@ -432,10 +437,8 @@ def judge(
     outcome = _rule(c, value, context, units or {})
     if isinstance(outcome, str):
         return pending(outcome)
-    verdict, reason, confidence = outcome
-    if c.confidence is not None:
-        conf_v = _number(measurements.get(c.confidence))
-        confidence = conf_v if conf_v is not None else confidence
+    verdict, reason = outcome
+    confidence = model_confidence(c, measurements)
     if c.review_band is not None:
         band_name = c.review_band.measurement or name
         bv = _number(measurements.get(band_name))
