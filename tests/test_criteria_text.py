@@ -1,5 +1,6 @@
-"""An item's criteria in words (``sidecar.domain.criteria_text``), in both of the UI's languages,
-for every judgment type and option the criteria parser knows."""
+"""An item's criteria in words (``schema.formats.criteria_text``), in both of the UI's languages,
+for every judgment type and option the criteria parser knows — and the rule a judgment names
+beside its verdict, which is the same English words."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from sidecar.domain.criteria_text import criteria_texts
+from schema.formats.criteria import describe, judge, parse_criteria
+from schema.formats.criteria_text import criteria_texts
 
 # criteria JSON → (English, Japanese)
 CASES: dict[str, tuple[dict[str, Any], str, str]] = {
@@ -52,6 +54,16 @@ CASES: dict[str, tuple[dict[str, Any], str, str]] = {
 @pytest.mark.parametrize(("criteria", "en", "ja"), CASES.values(), ids=CASES.keys())
 def test_criteria_in_words(criteria: dict[str, Any], en: str, ja: str) -> None:
     assert criteria_texts(criteria) == {"en": en, "ja": ja}
+
+
+@pytest.mark.parametrize(("criteria", "en", "ja"), CASES.values(), ids=CASES.keys())
+def test_a_judgment_names_its_rule_in_the_same_words(
+    criteria: dict[str, Any], en: str, ja: str
+) -> None:
+    # The rule alone: the line under the item adds the review band and the confidence floor.
+    rule = en.split(" · ")[0]
+    assert describe(parse_criteria(criteria)) == rule
+    assert judge(criteria, {}).expected == rule
 
 
 BROKEN = {

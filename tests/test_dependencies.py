@@ -63,7 +63,8 @@ def test_the_running_server_loads_nothing_of_the_tablet() -> None:
 
 def test_the_shared_formats_need_no_web_framework_or_database() -> None:
     loaded = _loaded_by("schema.formats.criteria", "schema.formats.pipeline",
-                        "schema.formats.workflow", "schema.formats.audit")
+                        "schema.formats.workflow", "schema.formats.audit",
+                        "schema.formats.criteria_text")
     assert "schema.formats.pipeline" in loaded
     banned = ("fastapi", "starlette", "sqlalchemy", "sqlmodel", "sidecar", "sync", "numpy")
     assert [m for m in loaded if m.split(".")[0] in banned] == []

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from schema.formats.criteria import Verdict
+from schema.formats.criteria_text import criteria_texts
 from sidecar.errors import InvalidInput
 from sidecar.pipeline.errors import CriteriaInvalid
 from sidecar.pipeline.judgment import judge, parse_criteria
@@ -178,7 +179,8 @@ def test_judgment_reports_the_deciding_measurement() -> None:
     j = judge(BORE, {"bore_mm": 12.2, "bore_found": True})
     d = j.to_dict()
     assert d["result"] == "NG" and d["measurement"] == "bore_mm" and d["value"] == 12.2
-    assert d["expected"] == "11.95 ≤ bore_mm ≤ 12.05 mm"
+    # The rule in the words the tablet shows under the item (schema.formats.criteria_text).
+    assert d["expected"] == "bore_mm 11.95–12.05 mm" == criteria_texts(BORE)["en"]
 
 
 def test_judge_accepts_json_text() -> None:

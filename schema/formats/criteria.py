@@ -54,6 +54,8 @@ from enum import StrEnum
 from typing import Any
 
 from schema.errors import CriteriaInvalid
+from schema.formats.criteria_text import number as _fmt
+from schema.formats.criteria_text import rule_text
 
 
 class Verdict(StrEnum):
@@ -67,8 +69,6 @@ _OPERATORS = {
     "LT": "LT", "<": "LT", "LE": "LE", "<=": "LE", "GT": "GT", ">": "GT", "GE": "GE", ">=": "GE",
     "EQ": "EQ", "==": "EQ", "=": "EQ", "NE": "NE", "!=": "NE",
 }
-# How each comparison operator is written, in the judgment's text and the UI's.
-OPERATOR_SYMBOLS = {"LT": "<", "LE": "≤", "GT": ">", "GE": "≥", "EQ": "=", "NE": "≠"}
 _LENGTH_MM = {"nm": 1e-6, "um": 1e-3, "µm": 1e-3, "μm": 1e-3, "mm": 1.0, "cm": 10.0, "m": 1000.0,
               "in": 25.4}
 
@@ -252,29 +252,10 @@ def parse_criteria(raw: Mapping[str, Any] | str | bytes | Criteria) -> Criteria:
 
 # -- judging ---------------------------------------------------------------------------------
 
-def _fmt(v: float) -> str:
-    return f"{v:g}"
-
-
 def describe(c: Criteria) -> str:
-    """The rule in words, e.g. ``defect_probability < 0.5`` (shown beside the verdict)."""
-    m = c.measurement
-    if c.judgment_type == "THRESHOLD":
-        return f"{m} {OPERATOR_SYMBOLS[c.operator or 'LT']} {_fmt(c.threshold or 0.0)}"
-    if c.judgment_type == "NUMERICAL":
-        unit = f" {c.unit}" if c.unit else ""
-        if c.min is not None and c.max is not None:
-            return f"{_fmt(c.min)} ≤ {m} ≤ {_fmt(c.max)}{unit}"
-        if c.min is not None:
-            return f"{m} ≥ {_fmt(c.min)}{unit}"
-        return f"{m} ≤ {_fmt(c.max or 0.0)}{unit}"
-    if c.judgment_type == "CATEGORICAL":
-        return f"{m} in {{{', '.join(c.allowed)}}}"
-    if c.judgment_type == "BINARY":
-        return f"{m} is {str(c.expected).lower()}"
-    assert c.pattern is not None
-    extra = f" naming {c.equals}" if c.equals else ""
-    return f"{m} matches /{c.pattern.pattern}/{extra}"
+    """The rule in words, e.g. ``defect_probability < 0.5`` (shown beside the verdict): the
+    English rule of ``schema.formats.criteria_text``, the line the tablet shows under the item."""
+    return rule_text(c, "en")
 
 
 def _number(v: Any) -> float | None:

@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 from schema import device as d
+from schema.formats.criteria_text import criteria_texts
 from schema.formats.workflow import ITEM_DONE, SESSION_ENDS
 from sidecar.api import schemas as s
-from sidecar.domain.criteria_text import criteria_texts
 from sidecar.domain.workflow import ItemView, missing_for_completion
 from sidecar.qr.payload import ScannedUnit
 from sidecar.services.inspection import Interrupted, SessionDetail

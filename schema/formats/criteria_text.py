@@ -1,0 +1,112 @@
+"""An item's criteria in words, in Japanese and English: the one wording of each rule.
+
+The line under each item (the API's ``criteria_text``) and the rule a judgment names beside its
+verdict (``Judgment.expected``, ``schema.formats.criteria.describe``: the English rule alone)
+both come from the table here, so what the tablet shows is what it judges by, in the words it
+gives its verdicts in. Numbers as the master wrote them (``0.5``, not ``0.500``).
+
+Pure and shared like the parser: no FastAPI, no database session, no numpy. It reads parsed
+criteria by attribute only, so ``criteria.py`` (whose judgment names the rule) can import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from schema.errors import CriteriaInvalid
+
+if TYPE_CHECKING:
+    from schema.formats.criteria import Criteria
+
+Lang = Literal["ja", "en"]
+LANGS: tuple[Lang, ...] = ("ja", "en")
+
+# How each comparison operator is written, in every language and in the UI.
+OPERATOR_SYMBOLS = {"LT": "<", "LE": "≤", "GT": ">", "GE": "≥", "EQ": "=", "NE": "≠"}
+
+_TEXT: dict[Lang, dict[str, str]] = {
+    "en": {
+        "threshold": "{m} {op} {threshold}",
+        "range": "{m} {low}–{high}{unit}",
+        "at_least": "{m} ≥ {low}{unit}",
+        "at_most": "{m} ≤ {high}{unit}",
+        "binary": "{m} = {expected}",
+        "pattern": "{m} matches {pattern}",
+        "pattern_equals": "{m} matches {pattern} naming {equals}",
+        "categorical": "{m} ∈ {{{allowed}}}",
+        "review_band": "review band {low}–{high}",
+        "min_confidence": "review below confidence {value}",
+        "invalid": "criteria cannot be read: {message}",
+    },
+    "ja": {
+        "threshold": "{m} {op} {threshold}",
+        "range": "{m} {low}〜{high}{unit}",
+        "at_least": "{m} ≥ {low}{unit}",
+        "at_most": "{m} ≤ {high}{unit}",
+        "binary": "{m} = {expected}",
+        "pattern": "{m} が {pattern} に一致",
+        "pattern_equals": "{m} が {pattern} に一致し {equals} を含む",
+        "categorical": "{m} ∈ {{{allowed}}}",
+        "review_band": "要確認帯 {low}〜{high}",
+        "min_confidence": "信頼度 {value} 未満は要確認",
+        "invalid": "判定基準を読めません: {message}",
+    },
+}
+
+
+def number(value: float | None) -> str:
+    """A limit as the master wrote it: ``0.5``, ``12``, ``1e-06``."""
+    return f"{value:g}" if value is not None else "?"
+
+
+def _say(lang: Lang, key: str, **values: Any) -> str:
+    return _TEXT[lang][key].format(**values)
+
+
+def rule_text(c: Criteria, lang: Lang) -> str:
+    """The rule alone, e.g. ``defect_probability < 0.5`` or ``bore_mm 11.95–12.05 mm``."""
+    m = c.measurement
+    if c.judgment_type == "THRESHOLD":
+        op = OPERATOR_SYMBOLS.get(c.operator or "", c.operator or "?")
+        return _say(lang, "threshold", m=m, op=op, threshold=number(c.threshold))
+    if c.judgment_type == "NUMERICAL":
+        unit = f" {c.unit}" if c.unit else ""
+        if c.min is not None and c.max is not None:
+            return _say(lang, "range", m=m, low=number(c.min), high=number(c.max), unit=unit)
+        if c.min is not None:
+            return _say(lang, "at_least", m=m, low=number(c.min), unit=unit)
+        return _say(lang, "at_most", m=m, high=number(c.max), unit=unit)
+    if c.judgment_type == "BINARY":
+        return _say(lang, "binary", m=m, expected=str(c.expected).lower())
+    if c.judgment_type == "CATEGORICAL":
+        return _say(lang, "categorical", m=m, allowed=", ".join(c.allowed))
+    pattern = c.pattern.pattern if c.pattern is not None else "?"
+    if c.equals:
+        return _say(lang, "pattern_equals", m=m, pattern=pattern, equals=c.equals)
+    return _say(lang, "pattern", m=m, pattern=pattern)
+
+
+def criteria_text(c: Criteria, lang: Lang) -> str:
+    """One line saying how the item is judged: the rule, then its review band and confidence
+    floor, e.g. ``defect_probability < 0.5 · review band 0.3–0.7``."""
+    parts = [rule_text(c, lang)]
+    band = c.review_band
+    if band is not None:
+        parts.append(_say(lang, "review_band", low=number(band.low), high=number(band.high)))
+    if c.min_confidence is not None:
+        parts.append(_say(lang, "min_confidence", value=number(c.min_confidence)))
+    return " · ".join(parts)
+
+
+def criteria_texts(raw: Mapping[str, Any]) -> dict[Lang, str]:
+    """An item master's criteria JSON in every language the UI speaks; criteria the parser
+    refuses say why instead (the item's AI judgment would fail the same way)."""
+    # Imported here: the parser's module imports this one for the words its judgment uses.
+    from schema.formats.criteria import parse_criteria
+
+    try:
+        parsed = parse_criteria(raw)
+    except CriteriaInvalid as exc:
+        return {lang: _say(lang, "invalid", message=exc.message) for lang in LANGS}
+    return {lang: criteria_text(parsed, lang) for lang in LANGS}
