@@ -38,7 +38,6 @@ Entity = (
     | d.InspectionImage
     | d.AIInspectionResult
     | d.HumanVerificationResult
-    | d.Signature
 )
 
 # entity_type on the wire for each table whose changes the server receives.
@@ -49,7 +48,6 @@ ENTITY_TYPES: dict[type[SQLModel], str] = {
     d.InspectionImage: "inspection_image",
     d.AIInspectionResult: "ai_inspection_result",
     d.HumanVerificationResult: "human_verification_result",
-    d.Signature: "signature",
 }
 
 # Columns that stay on the device: local file paths and the local integer user id.
@@ -104,7 +102,6 @@ E = TypeVar(
     d.InspectionImage,
     d.AIInspectionResult,
     d.HumanVerificationResult,
-    d.Signature,
 )
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -266,3 +267,90 @@ def test_a_broken_model_fails_the_item_clearly(device: tuple[Database, Path], ki
     assert failed.error_message is not None and sha[:12] in failed.error_message
     assert failed.suggested_action is not None
     assert item(db, sid, iid).status == "failed"
+
+
+# --- provenance: what ran, on what, how long ----------------------------------------------------
+
+
+class Recording:
+    """The real engine, keeping each result it returned, so the test can compare what the job
+    stored with what the engine measured."""
+
+    def __init__(self, engine: PipelineEngine) -> None:
+        self.engine = engine
+        self.results: list[Any] = []
+
+    def inspect(self, *args: Any, **kwargs: Any) -> Any:
+        result, verdict = self.engine.inspect(*args, **kwargs)
+        self.results.append(result)
+        return result, verdict
+
+
+PHOTOS = {
+    "V-SCRATCH": lambda: surface("scratch"),
+    "V-FOREIGN": lambda: surface("spot", HELD_OUT + 3),
+    "T-MARKING": lambda: synthetic.encode(synthetic.make_marking("LOT A12-3456", 5)),
+    "D-BORE": lambda: synthetic.encode(synthetic.make_bore(12.0, 7)),
+}
+
+
+@pytest.mark.parametrize("code", list(PHOTOS))
+def test_a_job_records_the_provenance_of_its_result(
+    device: tuple[Database, Path], engine: PipelineEngine, code: str
+) -> None:
+    import onnxruntime as ort
+
+    from sidecar import __version__
+
+    db, data_dir = device
+    photo = PHOTOS[code]()
+    sid, iid, image_id = capture(db, data_dir, code, photo)
+    job_id = enqueue(db, sid, iid, image_id)
+    recording = Recording(engine)
+    assert JobRunner(db, data_dir, lambda: recording).run_one() is True
+    done = job(db, job_id)
+    assert done.status == "completed", done.error_message
+    (ran,) = recording.results
+    with db.read() as session:
+        result = session.get(d.AIInspectionResult, done.result_id)
+        assert result is not None
+        pipeline = session.get(d.Pipeline, result.pipeline_id)
+        assert pipeline is not None
+        image = session.get(d.InspectionImage, image_id)
+        assert image is not None
+        outbox_row = session.exec(
+            select(d.Outbox).where(d.Outbox.entity_id == result.id)
+        ).one()
+
+    # Every model the pipeline names, hashed from the files the store holds.
+    names = sorted(inspection.pipeline_models(pipeline.definition))
+    files = {hashlib.sha256(engine.pool.store.locate(f"sha256:{h}").read_bytes()).hexdigest()
+             for h in names}
+    assert result.model_hashes == names == sorted(files)
+    if code == "D-BORE":
+        assert result.model_hashes == [] and result.execution_provider is None
+    else:
+        assert result.model_hashes and result.model_sha256 in result.model_hashes
+        # The provider ONNX Runtime gave the sessions, one of those it reports.
+        got = {engine.pool.get(f"sha256:{h}").session.get_providers()[0] for h in names}
+        assert result.execution_provider == ",".join(sorted(got))
+        assert set(result.execution_provider.split(",")) <= set(ort.get_available_providers())
+    # The photo as the pipeline read it, the one the tablet stored.
+    assert result.image_sha256 == hashlib.sha256(photo).hexdigest() == image.sha256
+    assert result.engine_version == f"kensa/{__version__} onnxruntime/{ort.__version__}"
+    # The engine's own per-step timings, as it measured them for this run.
+    assert result.step_timings == ran.record()["steps"]
+    assert [s["node"] for s in result.step_timings] == [s.name for s in
+                                                        engine.compile(pipeline.definition).steps]
+    assert all(s["ms"] > 0 for s in result.step_timings)
+    # Confidence: the model's own or none. Only the marking's OCR gives one (its text score).
+    if code == "T-MARKING":
+        assert result.confidence == ran.outputs["text_score"]
+        assert result.confidence is not None and 0 < result.confidence <= 1
+    else:
+        assert result.confidence is None
+    # All of it travels to the server with the result.
+    data = outbox_row.data if isinstance(outbox_row.data, dict) else json.loads(outbox_row.data)
+    for field in ("model_hashes", "image_sha256", "engine_version", "execution_provider",
+                  "step_timings", "confidence"):
+        assert data[field] == getattr(result, field), field

@@ -175,11 +175,34 @@ class AIResultBase(BaseModel):
     pipeline_version: str | None = Field(default=None, max_length=50)
     model_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     overall_result: Literal["OK", "NG", "PENDING_REVIEW"]
-    confidence: float = Field(ge=0, le=1)
+    # The model's own confidence; null when it gave none (the UI shows "—", never a number).
+    confidence: float | None = Field(ge=0, le=1)
     processing_time: float = Field(ge=0, le=3600)
     measurements: dict[str, Any] | None = None
     timings: dict[str, float] | None = None
     detailed_results: dict[str, Any] | None = None
+
+
+class StepTiming(BaseModel):
+    """One pipeline step as the engine timed it."""
+
+    node: str
+    op: str
+    stage: str
+    start_ms: float
+    ms: float
+
+
+class Provenance(BaseModel):
+    """Where an AI result came from: the models (SHA-256 of each), the photo as the pipeline read
+    it, the engine and the execution provider ONNX Runtime gave it, each step's time. Null on
+    results recorded before kensa kept it."""
+
+    model_hashes: list[str] | None = None
+    image_sha256: str | None = None
+    engine_version: str | None = None
+    execution_provider: str | None = None
+    step_timings: list[StepTiming] | None = None
 
 
 JsonKey = Annotated[str, StringConstraints(max_length=bounds.MAX_KEY_LENGTH), AfterValidator(_line)]
@@ -219,6 +242,7 @@ class AIResultPublic(AIResultBase):
     id: str
     item_id: str | None
     created_at: datetime
+    provenance: Provenance
 
 
 class VerificationBase(BaseModel):

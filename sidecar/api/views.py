@@ -63,6 +63,13 @@ def ai_result(r: d.AIInspectionResult) -> s.AIResultPublic:
         measurements=r.measurements,
         timings=r.timings,
         detailed_results=json.loads(r.detailed_results) if r.detailed_results else None,
+        provenance=s.Provenance(
+            model_hashes=r.model_hashes,
+            image_sha256=r.image_sha256,
+            engine_version=r.engine_version,
+            execution_provider=r.execution_provider,
+            step_timings=[s.StepTiming(**t) for t in r.step_timings] if r.step_timings else None,
+        ),
     )
 
 

@@ -11,6 +11,7 @@ the job's completion commit together, no image is ever judged twice.
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import threading
 import time
@@ -216,17 +217,29 @@ class JobRunner:
         if "boxes" in result.artifacts:
             details["boxes"] = record["artifacts"].get("boxes")
         models = list(result.models.values())
+        providers = sorted(set(result.providers.values()))
         outcome = inspection.AIOutcome(
             image_id=job.image_id,
             pipeline_id=job.pipeline_id,
             pipeline_version=str(job.pipeline_version),
             model_sha256=models[0] if models else None,
             overall_result=str(verdict.result),
-            confidence=float(verdict.confidence if verdict.confidence is not None else 1.0),
+            # The model's own confidence, or none: never a number made up to fill the field.
+            confidence=verdict.confidence,
             processing_time=round(time.perf_counter() - started, 4),
             measurements=record["measurements"],
             timings={k: round(v, 3) for k, v in result.stage_ms.items()},
             detailed_results=details,
+            # Every model that ran: a step may run several (the OCR's detector and recogniser),
+            # and ``providers`` holds each one's hash where ``models`` keeps one per step.
+            model_hashes=sorted(result.providers),
+            # The bytes the pipeline was given, hashed as read: the photo that was judged.
+            image_sha256=hashlib.sha256(data).hexdigest(),
+            engine_version=result.engine_version,
+            # What the ONNX Runtime sessions got (they fall back silently), not the setting;
+            # None for a pipeline that ran no model.
+            execution_provider=",".join(providers) or None,
+            step_timings=record["steps"],
         )
         with self.db.atomic() as session:
             job = queue.get(session, job_id)

@@ -33,7 +33,13 @@ from sidecar.pipeline.definition import parse_definition
 from sidecar.pipeline.errors import NodeFailed
 from sidecar.pipeline.judgment import judge
 from sidecar.pipeline.nodes.image import decode_image
-from sidecar.pipeline.runtime import LoadedModel, RuntimeConfig, SessionPool, usable_cores
+from sidecar.pipeline.runtime import (
+    LoadedModel,
+    RuntimeConfig,
+    SessionPool,
+    engine_version,
+    usable_cores,
+)
 from sidecar.pipeline.store import ModelStore
 from sidecar.pipeline.validate import Plan, PlannedStep, validate
 
@@ -63,8 +69,9 @@ class PipelineResult:
     node_timings: list[NodeTiming]
     stage_ms: dict[str, float]
     total_ms: float
-    models: dict[str, str]  # step → model sha256
-    providers: dict[str, str]  # model sha256 → execution provider it ran on
+    models: dict[str, str]  # step → model sha256 (a step's last, where it runs several)
+    providers: dict[str, str]  # every model's sha256 → execution provider its ORT session got
+    engine_version: str = ""  # kensa's and ONNX Runtime's versions (runtime.engine_version)
 
     def record(self) -> dict[str, Any]:
         """A JSON-ready summary for storage and sync; array artifacts are described, not inlined."""
@@ -76,6 +83,7 @@ class PipelineResult:
             "artifacts": {k: _describe(v) for k, v in self.artifacts.items()},
             "models": self.models,
             "providers": self.providers,
+            "engine_version": self.engine_version,
             "stage_ms": {k: round(v, 3) for k, v in self.stage_ms.items()},
             "total_ms": round(self.total_ms, 3),
             "steps": [
@@ -222,6 +230,7 @@ class PipelineEngine:
             definition_digest=d.digest, outputs=outputs, units=dict(d.units), artifacts=artifacts,
             node_timings=timings, stage_ms=stage_ms,
             total_ms=(time.perf_counter() - t_start) * 1000, models=models, providers=providers,
+            engine_version=engine_version(),
         )
 
     def _model_report(self, plan: Plan) -> tuple[dict[str, str], dict[str, str]]:

@@ -17,6 +17,7 @@ Threads, chosen deliberately for a tablet that also runs the UI:
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -39,6 +40,14 @@ _ORT_TYPES = {
     "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(int32)": "int32",
     "tensor(int64)": "int64", "tensor(bool)": "bool",
 }
+
+
+@functools.cache
+def engine_version() -> str:
+    """What ran a pipeline, as a result records it: kensa's version and ONNX Runtime's."""
+    from sidecar import __version__
+
+    return f"kensa/{__version__} onnxruntime/{ort.__version__}"
 
 
 def usable_cores() -> int:

@@ -308,16 +308,25 @@ def mark_ai_running(session: Session, session_id: str, item_id: str) -> None:
 
 @dataclass(frozen=True)
 class AIOutcome:
+    """What the job runner measured of one pipeline run: the verdict, the model's own confidence
+    (None when it gave none) and the run's provenance — every model's SHA-256, the photo's as
+    the pipeline read it, the engine and execution provider, each step's timing."""
+
     image_id: str | None
     pipeline_id: str | None
     pipeline_version: str | None
     model_sha256: str | None
     overall_result: str
-    confidence: float
+    confidence: float | None
     processing_time: float
     measurements: dict[str, Any] | None = None
     timings: dict[str, Any] | None = None
     detailed_results: dict[str, Any] | None = None
+    model_hashes: list[str] | None = None
+    image_sha256: str | None = None
+    engine_version: str | None = None
+    execution_provider: str | None = None
+    step_timings: list[dict[str, Any]] | None = None
 
 
 def pipeline_models(definition: Any) -> set[str]:
@@ -445,6 +454,11 @@ def record_ai_result(
         processing_time=outcome.processing_time,
         measurements=outcome.measurements,
         timings=outcome.timings,
+        model_hashes=outcome.model_hashes,
+        image_sha256=outcome.image_sha256,
+        engine_version=outcome.engine_version,
+        execution_provider=outcome.execution_provider,
+        step_timings=outcome.step_timings,
         detailed_results=(
             json.dumps(outcome.detailed_results, ensure_ascii=False)
             if outcome.detailed_results is not None
