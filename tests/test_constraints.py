@@ -16,6 +16,7 @@ from schema import server as s
 from schema.db import Database, create_engine
 from schema.formats import workflow as moves
 from schema.migrate import upgrade_server
+from sidecar.jobs import states as job_states
 
 
 def _master(db: Database) -> tuple[str, str]:
@@ -318,6 +319,7 @@ def _listed(condition: str, column: str) -> tuple[str, ...]:
          moves.HUMAN_RESULTS),
         ("human_verification_results", "ck_human_results_severity", "severity",
          moves.SEVERITIES),
+        ("analysis_jobs", "ck_jobs_status", "status", job_states.JOB_STATES),
     ],
 )
 def test_the_migrated_checks_list_the_move_tables_values(

@@ -4,6 +4,8 @@ The order is priority (urgent → low), then position (first come, first served)
 by (image, pipeline, pipeline version): enqueueing the same analysis twice returns the job that
 exists. A job's result and its ``completed`` status commit in one transaction with the AI result
 row, so a crash can never leave a result without its job finished, nor write a result twice.
+Every status change is a move of ``sidecar.jobs.states`` (``_move``): one the table does not
+allow is a 409 naming the state.
 """
 
 from __future__ import annotations
@@ -15,15 +17,20 @@ from sqlmodel import Session, col, func, select
 
 from schema import device as d
 from schema.types import utcnow
-from sidecar.errors import Conflict, NotFound
+from sidecar.errors import NotFound
+from sidecar.jobs.states import JOB_START, Move, job_may, job_move
 
 PRIORITY_RANK = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
-ACTIVE = ("waiting", "processing")
 
 _rank = sa.case(
     *((col(d.AnalysisJob.priority) == name, rank) for name, rank in PRIORITY_RANK.items()),
     else_=1,
 )
+
+
+def _move(session: Session, job: d.AnalysisJob, move: Move) -> None:
+    job.status = job_move(job.status, move)
+    session.add(job)
 
 
 def get(session: Session, job_id: str) -> d.AnalysisJob:
@@ -54,14 +61,14 @@ def enqueue(
         )
     ).first()
     if existing is not None:
-        if existing.status in ("failed", "cancelled"):
+        if job_may(existing.status, "retry"):
             # Asking again for a failed analysis is a retry of the same job.
-            existing.status, existing.error_message = "waiting", None
-            existing.error_recoverable = existing.suggested_action = None
+            _move(session, existing, "retry")
+            existing.error_message = existing.error_recoverable = None
+            existing.suggested_action = None
             existing.retry_count = 0
             existing.position = _next_position(session)
             existing.priority = priority
-            session.add(existing)
             return existing, True
         return existing, False
     job = d.AnalysisJob(
@@ -90,14 +97,14 @@ def claim_next(session: Session, now: datetime | None = None) -> d.AnalysisJob |
     workers never take the same job."""
     job = session.exec(
         select(d.AnalysisJob)
-        .where(d.AnalysisJob.status == "waiting")
+        .where(d.AnalysisJob.status == JOB_START)
         .order_by(_rank.desc(), col(d.AnalysisJob.position))
         .limit(1)
     ).first()
     if job is None:
         return None
-    job.status, job.started_at = "processing", now or utcnow()
-    session.add(job)
+    _move(session, job, "claim")
+    job.started_at = now or utcnow()
     return job
 
 
@@ -108,7 +115,7 @@ def waiting_ahead(session: Session, job: d.AnalysisJob) -> int:
             select(func.count())
             .select_from(d.AnalysisJob)
             .where(
-                d.AnalysisJob.status == "waiting",
+                d.AnalysisJob.status == JOB_START,
                 sa.or_(
                     _rank > rank, sa.and_(_rank == rank, col(d.AnalysisJob.position) < job.position)
                 ),
@@ -118,9 +125,9 @@ def waiting_ahead(session: Session, job: d.AnalysisJob) -> int:
 
 
 def finish(session: Session, job: d.AnalysisJob, result_id: str) -> None:
-    job.status, job.completed_at, job.result_id = "completed", utcnow(), result_id
+    _move(session, job, "finish")
+    job.completed_at, job.result_id = utcnow(), result_id
     job.error_message = job.error_recoverable = job.suggested_action = None
-    session.add(job)
 
 
 def fail(
@@ -134,28 +141,22 @@ def fail(
     """Record a failure; a recoverable one goes back to the queue while retries remain.
 
     Returns True when the job is finally failed (no retry will follow)."""
+    again = recoverable and job.retry_count < job.max_retries
+    _move(session, job, "requeue" if again else "fail")
     job.error_message, job.error_recoverable = message, recoverable
     job.suggested_action = suggested_action
-    if recoverable and job.retry_count < job.max_retries:
+    if again:
         job.retry_count += 1
-        job.status, job.started_at = "waiting", None
-        session.add(job)
+        job.started_at = None
         return False
-    job.status, job.completed_at = "failed", utcnow()
-    session.add(job)
+    job.completed_at = utcnow()
     return True
 
 
 def cancel(session: Session, job_id: str) -> d.AnalysisJob:
     job = get(session, job_id)
-    if job.status not in ACTIVE:
-        raise Conflict(
-            f"the AI job is already {job.status}; only waiting or running jobs can be cancelled",
-            code="illegal_transition",
-            state=job.status,
-        )
-    job.status, job.completed_at = "cancelled", utcnow()
-    session.add(job)
+    _move(session, job, "cancel")
+    job.completed_at = utcnow()
     return job
 
 
@@ -163,8 +164,8 @@ def recover(session: Session) -> int:
     """After a crash, jobs that were being processed go back to the queue."""
     jobs = session.exec(select(d.AnalysisJob).where(d.AnalysisJob.status == "processing")).all()
     for job in jobs:
-        job.status, job.started_at = "waiting", None
-        session.add(job)
+        _move(session, job, "requeue")
+        job.started_at = None
     return len(jobs)
 
 
