@@ -7,7 +7,10 @@ commit, so a domain row and its outbox row commit together or not at all.
 from __future__ import annotations
 
 import contextvars
+import os
 import sqlite3
+import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 from sqlmodel import Session
 
 BUSY_TIMEOUT_MS = 5000
@@ -64,6 +67,14 @@ def _on_begin(connection: sa.Connection) -> None:
     # costs more than the BEGIN itself (see scripts/benchmarks/write.py).
     driver = connection.connection.driver_connection
     assert driver is not None, "a connection that is open has its driver's connection"
+    if driver.in_transaction:
+        # A unit of work that began on the driver itself (Database.atomic's writer) and whose
+        # session now starts using the ORM: the transaction is already open, and is the same.
+        return
+    _driver_execute(driver, statement)
+
+
+def _driver_execute(driver: sqlite3.Connection, statement: str) -> None:
     try:
         driver.execute(statement)
     except sqlite3.Error as exc:
@@ -80,7 +91,13 @@ def create_sqlite_engine(path: str | Path, *, foreign_keys: bool = True, **kwarg
     engine = sa.create_engine(sqlite_url(path), **kwargs)
     event.listen(engine, "connect", _pragmas(foreign_keys))
     event.listen(engine, "begin", _on_begin)
+    _sqlite_files[engine] = (Path(path), foreign_keys)
     return engine
+
+
+# The file and the foreign-key setting of each engine create_sqlite_engine made: what a
+# Database needs to open writer connections of its own with the same pragmas.
+_sqlite_files: weakref.WeakKeyDictionary[Engine, tuple[Path, bool]] = weakref.WeakKeyDictionary()
 
 
 def create_engine(url: str, **kwargs: Any) -> Engine:
@@ -107,6 +124,8 @@ class Database:
         self._current: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
             f"kensa_session_{id(self)}", default=None
         )
+        sqlite_file = _sqlite_files.get(engine)
+        self._writers = _Writers(*sqlite_file) if sqlite_file is not None else None
 
     @contextmanager
     def atomic(self) -> Iterator[Session]:
@@ -115,12 +134,24 @@ class Database:
             with current.begin_nested():
                 yield current
             return
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            token = self._current.set(session)
-            try:
-                yield session
-            finally:
-                self._current.reset(token)
+        if self._writers is None:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                token = self._current.set(session)
+                try:
+                    yield session
+                finally:
+                    self._current.reset(token)
+            return
+        writer = self._writers.take()
+        try:
+            with _writer_unit(writer) as session:
+                token = self._current.set(session)
+                try:
+                    yield session
+                finally:
+                    self._current.reset(token)
+        finally:
+            self._writers.give_back(writer)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -134,7 +165,119 @@ class Database:
             yield session
 
     def dispose(self) -> None:
+        if self._writers is not None:
+            self._writers.close()
         self.engine.dispose()
+
+
+# ---------------------------------------------------------------------------------------------
+# The SQLite unit of work
+# ---------------------------------------------------------------------------------------------
+
+_WRITER = "kensa_writer"
+
+
+class _Writer:
+    """One connection kept open for units of work: the Core connection a session binds to, its
+    driver connection, and the dialect that binds values for it."""
+
+    __slots__ = ("connection", "dialect", "driver")
+
+    def __init__(self, connection: sa.Connection) -> None:
+        driver = connection.connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection), "a SQLite connection"
+        self.connection = connection
+        self.driver = driver
+        self.dialect = connection.dialect
+
+
+class _Writers:
+    """The connections units of work write through, each used by one unit at a time.
+
+    A unit of work on a tablet is a few small rows and one durable commit; taking a connection
+    from SQLAlchemy's pool, building an ORM transaction and returning the connection cost about as
+    much as that commit (scripts/benchmarks/write.py). Here a unit takes a connection from a free
+    list and begins on the driver; the session it hands out joins that transaction only if the
+    caller uses the ORM (rows written by ``insert_rows`` never need it). The list grows to the
+    number of units of work open at once, which SQLite's single writer keeps small.
+    """
+
+    def __init__(self, path: Path, foreign_keys: bool) -> None:
+        self._engine = create_sqlite_engine(path, foreign_keys=foreign_keys, poolclass=NullPool)
+        self._free: list[_Writer] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        # A forked child must not write through its parent's connections (SQLite forbids using
+        # a connection across fork): it forgets them and opens its own.
+        ref = weakref.ref(self)
+
+        def forget() -> None:
+            writers = ref()
+            if writers is not None:
+                writers._free = []
+
+        os.register_at_fork(after_in_child=forget)
+
+    def take(self) -> _Writer:
+        try:
+            writer = self._free.pop()
+        except IndexError:
+            return _Writer(self._engine.connect())
+        if writer.connection.closed or writer.connection.invalidated:
+            writer.connection.close()
+            return self.take()
+        return writer
+
+    def give_back(self, writer: _Writer) -> None:
+        with self._lock:
+            if not self._closed and not writer.driver.in_transaction:
+                self._free.append(writer)
+                return
+        writer.connection.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            free, self._free = self._free, []
+        for writer in free:
+            writer.connection.close()
+        self._engine.dispose()
+
+
+@contextmanager
+def _writer_unit(writer: _Writer) -> Iterator[Session]:
+    """A transaction begun on the driver, and a session that joins it when first used."""
+    session = Session(bind=writer.connection, expire_on_commit=False)
+    session.info[_WRITER] = writer
+    _driver_execute(writer.driver, "BEGIN IMMEDIATE")
+    used = False
+    try:
+        yield session
+        used = session.in_transaction()
+        if used:
+            session.commit()
+        # A session that began without reaching the connection commits nothing on it.
+        if writer.driver.in_transaction:
+            _driver_execute(writer.driver, "COMMIT")
+    except BaseException:
+        used = True
+        _rollback(session, writer)
+        raise
+    finally:
+        # A session the caller never used holds no objects and no connection.
+        if used:
+            session.close()
+
+
+def _rollback(session: Session, writer: _Writer) -> None:
+    # A failed COMMIT (a deferred foreign key) leaves SQLite's transaction open; whatever failed,
+    # the connection goes back with none.
+    try:
+        if session.in_transaction():
+            session.rollback()
+    finally:
+        if writer.driver.in_transaction:
+            writer.driver.execute("ROLLBACK")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,14 +326,23 @@ def insert_rows(session: Session, rows: Sequence[tuple[sa.Table, Mapping[str, An
     exception (an ``IntegrityError`` for a constraint), as a flush would. The session's objects
     are not told: a row written here is found by a query, not in the identity map.
     """
-    connection = session.connection()
-    dialect = connection.dialect
-    if dialect.name != "sqlite" or dialect.paramstyle != "qmark":
-        for table, values in rows:
-            connection.execute(table.insert(), [_with_defaults(table, values)])
-        return
-    driver = connection.connection.driver_connection
-    assert driver is not None, "a connection that is open has its driver's connection"
+    writer: _Writer | None = session.info.get(_WRITER)
+    if writer is not None:
+        driver, dialect = writer.driver, writer.dialect
+        if session.in_transaction():
+            # The ORM's transaction (a SAVEPOINT of a nested block above all) reaches the
+            # connection only when the session first asks for it: ask before writing.
+            session.connection()
+    else:
+        connection = session.connection()
+        dialect = connection.dialect
+        if dialect.name != "sqlite" or dialect.paramstyle != "qmark":
+            for table, values in rows:
+                connection.execute(table.insert(), [_with_defaults(table, values)])
+            return
+        found = connection.connection.driver_connection
+        assert isinstance(found, sqlite3.Connection), "a SQLite connection"
+        driver = found
     for table, values in rows:
         row = _with_defaults(table, values)
         key = (table, tuple(row))

@@ -63,7 +63,13 @@ def _jsonable(value: Any) -> Any:
 def payload(session: Session, row: Entity) -> dict[str, Any]:
     """The whole record as it travels to the server."""
     shape = _shape(type(row))
-    data = {name: _jsonable(getattr(row, name)) for name in shape.travels}
+    # The instance's own values, read past the attribute instrumentation (a tenth of a write's
+    # work); an attribute expired since it was loaded is loaded again through it.
+    state = row.__dict__
+    data = {
+        name: _jsonable(state[name] if name in state else getattr(row, name))
+        for name in shape.travels
+    }
     if shape.has_user:
         data.update(_user_ref(session, row.user_id))  # type: ignore[union-attr]
     return data
