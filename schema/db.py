@@ -326,23 +326,13 @@ def insert_rows(session: Session, rows: Sequence[tuple[sa.Table, Mapping[str, An
     exception (an ``IntegrityError`` for a constraint), as a flush would. The session's objects
     are not told: a row written here is found by a query, not in the identity map.
     """
-    writer: _Writer | None = session.info.get(_WRITER)
-    if writer is not None:
-        driver, dialect = writer.driver, writer.dialect
-        if session.in_transaction():
-            # The ORM's transaction (a SAVEPOINT of a nested block above all) reaches the
-            # connection only when the session first asks for it: ask before writing.
-            session.connection()
-    else:
+    driver = sqlite_driver(session)
+    if driver is None:
         connection = session.connection()
-        dialect = connection.dialect
-        if dialect.name != "sqlite" or dialect.paramstyle != "qmark":
-            for table, values in rows:
-                connection.execute(table.insert(), [_with_defaults(table, values)])
-            return
-        found = connection.connection.driver_connection
-        assert isinstance(found, sqlite3.Connection), "a SQLite connection"
-        driver = found
+        for table, values in rows:
+            connection.execute(table.insert(), [_with_defaults(table, values)])
+        return
+    dialect = _dialect_of(session)
     for table, values in rows:
         row = _with_defaults(table, values)
         key = (table, tuple(row))
@@ -354,6 +344,34 @@ def insert_rows(session: Session, rows: Sequence[tuple[sa.Table, Mapping[str, An
             driver.execute(prepared.sql, params)
         except sqlite3.Error as exc:
             raise sa.exc.DBAPIError.instance(prepared.sql, params, exc, sqlite3.Error) from exc
+
+
+def sqlite_driver(session: Session) -> sqlite3.Connection | None:
+    """The SQLite driver connection the session's unit of work writes through, for statements
+    prepared once and run past SQLAlchemy (``insert_rows``, the audit trail's last entry);
+    ``None`` for another database, which takes the ordinary path.
+
+    A statement run on it belongs to the unit of work, savepoints included."""
+    writer: _Writer | None = session.info.get(_WRITER)
+    if writer is not None:
+        if session.in_transaction():
+            # The ORM's transaction (a SAVEPOINT of a nested block above all) reaches the
+            # connection only when the session first asks for it: ask before writing.
+            session.connection()
+        return writer.driver
+    connection = session.connection()
+    if connection.dialect.name != "sqlite" or connection.dialect.paramstyle != "qmark":
+        return None
+    found = connection.connection.driver_connection
+    assert isinstance(found, sqlite3.Connection), "a SQLite connection"
+    return found
+
+
+def _dialect_of(session: Session) -> sa.Dialect:
+    writer: _Writer | None = session.info.get(_WRITER)
+    if writer is not None:
+        return writer.dialect
+    return session.connection().dialect
 
 
 _server_defaults: dict[sa.Table, frozenset[str]] = {}
