@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from schema.formats.workflow import ITEM_STATES, SESSION_STATES
 from schema.types import NOW, JSONType, UTCDateTime, defer_foreign_keys, utcnow
 
 
@@ -383,6 +384,8 @@ class InspectionTarget(ServerTable, table=True):
 class InspectionSession(ServerTable, table=True):
     __tablename__ = "inspection_sessions"
     __table_args__ = (
+        # The move table's states (schema.formats.workflow), as on the tablet.
+        sa.CheckConstraint(_in("status", SESSION_STATES), name="ck_sessions_status"),
         sa.Index("idx_inspection_sessions_status_completed", "status", "completed_at"),
         sa.Index("idx_inspection_sessions_device_started", "device_id", "started_at"),
     )
@@ -404,6 +407,9 @@ class InspectionSession(ServerTable, table=True):
 
 class InspectionSessionItem(ServerTable, table=True):
     __tablename__ = "inspection_session_items"
+    __table_args__ = (
+        sa.CheckConstraint(_in("status", ITEM_STATES), name="ck_session_items_status"),
+    )
 
     id: uuid.UUID = Field(primary_key=True)
     session_id: uuid.UUID = Field(foreign_key="inspection_sessions.id", index=True)

@@ -271,6 +271,7 @@ CREATE TABLE inspection_sessions (
 	received_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL, 
 	updated_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL, 
 	PRIMARY KEY (id), 
+	CONSTRAINT ck_sessions_status CHECK (status IN ('scanning', 'identified', 'in_progress', 'ai_completed', 'human_review', 'completed', 'failed', 'cancelled', 'product_not_found', 'qr_decode_failed')), 
 	FOREIGN KEY(device_id) REFERENCES devices (id) DEFERRABLE INITIALLY DEFERRED, 
 	FOREIGN KEY(target_id) REFERENCES inspection_targets (id) DEFERRABLE INITIALLY DEFERRED, 
 	FOREIGN KEY(user_id) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED
@@ -314,6 +315,7 @@ CREATE TABLE inspection_session_items (
 	version INTEGER DEFAULT '1' NOT NULL, 
 	updated_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL, 
 	PRIMARY KEY (id), 
+	CONSTRAINT ck_session_items_status CHECK (status IN ('pending', 'captured', 'ai_running', 'ai_completed', 'verified', 'skipped', 'failed')), 
 	FOREIGN KEY(session_id) REFERENCES inspection_sessions (id) DEFERRABLE INITIALLY DEFERRED, 
 	FOREIGN KEY(item_id) REFERENCES inspection_items_master (id) DEFERRABLE INITIALLY DEFERRED
 );
