@@ -16,7 +16,9 @@ table-tested and shared by the device-facing protocol (``sync.protocol``), the a
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -191,4 +193,92 @@ def row_problem(table: sa.Table, values: dict[str, Any], *, controls: bool = Tru
             problem = column_problem(column, value, controls=controls)
             if problem:
                 return problem
+    return None
+
+
+# --- an AI result's provenance ---------------------------------------------------------------
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Names and versions a program wrote: no control character at all, not even tab or newline.
+_ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A pipeline runs a handful of models and steps; these are far above any real one.
+MAX_MODEL_HASHES = 64
+MAX_STEP_TIMINGS = 256
+MAX_STEP_NAME = 100
+MAX_STEP_MS = 86_400_000.0  # a day, in milliseconds
+_STEP_TEXT = ("node", "op", "stage")
+_STEP_NUMBERS = ("start_ms", "ms")
+
+
+def _number_problem(value: Any, low: float, high: float) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"is {type(value).__name__}, not a number"
+    if not math.isfinite(value) or not low <= value <= high:
+        return f"{value!r} is outside {low:g}..{high:g}"
+    return None
+
+
+def provenance_problem(data: Mapping[str, Any]) -> str | None:
+    """Why an AI result's provenance and confidence (keys of ``ai_inspection_result`` data)
+    cannot be stored, or None. Each key may be absent or null (results made before kensa kept
+    provenance); present, it must be what a tablet's job runner writes: the model hashes a list
+    of distinct lower-case hex SHA-256, the photo's one such hash, the confidence a probability,
+    the steps a list of ``{node, op, stage, start_ms, ms}``."""
+    hashes = data.get("model_hashes")
+    if hashes is not None:
+        if not isinstance(hashes, list):
+            return "model_hashes is not a list"
+        if len(hashes) > MAX_MODEL_HASHES:
+            return f"model_hashes has {len(hashes)} entries, over the limit of {MAX_MODEL_HASHES}"
+        for i, h in enumerate(hashes):
+            if not isinstance(h, str) or not _SHA256.match(h):
+                return f"model_hashes[{i}] is not a SHA-256 in lower-case hex"
+        if len(set(hashes)) != len(hashes):
+            return "model_hashes names a model twice"
+    image = data.get("image_sha256")
+    if image is not None and (not isinstance(image, str) or not _SHA256.match(image)):
+        return "image_sha256 is not a SHA-256 in lower-case hex"
+    confidence = data.get("confidence")
+    if confidence is not None:
+        problem = _number_problem(confidence, 0.0, 1.0)
+        if problem:
+            return f"confidence {problem}"
+    for key in ("engine_version", "execution_provider"):
+        text = data.get(key)
+        if text is not None:
+            if not isinstance(text, str):
+                return f"{key} is not text"
+            if _ANY_CONTROL.search(text):
+                return f"{key} contains a control character"
+    steps = data.get("step_timings")
+    if steps is not None:
+        if not isinstance(steps, list):
+            return "step_timings is not a list"
+        if len(steps) > MAX_STEP_TIMINGS:
+            return f"step_timings has {len(steps)} entries, over the limit of {MAX_STEP_TIMINGS}"
+        for i, step in enumerate(steps):
+            problem = _step_problem(step)
+            if problem:
+                return f"step_timings[{i}] {problem}"
+    return None
+
+
+def _step_problem(step: Any) -> str | None:
+    if not isinstance(step, dict):
+        return "is not an object"
+    extra = set(step) - {*_STEP_TEXT, *_STEP_NUMBERS}
+    if extra:
+        return f"has unknown keys {', '.join(sorted(extra))}"
+    for key in _STEP_TEXT:
+        text = step.get(key)
+        if not isinstance(text, str) or not text:
+            return f"needs {key} as text"
+        if len(text) > MAX_STEP_NAME:
+            return f"{key} is {len(text)} characters long, over the limit of {MAX_STEP_NAME}"
+        if _ANY_CONTROL.search(text):
+            return f"{key} contains a control character"
+    for key in _STEP_NUMBERS:
+        problem = _number_problem(step.get(key), 0.0, MAX_STEP_MS)
+        if problem:
+            return f"{key} {problem}"
     return None

@@ -334,7 +334,7 @@ NEVER_CASES = [
 # The push refuses these values at its edge now; rows stored before it did (by an older server)
 # still reach the processor, which must not retry them for ever either.
 STORED_BEFORE_BOUNDS = {"product id longer than its column", "order sequence out of range",
-                        "image width out of range"}
+                        "image width out of range", "confidence not a number"}
 
 
 def enqueue(running: Running, tablet: Tablet, op: dict[str, Any]) -> None:

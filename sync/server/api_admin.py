@@ -11,7 +11,7 @@ import binascii
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlmodel import select
@@ -30,7 +30,7 @@ from sync.bounds import (
 )
 from sync.errors import AuthError, TransportError
 from sync.protocol import DeviceType
-from sync.server import masters
+from sync.server import masters, provenance
 from sync.server.admin_auth import AdminRecord
 from sync.server.files import stage_upload
 from sync.server.processor import QUEUE
@@ -304,3 +304,13 @@ def queue_stats(state: State, _: Admin) -> dict[str, Any]:
             for r in rows
         ]
     }
+
+
+@router.get("/ai-results/unknown-models")
+def unknown_model_results(
+    state: State, _: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[dict[str, Any]]:
+    """AI results made by models this server never published (``sync.server.provenance``),
+    newest first: which device, inspection and item, and which model hashes it does not know."""
+    with state.db.read() as session:
+        return [r.as_json() for r in provenance.flagged_results(session, limit=limit)]

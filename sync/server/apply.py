@@ -39,6 +39,7 @@ from sync.conflicts import (
     decide_update,
 )
 from sync.errors import ApplyError, ApplyLater, ApplyNever, NotOwner
+from sync.server import provenance
 
 __all__ = ["ApplyError", "ApplyLater", "ApplyNever", "MasterCache", "NotOwner", "Outcome",
            "apply_row"]
@@ -98,6 +99,12 @@ def _json_object(value: Any) -> Any:
 
 def _same(value: Any) -> Any:
     return value
+
+
+def _json_list(value: Any) -> list[Any]:
+    if isinstance(value, list):
+        return value
+    raise ApplyNever(f"{_short(value)} is not a list")
 
 
 def _state(what: str, states: tuple[str, ...]) -> Callable[[Any], str]:
@@ -177,7 +184,9 @@ SPECS: dict[str, Spec] = {
          "pipeline_version": lambda v: None if v is None else str(v),
          "model_sha256": _same, "overall_result": str, "confidence": float,
          "processing_time": float, "detailed_results": _json_object,
-         "measurements": _json_object, "timings": _json_object, "created_at": _time},
+         "measurements": _json_object, "timings": _json_object, "created_at": _time,
+         "model_hashes": _json_list, "image_sha256": str, "engine_version": str,
+         "execution_provider": str, "step_timings": _json_list},
         refs=(
             Ref("session_id", s.InspectionSession, device_made=True),
             Ref("image_id", s.InspectionImage, device_made=True),
@@ -396,6 +405,8 @@ def apply_row(session: Session, row: Any, cache: MasterCache) -> Outcome:
         values["id"] = key
         if "device_id" in spec.table.c:
             values["device_id"] = device
+        if row.entity_type == "ai_inspection_result":
+            values.update(provenance.model_check(session, values))
         inserted = _insert_ignore(session, spec.table, values)
         if not inserted:
             # A redelivery of the device's own INSERT is a duplicate; the same id under another
@@ -474,7 +485,8 @@ def apply_row(session: Session, row: Any, cache: MasterCache) -> Outcome:
 
 
 def _steps(timings: Any) -> list[tuple[str, float]]:
-    """``{"step": ms}`` or ``[{"name"|"step": …, "ms"|"duration_ms": …}]`` → [(step, ms)]."""
+    """``{"step": ms}`` or ``[{"node"|"name"|"step": …, "ms"|"duration_ms": …}]`` →
+    [(step, ms)]."""
     steps: list[tuple[str, float]] = []
     if isinstance(timings, dict):
         for name, value in timings.items():
@@ -485,7 +497,7 @@ def _steps(timings: Any) -> list[tuple[str, float]]:
         for entry in timings:
             if not isinstance(entry, dict):
                 continue
-            name = entry.get("name") or entry.get("step")
+            name = entry.get("node") or entry.get("name") or entry.get("step")
             ms = entry.get("ms", entry.get("duration_ms"))
             if name and isinstance(ms, int | float) and not isinstance(ms, bool):
                 steps.append((str(name), float(ms)))
@@ -494,8 +506,9 @@ def _steps(timings: Any) -> list[tuple[str, float]]:
 
 def record_execution(session: Session, row: Any, values: Mapping[str, Any]) -> None:
     """An applied AI result becomes a pipeline execution with one component execution per step,
-    so the server sees how each device's pipelines ran."""
-    steps = _steps(values.get("timings"))
+    so the server sees how each device's pipelines ran: the engine's per-step timings where the
+    result has them, else its per-stage ones."""
+    steps = _steps(values.get("step_timings")) or _steps(values.get("timings"))
     finished = values.get("created_at") or row.created_at
     total_ms = sum(ms for _, ms in steps) if steps else float(values.get("processing_time") or 0)
     if not steps:
@@ -514,6 +527,10 @@ def record_execution(session: Session, row: Any, values: Mapping[str, Any]) -> N
                 "item_id": str(values["item_id"]) if values.get("item_id") else None,
                 "image_id": str(values["image_id"]) if values.get("image_id") else None,
                 "model_sha256": values.get("model_sha256"),
+                "model_hashes": values.get("model_hashes"),
+                "image_sha256": values.get("image_sha256"),
+                "engine_version": values.get("engine_version"),
+                "execution_provider": values.get("execution_provider"),
             },
             output_data={
                 "overall_result": values.get("overall_result"),

@@ -37,6 +37,7 @@ item_app = typer.Typer(help="Inspection items of a target, with criteria.", no_a
 pipeline_app = typer.Typer(help="Pipelines (JSON definitions).", no_args_is_help=True)
 user_app = typer.Typer(help="Users who may log in on the tablets.", no_args_is_help=True)
 model_app = typer.Typer(help="Model files devices download.", no_args_is_help=True)
+results_app = typer.Typer(help="Results the devices sent.", no_args_is_help=True)
 server_db_app = typer.Typer(help="The server database.", no_args_is_help=True)
 server_app.add_typer(server_db_app, name="db")
 server_app.add_typer(server_device_app, name="device")
@@ -45,6 +46,7 @@ server_app.add_typer(item_app, name="item")
 server_app.add_typer(pipeline_app, name="pipeline")
 server_app.add_typer(user_app, name="user")
 server_app.add_typer(model_app, name="model")
+server_app.add_typer(results_app, name="results")
 
 DatabaseOpt = Annotated[
     str | None,
@@ -506,3 +508,33 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- server: results -------------------------------------------------------------------------
+
+
+@results_app.command("unknown-models")
+def results_unknown_models(
+    limit: Annotated[int, typer.Option(min=1, max=100_000)] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """AI results made by models this server never published, newest first; exits 1 when there
+    are any."""
+    import json
+
+    from sync.server import provenance
+
+    with server_session(database_url, data_dir) as (session, _):
+        found = provenance.flagged_results(session, limit=limit)
+    for r in found:
+        if as_json:
+            typer.echo(json.dumps(r.as_json(), ensure_ascii=False))
+        else:
+            typer.echo(f"{r.id}\t{r.device or '-'}\t{r.pipeline_id or '-'}"
+                       f" v{r.pipeline_version or '?'}\t{r.overall_result}\tunknown "
+                       + ", ".join(f"sha256:{h}" for h in r.unknown_models))
+    if found:
+        raise typer.Exit(code=1)
+

@@ -27,6 +27,7 @@ from schema import server as s
 from schema.db import Database
 from schema.formats import workflow
 from schema.types import utcnow
+from sync.bounds import provenance_problem
 from sync.conflicts import ORIGINAL_TIMESTAMPS_KEY, clamp_future, clock_offset, correct_timestamps
 from sync.errors import Forbidden, InvalidRequest, OperationRejected, PayloadTooLarge
 from sync.protocol import PushBatch, PushOp, PushRequest, PushResponse
@@ -150,6 +151,10 @@ def _semantic_problem(request: PushRequest, op: PushOp) -> str | None:
         version = op.data.get("version")
         if not isinstance(version, int) or isinstance(version, bool):
             return "UPDATE needs the new integer version"
+    if op.entity_type == "ai_inspection_result":
+        problem = provenance_problem(op.data)
+        if problem:
+            return f"data.{problem}"
     return _state_problem(op)
 
 
