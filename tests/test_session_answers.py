@@ -1,6 +1,7 @@
 """What the UI needs to know of an inspection, answered by the real sidecar so the UI does not
 decide it again: whether it may complete and which items keep it open, whether it is closed and
-each item done, and each item's criteria in words in both of the UI's languages."""
+each item done, whether each item may be skipped or retried and what a verdict on it must carry,
+and each item's criteria in words in both of the UI's languages."""
 
 from __future__ import annotations
 
@@ -103,3 +104,53 @@ def test_each_item_says_how_it_is_judged_in_both_languages(inspector: httpx.Clie
         {"product_id": "BRK-100", "batch_id": "A12-3456", "serial": "S-scan"})})
     assert scanned.status_code == 200, scanned.text
     assert {i["item_code"]: i["criteria_text"] for i in scanned.json()["items"]} == texts
+
+
+def _offers(client: httpx.Client, session_id: str) -> dict[str, tuple[bool, bool]]:
+    detail = client.get(f"/sessions/{session_id}").json()
+    return {i["item_code"]: (i["can_skip"], i["can_retry"]) for i in detail["items"]}
+
+
+def test_each_item_says_whether_it_may_be_skipped_or_retried(inspector: httpx.Client) -> None:
+    started = _start(inspector, f"S-{uuid.uuid4().hex[:12]}")
+    sid, ids = started["id"], {i["item_code"]: i["item_id"] for i in started["items"]}
+    # (can_skip, can_retry): only the optional item may be skipped; nothing failed or skipped yet.
+    assert _offers(inspector, sid) == {code: (code == "F-PISTON", False) for code in CODES}
+    assert inspector.post(f"/sessions/{sid}/items/{ids['D-BORE']}/skip").status_code == 409
+    assert inspector.post(f"/sessions/{sid}/items/{ids['D-BORE']}/retry").status_code == 409
+
+    assert inspector.post(f"/sessions/{sid}/items/{ids['F-PISTON']}/skip").status_code == 200
+    assert inspector.post(
+        f"/sessions/{sid}/items/{ids['V-SCRATCH']}/verification", json=OK).status_code == 201
+    offers = _offers(inspector, sid)
+    assert offers["F-PISTON"] == (False, True)  # skipped: it may go back to be judged
+    assert offers["V-SCRATCH"] == (False, False)  # verified
+    assert inspector.post(f"/sessions/{sid}/items/{ids['V-SCRATCH']}/retry").status_code == 409
+
+    retried = inspector.post(f"/sessions/{sid}/items/{ids['F-PISTON']}/retry")
+    assert retried.status_code == 200, retried.text
+    assert _offers(inspector, sid)["F-PISTON"] == (True, False)
+
+    for code in ("V-FOREIGN", "T-MARKING", "D-BORE"):
+        assert inspector.post(
+            f"/sessions/{sid}/items/{ids[code]}/verification", json=OK).status_code == 201
+    assert inspector.post(f"/sessions/{sid}/items/{ids['F-PISTON']}/skip").status_code == 200
+    assert inspector.post(f"/sessions/{sid}/complete").status_code == 200
+    # Closed: nothing in it may move any more, and nothing is offered.
+    assert set(_offers(inspector, sid).values()) == {(False, False)}
+    assert inspector.post(f"/sessions/{sid}/items/{ids['F-PISTON']}/retry").status_code == 409
+
+
+def test_each_item_says_what_a_verdict_must_carry(inspector: httpx.Client) -> None:
+    started = _start(inspector, f"S-{uuid.uuid4().hex[:12]}")
+    needs = {i["item_code"]: i["verdict_needs"] for i in started["items"]}
+    rule = {"OK": [], "NG": ["defect_types", "severity"], "PENDING": []}
+    assert needs == {code: rule for code in CODES}
+    # What the form is told is what the sidecar holds it to: each need left out is refused.
+    url = f"/sessions/{started['id']}/items/{started['items'][0]['item_id']}/verification"
+    ng = {"final_result": "NG", "defect_types": ["scratch"], "severity": "major"}
+    for field in rule["NG"]:
+        refused = inspector.post(url, json={**ng, field: None})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["detail"] == {"field": field}
+    assert inspector.post(url, json=ng).status_code == 201

@@ -146,6 +146,32 @@ def test_retry_is_a_move_of_the_table(current: str) -> None:
     assert target in ITEM_MOVES[current]
 
 
+# What the UI is offered: skip only from pending and only when optional, retry from failed and
+# skipped — written out, and each answer the same as the check the move itself runs.
+SKIPPABLE = {"pending"}
+
+
+@pytest.mark.parametrize("current", ITEM_STATES)
+@pytest.mark.parametrize("required", [True, False], ids=["required", "optional"])
+def test_what_the_ui_is_offered_is_what_the_moves_accept(current: str, required: bool) -> None:
+    may_skip = wf.may_skip(current, required=required)
+    may_retry = wf.may_retry(current, required=required)
+    assert may_skip == (current in SKIPPABLE and not required)
+    assert may_retry == (current in RETRY)
+    try:
+        wf.check_item(current, "skipped", required=required)
+    except Conflict:
+        assert not may_skip
+    else:
+        assert may_skip
+    try:
+        wf.retry_target(current, required=required)
+    except Conflict:
+        assert not may_retry
+    else:
+        assert may_retry
+
+
 def test_the_named_moves_are_moves_of_the_table() -> None:
     assert dict(moves.RETRY_MOVES) == RETRY
     for current, target in moves.RETRY_MOVES.items():
@@ -333,6 +359,20 @@ BAD_VERDICTS = [
     ("OK", [""], None, "defect_types"),
 ]
 # fmt: on
+
+
+def test_the_verdict_rule_the_ui_is_given_is_the_one_enforced() -> None:
+    assert dict(wf.VERDICT_NEEDS) == {"OK": (), "NG": ("defect_types", "severity"),
+                                      "PENDING": ()}
+    assert tuple(wf.VERDICT_NEEDS) == moves.HUMAN_RESULTS
+    for final, needs in wf.VERDICT_NEEDS.items():
+        wf.validate_verdict(final, ["scratch"], "major")
+        for field in needs:  # each need left out alone is refused, naming it
+            defects = None if field == "defect_types" else ["scratch"]
+            severity = None if field == "severity" else "major"
+            with pytest.raises(InvalidInput) as caught:
+                wf.validate_verdict(final, defects, severity)
+            assert caught.value.detail == {"field": field}
 
 
 @pytest.mark.parametrize("final,defects,severity", GOOD_VERDICTS)

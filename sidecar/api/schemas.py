@@ -46,6 +46,18 @@ class CriteriaTextPublic(BaseModel):
     en: str
 
 
+VerdictField = Literal["defect_types", "severity"]
+
+
+class VerdictNeedsPublic(BaseModel):
+    """What a verdict with each result must carry: the form asks for it before it posts, and the
+    sidecar refuses a verdict without it (``sidecar.domain.workflow.VERDICT_NEEDS``)."""
+
+    OK: list[VerdictField]
+    NG: list[VerdictField]
+    PENDING: list[VerdictField]
+
+
 class Strict(BaseModel):
     # Unknown fields are an error, not silently dropped: a client bug shows at once. JSON has no
     # NaN or Infinity, but Python's parser reads them (and 1e999 as infinity): refuse them.
@@ -289,6 +301,11 @@ class SessionItemPublic(BaseModel):
     status: ItemState
     # Verified, or skipped: nothing more to do on it (the move table's finished states).
     done: bool
+    # Whether ``POST .../skip`` and ``POST .../retry`` would be accepted now: the UI offers
+    # exactly these.
+    can_skip: bool
+    can_retry: bool
+    verdict_needs: VerdictNeedsPublic
     result: str | None
     attempts: int
     images: list[ImagePublic]

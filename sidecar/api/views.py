@@ -9,9 +9,19 @@ from schema import device as d
 from schema.formats.criteria_text import criteria_texts
 from schema.formats.workflow import ITEM_DONE, SESSION_ENDS
 from sidecar.api import schemas as s
-from sidecar.domain.workflow import ItemView, missing_for_completion
+from sidecar.domain.workflow import (
+    VERDICT_NEEDS,
+    ItemView,
+    may_retry,
+    may_skip,
+    missing_for_completion,
+)
 from sidecar.qr.payload import ScannedUnit
 from sidecar.services.inspection import Interrupted, SessionDetail
+
+VERDICT_NEEDS_PUBLIC = s.VerdictNeedsPublic.model_validate(
+    {result: list(needs) for result, needs in VERDICT_NEEDS.items()}
+)
 
 
 def user(u: d.User) -> s.UserPublic:
@@ -128,6 +138,9 @@ def session_detail(det: SessionDetail, usernames: dict[int, str]) -> s.SessionPu
                 criteria_text=criteria_text(i.master.criteria),
                 status=i.item.status,
                 done=i.item.status in ITEM_DONE,
+                can_skip=not closed and may_skip(i.item.status, required=i.item.required),
+                can_retry=not closed and may_retry(i.item.status, required=i.item.required),
+                verdict_needs=VERDICT_NEEDS_PUBLIC,
                 result=i.item.result,
                 attempts=i.item.attempts,
                 images=[image(x) for x in i.images],

@@ -3,13 +3,17 @@
 The states and their legal moves are ``schema.formats.workflow`` (the server and the device
 database read the same table); this module turns a move the table does not allow into the
 sidecar's ``Conflict`` naming the state it was attempted from. Every state change in the product
-goes through ``check_session`` / ``check_item`` (or ``retry_target``, a named move).
+goes through ``check_session`` / ``check_item`` (or ``retry_target``, a named move). What the UI
+offers is asked of the same checks (``may_skip``, ``may_retry``, ``VERDICT_NEEDS``), so it never
+offers a move the sidecar would refuse.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal
 
 from schema.formats import workflow as moves
 from sidecar.errors import Conflict, InvalidInput
@@ -39,22 +43,40 @@ def _label(item_code: str) -> str:
     return f"item {item_code}" if item_code else "the item"
 
 
-def check_item(current: str, target: str, *, required: bool, item_code: str = "") -> None:
+def _item_refusal(current: str, target: str, required: bool, item_code: str) -> Conflict | None:
     if target == "skipped" and required:
-        raise Conflict(
+        return Conflict(
             f"{_label(item_code)} is required and cannot be skipped",
             code="item_required",
             state=current,
         )
     if not moves.is_item_state(current):
-        raise Conflict(f"unknown item state '{current}'", state=current)
+        return Conflict(f"unknown item state '{current}'", state=current)
     if not moves.item_may_move(current, target):
-        raise Conflict(
+        return Conflict(
             f"{_label(item_code)} is '{current}' and cannot become '{target}'",
             code="illegal_transition",
             state=current,
             target=target,
         )
+    return None
+
+
+def check_item(current: str, target: str, *, required: bool, item_code: str = "") -> None:
+    refusal = _item_refusal(current, target, required, item_code)
+    if refusal is not None:
+        raise refusal
+
+
+def may_skip(current: str, *, required: bool) -> bool:
+    """Whether ``skip`` would be accepted: the check it runs, asked without raising."""
+    return _item_refusal(current, "skipped", required, "") is None
+
+
+def may_retry(current: str, *, required: bool) -> bool:
+    """Whether ``retry`` would be accepted (``retry_target``'s checks, asked without raising)."""
+    target = moves.RETRY_MOVES.get(current)
+    return target is not None and _item_refusal(current, target, required, "") is None
 
 
 def retry_target(current: str, *, required: bool, item_code: str = "") -> str:
@@ -120,10 +142,23 @@ def roll_up(items: Iterable[ItemView]) -> str:
     return "OK"
 
 
+VerdictField = Literal["defect_types", "severity"]
+
+# What a person's verdict must carry, by its result: an NG says what is wrong and how badly (the
+# QA report depends on it). ``validate_verdict`` enforces it; the API hands it to the UI's form.
+VERDICT_NEEDS: Mapping[str, tuple[VerdictField, ...]] = MappingProxyType(
+    {"OK": (), "NG": ("defect_types", "severity"), "PENDING": ()}
+)
+_NEEDS_SAID: Mapping[VerdictField, str] = MappingProxyType(
+    {"defect_types": "at least one defect type", "severity": "a severity"}
+)
+
+
 def validate_verdict(
     final_result: str, defect_types: list[str] | None, severity: str | None
 ) -> None:
-    """A person's verdict: NG needs what is wrong and how badly (the QA report depends on it)."""
+    """A person's verdict: a known result and severity, no blank defect type, and what
+    ``VERDICT_NEEDS`` says its result needs."""
     if final_result not in moves.HUMAN_RESULTS:
         raise InvalidInput(
             f"final_result must be one of {', '.join(moves.HUMAN_RESULTS)}", field="final_result"
@@ -134,11 +169,12 @@ def validate_verdict(
         )
     if defect_types and any(not t.strip() for t in defect_types):
         raise InvalidInput("a defect type cannot be blank", field="defect_types")
-    if final_result == "NG":
-        if not defect_types:
-            raise InvalidInput("an NG verdict needs at least one defect type", field="defect_types")
-        if severity is None:
-            raise InvalidInput("an NG verdict needs a severity", field="severity")
+    given: dict[VerdictField, object] = {"defect_types": defect_types, "severity": severity}
+    for needed in VERDICT_NEEDS[final_result]:
+        if not given[needed]:
+            raise InvalidInput(
+                f"an {final_result} verdict needs {_NEEDS_SAID[needed]}", field=needed
+            )
 
 
 def ai_agrees(ai_result: str | None, final_result: str) -> bool:

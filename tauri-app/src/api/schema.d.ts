@@ -1007,6 +1007,10 @@ export interface components {
             ai_results: components["schemas"]["AIResultPublic"][];
             /** Attempts */
             attempts: number;
+            /** Can Retry */
+            can_retry: boolean;
+            /** Can Skip */
+            can_skip: boolean;
             /** Criteria */
             criteria: {
                 [key: string]: unknown;
@@ -1037,6 +1041,7 @@ export interface components {
              * @enum {string}
              */
             status: "pending" | "captured" | "ai_running" | "ai_completed" | "verified" | "skipped" | "failed";
+            verdict_needs: components["schemas"]["VerdictNeedsPublic"];
             /** Verifications */
             verifications: components["schemas"]["VerificationPublic"][];
         };
@@ -1336,6 +1341,19 @@ export interface components {
             role: string;
             /** Username */
             username: string;
+        };
+        /**
+         * VerdictNeedsPublic
+         * @description What a verdict with each result must carry: the form asks for it before it posts, and the
+         *     sidecar refuses a verdict without it (``sidecar.domain.workflow.VERDICT_NEEDS``).
+         */
+        VerdictNeedsPublic: {
+            /** Ng */
+            NG: ("defect_types" | "severity")[];
+            /** Ok */
+            OK: ("defect_types" | "severity")[];
+            /** Pending */
+            PENDING: ("defect_types" | "severity")[];
         };
         /** VerificationCreate */
         VerificationCreate: {

@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { translator } from '../i18n/translate';
-import { ITEM_STATES, itemStateLabel, nextOpenItem, SESSION_STATES, sessionStateLabel, stepPercent, type SessionItem } from './inspection';
+import {
+  ITEM_STATES,
+  itemStateLabel,
+  nextOpenItem,
+  SESSION_STATES,
+  sessionStateLabel,
+  stepPercent,
+  verdictMissing,
+  type SessionItem,
+} from './inspection';
 import { badgeState, oldestAge, type SyncSummary } from './syncStatus';
 import { prune, type Progress } from '../state/events';
 import { parseRoute, routeHash } from '../state/route';
@@ -32,6 +41,19 @@ describe('inspection helpers', () => {
     }
     expect(ITEM_STATES).toContain('ai_running');
     expect(SESSION_STATES).toContain('human_review');
+  });
+
+  it('asks of a verdict what the sidecar says its result needs, and nothing else', () => {
+    const needs = { OK: [], NG: ['defect_types', 'severity'], PENDING: [] } as SessionItem['verdict_needs'];
+    expect(verdictMissing(needs, 'NG', { defect_types: [], severity: null })).toEqual(['defect_types', 'severity']);
+    expect(verdictMissing(needs, 'NG', { defect_types: ['scratch'], severity: null })).toEqual(['severity']);
+    expect(verdictMissing(needs, 'NG', { defect_types: [], severity: 'major' })).toEqual(['defect_types']);
+    expect(verdictMissing(needs, 'NG', { defect_types: ['scratch'], severity: 'major' })).toEqual([]);
+    expect(verdictMissing(needs, 'OK', { defect_types: [], severity: null })).toEqual([]);
+    expect(verdictMissing(needs, 'PENDING', { defect_types: [], severity: null })).toEqual([]);
+    // The rule is the sidecar's: were a PENDING to need a severity, the form would ask for one.
+    const stricter = { ...needs, PENDING: ['severity'] } as SessionItem['verdict_needs'];
+    expect(verdictMissing(stricter, 'PENDING', { defect_types: [], severity: null })).toEqual(['severity']);
   });
 
   it('drops finished progress after a moment and stale progress after a minute', () => {

@@ -1,6 +1,7 @@
 // Small pure helpers over the API's inspection shapes. Which moves are legal, when an inspection
 // may complete and how an item is judged are the sidecar's to say (its answers carry `closed`,
-// `done`, `can_complete`, `missing_items`, `criteria_text`): nothing here re-decides them.
+// `done`, `can_complete`, `missing_items`, `can_skip`, `can_retry`, `verdict_needs`,
+// `criteria_text`): nothing here re-decides them.
 import type { Schemas } from '../api/client';
 import type { Lang, MessageKey, Translate } from '../i18n';
 import { isMessageKey } from '../i18n/translate';
@@ -95,6 +96,18 @@ export function nextOpenItem<T extends { item_id: string; done: boolean }>(items
 /** The line under an item saying how it is judged, as the sidecar words it. */
 export function criteriaLine(item: { criteria_text: Schemas['CriteriaTextPublic'] }, lang: Lang): string {
   return item.criteria_text[lang];
+}
+
+export type VerdictField = Schemas['VerdictNeedsPublic']['NG'][number];
+
+/** What the verdict form still lacks for `result`, by the rule the sidecar sent with the item
+ * (`verdict_needs`: e.g. an NG names its defect types and a severity); empty when it may post. */
+export function verdictMissing(
+  needs: Schemas['VerdictNeedsPublic'],
+  result: (typeof VERDICTS)[number],
+  given: { defect_types: readonly string[]; severity: string | null },
+): VerdictField[] {
+  return needs[result].filter((field) => (field === 'defect_types' ? given.defect_types.length === 0 : !given.severity));
 }
 
 export function latest<T extends { created_at: string }>(rows: T[]): T | null {

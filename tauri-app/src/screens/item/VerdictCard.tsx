@@ -1,5 +1,5 @@
-// The person's verdict on the item: OK / NG / PENDING, with defect types and severity for an NG,
-// notes; skipping an optional item and retrying a failed or skipped one.
+// The person's verdict on the item: OK / NG / PENDING, with what the sidecar says that result
+// needs (defect types and a severity for an NG), notes; skip and retry when the sidecar offers them.
 import { useEffect, useRef, useState } from 'react';
 import { ErrorText } from '../../components/ErrorText';
 import { useI18n } from '../../i18n';
@@ -10,6 +10,7 @@ import {
   nextOpenItem,
   SEVERITIES,
   VERDICTS,
+  verdictMissing,
   type AIResult,
   type Session,
   type SessionItem,
@@ -66,7 +67,7 @@ export function VerdictCard({ session, item, ai, closed, onChanged, refresh }: P
       setError(t('item.chooseResult'));
       return;
     }
-    if (result === 'NG' && (defects.length === 0 || !severity)) {
+    if (verdictMissing(item.verdict_needs, result, { defect_types: defects, severity }).length > 0) {
       setError(t('item.ngNeeds'));
       return;
     }
@@ -183,12 +184,12 @@ export function VerdictCard({ session, item, ai, closed, onChanged, refresh }: P
             <button type="button" className="btn btn--primary" disabled={saving} onClick={() => void submit()} data-testid="submit-verdict">
               {saving ? t('item.saving') : t('item.submit')}
             </button>
-            {!item.required && item.status === 'pending' ? (
+            {item.can_skip ? (
               <button type="button" className="btn" onClick={() => void act('skip')} data-testid="skip">
                 {t('item.skip')}
               </button>
             ) : null}
-            {item.status === 'failed' || item.status === 'skipped' ? (
+            {item.can_retry ? (
               <button type="button" className="btn" onClick={() => void act('retry')} data-testid="retry">
                 {t('item.retry')}
               </button>
