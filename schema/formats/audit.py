@@ -63,6 +63,7 @@ verdict.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -298,6 +299,66 @@ def verify_chain(
                 index, seq, entry_id, "hash_mismatch", f"entry {seq} is not what was hashed"
             )
         if entry["prev_hash"] != prev_hash:
+            return Break(
+                index,
+                seq,
+                entry_id,
+                "prev_hash_mismatch",
+                f"entry {seq} does not link to the entry before it",
+            )
+        prev_hash, prev_seq = stored_hash, seq
+    return None
+
+
+_FIELD_SET = frozenset(ENTRY_FIELDS)
+
+
+def verify_stored(
+    entries: Iterable[tuple[bytes, str]],
+    *,
+    prev_hash: str = GENESIS,
+    prev_seq: int = 0,
+) -> Break | None:
+    """``verify_chain`` over entries kept as they arrived: each as the canonical bytes that were
+    hashed (every field but ``hash``, ``prev_hash`` included) and its ``hash``.
+
+    The hash is recomputed over those bytes as they are (one SHA-256 each, no canonicalising
+    again: they are what the tablet hashed, or the hash does not match), and ``seq``, ``id`` and
+    ``prev_hash`` are read from them, never from a copy beside them. Same checks, same order and
+    same ``Break`` kinds as ``verify_chain``; ``index`` is the position in ``entries``."""
+    for index, (data, stored_hash) in enumerate(entries):
+        try:
+            fields = json.loads(data)
+        except ValueError:
+            return Break(index, None, None, "malformed", "the stored entry is not JSON")
+        if not isinstance(fields, dict):
+            return Break(index, None, None, "malformed", "the stored entry is not an object")
+        missing = _FIELD_SET - fields.keys()
+        if missing:
+            return _malformed(index, fields, f"missing {', '.join(sorted(missing))}")
+        seq = fields["seq"]
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            return _malformed(index, fields, "seq is not an integer")
+        if not isinstance(stored_hash, str) or not _HEX64.fullmatch(stored_hash):
+            return _malformed(index, fields, "hash is not 64 lower-case hex digits")
+        entry_id = fields["id"] if isinstance(fields["id"], str) else None
+        if seq <= prev_seq:
+            return Break(
+                index, seq, entry_id, "reordered", f"entry {seq} comes after entry {prev_seq}"
+            )
+        if seq != prev_seq + 1:
+            return Break(
+                index,
+                seq,
+                entry_id,
+                "sequence_gap",
+                f"entries {prev_seq + 1}..{seq - 1} are missing before entry {seq}",
+            )
+        if hashlib.sha256(data).hexdigest() != stored_hash:
+            return Break(
+                index, seq, entry_id, "hash_mismatch", f"entry {seq} is not what was hashed"
+            )
+        if fields["prev_hash"] != prev_hash:
             return Break(
                 index,
                 seq,
