@@ -53,6 +53,12 @@ def _stamp() -> Any:
     return Field(default=None, sa_type=UTCDateTime)
 
 
+def _by() -> Any:
+    """Who created or last changed a row: a user of this server, or NULL when no user of its
+    acted (the console, a device-only user, a record whose operation named nobody)."""
+    return Field(default=None, foreign_key="users.id")
+
+
 def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
@@ -79,6 +85,8 @@ class User(ServerTable, table=True):
     updated_at: datetime = _updated()
     deleted_at: datetime | None = _stamp()
     version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    created_by: uuid.UUID | None = _by()
+    updated_by: uuid.UUID | None = _by()
 
 
 class Device(ServerTable, table=True):
@@ -127,6 +135,7 @@ class Pipeline(ServerTable, table=True):
     updated_at: datetime = _updated()
     created_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
     deleted_at: datetime | None = _stamp()
+    updated_by: uuid.UUID | None = _by()
 
 
 class InspectionTargetMaster(ServerTable, table=True):
@@ -142,6 +151,7 @@ class InspectionTargetMaster(ServerTable, table=True):
     updated_at: datetime = _updated()
     created_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
     deleted_at: datetime | None = _stamp()
+    updated_by: uuid.UUID | None = _by()
 
 
 class InspectionItemMaster(ServerTable, table=True):
@@ -170,6 +180,8 @@ class InspectionItemMaster(ServerTable, table=True):
     created_at: datetime = _created()
     updated_at: datetime = _updated()
     deleted_at: datetime | None = _stamp()
+    created_by: uuid.UUID | None = _by()
+    updated_by: uuid.UUID | None = _by()
 
 
 class File(ServerTable, table=True):
@@ -379,6 +391,8 @@ class InspectionTarget(ServerTable, table=True):
     master_version: str | None = Field(default=None, max_length=50)
     created_at: datetime = _created()
     received_at: datetime = _created()
+    created_by: uuid.UUID | None = _by()
+    updated_by: uuid.UUID | None = _by()
 
 
 class InspectionSession(ServerTable, table=True):
@@ -403,6 +417,8 @@ class InspectionSession(ServerTable, table=True):
     version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     received_at: datetime = _created()
     updated_at: datetime = _updated()
+    created_by: uuid.UUID | None = _by()
+    updated_by: uuid.UUID | None = _by()
 
 
 class InspectionSessionItem(ServerTable, table=True):
@@ -422,6 +438,8 @@ class InspectionSessionItem(ServerTable, table=True):
     attempts: int = 0
     version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     updated_at: datetime = _updated()
+    created_by: uuid.UUID | None = _by()
+    updated_by: uuid.UUID | None = _by()
 
 
 class InspectionImage(ServerTable, table=True):
@@ -438,6 +456,8 @@ class InspectionImage(ServerTable, table=True):
     height: int | None = None
     created_at: datetime | None = _stamp()
     received_at: datetime = _created()
+    created_by: uuid.UUID | None = _by()
+    updated_by: uuid.UUID | None = _by()
 
 
 class AIInspectionResult(ServerTable, table=True):
@@ -445,6 +465,13 @@ class AIInspectionResult(ServerTable, table=True):
     __table_args__ = (sa.Index("idx_ai_results_confidence_time", "confidence", "created_at"),)
 
     id: uuid.UUID = Field(primary_key=True)
+    # A result is never edited in place: a correction is a new row that names the one it
+    # corrects (unique: each version is corrected at most once, so the versions are one line).
+    supersedes: uuid.UUID | None = Field(
+        default=None, foreign_key="ai_inspection_results.id", sa_column_kwargs={"unique": True}
+    )
+    created_by: uuid.UUID | None = _by()
+    updated_by: uuid.UUID | None = _by()
     session_id: uuid.UUID = Field(foreign_key="inspection_sessions.id", index=True)
     item_id: uuid.UUID | None = Field(default=None, foreign_key="inspection_items_master.id")
     image_id: uuid.UUID | None = Field(default=None, foreign_key="inspection_images.id")
@@ -477,6 +504,12 @@ class HumanVerificationResult(ServerTable, table=True):
     __table_args__ = (sa.Index("idx_human_results_final_date", "final_result", "created_at"),)
 
     id: uuid.UUID = Field(primary_key=True)
+    supersedes: uuid.UUID | None = Field(
+        default=None, foreign_key="human_verification_results.id",
+        sa_column_kwargs={"unique": True},
+    )
+    created_by: uuid.UUID | None = _by()
+    updated_by: uuid.UUID | None = _by()
     session_id: uuid.UUID = Field(foreign_key="inspection_sessions.id", index=True)
     item_id: uuid.UUID | None = Field(default=None, foreign_key="inspection_items_master.id")
     ai_result_id: uuid.UUID | None = Field(default=None, foreign_key="ai_inspection_results.id")
@@ -490,6 +523,65 @@ class HumanVerificationResult(ServerTable, table=True):
     verification_time: float
     created_at: datetime | None = _stamp()
     received_at: datetime = _created()
+
+
+# ---------------------------------------------------------------------------------------------
+# The audit trail (schema.formats.audit): every device's chain as it arrived, and the server's
+# ---------------------------------------------------------------------------------------------
+
+# The chain of the server's own actions (masters, users, devices), beside the devices' chains,
+# which are named by the device's id.
+SERVER_CHAIN = "server"
+
+
+class AuditEntry(ServerTable, table=True):
+    """One entry of a chain, stored once per (chain, seq) as it arrived: ``canonical`` holds the
+    RFC 8785 bytes that were hashed (every field but ``hash``), so verifying recomputes the hash
+    over what arrived. The other columns are read from those bytes for searching; the bytes are
+    the record."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        sa.UniqueConstraint("chain", "seq", name="uq_audit_log_chain_seq"),
+        sa.CheckConstraint("seq > 0", name="ck_audit_log_seq"),
+        sa.Index("idx_audit_log_entity", "entity", "entity_id"),
+    )
+
+    id: int | None = Field(default=None, sa_type=BigInt, primary_key=True)
+    chain: str = Field(max_length=64)
+    device_id: uuid.UUID | None = Field(default=None, foreign_key="devices.id")
+    seq: int = Field(sa_type=BigInt)
+    entry_id: str | None = Field(default=None, max_length=64)
+    at: str | None = Field(default=None, max_length=40)
+    username: str | None = Field(default=None, max_length=150)
+    entity: str | None = Field(default=None, max_length=100)
+    entity_id: str | None = Field(default=None, max_length=64)
+    action: str | None = Field(default=None, max_length=50)
+    row_digest: str | None = Field(default=None, max_length=64)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+    canonical: bytes = Field(sa_type=sa.LargeBinary)
+    received_at: datetime = _created()
+
+
+class AuditChain(ServerTable, table=True):
+    """The verdict on one chain, kept as its entries arrive: verified through ``last_seq``
+    (whose hash is ``last_hash``), or broken at ``broken_seq`` for ``broken_reason``."""
+
+    __tablename__ = "audit_chains"
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('ok', 'broken')", name="ck_audit_chains_status"),
+        sa.CheckConstraint("last_seq >= 0", name="ck_audit_chains_last_seq"),
+    )
+
+    chain: str = Field(primary_key=True, max_length=64)
+    device_id: uuid.UUID | None = Field(default=None, foreign_key="devices.id")
+    last_seq: int = Field(default=0, sa_type=BigInt, sa_column_kwargs={"server_default": "0"})
+    last_hash: str = Field(default="0" * 64, max_length=64)
+    status: str = Field(default="ok", max_length=10, sa_column_kwargs={"server_default": "ok"})
+    broken_seq: int | None = Field(default=None, sa_type=BigInt)
+    broken_reason: str | None = None
+    updated_at: datetime = _updated()
 
 
 defer_foreign_keys(metadata)

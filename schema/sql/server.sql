@@ -104,11 +104,54 @@ CREATE TABLE users (
 	updated_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL, 
 	deleted_at TIMESTAMP WITH TIME ZONE, 
 	version INTEGER DEFAULT '1' NOT NULL, 
+	created_by UUID, 
+	updated_by UUID, 
 	PRIMARY KEY (id), 
 	CONSTRAINT ck_users_role CHECK (role IN ('inspector', 'admin')), 
 	UNIQUE (username), 
-	UNIQUE (email)
+	UNIQUE (email), 
+	FOREIGN KEY(created_by) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED, 
+	FOREIGN KEY(updated_by) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED
 );
+
+CREATE TABLE audit_chains (
+	chain VARCHAR(64) NOT NULL, 
+	device_id UUID, 
+	last_seq BIGINT DEFAULT '0' NOT NULL, 
+	last_hash VARCHAR(64) NOT NULL, 
+	status VARCHAR(10) DEFAULT 'ok' NOT NULL, 
+	broken_seq BIGINT, 
+	broken_reason VARCHAR, 
+	updated_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL, 
+	PRIMARY KEY (chain), 
+	CONSTRAINT ck_audit_chains_status CHECK (status IN ('ok', 'broken')), 
+	CONSTRAINT ck_audit_chains_last_seq CHECK (last_seq >= 0), 
+	FOREIGN KEY(device_id) REFERENCES devices (id) DEFERRABLE INITIALLY DEFERRED
+);
+
+CREATE TABLE audit_log (
+	id BIGSERIAL NOT NULL, 
+	chain VARCHAR(64) NOT NULL, 
+	device_id UUID, 
+	seq BIGINT NOT NULL, 
+	entry_id VARCHAR(64), 
+	at VARCHAR(40), 
+	username VARCHAR(150), 
+	entity VARCHAR(100), 
+	entity_id VARCHAR(64), 
+	action VARCHAR(50), 
+	row_digest VARCHAR(64), 
+	prev_hash VARCHAR(64) NOT NULL, 
+	hash VARCHAR(64) NOT NULL, 
+	canonical BYTEA NOT NULL, 
+	received_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL, 
+	PRIMARY KEY (id), 
+	CONSTRAINT uq_audit_log_chain_seq UNIQUE (chain, seq), 
+	CONSTRAINT ck_audit_log_seq CHECK (seq > 0), 
+	FOREIGN KEY(device_id) REFERENCES devices (id) DEFERRABLE INITIALLY DEFERRED
+);
+
+CREATE INDEX idx_audit_log_entity ON audit_log (entity, entity_id);
 
 CREATE TABLE files (
 	id UUID NOT NULL, 
@@ -144,9 +187,11 @@ CREATE TABLE inspection_targets_master (
 	updated_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL, 
 	created_by UUID, 
 	deleted_at TIMESTAMP WITH TIME ZONE, 
+	updated_by UUID, 
 	PRIMARY KEY (id), 
 	UNIQUE (product_code), 
-	FOREIGN KEY(created_by) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED
+	FOREIGN KEY(created_by) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED, 
+	FOREIGN KEY(updated_by) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED
 );
 
 CREATE INDEX idx_inspection_targets_product_code ON inspection_targets_master (product_code);
@@ -161,9 +206,11 @@ CREATE TABLE pipelines (
 	updated_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL, 
 	created_by UUID, 
 	deleted_at TIMESTAMP WITH TIME ZONE, 
+	updated_by UUID, 
 	PRIMARY KEY (id), 
 	CONSTRAINT ck_pipelines_version CHECK (version > 0), 
-	FOREIGN KEY(created_by) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED
+	FOREIGN KEY(created_by) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED, 
+	FOREIGN KEY(updated_by) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED
 );
 
 CREATE INDEX idx_pipelines_name ON pipelines (name);
@@ -182,12 +229,16 @@ CREATE TABLE inspection_items_master (
 	created_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL, 
 	updated_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL, 
 	deleted_at TIMESTAMP WITH TIME ZONE, 
+	created_by UUID, 
+	updated_by UUID, 
 	PRIMARY KEY (id), 
 	CONSTRAINT uq_items_target_item_code UNIQUE (target_id, item_code), 
 	CONSTRAINT ck_items_order_sequence CHECK (order_sequence > 0), 
 	CONSTRAINT ck_items_inspection_type CHECK (inspection_type IN ('VISUAL', 'DIMENSION', 'FUNCTION', 'TEXT')), 
 	FOREIGN KEY(target_id) REFERENCES inspection_targets_master (id) DEFERRABLE INITIALLY DEFERRED, 
-	FOREIGN KEY(pipeline_id) REFERENCES pipelines (id) DEFERRABLE INITIALLY DEFERRED
+	FOREIGN KEY(pipeline_id) REFERENCES pipelines (id) DEFERRABLE INITIALLY DEFERRED, 
+	FOREIGN KEY(created_by) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED, 
+	FOREIGN KEY(updated_by) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED
 );
 
 CREATE INDEX idx_inspection_items_pipeline ON inspection_items_master (pipeline_id);
@@ -205,9 +256,13 @@ CREATE TABLE inspection_targets (
 	master_version VARCHAR(50), 
 	created_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL, 
 	received_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL, 
+	created_by UUID, 
+	updated_by UUID, 
 	PRIMARY KEY (id), 
 	FOREIGN KEY(device_id) REFERENCES devices (id) DEFERRABLE INITIALLY DEFERRED, 
-	FOREIGN KEY(master_id) REFERENCES inspection_targets_master (id) DEFERRABLE INITIALLY DEFERRED
+	FOREIGN KEY(master_id) REFERENCES inspection_targets_master (id) DEFERRABLE INITIALLY DEFERRED, 
+	FOREIGN KEY(created_by) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED, 
+	FOREIGN KEY(updated_by) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED
 );
 
 CREATE INDEX ix_inspection_targets_device_id ON inspection_targets (device_id);
@@ -270,11 +325,15 @@ CREATE TABLE inspection_sessions (
 	version INTEGER DEFAULT '1' NOT NULL, 
 	received_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL, 
 	updated_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL, 
+	created_by UUID, 
+	updated_by UUID, 
 	PRIMARY KEY (id), 
 	CONSTRAINT ck_sessions_status CHECK (status IN ('scanning', 'identified', 'in_progress', 'ai_completed', 'human_review', 'completed', 'failed', 'cancelled', 'product_not_found', 'qr_decode_failed')), 
 	FOREIGN KEY(device_id) REFERENCES devices (id) DEFERRABLE INITIALLY DEFERRED, 
 	FOREIGN KEY(target_id) REFERENCES inspection_targets (id) DEFERRABLE INITIALLY DEFERRED, 
-	FOREIGN KEY(user_id) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED
+	FOREIGN KEY(user_id) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED, 
+	FOREIGN KEY(created_by) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED, 
+	FOREIGN KEY(updated_by) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED
 );
 
 CREATE INDEX idx_inspection_sessions_device_started ON inspection_sessions (device_id, started_at);
@@ -293,9 +352,13 @@ CREATE TABLE inspection_images (
 	height INTEGER, 
 	created_at TIMESTAMP WITH TIME ZONE, 
 	received_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL, 
+	created_by UUID, 
+	updated_by UUID, 
 	PRIMARY KEY (id), 
 	FOREIGN KEY(session_id) REFERENCES inspection_sessions (id) DEFERRABLE INITIALLY DEFERRED, 
-	FOREIGN KEY(item_id) REFERENCES inspection_items_master (id) DEFERRABLE INITIALLY DEFERRED
+	FOREIGN KEY(item_id) REFERENCES inspection_items_master (id) DEFERRABLE INITIALLY DEFERRED, 
+	FOREIGN KEY(created_by) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED, 
+	FOREIGN KEY(updated_by) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED
 );
 
 CREATE INDEX ix_inspection_images_session_id ON inspection_images (session_id);
@@ -314,16 +377,23 @@ CREATE TABLE inspection_session_items (
 	attempts INTEGER NOT NULL, 
 	version INTEGER DEFAULT '1' NOT NULL, 
 	updated_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL, 
+	created_by UUID, 
+	updated_by UUID, 
 	PRIMARY KEY (id), 
 	CONSTRAINT ck_session_items_status CHECK (status IN ('pending', 'captured', 'ai_running', 'ai_completed', 'verified', 'skipped', 'failed')), 
 	FOREIGN KEY(session_id) REFERENCES inspection_sessions (id) DEFERRABLE INITIALLY DEFERRED, 
-	FOREIGN KEY(item_id) REFERENCES inspection_items_master (id) DEFERRABLE INITIALLY DEFERRED
+	FOREIGN KEY(item_id) REFERENCES inspection_items_master (id) DEFERRABLE INITIALLY DEFERRED, 
+	FOREIGN KEY(created_by) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED, 
+	FOREIGN KEY(updated_by) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED
 );
 
 CREATE INDEX ix_inspection_session_items_session_id ON inspection_session_items (session_id);
 
 CREATE TABLE ai_inspection_results (
 	id UUID NOT NULL, 
+	supersedes UUID, 
+	created_by UUID, 
+	updated_by UUID, 
 	session_id UUID NOT NULL, 
 	item_id UUID, 
 	image_id UUID, 
@@ -346,6 +416,10 @@ CREATE TABLE ai_inspection_results (
 	models_known BOOLEAN, 
 	unknown_models JSONB, 
 	PRIMARY KEY (id), 
+	UNIQUE (supersedes), 
+	FOREIGN KEY(supersedes) REFERENCES ai_inspection_results (id) DEFERRABLE INITIALLY DEFERRED, 
+	FOREIGN KEY(created_by) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED, 
+	FOREIGN KEY(updated_by) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED, 
 	FOREIGN KEY(session_id) REFERENCES inspection_sessions (id) DEFERRABLE INITIALLY DEFERRED, 
 	FOREIGN KEY(item_id) REFERENCES inspection_items_master (id) DEFERRABLE INITIALLY DEFERRED, 
 	FOREIGN KEY(image_id) REFERENCES inspection_images (id) DEFERRABLE INITIALLY DEFERRED, 
@@ -358,6 +432,9 @@ CREATE INDEX ix_ai_inspection_results_session_id ON ai_inspection_results (sessi
 
 CREATE TABLE human_verification_results (
 	id UUID NOT NULL, 
+	supersedes UUID, 
+	created_by UUID, 
+	updated_by UUID, 
 	session_id UUID NOT NULL, 
 	item_id UUID, 
 	ai_result_id UUID, 
@@ -372,6 +449,10 @@ CREATE TABLE human_verification_results (
 	created_at TIMESTAMP WITH TIME ZONE, 
 	received_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL, 
 	PRIMARY KEY (id), 
+	UNIQUE (supersedes), 
+	FOREIGN KEY(supersedes) REFERENCES human_verification_results (id) DEFERRABLE INITIALLY DEFERRED, 
+	FOREIGN KEY(created_by) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED, 
+	FOREIGN KEY(updated_by) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED, 
 	FOREIGN KEY(session_id) REFERENCES inspection_sessions (id) DEFERRABLE INITIALLY DEFERRED, 
 	FOREIGN KEY(item_id) REFERENCES inspection_items_master (id) DEFERRABLE INITIALLY DEFERRED, 
 	FOREIGN KEY(ai_result_id) REFERENCES ai_inspection_results (id) DEFERRABLE INITIALLY DEFERRED, 
