@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from schema.formats.roles import role_check
 from schema.formats.workflow import (
     HUMAN_RESULTS,
     ITEM_START,
@@ -66,7 +67,7 @@ class User(DeviceTable, table=True):
 
     __tablename__ = "users"
     __table_args__ = (
-        sa.CheckConstraint("role IN ('inspector', 'admin')", name="ck_users_role"),
+        sa.CheckConstraint(role_check(), name="ck_users_role"),
         sa.CheckConstraint("failed_attempts >= 0", name="ck_users_failed_attempts"),
     )
 

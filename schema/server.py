@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from schema.formats.roles import role_check
 from schema.formats.workflow import ITEM_STATES, SESSION_STATES
 from schema.types import NOW, JSONType, UTCDateTime, defer_foreign_keys, utcnow
 
@@ -70,7 +71,7 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 class User(ServerTable, table=True):
     __tablename__ = "users"
-    __table_args__ = (sa.CheckConstraint("role IN ('inspector', 'admin')", name="ck_users_role"),)
+    __table_args__ = (sa.CheckConstraint(role_check(), name="ck_users_role"),)
 
     id: uuid.UUID = _uuid_pk()
     username: str = Field(max_length=150, sa_column_kwargs={"unique": True})

@@ -7,7 +7,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from sqlmodel import col, select
 
@@ -26,9 +26,11 @@ from sidecar.api import (
     routes_sessions,
 )
 from sidecar.api.announce import AnnounceChanges
-from sidecar.api.deps import get_admin_user
+from sidecar.api.deps import SESSION_HEADER, enforce, get_current_user
 from sidecar.api.guard import Guard
 from sidecar.api.push_soon import PushSoon
+from sidecar.domain import access
+from sidecar.domain.access import Action
 from sidecar.errors import KensaError
 from sidecar.jobs.runner import JobRunner
 from sidecar.settings import Settings
@@ -102,6 +104,23 @@ def _warm_up(runner: JobRunner, db: Database) -> None:
         events.publish("warmup", {"id": "all", "stage": "ready", "percentage": 100.0})
 
 
+def _connect_checked_by_the_table() -> None:
+    """``enforce`` has already refused every role without ``connect``."""
+
+
+def _sees_set_aside(request: Request) -> bool:
+    """The operations the server set aside, with its reasons, only for a login whose role has
+    ``set_aside``; the status (counts included) is the status bar's, open to the launch token."""
+    token = request.headers.get(SESSION_HEADER)
+    if not token:
+        return False
+    try:
+        user = get_current_user(request, request.app.state.db, request.app.state.signing_key, token)
+    except KensaError:
+        return False
+    return access.may_do(user.role, Action.SET_ASIDE)
+
+
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
     """Build the sidecar app. The device database must already be migrated (see launch)."""
     settings = settings or Settings()
@@ -143,7 +162,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         title="kensa sidecar",
         version=__version__,
         lifespan=lifespan,
-        dependencies=[Depends(params.check_params)],
+        dependencies=[Depends(params.check_params), Depends(enforce)],
     )
     app.state.settings = settings
     # Loaded once, at build: a damaged key file stops the start instead of the first login.
@@ -166,8 +185,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(routes_jobs.router)
     app.include_router(routes_events.router)
     app.include_router(sync_api.router)
-    # Re-pointing the tablet decides where its records go and whose logins it trusts.
-    app.dependency_overrides[sync_api.authorize_connect] = get_admin_user
+    # Re-pointing the tablet decides where its records go and whose logins it trusts: the
+    # route table (``connect``, admins only) decides who may, in ``enforce``.
+    app.dependency_overrides[sync_api.authorize_connect] = _connect_checked_by_the_table
+    app.dependency_overrides[sync_api.sees_set_aside] = _sees_set_aside
     if settings.ui_dist:
         mount_ui(app, settings.ui_dist)
 

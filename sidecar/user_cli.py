@@ -29,7 +29,9 @@ def _settings(data_dir: Path | None) -> Settings:
 @user_app.command("add")
 def add(
     username: str,
-    role: Annotated[str, typer.Option(help="inspector or admin")] = "inspector",
+    role: Annotated[
+        str, typer.Option(help="inspector, supervisor or admin (the bootstrap account)")
+    ] = "inspector",
     full_name: Annotated[str | None, typer.Option()] = None,
     password: Annotated[
         str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)

@@ -46,9 +46,6 @@ RULES = [
     ("admin",      OTHER, OWNER, Action.READ,    True),
     ("admin",      OTHER, OWNER, Action.WORK,    False),
     ("admin",      OTHER, OWNER, Action.DISCARD, True),
-    ("admin",      OTHER, OWNER, Action.RECORD_AI, True),
-    ("inspector",  OTHER, OWNER, Action.RECORD_AI, False),
-    ("inspector",  OWNER, OWNER, Action.RECORD_AI, True),
     ("admin",      OTHER, None,  Action.READ,    True),
     ("admin",      OTHER, None,  Action.WORK,    False),
     ("viewer",     OWNER, OWNER, Action.READ,    False),
@@ -76,7 +73,6 @@ def test_whose_rows_lists_show(role: str, everyone: bool) -> None:
 
 # --- the real sidecar -------------------------------------------------------------------------
 
-AI_OK = {"overall_result": "OK", "confidence": 0.9, "processing_time": 0.2}
 VERIFY_OK = {"final_result": "OK", "verification_time": 1.0}
 
 
@@ -173,7 +169,6 @@ ROUTES: list[tuple[str, str, Action, dict[str, Any]]] = [
     ("GET",  "/jobs/{job}",                                   Action.READ,    {}),
     ("POST", "/sessions/{sid}/items/{item}/images",           Action.WORK,
      {"content": photo_jpeg(1), "headers": {"Content-Type": "image/jpeg"}}),
-    ("POST", "/sessions/{sid}/items/{item}/ai-results",       Action.RECORD_AI, {"json": AI_OK}),
     ("POST", "/sessions/{sid}/items/{item}/verification",     Action.WORK,    {"json": VERIFY_OK}),
     ("POST", "/sessions/{sid}/items/{item}/skip",             Action.WORK,    {}),
     ("POST", "/sessions/{sid}/items/{item}/retry",            Action.WORK,    {}),
@@ -344,28 +339,3 @@ def test_a_supervisor_may_name_any_inspector(tablet: Tablet) -> None:
     rows = r.json()["rows"]
     assert tanakas in {row["id"] for row in rows}
     assert {row["username"] for row in rows} == {"tanaka"}
-
-
-def test_the_supervisor_brings_a_pipelines_result_into_anothers_inspection(tablet: Tablet) -> None:
-    sid = tablet.start("tanaka")["id"]
-    item = "item-d-bore"  # judged by the brk100-d-bore pipeline cached on this tablet
-    r = tablet.call(
-        "tanaka",
-        "POST",
-        f"/sessions/{sid}/items/{item}/images",
-        content=photo_jpeg(2),
-        headers={"Content-Type": "image/jpeg"},
-    )
-    assert r.status_code == 201, r.text
-    body = {
-        **AI_OK,
-        "image_id": r.json()["id"],
-        "pipeline_id": "brk100-d-bore",
-        "pipeline_version": "1",
-        "measurements": {"bore_mm": 12.01},
-    }
-    path = f"/sessions/{sid}/items/{item}/ai-results"
-    error = error_of(tablet.call("suzuki", "POST", path, json=body), 404)
-    assert error["code"] == "not_found"
-    r = tablet.call("admin", "POST", path, json=body)
-    assert r.status_code == 201, r.text

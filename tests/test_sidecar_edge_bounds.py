@@ -430,7 +430,7 @@ def test_an_inspector_may_not_post_an_ai_result(edge: Edge) -> None:
     image_id = photograph(edge, insp, who="tanaka")
     path = insp.item("V-SCRATCH") + "/ai-results"
     body = ai(image_id, pipeline_id="brk100-v-scratch", pipeline_version="1")
-    refused(edge, "POST", path, 403, "admin_required", who="tanaka", json=body)
+    refused(edge, "POST", path, 403, "forbidden_role", who="tanaka", json=body)
 
 
 def test_a_posted_ai_result_names_the_items_own_pipeline_and_cached_version(edge: Edge) -> None:

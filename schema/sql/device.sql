@@ -105,7 +105,7 @@ CREATE TABLE users (
 	last_login_at DATETIME, 
 	version INTEGER DEFAULT '1' NOT NULL, 
 	PRIMARY KEY (id), 
-	CONSTRAINT ck_users_role CHECK (role IN ('inspector', 'admin')), 
+	CONSTRAINT ck_users_role CHECK (role IN ('inspector', 'supervisor', 'admin')), 
 	CONSTRAINT ck_users_failed_attempts CHECK (failed_attempts >= 0), 
 	UNIQUE (username), 
 	UNIQUE (email), 

@@ -107,7 +107,7 @@ CREATE TABLE users (
 	created_by UUID, 
 	updated_by UUID, 
 	PRIMARY KEY (id), 
-	CONSTRAINT ck_users_role CHECK (role IN ('inspector', 'admin')), 
+	CONSTRAINT ck_users_role CHECK (role IN ('inspector', 'supervisor', 'admin')), 
 	UNIQUE (username), 
 	UNIQUE (email), 
 	FOREIGN KEY(created_by) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED, 

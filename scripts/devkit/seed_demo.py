@@ -3,9 +3,10 @@
     python -m scripts.devkit.seed_demo --data-dir .kensa-dev/server --tokens-file tokens.json
     python -m scripts.devkit.seed_demo --database-url postgresql+psycopg://… --storage s3://…
 
-Users ``admin`` / ``tanaka`` / ``suzuki`` with known demo passwords, tablets ``TAB-01`` / ``TAB-02``
-with fresh tokens, products ``BRK-100`` v3 and ``PMP-220`` v1, and BRK-100's five items. The items,
-their criteria and pipelines come from the demo models folder (``scripts/devkit/models``:
+Users ``admin`` (admin) / ``tanaka`` (inspector) / ``suzuki`` (supervisor) with known demo
+passwords, tablets ``TAB-01`` / ``TAB-02`` with fresh tokens, products ``BRK-100`` v3 and
+``PMP-220`` v1, and BRK-100's five items. The items, their criteria and pipelines come from the
+demo models folder (``scripts/devkit/models``:
 ``brk-100-items.json``, ``pipelines/*.json``, ``manifest.json`` and the ONNX files it lists); when
 that folder is absent the same five items are created without AI (``ai_enabled = false``).
 
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 DEMO_USERS = (
     ("admin", "admin-demo", "admin", "管理者 (Admin)"),
     ("tanaka", "tanaka-demo", "inspector", "田中 (Tanaka)"),
-    ("suzuki", "suzuki-demo", "inspector", "鈴木 (Suzuki)"),
+    ("suzuki", "suzuki-demo", "supervisor", "鈴木 (Suzuki)"),
 )
 DEMO_DEVICES = ("TAB-01", "TAB-02")
 

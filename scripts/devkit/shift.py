@@ -120,7 +120,7 @@ def inspector(db: Database) -> d.User | None:
         user = session.exec(
             select(d.User)
             .where(col(d.User.server_id).is_not(None), col(d.User.is_active))
-            .order_by(col(d.User.role).desc(), col(d.User.username))
+            .order_by((col(d.User.role) == "inspector").desc(), col(d.User.username))
         ).first()
         try:
             inspection.find_master(session, PRODUCT)

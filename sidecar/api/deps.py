@@ -1,5 +1,6 @@
-"""Dependencies as named types (``DbDep``, ``SettingsDep``, ``CurrentUser``, ``AdminUser``), and
-the one place the API applies ``domain.access`` to an inspection (``authorize``)."""
+"""Dependencies as named types (``DbDep``, ``SettingsDep``, ``CurrentUser``), the app-wide gate
+that applies the route table of ``api.permissions`` (``enforce``), and the one place the API
+applies ``domain.access`` to an inspection (``authorize``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from sqlmodel import Session
 
 from schema import device as d
 from schema.db import Database
+from sidecar.api import permissions
+from sidecar.api.permissions import Open
 from sidecar.domain import access
 from sidecar.domain.access import Action
 from sidecar.errors import Forbidden, NotFound, Unauthorized
@@ -41,31 +44,47 @@ def get_signing_key(request: Request) -> str:
 SigningKeyDep = Annotated[str, Depends(get_signing_key)]
 
 
+def _login(request: Request, db: Database, key: str, token: str | None) -> d.User:
+    """The user of the login token, read once per request (``enforce`` and the route share it)."""
+    cached: d.User | None = getattr(request.state, "user", None)
+    if cached is not None:
+        return cached
+    if not token:
+        raise Unauthorized("log in first", code="login_required")
+    # A read transaction: checking a login must not queue behind writers for SQLite's lock.
+    with db.read() as session:
+        user = auth.current_user(session, token, key=key)
+    request.state.user = user
+    return user
+
+
 def get_current_user(
+    request: Request,
     db: DbDep,
     key: SigningKeyDep,
     x_kensa_session: Annotated[str | None, Header(alias=SESSION_HEADER)] = None,
 ) -> d.User:
-    """The logged-in inspector, from the login token in the X-Kensa-Session header."""
-    if not x_kensa_session:
-        raise Unauthorized("log in first", code="login_required")
-    # A read transaction: checking a login must not queue behind writers for SQLite's lock.
-    with db.read() as session:
-        return auth.current_user(session, x_kensa_session, key=key)
+    """The logged-in user, from the login token in the X-Kensa-Session header."""
+    return _login(request, db, key, x_kensa_session)
 
 
 CurrentUser = Annotated[d.User, Depends(get_current_user)]
 
 
-def get_admin_user(user: CurrentUser) -> d.User:
-    """The logged-in user, only when a supervisor (role ``admin``): 401 without a login, 403 for
-    anyone else."""
-    if user.role != "admin":
-        raise Forbidden("only a supervisor may do this", code="admin_required")
-    return user
-
-
-AdminUser = Annotated[d.User, Depends(get_admin_user)]
+def enforce(request: Request) -> None:
+    """App-wide dependency: the route's entry in ``permissions.ROUTES``. A route open to the
+    launch token passes (the Guard checked it); any other needs a login, and one with an action
+    a role that may do it at all (403 ``forbidden_role`` naming the action otherwise). The
+    header is read here rather than declared, so the document keeps it on the routes that
+    take it."""
+    needed = permissions.required(request)
+    if needed in (Open.PUBLIC, Open.LAUNCH):
+        return
+    db: Database = request.app.state.db
+    key: str = request.app.state.signing_key
+    user = _login(request, db, key, request.headers.get(SESSION_HEADER))
+    if isinstance(needed, Action):
+        permissions.check_role(user.role, needed)
 
 
 def authorize(
@@ -90,21 +109,12 @@ def authorize(
     return row
 
 
-_DISCARDS = frozenset({"discard", "cancel", "restart"})
-
-
 def action_of(method: str, route_path: str) -> Action:
-    """What a request on an inspection's route does: reads are GETs; ending it unfinished is
-    one of the discard routes; posting a pipeline's result is its own; every other POST
-    changes it."""
-    if method in ("GET", "HEAD"):
-        return Action.READ
-    last = route_path.rstrip("/").rsplit("/", 1)[-1]
-    if last in _DISCARDS:
-        return Action.DISCARD
-    if last == "ai-results":
-        return Action.RECORD_AI
-    return Action.WORK
+    """What a request on an inspection's route does, from the route table."""
+    needed = permissions.entry(method, route_path)
+    if not isinstance(needed, Action):
+        raise Forbidden("this route has no permission entry", code="forbidden_role")
+    return needed
 
 
 def check_session_access(request: Request, db: DbDep, user: CurrentUser) -> None:

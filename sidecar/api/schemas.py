@@ -17,6 +17,7 @@ from pydantic import (
 
 from schema.formats.workflow import ITEM_STATES, SESSION_STATES
 from sidecar.domain import bounds
+from sidecar.domain.access import Action, Scope
 
 
 def _line(value: str) -> str:
@@ -106,6 +107,9 @@ class UserPublic(BaseModel):
     username: str
     full_name: str | None
     role: str
+    # What this role may do (``domain.access.permissions``): action -> "own" (on the user's own
+    # inspections) or "any"; an action not listed is not offered. Empty for an unknown role.
+    permissions: dict[Action, Scope]
 
 
 class LoginPublic(BaseModel):

@@ -9,6 +9,7 @@ from schema import device as d
 from schema.formats.criteria_text import criteria_texts
 from schema.formats.workflow import ITEM_DONE, SESSION_ENDS
 from sidecar.api import schemas as s
+from sidecar.domain import access
 from sidecar.domain.workflow import (
     VERDICT_NEEDS,
     ItemView,
@@ -26,7 +27,13 @@ VERDICT_NEEDS_PUBLIC = s.VerdictNeedsPublic.model_validate(
 
 def user(u: d.User) -> s.UserPublic:
     assert u.id is not None
-    return s.UserPublic(id=u.id, username=u.username, full_name=u.full_name, role=u.role)
+    return s.UserPublic(
+        id=u.id,
+        username=u.username,
+        full_name=u.full_name,
+        role=u.role,
+        permissions=access.permissions(u.role),
+    )
 
 
 def criteria_text(criteria: dict[str, Any]) -> s.CriteriaTextPublic:

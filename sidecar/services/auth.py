@@ -12,10 +12,9 @@ from schema import device as d
 from schema.types import utcnow
 from sidecar import security
 from sidecar.domain import lockout
+from sidecar.domain.access import ROLES
 from sidecar.errors import Conflict, InvalidInput, Locked, NotFound, Unauthorized
 from sidecar.settings import Settings
-
-ROLES = ("inspector", "admin")
 
 
 def _default_key() -> str:

@@ -50,6 +50,13 @@ def authorize_connect() -> None:
     raise HTTPException(status_code=403, detail="connecting this device is not allowed here")
 
 
+def sees_set_aside() -> bool:
+    """Whether the caller may see the operations set aside, with the server's reasons (the
+    app overrides this with its role check); the rest of the status, counts included, is for
+    whoever may call ``/sync/status`` at all."""
+    return True
+
+
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 
 
@@ -81,8 +88,9 @@ def _error(exc: SyncError) -> JSONResponse:
 
 
 @router.get("/status")
-def sync_status(service: Service) -> SyncStatus:
-    return service.status()
+def sync_status(service: Service, full: Annotated[bool, Depends(sees_set_aside)]) -> SyncStatus:
+    status = service.status()
+    return status if full else status.model_copy(update={"set_aside": []})
 
 
 @router.post(

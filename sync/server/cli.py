@@ -444,7 +444,7 @@ def user_add(
     username: str,
     password: Annotated[str, typer.Option(prompt=True, hide_input=True,
                                           confirmation_prompt=True)],
-    role: Annotated[str, typer.Option(help="inspector or admin")] = "inspector",
+    role: Annotated[str, typer.Option(help="inspector, supervisor or admin")] = "inspector",
     full_name: Annotated[str | None, typer.Option()] = None,
     email: Annotated[str | None, typer.Option()] = None,
     database_url: DatabaseOpt = None,
@@ -462,7 +462,7 @@ def user_add(
 def user_update(
     username: str,
     password: Annotated[str | None, typer.Option()] = None,
-    role: Annotated[str | None, typer.Option()] = None,
+    role: Annotated[str | None, typer.Option(help="inspector, supervisor or admin")] = None,
     full_name: Annotated[str | None, typer.Option()] = None,
     active: Annotated[bool | None, typer.Option("--active/--inactive")] = None,
     database_url: DatabaseOpt = None,

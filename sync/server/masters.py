@@ -24,6 +24,7 @@ from schema import server as s
 from schema.errors import CriteriaInvalid, DefinitionInvalid
 from schema.formats.criteria import parse_criteria
 from schema.formats.pipeline import validate_definition
+from schema.formats.roles import ROLES
 from schema.types import utcnow
 from sync.bounds import (
     INT32_MAX,
@@ -39,7 +40,6 @@ from sync.server.changes import record_change
 from sync.server.storage import Storage
 
 INSPECTION_TYPES = ("VISUAL", "DIMENSION", "FUNCTION", "TEXT")
-ROLES = ("inspector", "admin")
 
 
 def _flush(session: Session, what: str) -> None:

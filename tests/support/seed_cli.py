@@ -2,8 +2,9 @@
 
     python -m tests.support.seed_cli DATA_DIR [--fixtures DIR]
 
-writes ``DATA_DIR/kensa.db`` with SCENARIO.md's BRK-100 / PMP-220 masters and the inspectors
-``tanaka``, ``suzuki`` and ``admin`` (password :data:`tests.support.seed.PASSWORD`) — with
+writes ``DATA_DIR/kensa.db`` with SCENARIO.md's BRK-100 / PMP-220 masters and the users
+``tanaka`` (inspector), ``suzuki`` (supervisor) and ``admin`` (admin), password
+:data:`tests.support.seed.PASSWORD` — with
 ``--no-pipelines``, masters without AI pipelines (a tablet that judges by eye) — and, with
 ``--fixtures``, the files the browser uploads: the QR label as a PNG and as a looping camera feed
 (``label.y4m``, Chromium's fake capture device), part photos, and a heat map. Prints one JSON
@@ -72,7 +73,7 @@ def seed(data_dir: Path, fixtures: Path | None, *, pipelines: bool = True) -> di
     db = Database(create_sqlite_engine(db_path))
     try:
         with db.atomic() as session:
-            auth.add_user(session, "suzuki", PASSWORD, full_name="鈴木")
+            auth.add_user(session, "suzuki", PASSWORD, role="supervisor", full_name="鈴木")
         if not pipelines:
             _without_pipelines(db)
     finally:
