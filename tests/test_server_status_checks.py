@@ -39,7 +39,7 @@ def test_the_migrated_checks_list_the_move_tables_states(
     url, engine = engine_at
     migrate.upgrade_server(url)
     with engine.connect() as conn:
-        checks = dict(
+        checks: dict[str, str] = dict(
             conn.execute(
                 sa.text(
                     "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
