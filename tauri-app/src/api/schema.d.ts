@@ -600,7 +600,8 @@ export interface paths {
         put?: never;
         /**
          * Unlock
-         * @description The supervisor lifts a user's lockout and slowdown at every client.
+         * @description A supervisor or an admin (``users`` in ``domain.access``) lifts a user's lockout and
+         *     slowdown at every client.
          */
         post: operations["unlock_users__username__unlock_post"];
         delete?: never;
@@ -613,6 +614,11 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * Action
+         * @enum {string}
+         */
+        Action: "read" | "work" | "discard" | "override" | "inspect" | "set_aside" | "users" | "connect";
         /**
          * AIResultCreate
          * @description A result as a pipeline reports it; the tablet checks it names the item's own photo,
@@ -994,6 +1000,11 @@ export interface components {
             /** Text */
             text: string;
         };
+        /**
+         * Scope
+         * @enum {string}
+         */
+        Scope: "own" | "any";
         /** SessionCreate */
         SessionCreate: {
             /** Qr Code */
@@ -1337,6 +1348,10 @@ export interface components {
             full_name: string | null;
             /** Id */
             id: number;
+            /** Permissions */
+            permissions: {
+                [key: string]: components["schemas"]["Scope"];
+            };
             /** Role */
             role: string;
             /** Username */

@@ -4,6 +4,7 @@ import { useEffect, useRef, useState } from 'react';
 import type { Schemas } from '../api/client';
 import { useI18n } from '../i18n';
 import { itemStateLabel, nextOpenItem, stepPercent } from '../lib/inspection';
+import { may } from '../lib/permissions';
 import { useApi, useApp } from '../state/app';
 import { navigate } from '../state/route';
 import { ErrorText } from './ErrorText';
@@ -107,15 +108,21 @@ export function ResumeDialog() {
                 ))}
               </ol>
               <div className="actions">
-                <button type="button" className="btn btn--primary" disabled={busy} onClick={() => void act(row, 'resume')} data-testid="resume">
-                  {t('resume.resume')}
-                </button>
-                <button type="button" className="btn" disabled={busy} onClick={() => void act(row, 'restart')} data-testid="restart">
-                  {t('resume.restart')}
-                </button>
-                <button type="button" className="btn btn--danger" disabled={busy} onClick={() => void act(row, 'discard')} data-testid="discard">
-                  {t('resume.discard')}
-                </button>
+                {may(login?.user, 'work', row.username) ? (
+                  <button type="button" className="btn btn--primary" disabled={busy} onClick={() => void act(row, 'resume')} data-testid="resume">
+                    {t('resume.resume')}
+                  </button>
+                ) : null}
+                {may(login?.user, 'discard', row.username) ? (
+                  <>
+                    <button type="button" className="btn" disabled={busy} onClick={() => void act(row, 'restart')} data-testid="restart">
+                      {t('resume.restart')}
+                    </button>
+                    <button type="button" className="btn btn--danger" disabled={busy} onClick={() => void act(row, 'discard')} data-testid="discard">
+                      {t('resume.discard')}
+                    </button>
+                  </>
+                ) : null}
               </div>
             </li>
           ))}

@@ -237,7 +237,7 @@ export const en: Record<MessageKey, string> = {
   'settings.syncUnavailable': 'Sync is not installed on this tablet yet (no sync service).',
   'settings.urlInvalid': 'Enter a URL starting with http:// or https://.',
   'settings.tokenMissing': 'Enter the device registration token.',
-  'settings.adminOnly': 'Only a supervisor can connect this tablet to a server. Log in as a supervisor to change it.',
+  'settings.adminOnly': 'Only an administrator can connect this tablet to a server. Log in as an administrator to change it.',
   'settings.moveQuestion': 'This tablet sends its records to {current} (as {currentDevice}). Move it to {next} (as {nextDevice})?',
   'settings.movePending': '{count} records not yet sent will go to the new server.',
   'settings.moveConfirm': 'Move to the new server',

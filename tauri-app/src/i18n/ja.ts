@@ -237,7 +237,7 @@ export const ja = {
   'settings.syncUnavailable': 'この端末には同期機能がまだ入っていません（同期サービス未導入）。',
   'settings.urlInvalid': 'http:// または https:// で始まる URL を入力してください。',
   'settings.tokenMissing': '端末登録トークンを入力してください。',
-  'settings.adminOnly': 'サーバーへの接続は監督者だけが変更できます。監督者でログインしてください。',
+  'settings.adminOnly': 'サーバーへの接続は管理者だけが変更できます。管理者でログインしてください。',
   'settings.moveQuestion': 'この端末は記録を {current}（{currentDevice}）に送っています。{next}（{nextDevice}）に切り替えますか？',
   'settings.movePending': '未送信の記録 {count} 件は新しいサーバーに送られます。',
   'settings.moveConfirm': '新しいサーバーに切り替える',

@@ -4,7 +4,8 @@ import { ErrorText } from '../components/ErrorText';
 import { ProgressBar } from '../components/ProgressBar';
 import { useI18n } from '../i18n';
 import { doneCount, itemStateLabel, label, sessionStateLabel } from '../lib/inspection';
-import { useApi } from '../state/app';
+import { may } from '../lib/permissions';
+import { useApi, useApp } from '../state/app';
 import { navigate } from '../state/route';
 import { useSession } from '../state/useSession';
 import { ItemPanel } from './ItemPanel';
@@ -12,6 +13,7 @@ import { ItemPanel } from './ItemPanel';
 export function SessionScreen({ sessionId, itemId }: { sessionId: string; itemId: string | null }) {
   const { t, err } = useI18n();
   const api = useApi();
+  const { login } = useApp();
   const { session, setSession, error, refresh } = useSession(sessionId);
   const [busy, setBusy] = useState(false);
   const [actionError, setActionError] = useState<unknown>(null);
@@ -30,6 +32,9 @@ export function SessionScreen({ sessionId, itemId }: { sessionId: string; itemId
   }
 
   const closed = session.closed;
+  // A supervisor reads another's inspection but records nothing in it (the login's grants say so).
+  const mayWork = may(login?.user, 'work', session.username);
+  const mayDiscard = may(login?.user, 'discard', session.username);
   const done = doneCount(session.items);
   const item = itemId ? session.items.find((i) => i.item_id === itemId) ?? null : null;
 
@@ -108,16 +113,18 @@ export function SessionScreen({ sessionId, itemId }: { sessionId: string; itemId
                 </p>
               ) : null}
               <ErrorText message={actionError ? err(actionError) : null} />
-              <button
-                type="button"
-                className="btn btn--primary btn--wide"
-                disabled={busy || !session.can_complete}
-                onClick={() => void act('complete')}
-                data-testid="complete"
-              >
-                {t('session.complete')}
-              </button>
-              {confirmCancel ? (
+              {mayWork ? (
+                <button
+                  type="button"
+                  className="btn btn--primary btn--wide"
+                  disabled={busy || !session.can_complete}
+                  onClick={() => void act('complete')}
+                  data-testid="complete"
+                >
+                  {t('session.complete')}
+                </button>
+              ) : null}
+              {!mayDiscard ? null : confirmCancel ? (
                 <div className="confirm" role="group" aria-label={t('session.cancelConfirm')}>
                   <p>{t('session.cancelConfirm')}</p>
                   <div className="actions">
@@ -147,7 +154,7 @@ export function SessionScreen({ sessionId, itemId }: { sessionId: string; itemId
             >
               ← {t('session.backToList')}
             </button>
-            <ItemPanel key={item.item_id} session={session} item={item} closed={closed} onChanged={setSession} refresh={refresh} />
+            <ItemPanel key={item.item_id} session={session} item={item} closed={closed || !mayWork} onChanged={setSession} refresh={refresh} />
           </section>
         ) : null}
       </div>

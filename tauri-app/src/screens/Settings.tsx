@@ -6,6 +6,7 @@ import { ErrorText } from '../components/ErrorText';
 import { LanguageSwitch } from '../components/LanguageSwitch';
 import { SyncFacts } from '../components/SyncFacts';
 import { useI18n } from '../i18n';
+import { may } from '../lib/permissions';
 import { useApi, useApp } from '../state/app';
 
 const SERVER_KEY = 'kensa.serverUrl';
@@ -45,8 +46,8 @@ export function Settings() {
   const [version, setVersion] = useState<string | null>(null);
   const [syncStatus, setSyncStatus] = useState<{ status: SyncStatus; receivedAt: number } | null>(null);
   const [move, setMove] = useState<MoveQuestion | null>(null);
-  // Where the tablet's records go and whose logins it trusts is a supervisor's decision.
-  const mayConnect = login?.user.role === 'admin';
+  // Where the tablet's records go and whose logins it trusts is the administrator's decision.
+  const mayConnect = may(login?.user, 'connect');
 
   const loadStatus = () =>
     api.get('/sync/status').then(
@@ -120,65 +121,69 @@ export function Settings() {
             {t('settings.adminOnly')}
           </p>
         )}
-        <label className="field">
-          <span>{t('settings.serverUrl')}</span>
-          <input
-            type="url"
-            inputMode="url"
-            autoComplete="off"
-            placeholder="https://kensa.example:8443"
-            value={serverUrl}
-            onChange={(e) => setServerUrl(e.target.value)}
-            data-testid="server-url"
-          />
-        </label>
-        <label className="field">
-          <span>{t('settings.deviceToken')}</span>
-          <input
-            type="password"
-            autoComplete="off"
-            value={token}
-            onChange={(e) => setToken(e.target.value)}
-            data-testid="device-token"
-          />
-        </label>
-        {message ? (
-          message.ok ? (
-            <p className="success" role="status" data-testid="connect-result">
-              {message.text}
-            </p>
-          ) : (
-            <ErrorText message={message.text} testId="connect-result" />
-          )
-        ) : null}
-        {move ? (
-          <div className="card" role="alertdialog" data-testid="confirm-move">
-            <p>
-              {t('settings.moveQuestion', {
-                current: move.current_server_url,
-                currentDevice: move.current_device_name ?? '—',
-                next: move.new_server_url,
-                nextDevice: move.new_device_name,
-              })}
-            </p>
-            {move.pending_rows > 0 ? <p>{t('settings.movePending', { count: move.pending_rows })}</p> : null}
-            <button
-              type="button"
-              className="btn btn--danger"
-              disabled={busy}
-              onClick={() => void connect(null, move.current_server_url)}
-              data-testid="confirm-move-yes"
-            >
-              {t('settings.moveConfirm')}
+        {mayConnect ? (
+          <>
+            <label className="field">
+              <span>{t('settings.serverUrl')}</span>
+              <input
+                type="url"
+                inputMode="url"
+                autoComplete="off"
+                placeholder="https://kensa.example:8443"
+                value={serverUrl}
+                onChange={(e) => setServerUrl(e.target.value)}
+                data-testid="server-url"
+              />
+            </label>
+            <label className="field">
+              <span>{t('settings.deviceToken')}</span>
+              <input
+                type="password"
+                autoComplete="off"
+                value={token}
+                onChange={(e) => setToken(e.target.value)}
+                data-testid="device-token"
+              />
+            </label>
+            {message ? (
+              message.ok ? (
+                <p className="success" role="status" data-testid="connect-result">
+                  {message.text}
+                </p>
+              ) : (
+                <ErrorText message={message.text} testId="connect-result" />
+              )
+            ) : null}
+            {move ? (
+              <div className="card" role="alertdialog" data-testid="confirm-move">
+                <p>
+                  {t('settings.moveQuestion', {
+                    current: move.current_server_url,
+                    currentDevice: move.current_device_name ?? '—',
+                    next: move.new_server_url,
+                    nextDevice: move.new_device_name,
+                  })}
+                </p>
+                {move.pending_rows > 0 ? <p>{t('settings.movePending', { count: move.pending_rows })}</p> : null}
+                <button
+                  type="button"
+                  className="btn btn--danger"
+                  disabled={busy}
+                  onClick={() => void connect(null, move.current_server_url)}
+                  data-testid="confirm-move-yes"
+                >
+                  {t('settings.moveConfirm')}
+                </button>
+                <button type="button" className="btn" onClick={() => setMove(null)} data-testid="confirm-move-no">
+                  {t('settings.moveKeep')}
+                </button>
+              </div>
+            ) : null}
+            <button type="submit" className="btn btn--primary" disabled={busy} data-testid="connect">
+              {busy ? t('settings.connecting') : t('settings.connect')}
             </button>
-            <button type="button" className="btn" onClick={() => setMove(null)} data-testid="confirm-move-no">
-              {t('settings.moveKeep')}
-            </button>
-          </div>
+          </>
         ) : null}
-        <button type="submit" className="btn btn--primary" disabled={busy || !mayConnect} data-testid="connect">
-          {busy ? t('settings.connecting') : t('settings.connect')}
-        </button>
       </form>
       <section className="card" data-testid="settings-sync">
         <h2>{t('settings.syncStatus')}</h2>
