@@ -21,6 +21,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from schema.formats.roles import role_check
+from schema.formats.signatures import MEANINGS, SIGNED_RECORDS
 from schema.formats.workflow import (
     HUMAN_RESULTS,
     ITEM_START,
@@ -266,6 +267,32 @@ class HumanVerificationResult(DeviceTable, table=True):
     overrode_ai: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     updated_at: datetime = _updated()
     version: int = _version()
+
+
+class Signature(DeviceTable, table=True):
+    """An electronic signature (21 CFR 11.50, 11.70, 11.200): the signer entered their password
+    again for one act; who they were then (name and role as printed), what the signature means,
+    and the record it signs with that record's digest as written in the same transaction
+    (``schema.formats.signatures``). Written once, never changed."""
+
+    __tablename__ = "signatures"
+    __table_args__ = (
+        sa.CheckConstraint(_in("meaning", MEANINGS), name="ck_signatures_meaning"),
+        sa.CheckConstraint(_in("record_type", SIGNED_RECORDS), name="ck_signatures_record_type"),
+        sa.CheckConstraint("length(record_digest) = 64", name="ck_signatures_record_digest"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    session_id: str = Field(foreign_key="inspection_sessions.id", index=True)
+    user_id: int = Field(foreign_key="users.id")
+    username: str
+    full_name: str | None = None
+    role: str
+    meaning: str
+    record_type: str
+    record_id: str
+    record_digest: str
+    signed_at: datetime = _created()
 
 
 class SystemConfig(DeviceTable, table=True):

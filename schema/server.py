@@ -18,6 +18,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from schema.formats.roles import role_check
+from schema.formats.signatures import MEANINGS, SIGNED_RECORDS
 from schema.formats.workflow import ITEM_STATES, SESSION_STATES
 from schema.types import NOW, JSONType, UTCDateTime, defer_foreign_keys, utcnow
 
@@ -583,6 +584,31 @@ class AuditChain(ServerTable, table=True):
     broken_seq: int | None = Field(default=None, sa_type=BigInt)
     broken_reason: str | None = None
     updated_at: datetime = _updated()
+
+
+class Signature(ServerTable, table=True):
+    """A tablet user's electronic signature, as the tablet recorded it (``signatures`` on the
+    device): the signer then, the meaning, the record signed and its digest there. The server
+    keeps it as evidence; it cannot check the password, which was entered on the tablet."""
+
+    __tablename__ = "signatures"
+    __table_args__ = (
+        sa.CheckConstraint(_in("meaning", MEANINGS), name="ck_signatures_meaning"),
+        sa.CheckConstraint(_in("record_type", SIGNED_RECORDS), name="ck_signatures_record_type"),
+    )
+
+    id: uuid.UUID = Field(primary_key=True)
+    session_id: uuid.UUID = Field(foreign_key="inspection_sessions.id", index=True)
+    user_id: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    username: str | None = Field(default=None, max_length=150)
+    full_name: str | None = Field(default=None, max_length=255)
+    role: str = Field(max_length=50)
+    meaning: str = Field(max_length=20)
+    record_type: str = Field(max_length=50)
+    record_id: uuid.UUID
+    record_digest: str = Field(max_length=64)
+    signed_at: datetime | None = _stamp()
+    received_at: datetime = _created()
 
 
 defer_foreign_keys(metadata)

@@ -38,6 +38,7 @@ Entity = (
     | d.InspectionImage
     | d.AIInspectionResult
     | d.HumanVerificationResult
+    | d.Signature
 )
 
 # entity_type on the wire for each table whose changes the server receives.
@@ -48,6 +49,7 @@ ENTITY_TYPES: dict[type[SQLModel], str] = {
     d.InspectionImage: "inspection_image",
     d.AIInspectionResult: "ai_inspection_result",
     d.HumanVerificationResult: "human_verification_result",
+    d.Signature: "signature",
 }
 
 # Columns that stay on the device: local file paths and the local integer user id.
@@ -108,6 +110,7 @@ E = TypeVar(
     d.InspectionImage,
     d.AIInspectionResult,
     d.HumanVerificationResult,
+    d.Signature,
 )
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ PUSH_ENTITY_TYPES = (
     "inspection_image",
     "ai_inspection_result",
     "human_verification_result",
+    "signature",
 )
 
 # The server table each entity's data is applied to. Data keys that name its columns are held to
@@ -52,6 +53,7 @@ PUSH_ENTITY_TABLES = {
     "inspection_image": "inspection_images",
     "ai_inspection_result": "ai_inspection_results",
     "human_verification_result": "human_verification_results",
+    "signature": "signatures",
 }
 
 # entity_type values the server sends on pull

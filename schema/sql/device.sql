@@ -240,6 +240,28 @@ CREATE TABLE inspection_session_items (
 
 CREATE INDEX ix_inspection_session_items_session_id ON inspection_session_items (session_id);
 
+CREATE TABLE signatures (
+	id VARCHAR NOT NULL, 
+	session_id VARCHAR NOT NULL, 
+	user_id INTEGER NOT NULL, 
+	username VARCHAR NOT NULL, 
+	full_name VARCHAR, 
+	role VARCHAR NOT NULL, 
+	meaning VARCHAR NOT NULL, 
+	record_type VARCHAR NOT NULL, 
+	record_id VARCHAR NOT NULL, 
+	record_digest VARCHAR NOT NULL, 
+	signed_at DATETIME DEFAULT CURRENT_TIMESTAMP NOT NULL, 
+	PRIMARY KEY (id), 
+	CONSTRAINT ck_signatures_meaning CHECK (meaning IN ('approved', 'overridden', 'released', 'discarded')), 
+	CONSTRAINT ck_signatures_record_type CHECK (record_type IN ('human_verification_result', 'inspection_session')), 
+	CONSTRAINT ck_signatures_record_digest CHECK (length(record_digest) = 64), 
+	FOREIGN KEY(session_id) REFERENCES inspection_sessions (id) DEFERRABLE INITIALLY DEFERRED, 
+	FOREIGN KEY(user_id) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED
+);
+
+CREATE INDEX ix_signatures_session_id ON signatures (session_id);
+
 CREATE TABLE ai_inspection_results (
 	id VARCHAR NOT NULL, 
 	session_id VARCHAR NOT NULL, 

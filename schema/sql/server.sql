@@ -389,6 +389,28 @@ CREATE TABLE inspection_session_items (
 
 CREATE INDEX ix_inspection_session_items_session_id ON inspection_session_items (session_id);
 
+CREATE TABLE signatures (
+	id UUID NOT NULL, 
+	session_id UUID NOT NULL, 
+	user_id UUID, 
+	username VARCHAR(150), 
+	full_name VARCHAR(255), 
+	role VARCHAR(50) NOT NULL, 
+	meaning VARCHAR(20) NOT NULL, 
+	record_type VARCHAR(50) NOT NULL, 
+	record_id UUID NOT NULL, 
+	record_digest VARCHAR(64) NOT NULL, 
+	signed_at TIMESTAMP WITH TIME ZONE, 
+	received_at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL, 
+	PRIMARY KEY (id), 
+	CONSTRAINT ck_signatures_meaning CHECK (meaning IN ('approved', 'overridden', 'released', 'discarded')), 
+	CONSTRAINT ck_signatures_record_type CHECK (record_type IN ('human_verification_result', 'inspection_session')), 
+	FOREIGN KEY(session_id) REFERENCES inspection_sessions (id) DEFERRABLE INITIALLY DEFERRED, 
+	FOREIGN KEY(user_id) REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED
+);
+
+CREATE INDEX ix_signatures_session_id ON signatures (session_id);
+
 CREATE TABLE ai_inspection_results (
 	id UUID NOT NULL, 
 	supersedes UUID, 

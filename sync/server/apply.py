@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from schema import server as s
-from schema.formats import workflow
+from schema.formats import signatures, workflow
 from sync.conflicts import (
     Decision,
     decide_delete,
@@ -39,6 +39,7 @@ from sync.conflicts import (
     decide_update,
 )
 from sync.errors import ApplyError, ApplyLater, ApplyNever, NotOwner
+from sync.protocol import is_sha256
 from sync.server import provenance
 
 __all__ = ["ApplyError", "ApplyLater", "ApplyNever", "MasterCache", "NotOwner", "Outcome",
@@ -117,6 +118,21 @@ def _state(what: str, states: tuple[str, ...]) -> Callable[[Any], str]:
         raise ApplyNever(f"{_short(value)} is not an inspection {what} state")
 
     return convert
+
+
+def _one_of(what: str, values: tuple[str, ...]) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        if isinstance(value, str) and value in values:
+            return value
+        raise ApplyNever(f"{_short(value)} is not a signature {what}")
+
+    return convert
+
+
+def _sha256(value: Any) -> str:
+    if isinstance(value, str) and is_sha256(value):
+        return value
+    raise ApplyNever(f"{_short(value)} is not a SHA-256 in lower-case hex")
 
 
 @dataclass(frozen=True)
@@ -204,6 +220,17 @@ SPECS: dict[str, Spec] = {
             Ref("ai_result_id", s.AIInspectionResult, device_made=True),
             Ref("item_id", s.InspectionItemMaster, device_made=False),
         ),
+        user_ref=True,
+    ),
+    # Kept as the tablet made it; the record it signs is named, not resolved (a session or a
+    # verification, possibly not applied yet): the digest is the tablet's evidence, not ours.
+    "signature": Spec(
+        s.Signature,
+        {"session_id": _uuid, "full_name": _same, "role": str,
+         "meaning": _one_of("meaning", signatures.MEANINGS),
+         "record_type": _one_of("record type", signatures.SIGNED_RECORDS),
+         "record_id": _uuid, "record_digest": _sha256, "signed_at": _time},
+        refs=(Ref("session_id", s.InspectionSession, device_made=True),),
         user_ref=True,
     ),
 }
