@@ -514,7 +514,8 @@ def test_complete_names_exactly_the_open_items(api: Api) -> None:
 
 def test_discarded_session_takes_no_more_changes(api: Api) -> None:
     start(api)
-    assert api.post("/sessions/{sid}/discard").status_code == 200
+    signed = {"signature": {"password": PASSWORD, "meaning": "discarded"}}
+    assert api.post("/sessions/{sid}/discard", json=signed).status_code == 200
     gone: dict[str, Any] = {"setup": "none", "says": ("cancelled",)}
     path = ITEM + "{scratch}/verification"
     refused(api, Case("POST", path, 409, "illegal_transition", json=VERIFY_OK, **gone))

@@ -31,6 +31,7 @@ DESCRIPTIONS = {
     413: "The request body is over the limit",
     422: "The request does not match this document, or cannot be processed",
     423: "The account is locked after repeated wrong passwords",
+    428: "The act needs the user's signature (their password again) with the meaning named",
     502: "The sync server refused or could not be reached",
     503: "Sync is not set up in this app",
 }
@@ -79,6 +80,17 @@ EXTRA: dict[tuple[str, str], frozenset[int]] = {
     ("post", "/sync/now"): frozenset({503}),
     ("post", "/sync/connect"): frozenset({409, 502, 503}),
 }
+# Acts that may need a signature (``sidecar.api.signed``): 428 without one, 423 when a wrong
+# password locked the user.
+SIGNED = frozenset(
+    {
+        "/sessions/{session_id}/items/{item_id}/verification",
+        "/sessions/{session_id}/complete",
+        "/sessions/{session_id}/discard",
+        "/sessions/{session_id}/cancel",
+        "/sessions/{session_id}/restart",
+    }
+)
 
 
 def error_statuses(method: str, path: str, operation: dict[str, Any]) -> set[int]:
@@ -99,6 +111,8 @@ def error_statuses(method: str, path: str, operation: dict[str, Any]) -> set[int
     if method == "post" and _SESSION_MOVE.match(path):
         found.add(409)
     found |= EXTRA.get((method, path), frozenset())
+    if method == "post" and path in SIGNED:
+        found |= {423, 428}
     return found
 
 

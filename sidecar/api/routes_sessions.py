@@ -2,14 +2,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 from sqlmodel import Session, col, select
 
 from schema import device as d
 from schema.db import Database
-from sidecar.api import views
+from sidecar.api import signed, views
 from sidecar.api.deps import (
     CurrentUser,
     DbDep,
@@ -24,16 +25,17 @@ from sidecar.api.schemas import (
     InterruptedPublic,
     SessionCreate,
     SessionPublic,
+    SignedCreate,
     VerificationCreate,
     VerificationPublic,
 )
 from sidecar.api.uploads import read_image
-from sidecar.domain import access
+from sidecar.domain import access, signatures
 from sidecar.domain.access import Action
 from sidecar.domain.workflow import check_session_open
 from sidecar.errors import NotFound
 from sidecar.qr.payload import parse_payload
-from sidecar.services import images, inspection
+from sidecar.services import images, inspection, signing
 
 # Every route with a {session_id} acts only for a user who may (deps.check_session_access).
 router = APIRouter(prefix="/sessions", tags=["inspection"], dependencies=[SessionAccess])
@@ -51,7 +53,13 @@ def _usernames(session: Session, det: inspection.SessionDetail) -> dict[int, str
 def _detail(db: Database, session_id: str) -> SessionPublic:
     with db.read() as session:
         det = inspection.detail(session, session_id)
-        return views.session_detail(det, _usernames(session, det))
+        public = views.session_detail(det, _usernames(session, det))
+        public.signatures = [signed.public(x) for x in signing.of_session(session, session_id)]
+        return public
+
+
+# Where a signature's password is counted toward the lockout (``api.signed``).
+ClientSource = Annotated[str, Depends(signed.client_source)]
 
 
 @router.post("", status_code=201)
@@ -120,12 +128,31 @@ def add_ai_result(
 
 @router.post("/{session_id}/items/{item_id}/verification", status_code=201)
 def verify(
-    session_id: str, item_id: str, body: VerificationCreate, db: DbDep, user: CurrentUser
+    session_id: str,
+    item_id: str,
+    body: VerificationCreate,
+    db: DbDep,
+    user: CurrentUser,
+    source: ClientSource,
 ) -> VerificationPublic:
+    """A person's verdict on an item. Overriding the AI's verdict, or releasing an item judged NG
+    as OK, needs the user's signature (``domain.signatures``)."""
+    who = signed.signer(db, user, body.signature, source)
     with db.atomic() as session:
+        item = inspection.get_item(session, session_id, item_id)
+        previous = item.result if item.status == "verified" else None
         row = inspection.verify(
-            session, session_id, item_id, inspection.Verdict(**body.model_dump()), user
+            session,
+            session_id,
+            item_id,
+            inspection.Verdict(**body.model_dump(exclude={"signature"})),
+            user,
         )
+        ai = session.get(d.AIInspectionResult, row.ai_result_id) if row.ai_result_id else None
+        needed = signatures.for_verdict(
+            row.final_result, ai.overall_result if ai else None, previous
+        )
+        signed.sign(session, who, needed, row, session_id)
     return views.verification(row, user.username)
 
 
@@ -144,9 +171,18 @@ def retry(session_id: str, item_id: str, db: DbDep, _: CurrentUser) -> SessionPu
 
 
 @router.post("/{session_id}/complete")
-def complete(session_id: str, db: DbDep, _: CurrentUser) -> SessionPublic:
+def complete(
+    session_id: str,
+    db: DbDep,
+    user: CurrentUser,
+    source: ClientSource,
+    body: SignedCreate | None = None,
+) -> SessionPublic:
+    """Finish the inspection; one whose result is NG needs the user's signature (approved)."""
+    who = signed.signer(db, user, body.signature if body else None, source)
     with db.atomic() as session:
-        inspection.complete(session, session_id)
+        row = inspection.complete(session, session_id)
+        signed.sign(session, who, signatures.for_completion(row.result), row, session_id)
     return _detail(db, session_id)
 
 
@@ -160,23 +196,48 @@ def resume(session_id: str, db: DbDep, _: CurrentUser) -> SessionPublic:
 
 
 @router.post("/{session_id}/restart", status_code=201)
-def restart(session_id: str, db: DbDep, user: CurrentUser) -> SessionPublic:
-    """Cancel an interrupted inspection and start the same unit again from its first item."""
+def restart(
+    session_id: str,
+    db: DbDep,
+    user: CurrentUser,
+    source: ClientSource,
+    body: SignedCreate | None = None,
+) -> SessionPublic:
+    """Cancel an interrupted inspection and start the same unit again from its first item. The
+    old one is discarded: that needs the user's signature (discarded)."""
+    who = signed.signer(db, user, body.signature if body else None, source)
     with db.atomic() as session:
         row = inspection.restart(session, session_id, user)
+        old = inspection.get_session(session, session_id)
+        signed.sign(session, who, signatures.for_discard(), old, session_id)
     return _detail(db, row.id)
 
 
 @router.post("/{session_id}/discard")
-def discard(session_id: str, db: DbDep, _: CurrentUser) -> SessionPublic:
+def discard(
+    session_id: str,
+    db: DbDep,
+    user: CurrentUser,
+    source: ClientSource,
+    body: SignedCreate | None = None,
+) -> SessionPublic:
+    """End the inspection unfinished; needs the user's signature (discarded)."""
+    who = signed.signer(db, user, body.signature if body else None, source)
     with db.atomic() as session:
-        inspection.cancel(session, session_id)
+        row = inspection.cancel(session, session_id)
+        signed.sign(session, who, signatures.for_discard(), row, session_id)
     return _detail(db, session_id)
 
 
 @router.post("/{session_id}/cancel")
-def cancel(session_id: str, db: DbDep, _: CurrentUser) -> SessionPublic:
-    return discard(session_id, db, _)
+def cancel(
+    session_id: str,
+    db: DbDep,
+    user: CurrentUser,
+    source: ClientSource,
+    body: SignedCreate | None = None,
+) -> SessionPublic:
+    return discard(session_id, db, user, source, body)
 
 
 def _image_file(

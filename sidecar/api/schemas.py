@@ -274,6 +274,38 @@ class VerificationBase(BaseModel):
 DefectType = Annotated[Line, StringConstraints(max_length=100)]
 
 
+class SignatureCreate(Strict):
+    """The user's password entered again to sign an act, and what the signature means
+    (``domain.signatures``: which acts need which)."""
+
+    # Compared as typed, like a login's.
+    password: Annotated[str, StringConstraints(strip_whitespace=False)] = Field(
+        min_length=1, max_length=1024
+    )
+    meaning: Literal["approved", "overridden", "released", "discarded"]
+
+
+class SignedCreate(Strict):
+    """The body of an act that may need a signature (complete, discard, cancel, restart)."""
+
+    signature: SignatureCreate | None = None
+
+
+class SignaturePublic(BaseModel):
+    """A signature as recorded: the signer as they were then, its meaning, what it signs."""
+
+    id: str
+    username: str
+    full_name: str | None
+    role: str
+    meaning: Literal["approved", "overridden", "released", "discarded"]
+    record_type: str
+    record_id: str
+    # schema.formats.audit.row_digest of the signed record as written with the signature
+    record_digest: str
+    signed_at: datetime
+
+
 class VerificationCreate(Strict):
     final_result: Literal["OK", "NG", "PENDING"]
     notes: str | None = Field(default=None, max_length=2000)
@@ -281,6 +313,8 @@ class VerificationCreate(Strict):
     severity: Literal["minor", "major", "critical"] | None = None
     verification_time: float = Field(default=0, ge=0, le=86400)
     ai_result_id: DeviceId | None = None
+    # Needed to override the AI's verdict or release an NG item as OK (``domain.signatures``).
+    signature: SignatureCreate | None = None
 
 
 class VerificationPublic(VerificationBase):
@@ -337,6 +371,8 @@ class SessionPublic(BaseModel):
     completed_at: datetime | None
     version: int
     items: list[SessionItemPublic]
+    # Every signature given in this inspection, oldest first.
+    signatures: list[SignaturePublic] = Field(default_factory=list)
 
 
 class ItemProgressPublic(BaseModel):
