@@ -60,6 +60,7 @@ describe('API errors in the inspector’s language', () => {
       'items_open', 'item_required', 'no_items', 'no_image', 'timeout', 'login_required', 'login_invalid',
       'unauthorized', 'validation_error', 'invalid_input', 'not_found', 'conflict', 'pipeline_error',
       'internal_error', 'bad_response', 'qr_payload_invalid', 'no_pipeline', 'model_unavailable',
+      'forbidden_role', 'not_your_inspection', 'not_your_job', 'not_your_inspections',
     ];
     for (const lang of LANGS) {
       for (const code of codes) {
