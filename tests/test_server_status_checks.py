@@ -113,55 +113,51 @@ def test_the_database_refuses_a_status_outside_the_table(
         _rows(conn, session_status, item_status)
 
 
-def _servers(pg_url: str, tmp_path: Path) -> dict[str, str]:
-    return {"postgresql": pg_url, "sqlite": f"sqlite:///{tmp_path / 'server.db'}"}
+@pytest.fixture(params=["postgresql", "sqlite"])
+def before_checks(
+    request: pytest.FixtureRequest, pg_url: str, tmp_path: Path
+) -> Iterator[tuple[str, sa.Engine]]:
+    """A server database (PostgreSQL, or the embedded SQLite) at the revision before 0004."""
+    url = pg_url if request.param == "postgresql" else f"sqlite:///{tmp_path / 'server.db'}"
+    migrate.upgrade_server(url, "0003")
+    engine = create_engine(url)
+    yield url, engine
+    engine.dispose()
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
 def test_rows_from_before_the_checks_are_carried_over(
-    pg_url: str, tmp_path: Path, kind: str
+    before_checks: tuple[str, sa.Engine],
 ) -> None:
-    url = _servers(pg_url, tmp_path)[kind]
-    migrate.upgrade_server(url, "0003")
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            legacy, legacy_item = _rows(conn, "pending", "ai_running")
-            current, _ = _rows(conn, "human_review", "verified")
-        migrate.upgrade_server(url)
-        with engine.connect() as conn:
-            # The seed's default becomes where an inspection starts; the rest stays as it was.
-            assert _status(conn, "inspection_sessions", legacy) == "scanning"
-            assert _status(conn, "inspection_sessions", current) == "human_review"
-            assert _status(conn, "inspection_session_items", legacy_item) == "ai_running"
-    finally:
-        engine.dispose()
+    url, engine = before_checks
+    with engine.begin() as conn:
+        legacy, legacy_item = _rows(conn, "pending", "ai_running")
+        current, _ = _rows(conn, "human_review", "verified")
+    migrate.upgrade_server(url)
+    with engine.connect() as conn:
+        # The seed's default becomes where an inspection starts; the rest stays as it was.
+        assert _status(conn, "inspection_sessions", legacy) == "scanning"
+        assert _status(conn, "inspection_sessions", current) == "human_review"
+        assert _status(conn, "inspection_session_items", legacy_item) == "ai_running"
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
 def test_a_status_no_device_sent_stops_the_upgrade_and_changes_nothing(
-    pg_url: str, tmp_path: Path, kind: str
+    before_checks: tuple[str, sa.Engine],
 ) -> None:
-    url = _servers(pg_url, tmp_path)[kind]
-    migrate.upgrade_server(url, "0003")
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            legacy, _ = _rows(conn, "pending", "pending")
-            _rows(conn, "paused", "pending")
-            _rows(conn, "paused", "later")
-        with pytest.raises(SchemaError) as caught:
-            migrate.upgrade_server(url)
-        assert str(caught.value) == (
-            "inspection_sessions.status holds values that are not inspection states: "
-            "'paused' (2 rows); inspection_session_items.status holds values that are not "
-            "inspection states: 'later' (1 row); correct or remove those rows and upgrade again "
-            "(nothing was changed)"
-        )
-        with engine.connect() as conn:
-            assert migrate.current_revision(conn) == "0003"
-            assert _status(conn, "inspection_sessions", legacy) == "pending"
-    finally:
-        engine.dispose()
+    url, engine = before_checks
+    with engine.begin() as conn:
+        legacy, _ = _rows(conn, "pending", "pending")
+        _rows(conn, "paused", "pending")
+        _rows(conn, "paused", "later")
+    with pytest.raises(SchemaError) as caught:
+        migrate.upgrade_server(url)
+    assert str(caught.value) == (
+        "inspection_sessions.status holds values that are not inspection states: "
+        "'paused' (2 rows); inspection_session_items.status holds values that are not "
+        "inspection states: 'later' (1 row); correct or remove those rows and upgrade again "
+        "(nothing was changed)"
+    )
+    with engine.connect() as conn:
+        assert migrate.current_revision(conn) == "0003"
+        assert _status(conn, "inspection_sessions", legacy) == "pending"
