@@ -40,12 +40,16 @@ PUSH_ENTITY_TYPES = (
     "ai_inspection_result",
     "human_verification_result",
     "signature",
+    # An entry of the device's audit chain (schema.formats.audit); kept by sync.server.audit.
+    "audit_entry",
 )
 
 # The server table each entity's data is applied to. Data keys that name its columns are held to
 # them when the operation arrives, so a value the table cannot hold (a width past INTEGER, a
 # status longer than its column) is refused as that operation rather than failing to apply later.
 # Only NUL among the controls: scanned codes may legitimately carry separators such as GS.
+# An audit entry is kept as the bytes that were hashed, whatever its fields hold (a field that does
+# not fit its search column is left out of that column), so it has no table here.
 PUSH_ENTITY_TABLES = {
     "inspection_target": "inspection_targets",
     "inspection_session": "inspection_sessions",
@@ -101,7 +105,10 @@ class PushOp(BaseModel):
 
     @model_validator(mode="after")
     def _data_fits_its_table(self) -> PushOp:
-        table = server_schema.metadata.tables[PUSH_ENTITY_TABLES[self.entity_type]]
+        name = PUSH_ENTITY_TABLES.get(self.entity_type)
+        if name is None:
+            return self
+        table = server_schema.metadata.tables[name]
         problem = row_problem(table, self.data, controls=False)
         if problem:
             raise ValueError(f"data.{problem}")

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
-from sqlmodel import select
+from sqlmodel import Session, select
 from starlette.requests import ClientDisconnect
 
 from schema import server as s
@@ -75,6 +77,17 @@ def current_admin(request: Request, state: State) -> str:
 
 
 Admin = Annotated[str, Depends(current_admin)]
+
+
+@contextmanager
+def _acting(state: ServerState, admin: str) -> Iterator[Session]:
+    """A unit of work whose changes are by ``admin`` (``created_by`` / ``updated_by``, and the
+    server's audit chain)."""
+    from sync.server import audit
+
+    with state.db.atomic() as session:
+        audit.act_as(session, audit.admin_actor(session, admin))
+        yield session
 
 # Bodies are bounded as their columns (schema.server) hold them, and refuse control characters
 # (sync.bounds): a value the database would refuse is a 422 here, never a 5xx there.
@@ -162,24 +175,24 @@ def _out(row: Any) -> dict[str, Any]:
 
 
 @router.post("/devices", status_code=201)
-def add_device(body: DeviceIn, state: State, _: Admin) -> dict[str, Any]:
-    with state.db.atomic() as session:
+def add_device(body: DeviceIn, state: State, admin: Admin) -> dict[str, Any]:
+    with _acting(state, admin) as session:
         device, token = masters.add_device(session, body.name, body.device_type)
         return {**_out(device), "token": token}
 
 
 @router.post("/devices/{name}/token")
-def rotate_device_token(name: Ref, state: State, _: Admin) -> dict[str, Any]:
+def rotate_device_token(name: Ref, state: State, admin: Admin) -> dict[str, Any]:
     """A new device token, shown once; the old one and its access tokens stop working."""
-    with state.db.atomic() as session:
+    with _acting(state, admin) as session:
         token = masters.rotate_device_token(session, name)
         return {**_out(masters.find_device(session, name)), "token": token}
 
 
 @router.post("/devices/{name}/revoke", status_code=204)
-def revoke_device(name: Ref, state: State, _: Admin) -> None:
+def revoke_device(name: Ref, state: State, admin: Admin) -> None:
     """Stop a device from syncing, at its next request."""
-    with state.db.atomic() as session:
+    with _acting(state, admin) as session:
         masters.revoke_device(session, name)
 
 
@@ -190,68 +203,68 @@ def list_devices(state: State, _: Admin) -> list[dict[str, Any]]:
 
 
 @router.post("/targets", status_code=201)
-def add_target(body: TargetIn, state: State, _: Admin) -> dict[str, Any]:
-    with state.db.atomic() as session:
+def add_target(body: TargetIn, state: State, admin: Admin) -> dict[str, Any]:
+    with _acting(state, admin) as session:
         return _out(masters.add_target(session, **body.model_dump()))
 
 
 @router.patch("/targets/{ref}")
-def update_target(ref: Ref, body: TargetPatch, state: State, _: Admin) -> dict[str, Any]:
-    with state.db.atomic() as session:
+def update_target(ref: Ref, body: TargetPatch, state: State, admin: Admin) -> dict[str, Any]:
+    with _acting(state, admin) as session:
         return _out(masters.update_target(session, ref, **body.model_dump(exclude_none=True)))
 
 
 @router.delete("/targets/{ref}", status_code=204)
-def delete_target(ref: Ref, state: State, _: Admin) -> None:
-    with state.db.atomic() as session:
+def delete_target(ref: Ref, state: State, admin: Admin) -> None:
+    with _acting(state, admin) as session:
         masters.delete_target(session, ref)
 
 
 @router.post("/targets/{ref}/items", status_code=201)
-def add_item(ref: Ref, body: ItemIn, state: State, _: Admin) -> dict[str, Any]:
-    with state.db.atomic() as session:
+def add_item(ref: Ref, body: ItemIn, state: State, admin: Admin) -> dict[str, Any]:
+    with _acting(state, admin) as session:
         return _out(masters.add_item(session, ref, **body.model_dump()))
 
 
 @router.patch("/targets/{ref}/items/{item}")
-def update_item(ref: Ref, item: Ref, body: ItemPatch, state: State, _: Admin) -> dict[str, Any]:
-    with state.db.atomic() as session:
+def update_item(ref: Ref, item: Ref, body: ItemPatch, state: State, admin: Admin) -> dict[str, Any]:
+    with _acting(state, admin) as session:
         fields = body.model_dump(exclude_none=True)
         return _out(masters.update_item(session, ref, item, **fields))
 
 
 @router.delete("/targets/{ref}/items/{item}", status_code=204)
-def delete_item(ref: Ref, item: Ref, state: State, _: Admin) -> None:
-    with state.db.atomic() as session:
+def delete_item(ref: Ref, item: Ref, state: State, admin: Admin) -> None:
+    with _acting(state, admin) as session:
         masters.delete_item(session, ref, item)
 
 
 @router.put("/pipelines")
-def put_pipeline(body: PipelineIn, state: State, _: Admin) -> dict[str, Any]:
-    with state.db.atomic() as session:
+def put_pipeline(body: PipelineIn, state: State, admin: Admin) -> dict[str, Any]:
+    with _acting(state, admin) as session:
         return _out(masters.put_pipeline(session, body.definition, body.description))
 
 
 @router.post("/users", status_code=201)
-def add_user(body: UserIn, state: State, _: Admin) -> dict[str, Any]:
-    with state.db.atomic() as session:
+def add_user(body: UserIn, state: State, admin: Admin) -> dict[str, Any]:
+    with _acting(state, admin) as session:
         return _out(masters.add_user(session, **body.model_dump()))
 
 
 @router.patch("/users/{ref}")
-def update_user(ref: Ref, body: UserPatch, state: State, _: Admin) -> dict[str, Any]:
-    with state.db.atomic() as session:
+def update_user(ref: Ref, body: UserPatch, state: State, admin: Admin) -> dict[str, Any]:
+    with _acting(state, admin) as session:
         return _out(masters.update_user(session, ref, **body.model_dump()))
 
 
 @router.delete("/users/{ref}", status_code=204)
-def delete_user(ref: Ref, state: State, _: Admin) -> None:
-    with state.db.atomic() as session:
+def delete_user(ref: Ref, state: State, admin: Admin) -> None:
+    with _acting(state, admin) as session:
         masters.delete_user(session, ref)
 
 
 @router.put("/models/{sha256}", status_code=201)
-async def put_model(sha256: str, request: Request, state: State, _: Admin) -> dict[str, Any]:
+async def put_model(sha256: str, request: Request, state: State, admin: Admin) -> dict[str, Any]:
     """Upload a model file under its hash; ``X-Kensa-File-Name`` names it."""
     from sync.server.files import check_hash_name
 
@@ -265,7 +278,7 @@ async def put_model(sha256: str, request: Request, state: State, _: Admin) -> di
 
     def publish() -> dict[str, Any]:
         try:
-            with state.db.atomic() as session:
+            with _acting(state, admin) as session:
                 row = masters.publish_model(
                     session, state.the_storage(), name, staged,
                     request.headers.get("x-kensa-file-name") or f"{name}.onnx",

@@ -15,6 +15,19 @@ DELETE of the record, a child under its session, a session under its target, an 
 its id — is refused with ``NotOwner`` before anything is written.
 
 The version and ownership rules are ``sync.conflicts``; this module only gathers their inputs.
+
+Who did it: every record keeps ``created_by`` (its INSERT) and ``updated_by`` (its latest
+operation): the server's user the operation names — ``actor_server_id`` / ``actor_username`` when
+the tablet sends them, else the record's own user (``user_server_id`` / ``username``), mapped to
+this server's users by id, then by name (``MasterCache.user_id``); NULL when it names nobody the
+server knows. Nothing is inferred from a parent record.
+
+Results are never edited in place (``VERSIONED_RESULTS``): an UPDATE of an AI result or a human
+verification is applied as a new row that ``supersedes`` the newest version (the versions of a
+result are one line; its id is derived from the result's id and the new version), and a DELETE of
+one is refused. The record a tablet made keeps its id and its first version; the current one is
+the row no other row supersedes. The correction's own audit entry comes with it, from the
+tablet's chain (``sync.server.audit``).
 """
 
 from __future__ import annotations
@@ -31,6 +44,7 @@ from sqlmodel import Session
 
 from schema import server as s
 from schema.formats import signatures, workflow
+from schema.formats.audit import row_digest
 from sync.conflicts import (
     Decision,
     decide_delete,
@@ -41,6 +55,7 @@ from sync.conflicts import (
 from sync.errors import ApplyError, ApplyLater, ApplyNever, NotOwner
 from sync.protocol import is_sha256
 from sync.server import provenance
+from sync.server.audit import ENTRY_TYPE, apply_entry, device_row, fold
 
 __all__ = ["ApplyError", "ApplyLater", "ApplyNever", "MasterCache", "NotOwner", "Outcome",
            "apply_row"]
@@ -382,7 +397,26 @@ def _values(
         values["user_id"] = cache.user_id(session, data.get("user_server_id"),
                                           data.get("username"))
         values["username"] = data.get("username")
+    if "updated_by" in spec.table.c:
+        actor = _actor(session, data, cache, values)
+        if not partial:
+            values["created_by"] = actor
+        values["updated_by"] = actor
     return values
+
+
+def _actor(
+    session: Session, data: Mapping[str, Any], cache: MasterCache, values: Mapping[str, Any]
+) -> uuid.UUID | None:
+    """The server's user an operation is by (see the module's docstring)."""
+    if "actor_server_id" in data or "actor_username" in data:
+        return cache.user_id(session, data.get("actor_server_id"), data.get("actor_username"))
+    if "user_id" in values:
+        found: uuid.UUID | None = values["user_id"]
+        return found
+    if "user_server_id" in data or "username" in data:
+        return cache.user_id(session, data.get("user_server_id"), data.get("username"))
+    return None
 
 
 def _insert_ignore(session: Session, table: sa.Table, values: dict[str, Any]) -> bool:
@@ -416,6 +450,9 @@ def _insert_pending(session: Session, entity_type: str, key: uuid.UUID, before_i
 
 def apply_row(session: Session, row: Any, cache: MasterCache) -> Outcome:
     """Apply one ``tauri_sync_queue`` row (a Row with the queue's columns)."""
+    if row.entity_type == ENTRY_TYPE:
+        applied = apply_entry(session, row)
+        return Outcome(applied.decision, applied.note)
     spec = SPECS.get(row.entity_type)
     if spec is None:
         raise ApplyNever(f"unknown entity type {_short(row.entity_type)}")
@@ -451,6 +488,8 @@ def apply_row(session: Session, row: Any, cache: MasterCache) -> Outcome:
     owner = cache.owner(session, spec.model, key)
     if owner is not None and decide_owner(device, owner) is Decision.REJECT:
         _refuse_foreign(row, f"{row.entity_type} {key}", owner)
+    if row.entity_type in VERSIONED_RESULTS:
+        return _correct_result(session, spec, row, cache)
     exists, version = _current_version(session, spec, key)
 
     try:
@@ -506,6 +545,114 @@ def apply_row(session: Session, row: Any, cache: MasterCache) -> Outcome:
             return Outcome(decision, f"server holds version {version}; delete was of {base}")
         return Outcome(decision)
     raise ApplyNever(f"unknown operation {_short(row.operation)}")
+
+
+# --- results: corrected by new versions, never edited ----------------------------------------
+
+VERSIONED_RESULTS = ("ai_inspection_result", "human_verification_result")
+# The namespace of the ids of corrections: uuid5(result id, "version N").
+_VERSION_ID = "version {}"
+
+
+def result_versions(session: Session, table: sa.Table, key: uuid.UUID) -> list[Any]:
+    """A result's versions, first to newest (empty when it is not applied)."""
+    found = session.execute(sa.select(table).where(table.c.id == key)).mappings().first()
+    line: list[Any] = []
+    while found is not None:
+        line.append(found)
+        found = session.execute(
+            sa.select(table).where(table.c.supersedes == found["id"])
+        ).mappings().first()
+    return line
+
+
+def _correct_result(session: Session, spec: Spec, row: Any, cache: MasterCache) -> Outcome:
+    key: uuid.UUID = row.entity_id
+    if row.operation == "DELETE":
+        raise ApplyNever(
+            f"a {row.entity_type} is never deleted on the server; a correction supersedes it"
+        )
+    line = result_versions(session, spec.table, key)
+    base, new = int(row.data.get("base_version", 0)), int(row.data.get("version", 0))
+    decision = decide_update(len(line) or None, base, new)
+    if decision is Decision.RETRY:
+        if not line and row.apply_attempts and _parent_refused(
+            session, spec.model, key, row.device_id
+        ):
+            raise ApplyNever("the record's INSERT was refused by the server")
+        raise ApplyLater(
+            f"correction based on version {base} waits for version {base} to be applied"
+        )
+    if decision is Decision.CONFLICT:
+        return Outcome(decision, f"server holds version {len(line)}; correction was "
+                                 f"{base}->{new}")
+    if decision is Decision.APPLY:
+        values = _values(session, spec, row, cache, partial=True)
+        values.pop("id", None)
+        head = dict(line[-1])
+        head.pop("received_at", None)
+        session.execute(sa.insert(spec.table).values(
+            {**head, **values, "id": uuid.uuid5(key, _VERSION_ID.format(new)),
+             "supersedes": head["id"]}
+        ))
+    return Outcome(decision)
+
+
+def check_record(session: Session, device: str, entity: str, key: str, digest: str) -> str | None:
+    """Whether a device's record still is what its newest audit entry says: None when it is,
+    ``WAITING`` when some of its operations are not applied yet, else what differs — the
+    operations that arrived against the entry's digest, then the server's columns against those
+    operations (the current version, for a result)."""
+    spec = SPECS[entity]
+    try:
+        record_id = uuid.UUID(key)
+    except ValueError:
+        return f"{key!r} is not a record id"
+    ops = session.execute(
+        sa.select(QUEUE.c.operation, QUEUE.c.data, QUEUE.c.processed_at, QUEUE.c.refusal)
+        .where(QUEUE.c.device_id == device, QUEUE.c.entity_type == entity,
+               QUEUE.c.entity_id == record_id)
+        .order_by(QUEUE.c.seq)
+    ).all()
+    if any(op.processed_at is None for op in ops):
+        return WAITING
+    applied = [op for op in ops if op.refusal is None]
+    if not applied:
+        return WAITING if not ops else "its operations were refused by the server"
+    if any(op.operation == "DELETE" for op in applied):
+        return None
+    data = fold([op.data for op in applied])
+    if row_digest(entity, device_row(data)) != digest:
+        return "the operations that arrived do not match the digest of its newest audit entry"
+    if entity in VERSIONED_RESULTS:
+        line = result_versions(session, spec.table, record_id)
+        stored = line[-1] if line else None
+    else:
+        stored = session.execute(
+            sa.select(spec.table).where(spec.table.c.id == record_id)
+        ).mappings().first()
+    if stored is None:
+        return "it is not on the server"
+    masters = {ref.column for ref in spec.refs if not ref.device_made}
+    for name, convert in spec.columns.items():
+        if name not in data:
+            continue
+        try:
+            expected = None if data[name] is None else convert(data[name])
+        except (ApplyError, TypeError, ValueError, OverflowError):
+            continue
+        actual = stored[name]
+        if actual == expected or (name in masters and actual is None):
+            continue
+        return (f"{name} is {_short(actual, 60)} on the server but "
+                f"{_short(expected, 60)} as it arrived")
+    if spec.user_ref and "username" in data and stored["username"] != data["username"]:
+        return (f"username is {_short(stored['username'], 60)} on the server but "
+                f"{_short(data['username'], 60)} as it arrived")
+    return None
+
+
+WAITING = "waiting"
 
 
 # --- pipelines as they ran -------------------------------------------------------------------

@@ -8,6 +8,7 @@
     kensa-server pipeline add pipeline.json
     kensa-server user add tanaka --role inspector
     kensa-server model add model.onnx
+    kensa-server audit verify --device TAB-01   # exit 1 naming the first broken entry
 
 Options also come from ``KENSA_SERVER_*`` variables (``KENSA_SERVER_DATABASE_URL``, …). The
 server is installed and run apart from the tablets, so nothing here imports the tablet's code, and
@@ -46,6 +47,9 @@ server_app.add_typer(item_app, name="item")
 server_app.add_typer(pipeline_app, name="pipeline")
 server_app.add_typer(user_app, name="user")
 server_app.add_typer(model_app, name="model")
+audit_app = typer.Typer(help="The audit trail: devices' chains and the server's.",
+                        no_args_is_help=True)
+server_app.add_typer(audit_app, name="audit")
 server_app.add_typer(results_app, name="results")
 
 DatabaseOpt = Annotated[
@@ -538,3 +542,35 @@ def results_unknown_models(
     if found:
         raise typer.Exit(code=1)
 
+
+# --- server: audit ---------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def audit_verify(
+    device: Annotated[str | None, typer.Option(
+        "--device", help="Only this device's chain (its name or id; 'server' for the server's).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Verify every chain from the entries as stored, and each record against the digest of its
+    newest entry; exit 1 naming the first broken entry of each chain, 0 when all is clean."""
+    from sync.server import audit
+
+    with server_session(database_url, data_dir) as (session, _):
+        report = audit.verify(session, device)
+    if device is not None and report.chains == 0:
+        raise _fail(f"no audit chain of {device!r}")
+    if as_json:
+        typer.echo(audit.dumps(report))
+    else:
+        for problem in report.problems:
+            typer.echo(problem.line())
+        waiting = f", {report.skipped} waiting to be applied" if report.skipped else ""
+        typer.echo(f"{report.chains} chain(s), {report.entries} entries, {report.records} "
+                   f"record(s) checked{waiting}: "
+                   + ("clean" if report.clean else f"{len(report.problems)} problem(s)"))
+    if not report.clean:
+        raise typer.Exit(code=1)

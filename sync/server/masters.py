@@ -2,7 +2,10 @@
 and devices. Used by the CLI and the admin HTTP API alike.
 
 Each change writes its ``change_log`` entry in the caller's transaction (``record_change``), so
-a master and the sequence number devices will pull it by commit together. Deletes are soft
+a master and the sequence number devices will pull it by commit together; and its entry in the
+server's audit chain (``sync.server.audit.record``: who, what, the fields changed, the row's
+digest), with ``created_by`` / ``updated_by`` set to whoever the unit of work acts as
+(``audit.act_as``: the admin of the admin API; by default the console). Deletes are soft
 (``deleted_at``): results already on the server refer to the masters they were made against.
 """
 
@@ -35,6 +38,7 @@ from sync.bounds import (
     row_problem,
 )
 from sync.errors import Conflict, DocumentInvalid, InvalidRequest, NotFound
+from sync.server import audit
 from sync.server.auth import hash_token, new_device_token
 from sync.server.changes import record_change
 from sync.server.storage import Storage
@@ -123,29 +127,36 @@ def add_target(
         row.product_name, row.version, row.description = product_name, version, description
         row.deleted_at = None
         row.updated_at = utcnow()
+    audit.stamp(session, row, created=True)
     session.add(row)
     _flush(session, f"target {product_code}")
     record_change(session, "target", str(row.id), "UPSERT")
+    audit.record(session, "target", str(row.id), "insert")
     return row
 
 
 def update_target(session: Session, ref: str, **fields: Any) -> s.InspectionTargetMaster:
     row = find_target(session, ref)
+    before = audit.snapshot(session, "target", str(row.id))
     allowed = {"product_code", "product_name", "version", "description"}
     _fits(s.InspectionTargetMaster, **fields)
     _apply_fields(row, fields, allowed)
     row.updated_at = utcnow()
+    audit.stamp(session, row, created=False)
     session.add(row)
     _flush(session, f"target {row.product_code}")
     record_change(session, "target", str(row.id), "UPSERT")
+    audit.record(session, "target", str(row.id), "update", before=before)
     return row
 
 
 def delete_target(session: Session, ref: str) -> None:
     row = find_target(session, ref)
     row.deleted_at = utcnow()
+    audit.stamp(session, row, created=False)
     session.add(row)
     record_change(session, "target", str(row.id), "DELETE")
+    audit.record(session, "target", str(row.id), "delete")
     for item in session.exec(
         select(s.InspectionItemMaster).where(
             s.InspectionItemMaster.target_id == row.id,
@@ -153,8 +164,10 @@ def delete_target(session: Session, ref: str) -> None:
         )
     ):
         item.deleted_at = utcnow()
+        audit.stamp(session, item, created=False)
         session.add(item)
         record_change(session, "item", str(item.id), "DELETE")
+        audit.record(session, "item", str(item.id), "delete")
 
 
 def _apply_fields(row: Any, fields: dict[str, Any], allowed: set[str]) -> None:
@@ -241,9 +254,11 @@ def add_item(
             setattr(row, key, value)
         row.deleted_at = None
         row.updated_at = utcnow()
+    audit.stamp(session, row, created=True)
     session.add(row)
     _flush(session, f"item {item_code} of {target.product_code}")
     record_change(session, "item", str(row.id), "UPSERT")
+    audit.record(session, "item", str(row.id), "insert")
     return row
 
 
@@ -252,6 +267,7 @@ def update_item(
 ) -> s.InspectionItemMaster:
     _fits(s.InspectionItemMaster, **fields)
     row = find_item(session, target_ref, ref)
+    before = audit.snapshot(session, "item", str(row.id))
     if "criteria" in fields and fields["criteria"] is not None:
         validate_criteria(fields["criteria"])
     if fields.get("inspection_type") not in (None, *INSPECTION_TYPES):
@@ -262,17 +278,21 @@ def update_item(
                "required", "ai_enabled", "pipeline_id"}
     _apply_fields(row, fields, allowed)
     row.updated_at = utcnow()
+    audit.stamp(session, row, created=False)
     session.add(row)
     _flush(session, f"item {row.item_code}")
     record_change(session, "item", str(row.id), "UPSERT")
+    audit.record(session, "item", str(row.id), "update", before=before)
     return row
 
 
 def delete_item(session: Session, target_ref: str | None, ref: str) -> None:
     row = find_item(session, target_ref, ref)
     row.deleted_at = utcnow()
+    audit.stamp(session, row, created=False)
     session.add(row)
     record_change(session, "item", str(row.id), "DELETE")
+    audit.record(session, "item", str(row.id), "delete")
 
 
 # --- pipelines -------------------------------------------------------------------------------
@@ -337,6 +357,7 @@ def put_pipeline(
                 s.Pipeline.name == name, col(s.Pipeline.deleted_at).is_(None)
             )
         ).first()
+    before = None if row is None else audit.snapshot(session, "pipeline", str(row.id))
     if row is None:
         version = int(definition.get("version") or 1)
         row = s.Pipeline(name=name, description=description, definition=definition,
@@ -356,17 +377,22 @@ def put_pipeline(
         if description is not None:
             row.description = description
         row.updated_at = utcnow()
+    audit.stamp(session, row, created=before is None)
     session.add(row)
     _flush(session, f"pipeline {name}")
     record_change(session, "pipeline", str(row.id), "UPSERT")
+    audit.record(session, "pipeline", str(row.id), "insert" if before is None else "update",
+                 before=before)
     return row
 
 
 def delete_pipeline(session: Session, ref: str) -> None:
     row = find_pipeline(session, ref)
     row.deleted_at = utcnow()
+    audit.stamp(session, row, created=False)
     session.add(row)
     record_change(session, "pipeline", str(row.id), "DELETE")
+    audit.record(session, "pipeline", str(row.id), "delete")
 
 
 # --- users -----------------------------------------------------------------------------------
@@ -402,9 +428,11 @@ def add_user(
     _fits(s.User, username=username, role=role, full_name=full_name, email=email)
     row = s.User(username=username, password_hash=_hasher.hash(password), role=role,
                  full_name=full_name, email=email)
+    audit.stamp(session, row, created=True)
     session.add(row)
     _flush(session, f"user {username}")
     record_change(session, "user", str(row.id), "UPSERT")
+    audit.record(session, "user", str(row.id), "insert")
     return row
 
 
@@ -419,6 +447,7 @@ def update_user(
     is_active: bool | None = None,
 ) -> s.User:
     row = find_user(session, ref)
+    before = audit.snapshot(session, "user", str(row.id))
     if role is not None and role not in ROLES:
         raise InvalidRequest(f"role must be one of {', '.join(ROLES)}")
     _fits(s.User, role=role, full_name=full_name, email=email)
@@ -429,9 +458,11 @@ def update_user(
                         "is_active": is_active}, {"role", "full_name", "email", "is_active"})
     row.version += 1
     row.updated_at = utcnow()
+    audit.stamp(session, row, created=False)
     session.add(row)
     _flush(session, f"user {row.username}")
     record_change(session, "user", str(row.id), "UPSERT")
+    audit.record(session, "user", str(row.id), "update", before=before)
     return row
 
 
@@ -439,8 +470,10 @@ def delete_user(session: Session, ref: str) -> None:
     row = find_user(session, ref)
     row.deleted_at = utcnow()
     row.is_active = False
+    audit.stamp(session, row, created=False)
     session.add(row)
     record_change(session, "user", str(row.id), "DELETE")
+    audit.record(session, "user", str(row.id), "delete")
 
 
 def _check_password(password: str) -> None:
@@ -502,15 +535,18 @@ def publish_model(
         storage_path = storage.put_file(sha, staged)
     else:
         storage_path = row.storage_path if row else sha
+    before = None if row is None else audit.snapshot(session, "model", sha)
     if row is None:
         row = s.File(original_name=name, mime_type="application/octet-stream", file_size=size,
                      storage_path=storage_path, checksum=sha, kind="model", metadata_={})
+        audit.stamp(session, row, created=True)
     else:
         row.original_name = name
         row.metadata_ = {}
     session.add(row)
     _flush(session, f"model {sha}")
     record_change(session, "model", sha, "UPSERT")
+    audit.record(session, "model", sha, "insert" if before is None else "update", before=before)
     return row
 
 
@@ -521,6 +557,7 @@ def delete_model(session: Session, sha: str) -> None:
     row.metadata_ = {"deleted_at": utcnow().isoformat()}
     session.add(row)
     record_change(session, "model", sha, "DELETE")
+    audit.record(session, "model", sha, "delete")
 
 
 # --- devices ---------------------------------------------------------------------------------
@@ -535,6 +572,7 @@ def add_device(session: Session, name: str, device_type: str = "tablet") -> tupl
     device = s.Device(name=name, device_type=device_type, token_hash=hash_token(token))
     session.add(device)
     _flush(session, f"device {name}")
+    audit.record(session, "device", str(device.id), "insert")
     return device, token
 
 
@@ -555,6 +593,7 @@ def rotate_device_token(session: Session, name: str) -> str:
     # Access tokens carry the generation they were issued under; this ends the old ones.
     device.token_generation += 1
     session.add(device)
+    audit.record(session, "device", str(device.id), "token")
     return token
 
 
@@ -563,4 +602,5 @@ def revoke_device(session: Session, name: str) -> None:
     device.revoked_at = utcnow()
     device.token_generation += 1
     session.add(device)
+    audit.record(session, "device", str(device.id), "revoke")
 

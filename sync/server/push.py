@@ -270,16 +270,25 @@ class _Discard(Exception):
     """Leaves a trial transaction by rolling it back."""
 
 
+# A timestamp the server moves (a device clock off, a time in the future) keeps the value the
+# device sent under ORIGINAL_TIMESTAMPS_KEY: the record as the tablet digested it for its audit
+# trail is made of what was sent (sync.server.audit.device_row).
+
+
 def _clamped(op: PushOp, received: datetime, threshold_s: float) -> PushOp:
     data, originals = clamp_future(op.data, received, threshold_s=threshold_s)
     if not originals:
         return op
-    data[ORIGINAL_TIMESTAMPS_KEY] = originals
+    earlier = op.data.get(ORIGINAL_TIMESTAMPS_KEY)
+    data[ORIGINAL_TIMESTAMPS_KEY] = {**originals, **(earlier if isinstance(earlier, dict) else {})}
     return op.model_copy(update={"data": data})
 
 
 def _corrected(op: PushOp, offset: float, threshold_s: float) -> PushOp:
     data = correct_timestamps(op.data, offset, threshold_s=threshold_s)
+    moved = {k: v for k, v in op.data.items() if data.get(k) != v}
+    if moved:
+        data[ORIGINAL_TIMESTAMPS_KEY] = moved
     data["_device_clock_offset_s"] = round(offset, 3)
     return op.model_copy(update={"data": data})
 
