@@ -42,7 +42,6 @@ ITEM_KEYS = {
 }
 # A well-formed id (a UUID, as the tablet makes them) that names no record on the tablet.
 NO_RECORD = "00000000-0000-4000-8000-000000000000"
-AI_OK = {"image_id": NO_RECORD, "overall_result": "OK", "confidence": 0.9, "processing_time": 0.2}
 VERIFY_OK = {"final_result": "OK", "verification_time": 1.0}
 
 
@@ -58,10 +57,6 @@ class Api:
     login: str
     admin_login: str
     ids: dict[str, str] = field(default_factory=dict)
-
-    def as_admin(self) -> None:
-        """Act as the supervisor from now on (their own inspections, their AI results)."""
-        self.login = self.admin_login
 
     def headers(self, *, auth: bool = True, login: bool = True) -> dict[str, str]:
         out = {}
@@ -156,16 +151,9 @@ class Case:
     login: bool = True
     says: tuple[str, ...] = ()
 
-    @property
-    def by_admin(self) -> bool:
-        # Only a supervisor posts an AI result directly; inspectors get theirs from the job queue.
-        return self.path.endswith("/ai-results")
-
 
 def refused(api: Api, case: Case) -> dict[str, Any]:
     """Send ``case`` after its setup; check the error and that the device did not change."""
-    if case.by_admin:
-        api.as_admin()
     SETUPS[case.setup](api)
     before = api.state()
     bodies = ("json", "content", "files", "data", "params")
@@ -473,8 +461,6 @@ ILLEGAL_TRANSITION_CASES = [
       says=("F-PISTON",)),
     p("verify-after-complete", "POST", ITEM + "{scratch}/verification", 409,
       "illegal_transition", json=VERIFY_OK, **DONE),
-    p("ai-result-after-complete", "POST", ITEM + "{bore}/ai-results", 409, "illegal_transition",
-      json=AI_OK, **DONE),
     p("skip-after-complete", "POST", ITEM + "{piston}/skip", 409, "illegal_transition", **DONE),
     p("retry-after-complete", "POST", ITEM + "{piston}/retry", 409, "illegal_transition",
       **DONE),
@@ -559,17 +545,6 @@ def test_bad_verdict(api: Api, case: Case) -> None:
         assert error["detail"]["field"] in ("defect_types", "severity", "ai_result_id")
 
 
-def test_ai_result_naming_another_items_photo(api: Api) -> None:
-    api.as_admin()
-    start(api)
-    up = api.post(UPLOAD, content=GOOD_JPEG, headers=JPEG)
-    assert up.status_code == 201, up.text
-    body = {**AI_OK, "image_id": up.json()["id"]}
-    case = Case("POST", ITEM + "{foreign}/ai-results", 400, "invalid_input", json=body,
-                setup="none")  # fmt: skip
-    assert refused(api, case)["detail"] == {"field": "image_id"}
-
-
 # --- SQL in every text field ------------------------------------------------------------------
 
 TABLES = {
@@ -624,39 +599,6 @@ def test_sql_in_notes_and_defect_types_is_stored_verbatim(api: Api, text: str) -
     assert_intact(api, before)
     shown = api.get("/sessions/{sid}").json()["items"][3]["verifications"][0]
     assert shown["notes"] == text
-
-
-@pytest.mark.parametrize("text", SQL)
-def test_sql_in_ai_result_fields_is_stored_verbatim(api: Api, text: str) -> None:
-    api.as_admin()
-    start(api)
-    up = api.post(UPLOAD, content=GOOD_JPEG, headers=JPEG)
-    assert up.status_code == 201, up.text
-    before = api.state()
-    free = {"measurements": {text: 0.1}, "detailed_results": {"note": text}}
-    r = api.post(AI, json={**AI_OK, "image_id": up.json()["id"], **free})
-    assert r.status_code == 201, r.text
-    with api.db() as conn:
-        pipeline_id, version, measurements, details = conn.execute(
-            "SELECT pipeline_id, pipeline_version, measurements, detailed_results"
-            " FROM ai_inspection_results"
-        ).fetchone()
-    # The pipeline and version are the item's own, filled in from the tablet's cache.
-    assert (pipeline_id, version) == ("brk100-v-scratch", "1")
-    assert json.loads(measurements) == {text: 0.1} and json.loads(details) == {"note": text}
-    assert_intact(api, before)
-
-
-@pytest.mark.parametrize("text", SQL)
-@pytest.mark.parametrize("name", ["pipeline_id", "pipeline_version"])
-def test_sql_naming_the_pipeline_is_refused(api: Api, text: str, name: str) -> None:
-    api.as_admin()
-    start(api)
-    up = api.post(UPLOAD, content=GOOD_JPEG, headers=JPEG)
-    assert up.status_code == 201, up.text
-    body = {**AI_OK, "image_id": up.json()["id"], name: text[:50]}
-    error = refused(api, Case("POST", AI, 422, setup="none", json=body))
-    assert name in json.dumps(error)
 
 
 FILTERS = [
@@ -735,9 +677,6 @@ def test_malformed_body(api: Api, case: Case) -> None:
     refused(api, case)
 
 
-AI = ITEM + "{scratch}/ai-results"
-
-
 # fmt: off
 UNKNOWN_FIELD_CASES = [
     p("login", "POST", "/auth/login", 422, "validation_error", setup="none",
@@ -748,8 +687,6 @@ UNKNOWN_FIELD_CASES = [
       json={"text": QR_JSON, "format": "json"}, says=("format",)),
     p("verification", "POST", VERIFY, 422, "validation_error",
       json={**VERIFY_OK, "overrode_ai": False}, says=("overrode_ai",)),
-    p("ai-result", "POST", AI, 422, "validation_error", json={**AI_OK, "id": "mine"},
-      says=("id",)),
 ]
 # fmt: on
 
@@ -758,15 +695,6 @@ UNKNOWN_FIELD_CASES = [
 def test_unknown_field(api: Api, case: Case) -> None:
     error = refused(api, case)
     assert any(case.says[0] in f["field"] for f in error["detail"])
-
-
-def ai_body(extra: bytes = b"", confidence: bytes = b"0.5", time: bytes = b"0.1") -> bytes:
-    """Raw JSON, because NaN and Infinity are what a careless client's serialiser sends."""
-    return (
-        b'{"image_id": "' + NO_RECORD.encode() + b'", "overall_result": "OK", "confidence": '
-        + confidence
-        + b', "processing_time": ' + time + extra + b"}"
-    )  # fmt: skip
 
 
 # fmt: off
@@ -790,30 +718,6 @@ WRONG_TYPE_CASES = [
       json={"final_result": "NG", "defect_types": "scratch", "severity": "minor"}),
     p("defect-types-numbers", "POST", VERIFY, 422, "validation_error",
       json={"final_result": "NG", "defect_types": [1, 2], "severity": "minor"}),
-    p("confidence-text", "POST", AI, 422, "validation_error",
-      json={**AI_OK, "confidence": "high"}),
-    p("confidence-over-1", "POST", AI, 422, "validation_error",
-      json={**AI_OK, "confidence": 1.5}),
-    p("overall-result-unknown", "POST", AI, 422, "validation_error",
-      json={**AI_OK, "overall_result": "FINE"}),
-    p("model-sha256-not-hex", "POST", AI, 422, "validation_error",
-      json={**AI_OK, "model_sha256": "z" * 64}),
-    p("measurements-list", "POST", AI, 422, "validation_error",
-      json={**AI_OK, "measurements": [1, 2]}),
-    p("timings-text", "POST", AI, 422, "validation_error",
-      json={**AI_OK, "timings": {"infer": "slow"}}),
-    p("confidence-nan", "POST", AI, 422, "validation_error", headers=JSON_TYPE,
-      content=ai_body(confidence=b"NaN")),
-    p("processing-time-infinity", "POST", AI, 422, "validation_error", headers=JSON_TYPE,
-      content=ai_body(time=b"Infinity")),
-    p("timings-nan", "POST", AI, 422, "validation_error", headers=JSON_TYPE,
-      content=ai_body(b', "timings": {"infer": NaN}')),
-    p("measurements-nan", "POST", AI, 422, "validation_error", headers=JSON_TYPE,
-      content=ai_body(b', "measurements": {"defect_probability": NaN}')),
-    p("measurements-overflow", "POST", AI, 422, "validation_error", headers=JSON_TYPE,
-      content=ai_body(b', "measurements": {"bore_mm": [1e999]}')),
-    p("detailed-results-infinity", "POST", AI, 422, "validation_error", headers=JSON_TYPE,
-      content=ai_body(b', "detailed_results": {"boxes": [{"score": -Infinity}]}')),
     p("history-page-text", "GET", "/history?page=first", 422, "validation_error"),
     p("history-page-zero", "GET", "/history?page=0", 422, "validation_error"),
     p("history-date-text", "GET", "/history?started_from=yesterday", 422, "validation_error"),
@@ -824,18 +728,6 @@ WRONG_TYPE_CASES = [
 
 @pytest.mark.parametrize("case", WRONG_TYPE_CASES)
 def test_wrong_type(api: Api, case: Case) -> None:
-    refused(api, case)
-
-
-def test_nan_measurement_is_refused_where_it_would_be_stored(api: Api) -> None:
-    # With a photo in place the result would be stored; NaN is not JSON, and the outbox row
-    # carrying it would be refused by the server for good.
-    api.as_admin()
-    start(api)
-    assert api.post(UPLOAD, content=GOOD_JPEG, headers=JPEG).status_code == 201
-    body = ai_body(b', "measurements": {"defect_probability": NaN}')
-    case = Case("POST", AI, 422, "validation_error", setup="none", headers=JSON_TYPE,
-                content=body, says=("measurements",))  # fmt: skip
     refused(api, case)
 
 
@@ -855,10 +747,9 @@ UNKNOWN_ID_CASES = [
     p("retry-unknown-item", "POST", ITEM + "nope/retry", 404, "not_found"),
     p("verify-unknown-item", "POST", ITEM + "nope/verification", 404, "not_found",
       json=VERIFY_OK),
-    p("ai-result-unknown-item", "POST", ITEM + "nope/ai-results", 404, "not_found", json=AI_OK),
-    p("ai-result-unknown-image", "POST", AI, 400, "invalid_input", json=AI_OK),
-    p("ai-result-image-id-not-an-id", "POST", AI, 422, "validation_error",
-      json={**AI_OK, "image_id": "nope"}),
+    # AI results come from the job runner only: there is no route to post one.
+    p("ai-result-post", "POST", ITEM + "{scratch}/ai-results", 404, "not_found",
+      json={"overall_result": "OK", "confidence": 0.9, "processing_time": 0.2}),
     p("image", "GET", "/images/nope", 404, "not_found"),
     p("thumbnail", "GET", "/images/nope/thumbnail", 404, "not_found"),
     p("unknown-route", "GET", ITEM.rstrip("/"), 404, "not_found"),

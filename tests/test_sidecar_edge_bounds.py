@@ -3,9 +3,8 @@ on the server, and what it decodes must fit in a tablet's memory.
 
 - Text: no control character or lone surrogate in any body field, path or query parameter (a
   NUL in a note used to be stored and then refused by PostgreSQL on every push).
-- Free-form JSON (an AI result's measurements, details, timings): bounded in depth, keys and size
-  before anything is written (256 levels used to break the inspection after it was committed).
-- A directly posted AI result is a supervisor's, and only one this tablet could have made.
+- AI results come only from the tablet's job runner: the API takes none from outside, from any
+  role.
 - Every outbox row names records that exist here and fits the server's columns.
 - Photos and scanned frames: a decompression bomb of any format is refused from its header,
   and the process's peak memory does not move.
@@ -38,12 +37,11 @@ import sqlalchemy as sa
 from sidecar.domain import bounds, image_size
 from sidecar.errors import ImageInvalid
 from sync.server.apply import SPECS
+from tests.support.ai_jobs import judge_here
 from tests.support.device_state import state
 from tests.support.seed import PASSWORD, QR_JSON, photo_jpeg, seed_device
 from tests.support.sidecar import SidecarProcess
 
-SCRATCH_MODEL = "b89a14798456b45a156ba3ba6da8a93035d4e354acf207d654ee05232a806c17"
-AI_OK = {"overall_result": "OK", "confidence": 0.9, "processing_time": 0.2}
 JPEG = {"Content-Type": "image/jpeg"}
 
 
@@ -148,10 +146,6 @@ def verdict(**fields: Any) -> dict[str, Any]:
     return {"final_result": "OK", "verification_time": 1.0, **fields}
 
 
-def ai(image_id: str, **fields: Any) -> dict[str, Any]:
-    return {**AI_OK, "image_id": image_id, **fields}
-
-
 def scratch(suffix: str) -> Callable[[Inspection], str]:
     return lambda insp: insp.item("V-SCRATCH") + suffix
 
@@ -171,16 +165,6 @@ BODY_CASES = {
     "verdict-defect-type": BodyCase("defect_types", "POST", scratch("/verification"),
                                     lambda t, _: verdict(final_result="NG", severity="minor",
                                                          defect_types=["burr", f"dent{t}"])),
-    "ai-pipeline-version": BodyCase("pipeline_version", "POST", scratch("/ai-results"),
-                                    lambda t, i: ai(i, pipeline_version=f"1{t}")),
-    "ai-measurement-value": BodyCase("measurements", "POST", scratch("/ai-results"),
-                                     lambda t, i: ai(i, measurements={"label": f"ok{t}"})),
-    "ai-measurement-key": BodyCase("measurements", "POST", scratch("/ai-results"),
-                                   lambda t, i: ai(i, measurements={f"p{t}": 0.5})),
-    "ai-details-nested": BodyCase("detailed_results", "POST", scratch("/ai-results"),
-                                  lambda t, i: ai(i, detailed_results={"box": [[1, f"x{t}"]]})),
-    "ai-timings-key": BodyCase("timings", "POST", scratch("/ai-results"),
-                               lambda t, i: ai(i, timings={f"infer{t}": 1.0})),
     "analyse-image-id": BodyCase("image_id", "POST", scratch("/analyse"),
                                  lambda t, i: {"image_id": f"{i}{t}"}),
 }
@@ -266,97 +250,6 @@ def test_multi_line_notes_are_stored_verbatim(edge: Edge, notes: str) -> None:
     assert stored == notes and json.loads(data)["notes"] == notes
 
 
-# --- free-form JSON: depth, keys, size -----------------------------------------------------------
-
-
-def nested(depth: int) -> dict[str, Any]:
-    """An object ``depth`` levels deep, counting itself."""
-    value: dict[str, Any] = {"v": 1.0}
-    for _ in range(depth - 1):
-        value = {"k": value}
-    return value
-
-
-def listed(depth: int) -> dict[str, Any]:
-    value: Any = [1]
-    for _ in range(depth - 2):
-        value = [value]
-    return {"k": value}
-
-
-# fmt: off
-JSON_TOO_MUCH = {
-    "depth-33": nested(bounds.MAX_JSON_DEPTH + 1),
-    "depth-200": nested(200),
-    "depth-256": nested(256),
-    "lists-33-deep": listed(bounds.MAX_JSON_DEPTH + 1),
-    "257-keys": {f"k{n}": n for n in range(bounds.MAX_JSON_KEYS + 1)},
-    "257-keys-nested": {"inner": {f"k{n}": n for n in range(bounds.MAX_JSON_KEYS + 1)}},
-    "129-char-key": {"k" * (bounds.MAX_KEY_LENGTH + 1): 1},
-    "over-64KB": {"text": "x" * bounds.MAX_JSON_BYTES},
-    "over-64KB-of-numbers": {"values": [0.123456789] * 7000},
-}
-JSON_AT_THE_LIMIT = {
-    "depth-32": nested(bounds.MAX_JSON_DEPTH),
-    "lists-32-deep": listed(bounds.MAX_JSON_DEPTH),
-    "256-keys": {f"k{n}": n for n in range(bounds.MAX_JSON_KEYS)},
-    "128-char-key": {"k" * bounds.MAX_KEY_LENGTH: 1},
-    "60KB": {"text": "x" * 60_000},
-}
-# fmt: on
-
-
-@pytest.mark.parametrize("field", ["measurements", "detailed_results"])
-@pytest.mark.parametrize("value", JSON_TOO_MUCH.values(), ids=JSON_TOO_MUCH.keys())
-def test_free_form_json_over_its_bounds_is_refused_before_anything_is_written(
-    edge: Edge, photographed: tuple[Inspection, str], field: str, value: dict[str, Any]
-) -> None:
-    insp, image_id = photographed
-    path = insp.item("V-SCRATCH") + "/ai-results"
-    body = ai(image_id, **{field: value})
-    error = refused(edge, "POST", path, 422, "validation_error", json=body)
-    assert [f["field"] for f in error["detail"]] == [field], error
-    # The inspection still reads: nothing of the refused result is in it.
-    with edge.client() as client:
-        r = client.get(f"/sessions/{insp.sid}")
-    assert r.status_code == 200 and r.json()["items"][0]["ai_results"] == [], r.text
-
-
-@pytest.mark.parametrize("field", ["measurements", "detailed_results"])
-@pytest.mark.parametrize("value", JSON_AT_THE_LIMIT.values(), ids=JSON_AT_THE_LIMIT.keys())
-def test_free_form_json_at_its_bounds_is_stored_and_reads_back(
-    edge: Edge, photographed: tuple[Inspection, str], field: str, value: dict[str, Any]
-) -> None:
-    insp, image_id = photographed
-    with edge.client() as client:
-        r = client.post(insp.item("V-SCRATCH") + "/ai-results", json=ai(image_id, **{field: value}))
-        assert r.status_code == 201, r.text
-        again = client.get(f"/sessions/{insp.sid}")
-    assert again.status_code == 200, again.text
-    assert again.json()["items"][0]["ai_results"][0][field] == value
-
-
-# fmt: off
-BAD_TIMINGS = {
-    "257-steps": {f"s{n}": 1.0 for n in range(bounds.MAX_JSON_KEYS + 1)},
-    "129-char-step": {"s" * (bounds.MAX_KEY_LENGTH + 1): 1.0},
-    "negative": {"infer": -1.0},
-    "over-a-day": {"infer": 86_400_001.0},
-    "nested": {"infer": {"ms": 1.0}},
-}
-# fmt: on
-
-
-@pytest.mark.parametrize("timings", BAD_TIMINGS.values(), ids=BAD_TIMINGS.keys())
-def test_timings_out_of_bounds_are_refused(
-    edge: Edge, photographed: tuple[Inspection, str], timings: dict[str, Any]
-) -> None:
-    insp, image_id = photographed
-    path = insp.item("V-SCRATCH") + "/ai-results"
-    error = refused(edge, "POST", path, 422, "validation_error", json=ai(image_id, timings=timings))
-    assert all(f["field"].startswith("timings") for f in error["detail"]), error
-
-
 @pytest.mark.parametrize("count", [21, 100])
 def test_too_many_or_too_long_defect_types_are_refused(
     edge: Edge, photographed: tuple[Inspection, str], count: int
@@ -369,86 +262,25 @@ def test_too_many_or_too_long_defect_types_are_refused(
     refused(edge, "POST", path, 422, "validation_error", json=long)
 
 
-# --- AI results posted directly -------------------------------------------------------------------
+# --- AI results: made by the job runner only ---------------------------------------------------
 
 
-@dataclass(frozen=True)
-class AICase:
-    item: str
-    body: Callable[[str, str], dict[str, Any]]  # (photo id of the item, photo id of another)
-    status: int
-    code: str
-    field: str | None = None
-
-
-OTHER_PHOTO = "00000000-0000-4000-8000-000000000000"
-
-# fmt: off
-AI_CASES = {
-    "item-without-ai": AICase("F-PISTON", lambda mine, other: ai(mine), 409, "no_ai"),
-    "made-up-pipeline": AICase("V-SCRATCH", lambda mine, _: ai(mine, pipeline_id="fake"),
-                               422, "wrong_pipeline", "pipeline_id"),
-    "another-items-pipeline": AICase(
-        "V-SCRATCH", lambda mine, _: ai(mine, pipeline_id="brk100-v-foreign"),
-        422, "wrong_pipeline", "pipeline_id"),
-    "pipeline-not-an-id": AICase("V-SCRATCH", lambda mine, _: ai(mine, pipeline_id="a b"),
-                                 422, "validation_error"),
-    "made-up-version": AICase("V-SCRATCH", lambda mine, _: ai(mine, pipeline_version="3"),
-                              422, "wrong_pipeline_version", "pipeline_version"),
-    "over-long-version": AICase("V-SCRATCH", lambda mine, _: ai(mine, pipeline_version="1" * 51),
-                                422, "validation_error"),
-    "made-up-model": AICase("V-SCRATCH", lambda mine, _: ai(mine, model_sha256="ab" * 32),
-                            422, "unknown_model", "model_sha256"),
-    "another-pipelines-model": AICase(
-        "V-FOREIGN",
-        lambda mine, _: ai(mine, pipeline_id="brk100-v-foreign", model_sha256=SCRATCH_MODEL),
-        422, "unknown_model", "model_sha256"),
-    "another-items-photo": AICase("V-FOREIGN", lambda mine, other: ai(other),
-                                  400, "invalid_input", "image_id"),
-    "no-such-photo": AICase("V-SCRATCH", lambda mine, _: ai(OTHER_PHOTO),
-                            400, "invalid_input", "image_id"),
-    "no-photo-named": AICase("V-SCRATCH", lambda mine, _: AI_OK, 422, "validation_error"),
-}
-# fmt: on
-
-
-@pytest.mark.parametrize("case", AI_CASES.values(), ids=AI_CASES.keys())
-def test_a_posted_ai_result_the_tablet_could_not_have_made_is_refused(
-    edge: Edge, case: AICase
-) -> None:
-    insp = inspect(edge)
-    scratch_photo = photograph(edge, insp, "V-SCRATCH")
-    mine = scratch_photo if case.item == "V-SCRATCH" else photograph(edge, insp, case.item)
-    path = insp.item(case.item) + "/ai-results"
-    error = refused(edge, "POST", path, case.status, case.code, json=case.body(mine, scratch_photo))
-    if case.field is not None:
-        assert error["detail"]["field"] == case.field, error
-
-
-def test_an_inspector_may_not_post_an_ai_result(edge: Edge) -> None:
-    insp = inspect(edge, "tanaka")
-    image_id = photograph(edge, insp, who="tanaka")
-    path = insp.item("V-SCRATCH") + "/ai-results"
-    body = ai(image_id, pipeline_id="brk100-v-scratch", pipeline_version="1")
-    refused(edge, "POST", path, 403, "forbidden_role", who="tanaka", json=body)
-
-
-def test_a_posted_ai_result_names_the_items_own_pipeline_and_cached_version(edge: Edge) -> None:
-    insp = inspect(edge)
-    image_id = photograph(edge, insp)
-    with edge.client() as client:
-        r = client.post(
-            insp.item("V-SCRATCH") + "/ai-results", json=ai(image_id, model_sha256=SCRATCH_MODEL)
-        )
-    assert r.status_code == 201, r.text
-    assert (r.json()["pipeline_id"], r.json()["pipeline_version"]) == ("brk100-v-scratch", "1")
-    with edge.db() as conn:
-        (data,) = conn.execute(
-            "SELECT data FROM outbox WHERE entity_id = ?", (r.json()["id"],)
-        ).fetchone()
-    pushed = json.loads(data)
-    assert (pushed["pipeline_id"], pushed["pipeline_version"]) == ("brk100-v-scratch", "1")
-    assert pushed["image_id"] == image_id and pushed["model_sha256"] == SCRATCH_MODEL
+@pytest.mark.parametrize("who", ["admin", "tanaka"])
+def test_no_role_can_post_an_ai_result(edge: Edge, who: str) -> None:
+    """The direct POST is gone: a verdict and a confidence no model on this tablet produced
+    cannot be put on record by anyone, and the API documents no way to."""
+    insp = inspect(edge, who)
+    image_id = photograph(edge, insp, who=who)
+    body = {"image_id": image_id, "overall_result": "OK", "confidence": 0.9,
+            "processing_time": 0.2}
+    error = refused(edge, "POST", insp.item("V-SCRATCH") + "/ai-results", 404, who=who,
+                    json=body)
+    assert "ai-results" in error["message"] or error["code"] == "not_found", error
+    with edge.client(who) as client:
+        paths = client.get("/openapi.json").json()["paths"]
+        detail = client.get(f"/sessions/{insp.sid}").json()
+    assert not any("ai-results" in path for path in paths)
+    assert all(item["ai_results"] == [] for item in detail["items"])
 
 
 # --- what the outbox carries: records that exist here, values the server's columns hold ---------
@@ -472,11 +304,11 @@ def test_every_outbox_row_names_records_here_and_fits_the_servers_columns(edge: 
     insp = inspect(edge)
     image_id = photograph(edge, insp)
     long_note = "長い備考\n" * 300  # 1,500 characters over several lines
+    # The AI result as this tablet's job runner makes it, provenance and all.
+    result_id = judge_here(edge.data_dir, insp.sid, insp.items["V-SCRATCH"], image_id)
     with edge.client() as client:
-        r = client.post(insp.item("V-SCRATCH") + "/ai-results", json=ai(image_id))
-        assert r.status_code == 201, r.text
         ng = verdict(final_result="NG", severity="critical", notes=long_note,
-                     defect_types=["キズ" * 50, "burr"], ai_result_id=r.json()["id"])  # fmt: skip
+                     defect_types=["キズ" * 50, "burr"], ai_result_id=result_id)  # fmt: skip
         assert client.post(insp.item("V-SCRATCH") + "/verification", json=ng).status_code == 201
     with edge.db() as conn:
         rows = conn.execute(

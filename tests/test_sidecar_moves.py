@@ -1,4 +1,4 @@
-"""Retrying an item and posting an AI result are moves of the table (``schema.formats.workflow``),
+"""Retrying an item and analysing it are moves of the table (``schema.formats.workflow``),
 through the real sidecar process: from every state an inspection can put an item in, the move
 the table allows happens (and is recorded once, in the state that commits), any other is a 409
 naming the state, with nothing written."""
@@ -11,17 +11,18 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from schema.formats import workflow as moves
+from tests.support.ai_jobs import analyse
 from tests.support.seed import PASSWORD, seed_device
 from tests.support.sidecar import SidecarProcess
-from tests.test_sidecar_edge_bounds import Edge, Inspection, ai, inspect, photograph, refused
+from tests.test_sidecar_edge_bounds import Edge, Inspection, inspect, photograph, refused
 
 
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     data = tmp_path_factory.mktemp("moves")
     seed_device(data / "kensa.db")
-    # No AI workers: every AI result here is posted, none comes from a job.
-    proc = SidecarProcess(data, env={"KENSA_AI_WORKERS": "0"})
+    # One AI worker: an item reaches ai_completed the one way there is, a job on its photo.
+    proc = SidecarProcess(data, env={"KENSA_AI_WORKERS": "1"})
     proc.start()
     try:
         with proc.client() as client:
@@ -42,16 +43,18 @@ def _photographed(edge: Edge, insp: Inspection, code: str) -> None:
     photograph(edge, insp, code)
 
 
-def _posted_ai(edge: Edge, insp: Inspection, code: str) -> None:
-    _post(edge, insp.item(code) + "/ai-results", json=ai(photograph(edge, insp, code)))
+def _analysed(edge: Edge, insp: Inspection, code: str) -> None:
+    image_id = photograph(edge, insp, code)
+    with edge.client() as client:
+        analyse(client, insp.sid, insp.items[code], image_id)
 
 
-# How an inspection puts an item in each state it can reach without a job runner ("ai_running"
-# and "failed" are the runner's; the table tests cover their moves).
+# How an inspection puts an item in each state it can reach and stay in ("ai_running" lasts only
+# while a job runs, and "failed" is the runner's; the table tests cover their moves).
 REACH: dict[str, Callable[[Edge, Inspection, str], None]] = {
     "pending": lambda edge, insp, code: None,
     "captured": _photographed,
-    "ai_completed": _posted_ai,
+    "ai_completed": _analysed,
     "verified": lambda edge, insp, code: _post(
         edge, insp.item(code) + "/verification",
         json={"final_result": "OK", "verification_time": 1.0},
@@ -106,35 +109,18 @@ def test_retry_is_the_tables_move(edge: Edge, code: str, state: str) -> None:
                                                                    before[2] + 1)
 
 
-AI_CASES = [("V-SCRATCH", "captured"), ("V-SCRATCH", "ai_completed"), ("V-SCRATCH", "verified")]
-
-
-@pytest.mark.parametrize("code,state", AI_CASES, ids=[s for _, s in AI_CASES])
-def test_a_posted_ai_result_takes_the_tables_path(edge: Edge, code: str, state: str) -> None:
+def test_an_analysis_takes_the_tables_path(edge: Edge) -> None:
+    """An AI result comes from a job: the item moves captured → ai_running → ai_completed, each
+    a move of the table the server hears of."""
     insp = inspect(edge)
-    # The photo the result names: taken first, so that what follows decides the item's state.
-    photo = photograph(edge, insp, code)
-    REACH[state](edge, insp, code)
-    status, _, version = _item(edge, insp, code)
-    assert status == state
-    path = insp.item(code) + "/ai-results"
-    if not moves.item_may_move(state, "ai_running"):
-        error = refused(edge, "POST", path, 409, "illegal_transition", json=ai(photo))
-        assert error["detail"]["state"] == state, error
-        return
-    updates = len(_outbox_updates(edge, insp, code))
-    _post(edge, path, json=ai(photo))
-    assert _item(edge, insp, code)[0::2] == ("ai_completed", version + 1)
-    # One recorded change: the server learns the state that committed, never ai_running.
-    recorded = _outbox_updates(edge, insp, code)[updates:]
-    assert [(u["status"], u["version"]) for u in recorded] == [("ai_completed", version + 1)]
-
-
-def test_a_second_result_of_one_photo_by_one_pipeline_version_is_refused(edge: Edge) -> None:
-    insp = inspect(edge)
-    photo = photograph(edge, insp, "V-SCRATCH")
-    _post(edge, insp.item("V-SCRATCH") + "/ai-results", json=ai(photo))
-    path = insp.item("V-SCRATCH") + "/ai-results"
-    for body in (ai(photo), ai(photo, overall_result="NG", confidence=0.1)):
-        error = refused(edge, "POST", path, 409, "already_judged", json=body)
-        assert error["detail"]["state"] == "ai_completed" and photo in error["message"], error
+    photograph(edge, insp, "V-SCRATCH")
+    status, _, version = _item(edge, insp, "V-SCRATCH")
+    assert status == "captured"
+    updates = len(_outbox_updates(edge, insp, "V-SCRATCH"))
+    with edge.client() as client:
+        result = analyse(client, insp.sid, insp.items["V-SCRATCH"])
+    assert result["provenance"]["model_hashes"]
+    assert _item(edge, insp, "V-SCRATCH")[0::2] == ("ai_completed", version + 2)
+    recorded = _outbox_updates(edge, insp, "V-SCRATCH")[updates:]
+    assert [(u["status"], u["version"]) for u in recorded] == [
+        ("ai_running", version + 1), ("ai_completed", version + 2)]

@@ -19,8 +19,6 @@ from sidecar.api.deps import (
     authorize,
 )
 from sidecar.api.schemas import (
-    AIResultCreate,
-    AIResultPublic,
     ImagePublic,
     InterruptedPublic,
     SessionCreate,
@@ -110,20 +108,6 @@ async def upload_image(
         return views.image(row)
 
     return await asyncio.to_thread(store)
-
-
-@router.post("/{session_id}/items/{item_id}/ai-results", status_code=201)
-def add_ai_result(
-    session_id: str, item_id: str, body: AIResultCreate, db: DbDep, _: CurrentUser
-) -> AIResultPublic:
-    """Record a result a pipeline produced elsewhere (supervisor only). Inspections get theirs
-    from the AI job queue (``POST .../analyse``); the UI never posts one, so an inspector's login
-    cannot put a judgment on record that no pipeline made."""
-    outcome = inspection.AIOutcome(**body.model_dump())
-    with db.atomic() as session:
-        outcome = inspection.check_posted_result(session, session_id, item_id, outcome)
-        row = inspection.record_ai_result(session, session_id, item_id, outcome)
-    return views.ai_result(row)
 
 
 @router.post("/{session_id}/items/{item_id}/verification", status_code=201)

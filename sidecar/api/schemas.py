@@ -224,36 +224,6 @@ class Provenance(BaseModel):
 JsonKey = Annotated[str, StringConstraints(max_length=bounds.MAX_KEY_LENGTH), AfterValidator(_line)]
 
 
-class AIResultCreate(Strict):
-    """A result as a pipeline reports it; the tablet checks it names the item's own photo,
-    pipeline, version and models (``inspection.check_posted_result``)."""
-
-    image_id: DeviceId
-    pipeline_id: RecordId | None = None
-    pipeline_version: Annotated[Line, StringConstraints(min_length=1, max_length=50)] | None = None
-    model_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    overall_result: Literal["OK", "NG", "PENDING_REVIEW"]
-    confidence: float = Field(ge=0, le=1)
-    processing_time: float = Field(ge=0, le=3600)
-    measurements: dict[str, Any] | None = None
-    timings: (
-        Annotated[
-            dict[JsonKey, Annotated[float, Field(ge=0, le=86_400_000)]],
-            Field(max_length=bounds.MAX_JSON_KEYS),
-        ]
-        | None
-    ) = None
-    detailed_results: dict[str, Any] | None = None
-
-    @field_validator("measurements", "detailed_results")
-    @classmethod
-    def _bounded(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        # Free-form, so bounded here, before anything is written: a reader that cannot take it
-        # (too deep, too big) would fail on every later read of the inspection and every push.
-        bounds.check_json(value)
-        return finite_json(value)
-
-
 class AIResultPublic(AIResultBase):
     id: str
     item_id: str | None

@@ -7,7 +7,7 @@ of is written with its outbox row in that same session; the rules come from ``do
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -19,7 +19,7 @@ from schema.formats.pipeline import MODEL_REF
 from schema.types import utcnow
 from sidecar import outbox
 from sidecar.domain import workflow as wf
-from sidecar.errors import Conflict, InvalidInput, NotFound, ProductNotFound, Unprocessable
+from sidecar.errors import Conflict, InvalidInput, NotFound, ProductNotFound
 from sidecar.qr.payload import ScannedUnit
 from sidecar.services.images import StoredImage
 
@@ -344,78 +344,6 @@ def pipeline_models(definition: Any) -> set[str]:
         elif isinstance(value, list):
             stack.extend(value)
     return found
-
-
-def check_posted_result(
-    session: Session, session_id: str, item_id: str, outcome: AIOutcome
-) -> AIOutcome:
-    """A result posted through the API rather than made by the job runner: accepted only as one
-    this tablet could have made itself, else the server would record a pipeline run that never
-    happened. The item must be judged by AI, by a pipeline cached here; the result may name only
-    that pipeline, its cached version and its models, and must name a photo of the item.
-
-    Returns the outcome with the pipeline and version filled in from the cache."""
-    _open(session, session_id)
-    item = get_item(session, session_id, item_id)
-    master = session.get(d.InspectionItemMaster, item.item_id)
-    if master is None or not master.ai_enabled or not master.pipeline_id:
-        raise Conflict(
-            f"item {item.item_code} is not judged by AI; it takes no AI result",
-            code="no_ai",
-            state=item.status,
-        )
-    pipeline = session.get(d.Pipeline, master.pipeline_id)
-    if pipeline is None or pipeline.deleted_at is not None:
-        raise Conflict(
-            f"pipeline {master.pipeline_id} of item {item.item_code} is not on this tablet;"
-            " sync the masters",
-            code="pipeline_missing",
-            state=item.status,
-        )
-    if outcome.pipeline_id is not None and outcome.pipeline_id != pipeline.id:
-        raise Unprocessable(
-            f"item {item.item_code} is judged by pipeline {pipeline.id},"
-            f" not {outcome.pipeline_id}",
-            code="wrong_pipeline",
-            field="pipeline_id",
-        )
-    version = str(pipeline.version)
-    if outcome.pipeline_version is not None and outcome.pipeline_version != version:
-        raise Unprocessable(
-            f"this tablet has version {version} of pipeline {pipeline.id},"
-            f" not {outcome.pipeline_version}",
-            code="wrong_pipeline_version",
-            field="pipeline_version",
-        )
-    if outcome.model_sha256 is not None and outcome.model_sha256 not in pipeline_models(
-        pipeline.definition
-    ):
-        raise Unprocessable(
-            f"model {outcome.model_sha256[:12]}… is not one of pipeline {pipeline.id}'s models",
-            code="unknown_model",
-            field="model_sha256",
-        )
-    if outcome.image_id is None:
-        raise Unprocessable(
-            f"an AI result of item {item.item_code} names the photo it judged", field="image_id"
-        )
-    # One run of a pipeline version per photo (the database's unique key): a second is a resend.
-    judged = session.exec(
-        select(d.AIInspectionResult.id).where(
-            d.AIInspectionResult.image_id == outcome.image_id,
-            d.AIInspectionResult.pipeline_id == pipeline.id,
-            d.AIInspectionResult.pipeline_version == version,
-        )
-    ).first()
-    if judged is not None:
-        raise Conflict(
-            f"photo {outcome.image_id} of item {item.item_code} already has a result of"
-            f" pipeline {pipeline.id} version {version}",
-            code="already_judged",
-            state=item.status,
-            result_id=judged,
-        )
-    return replace(outcome, pipeline_id=pipeline.id, pipeline_version=version)
 
 
 def record_ai_result(

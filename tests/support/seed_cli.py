@@ -24,6 +24,7 @@ from sqlmodel import select
 
 from schema import device as d
 from schema.db import Database, create_sqlite_engine
+from scripts.devkit import synthetic
 from sidecar.services import auth
 from tests.support.seed import PASSWORD, QR_JSON, photo_jpeg, qr_png, seed_device
 
@@ -87,6 +88,9 @@ def seed(data_dir: Path, fixtures: Path | None, *, pipelines: bool = True) -> di
             "photo-1.jpg": photo_jpeg(1),
             "photo-2.jpg": photo_jpeg(2),
             "photo-3.jpg": photo_jpeg(3),
+            # A bore of 12.00 mm, in tolerance: the bore pipeline measures it (no model, so no
+            # confidence).
+            "bore.jpg": synthetic.encode(synthetic.make_bore(12.0, 7)),
             "heatmap.png": _heatmap(),
         }
         for name, data in files.items():

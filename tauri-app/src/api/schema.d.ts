@@ -318,7 +318,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Complete */
+        /**
+         * Complete
+         * @description Finish the inspection; one whose result is NG needs the user's signature (approved).
+         */
         post: operations["complete_sessions__session_id__complete_post"];
         delete?: never;
         options?: never;
@@ -335,30 +338,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Discard */
-        post: operations["discard_sessions__session_id__discard_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/sessions/{session_id}/items/{item_id}/ai-results": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
         /**
-         * Add Ai Result
-         * @description Record a result a pipeline produced elsewhere (supervisor only). Inspections get theirs
-         *     from the AI job queue (``POST .../analyse``); the UI never posts one, so an inspector's login
-         *     cannot put a judgment on record that no pipeline made.
+         * Discard
+         * @description End the inspection unfinished; needs the user's signature (discarded).
          */
-        post: operations["add_ai_result_sessions__session_id__items__item_id__ai_results_post"];
+        post: operations["discard_sessions__session_id__discard_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -448,7 +432,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Verify */
+        /**
+         * Verify
+         * @description A person's verdict on an item. Overriding the AI's verdict, or releasing an item judged NG
+         *     as OK, needs the user's signature (``domain.signatures``).
+         */
         post: operations["verify_sessions__session_id__items__item_id__verification_post"];
         delete?: never;
         options?: never;
@@ -467,7 +455,8 @@ export interface paths {
         put?: never;
         /**
          * Restart
-         * @description Cancel an interrupted inspection and start the same unit again from its first item.
+         * @description Cancel an interrupted inspection and start the same unit again from its first item. The
+         *     old one is discarded: that needs the user's signature (discarded).
          */
         post: operations["restart_sessions__session_id__restart_post"];
         delete?: never;
@@ -619,46 +608,10 @@ export interface components {
          * @enum {string}
          */
         Action: "read" | "work" | "discard" | "override" | "inspect" | "set_aside" | "users" | "connect";
-        /**
-         * AIResultCreate
-         * @description A result as a pipeline reports it; the tablet checks it names the item's own photo,
-         *     pipeline, version and models (``inspection.check_posted_result``).
-         */
-        AIResultCreate: {
-            /** Confidence */
-            confidence: number;
-            /** Detailed Results */
-            detailed_results?: {
-                [key: string]: unknown;
-            } | null;
-            /** Image Id */
-            image_id: string;
-            /** Measurements */
-            measurements?: {
-                [key: string]: unknown;
-            } | null;
-            /** Model Sha256 */
-            model_sha256?: string | null;
-            /**
-             * Overall Result
-             * @enum {string}
-             */
-            overall_result: "OK" | "NG" | "PENDING_REVIEW";
-            /** Pipeline Id */
-            pipeline_id?: string | null;
-            /** Pipeline Version */
-            pipeline_version?: string | null;
-            /** Processing Time */
-            processing_time: number;
-            /** Timings */
-            timings?: {
-                [key: string]: number;
-            } | null;
-        };
         /** AIResultPublic */
         AIResultPublic: {
             /** Confidence */
-            confidence: number;
+            confidence: number | null;
             /**
              * Created At
              * Format: date-time
@@ -691,6 +644,7 @@ export interface components {
             pipeline_version?: string | null;
             /** Processing Time */
             processing_time: number;
+            provenance: components["schemas"]["Provenance"];
             /** Timings */
             timings?: {
                 [key: string]: number;
@@ -945,6 +899,24 @@ export interface components {
             token: string;
             user: components["schemas"]["UserPublic"];
         };
+        /**
+         * Provenance
+         * @description Where an AI result came from: the models (SHA-256 of each), the photo as the pipeline read
+         *     it, the engine and the execution provider ONNX Runtime gave it, each step's time. Null on
+         *     results recorded before kensa kept it.
+         */
+        Provenance: {
+            /** Engine Version */
+            engine_version?: string | null;
+            /** Execution Provider */
+            execution_provider?: string | null;
+            /** Image Sha256 */
+            image_sha256?: string | null;
+            /** Model Hashes */
+            model_hashes?: string[] | null;
+            /** Step Timings */
+            step_timings?: components["schemas"]["StepTiming"][] | null;
+        };
         /** RunReport */
         RunReport: {
             /** Error */
@@ -1082,6 +1054,8 @@ export interface components {
             result: string | null;
             /** Serial */
             serial: string | null;
+            /** Signatures */
+            signatures?: components["schemas"]["SignaturePublic"][];
             /**
              * Started At
              * Format: date-time
@@ -1116,6 +1090,57 @@ export interface components {
             /** Set Aside At */
             set_aside_at: string | null;
         };
+        /**
+         * SignatureCreate
+         * @description The user's password entered again to sign an act, and what the signature means
+         *     (``domain.signatures``: which acts need which).
+         */
+        SignatureCreate: {
+            /**
+             * Meaning
+             * @enum {string}
+             */
+            meaning: "approved" | "overridden" | "released" | "discarded";
+            /** Password */
+            password: string;
+        };
+        /**
+         * SignaturePublic
+         * @description A signature as recorded: the signer as they were then, its meaning, what it signs.
+         */
+        SignaturePublic: {
+            /** Full Name */
+            full_name: string | null;
+            /** Id */
+            id: string;
+            /**
+             * Meaning
+             * @enum {string}
+             */
+            meaning: "approved" | "overridden" | "released" | "discarded";
+            /** Record Digest */
+            record_digest: string;
+            /** Record Id */
+            record_id: string;
+            /** Record Type */
+            record_type: string;
+            /** Role */
+            role: string;
+            /**
+             * Signed At
+             * Format: date-time
+             */
+            signed_at: string;
+            /** Username */
+            username: string;
+        };
+        /**
+         * SignedCreate
+         * @description The body of an act that may need a signature (complete, discard, cancel, restart).
+         */
+        SignedCreate: {
+            signature?: components["schemas"]["SignatureCreate"] | null;
+        };
         /** StatsBucketPublic */
         StatsBucketPublic: {
             /** Ng */
@@ -1138,6 +1163,22 @@ export interface components {
              * @enum {string}
              */
             period: "day" | "week" | "month";
+        };
+        /**
+         * StepTiming
+         * @description One pipeline step as the engine timed it.
+         */
+        StepTiming: {
+            /** Ms */
+            ms: number;
+            /** Node */
+            node: string;
+            /** Op */
+            op: string;
+            /** Stage */
+            stage: string;
+            /** Start Ms */
+            start_ms: number;
         };
         /** StreamStatus */
         StreamStatus: {
@@ -1385,6 +1426,7 @@ export interface components {
             notes?: string | null;
             /** Severity */
             severity?: ("minor" | "major" | "critical") | null;
+            signature?: components["schemas"]["SignatureCreate"] | null;
             /**
              * Verification Time
              * @default 0
@@ -2498,6 +2540,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                "X-Kensa-Client"?: string | null;
                 "X-Kensa-Session"?: string | null;
             };
             path: {
@@ -2505,254 +2548,19 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SessionPublic"];
-                };
-            };
-            /** @description Bad input: a QR payload or an image that cannot be read */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorPublic"];
-                };
-            };
-            /** @description No or wrong launch token, or no valid login */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorPublic"];
-                };
-            };
-            /** @description A Host that is not loopback, or a role that may not do this */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorPublic"];
-                };
-            };
-            /** @description No such record, or one this user may not see */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorPublic"];
-                };
-            };
-            /** @description The inspection, item or job is not in a state that allows this */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorPublic"];
-                };
-            };
-            /** @description The request does not match this document, or cannot be processed */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorPublic"];
-                };
-            };
-        };
-    };
-    complete_sessions__session_id__complete_post: {
-        parameters: {
-            query?: never;
-            header?: {
-                "X-Kensa-Session"?: string | null;
-            };
-            path: {
-                session_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SessionPublic"];
-                };
-            };
-            /** @description Bad input: a QR payload or an image that cannot be read */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorPublic"];
-                };
-            };
-            /** @description No or wrong launch token, or no valid login */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorPublic"];
-                };
-            };
-            /** @description A Host that is not loopback, or a role that may not do this */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorPublic"];
-                };
-            };
-            /** @description No such record, or one this user may not see */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorPublic"];
-                };
-            };
-            /** @description The inspection, item or job is not in a state that allows this */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorPublic"];
-                };
-            };
-            /** @description The request does not match this document, or cannot be processed */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorPublic"];
-                };
-            };
-        };
-    };
-    discard_sessions__session_id__discard_post: {
-        parameters: {
-            query?: never;
-            header?: {
-                "X-Kensa-Session"?: string | null;
-            };
-            path: {
-                session_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SessionPublic"];
-                };
-            };
-            /** @description Bad input: a QR payload or an image that cannot be read */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorPublic"];
-                };
-            };
-            /** @description No or wrong launch token, or no valid login */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorPublic"];
-                };
-            };
-            /** @description A Host that is not loopback, or a role that may not do this */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorPublic"];
-                };
-            };
-            /** @description No such record, or one this user may not see */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorPublic"];
-                };
-            };
-            /** @description The inspection, item or job is not in a state that allows this */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorPublic"];
-                };
-            };
-            /** @description The request does not match this document, or cannot be processed */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorPublic"];
-                };
-            };
-        };
-    };
-    add_ai_result_sessions__session_id__items__item_id__ai_results_post: {
-        parameters: {
-            query?: never;
-            header?: {
-                "X-Kensa-Session"?: string | null;
-            };
-            path: {
-                item_id: string;
-                session_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
+        requestBody?: {
             content: {
-                "application/json": components["schemas"]["AIResultCreate"];
+                "application/json": components["schemas"]["SignedCreate"] | null;
             };
         };
         responses: {
             /** @description Successful Response */
-            201: {
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AIResultPublic"];
+                    "application/json": components["schemas"]["SessionPublic"];
                 };
             };
             /** @description Bad input: a QR payload or an image that cannot be read */
@@ -2811,6 +2619,244 @@ export interface operations {
             };
             /** @description The request does not match this document, or cannot be processed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The account is locked after repeated wrong passwords */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The act needs the user's signature (their password again) with the meaning named */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+        };
+    };
+    complete_sessions__session_id__complete_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "X-Kensa-Client"?: string | null;
+                "X-Kensa-Session"?: string | null;
+            };
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["SignedCreate"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionPublic"];
+                };
+            };
+            /** @description Bad input: a QR payload or an image that cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description No or wrong launch token, or no valid login */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description A Host that is not loopback, or a role that may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description No such record, or one this user may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The inspection, item or job is not in a state that allows this */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The request body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The request does not match this document, or cannot be processed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The account is locked after repeated wrong passwords */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The act needs the user's signature (their password again) with the meaning named */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+        };
+    };
+    discard_sessions__session_id__discard_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "X-Kensa-Client"?: string | null;
+                "X-Kensa-Session"?: string | null;
+            };
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["SignedCreate"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionPublic"];
+                };
+            };
+            /** @description Bad input: a QR payload or an image that cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description No or wrong launch token, or no valid login */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description A Host that is not loopback, or a role that may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description No such record, or one this user may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The inspection, item or job is not in a state that allows this */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The request body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The request does not match this document, or cannot be processed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The account is locked after repeated wrong passwords */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The act needs the user's signature (their password again) with the meaning named */
+            428: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3170,6 +3216,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                "X-Kensa-Client"?: string | null;
                 "X-Kensa-Session"?: string | null;
             };
             path: {
@@ -3256,12 +3303,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description The account is locked after repeated wrong passwords */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The act needs the user's signature (their password again) with the meaning named */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
         };
     };
     restart_sessions__session_id__restart_post: {
         parameters: {
             query?: never;
             header?: {
+                "X-Kensa-Client"?: string | null;
                 "X-Kensa-Session"?: string | null;
             };
             path: {
@@ -3269,7 +3335,11 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["SignedCreate"] | null;
+            };
+        };
         responses: {
             /** @description Successful Response */
             201: {
@@ -3325,8 +3395,35 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description The request body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description The request does not match this document, or cannot be processed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The account is locked after repeated wrong passwords */
+            423: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The act needs the user's signature (their password again) with the meaning named */
+            428: {
                 headers: {
                     [name: string]: unknown;
                 };

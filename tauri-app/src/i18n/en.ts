@@ -127,7 +127,7 @@ export const en: Record<MessageKey, string> = {
   'item.aiUnavailable': 'AI unavailable on this tablet — judge by eye.',
   'item.aiResult': 'AI judgment',
   'item.noAiResult': 'No AI judgment yet',
-  'item.confidence': 'Confidence {pct}%',
+  'item.confidence': 'Confidence {pct}',
   'item.measurements': 'Measurements',
   'item.processingTime': 'Took {s} s',
   'item.pipeline': 'Pipeline {name} (v{version})',

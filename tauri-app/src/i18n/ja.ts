@@ -127,7 +127,7 @@ export const ja = {
   'item.aiUnavailable': 'この端末では AI 判定を使えません — 目視で判定してください。',
   'item.aiResult': 'AI 判定',
   'item.noAiResult': 'AI 判定はまだありません',
-  'item.confidence': '信頼度 {pct}%',
+  'item.confidence': '信頼度 {pct}',
   'item.measurements': '測定値',
   'item.processingTime': '処理時間 {s} 秒',
   'item.pipeline': 'パイプライン {name}（v{version}）',

@@ -121,6 +121,12 @@ export function label(t: Translate, prefix: 'result' | 'itype' | 'defect' | 'sev
   return isMessageKey(key) ? t(key) : code;
 }
 
+/** The model's own confidence as a percentage, or "—" when it gave none (a measurement, a score
+ * that is no probability): never a number no model produced. */
+export function confidencePercent(confidence: number | null | undefined): string {
+  return confidence === null || confidence === undefined ? '—' : `${Math.round(confidence * 100)}%`;
+}
+
 export function formatMeasurement(value: unknown): string {
   if (typeof value === 'number') return Number.isInteger(value) ? String(value) : value.toFixed(4).replace(/0+$/, '').replace(/\.$/, '');
   if (typeof value === 'boolean') return value ? 'true' : 'false';

@@ -1,7 +1,7 @@
 // The completed inspection (or any from history): overall result and every item's outcome.
 import { ErrorText } from '../components/ErrorText';
 import { useI18n } from '../i18n';
-import { itemStateLabel, label, latest, sessionStateLabel } from '../lib/inspection';
+import { confidencePercent, itemStateLabel, label, latest, sessionStateLabel } from '../lib/inspection';
 import { navigate } from '../state/route';
 import { useSession } from '../state/useSession';
 
@@ -83,7 +83,7 @@ export function Summary({ sessionId, from }: { sessionId: string; from: 'session
                     {item.item_name} <span className="muted small">{item.item_code}</span>
                   </td>
                   <td data-label={t('summary.ai')}>
-                    {ai ? `${label(t, 'result', ai.overall_result)} (${Math.round(ai.confidence * 100)}%)` : '—'}
+                    {ai ? `${label(t, 'result', ai.overall_result)} (${confidencePercent(ai.confidence)})` : '—'}
                   </td>
                   <td data-label={t('summary.final')}>
                     {item.status === 'skipped' ? (

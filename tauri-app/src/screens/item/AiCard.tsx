@@ -2,7 +2,7 @@
 // and the button that queues a new analysis.
 import { ProgressBar } from '../../components/ProgressBar';
 import { useI18n } from '../../i18n';
-import { formatMeasurement, label, type AIResult, type SessionItem } from '../../lib/inspection';
+import { confidencePercent, formatMeasurement, label, type AIResult, type SessionItem } from '../../lib/inspection';
 import type { Analysis } from '../../state/useAnalysis';
 
 interface Props {
@@ -28,7 +28,7 @@ export function AiCard({ item, ai, hasPhoto, analysis, closed }: Props) {
             <span className={`result result--big result--${ai.overall_result}`} data-testid="ai-result">
               {label(t, 'result', ai.overall_result)}
             </span>
-            <span data-testid="ai-confidence">{t('item.confidence', { pct: Math.round(ai.confidence * 100) })}</span>
+            <span data-testid="ai-confidence">{t('item.confidence', { pct: confidencePercent(ai.confidence) })}</span>
           </div>
           {typeof reason === 'string' ? <p className="muted small">{reason}</p> : null}
           {measurements.length ? (
