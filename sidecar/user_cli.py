@@ -38,11 +38,15 @@ def add(
     ] = "",
     data_dir: DataDir = None,
 ) -> None:
-    """Add a user who can log in on this tablet, offline."""
+    """Add a user who can log in on this tablet, offline: on a stand-alone tablet, or the local
+    admin who connects it to a server the first time. A connected tablet takes its users, with
+    their roles, from the server only."""
     from schema.db import Database, create_sqlite_engine
     from schema.errors import SchemaError
     from schema.migrate import upgrade_device
+    from sidecar.errors import Conflict
     from sidecar.services import auth
+    from sync.device import config
 
     settings = _settings(data_dir)
     try:
@@ -53,6 +57,13 @@ def add(
     db = Database(create_sqlite_engine(settings.database_path))
     try:
         with db.atomic() as session:
+            connection = config.load(session)
+            if connection is not None:
+                raise Conflict(
+                    f"this tablet takes its users from {config.display_url(connection.server_url)};"
+                    f" add {username} there (kensa-server user add {username} --role {role})",
+                    code="users_from_server",
+                )
             user = auth.add_user(session, username, password, role=role, full_name=full_name)
     except KensaError as exc:
         typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)

@@ -221,6 +221,9 @@ def test_a_second_entry_under_a_sequence_breaks_the_chain(
     refused = rows(db, "SELECT refusal, last_error FROM tauri_sync_queue "
                        "WHERE entity_type = 'audit_entry' AND refusal IS NOT NULL")
     assert [r.refusal for r in refused] == ["conflict"]
+    # The stored chain holds (the first entry 1 is kept); the verdict kept on arrival is told.
+    code, out = verify(site[2], "--device", "TAB-01")
+    assert code == 1 and "TAB-01 entry 1: duplicate_seq: a second entry 1 arrived" in out, out
 
 
 @pytest.mark.parametrize(
@@ -431,3 +434,29 @@ def test_a_result_is_corrected_by_a_new_version_and_never_deleted(
     assert "never deleted" in refusals[1].last_error
     assert len(rows(db, "SELECT id FROM human_verification_results WHERE session_id = :s",
                     s=uuid.UUID(ids["session"]))) == 2
+
+
+@pytest.mark.parametrize("tamper", [False, True])
+def test_the_embedded_sqlite_server_keeps_and_verifies_its_chain(
+    tmp_path: Path, tamper: bool
+) -> None:
+    """The single-site default (SQLite in the data directory) audits its administration too."""
+    runner = CliRunner()
+    base = ["--data-dir", str(tmp_path)]
+    assert runner.invoke(server_app, ["target", "add", "GEAR-7", "ギア", *base]).exit_code == 0
+    assert runner.invoke(server_app, ["device", "add", "TAB-09", *base]).exit_code == 0
+    if tamper:
+        db = Database(create_engine(f"sqlite:///{tmp_path / 'server.db'}"))
+        try:
+            execute(db, "UPDATE devices SET token_generation = 7 WHERE name = 'TAB-09'")
+        finally:
+            db.dispose()
+    result = runner.invoke(server_app, ["audit", "verify", "--json", *base])
+    report = json.loads(result.output)
+    assert (report["chains"], report["entries"]) == (1, 2)
+    if tamper:
+        assert result.exit_code == 1
+        assert report["problems"][0]["kind"] == "record_changed"
+        assert report["problems"][0]["message"].startswith("devices ")
+    else:
+        assert result.exit_code == 0 and report["clean"]

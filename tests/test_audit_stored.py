@@ -65,3 +65,13 @@ def test_stored_bytes_edited_in_place_are_caught() -> None:
 def test_stored_bytes_that_are_no_entry(data: bytes, kind: str) -> None:
     found = audit.verify_stored([(data, "0" * 64)])
     assert found is not None and (found.index, found.kind) == (0, kind)
+
+
+def test_an_entry_without_a_field_is_malformed_when_checked_strictly() -> None:
+    """As it arrives, an entry is read in full; after that, hashes and links are what can change."""
+    fields = {k: v for k, v in _log(1)[0].items() if k not in ("hash", "row_digest")}
+    stored = [(audit.canonical(fields), audit.entry_hash(audit.GENESIS, fields))]
+    found = audit.verify_stored(stored, strict=True)
+    assert found is not None and (found.seq, found.kind) == (1, "malformed")
+    assert "row_digest" in found.message
+    assert audit.verify_stored(stored) is None

@@ -14,11 +14,14 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from pydantic import SecretStr
+from sqlmodel import select
+from typer.testing import CliRunner, Result
 
 from schema import device as d
 from schema import migrate
@@ -28,13 +31,22 @@ from schema.types import new_id, utcnow
 from sidecar.api import permissions
 from sidecar.api.permissions import LAUNCH, PUBLIC, ROUTES
 from sidecar.app import create_app
-from sidecar.domain import access
+from sidecar.cli import app as cli
+from sidecar.domain import access, lockout
 from sidecar.domain.access import ANY, OWN, Action, Scope
 from sidecar.jobs import queue
 from sidecar.services import auth
 from sidecar.settings import Settings
+from sync.device import config
+from sync.device.service import SyncService
+from sync.server import masters
 from tests.support.seed import PASSWORD, QR_JSON, item_id, photo_jpeg, qr_png, seed_device
 from tests.support.sidecar import SidecarProcess
+
+if TYPE_CHECKING:
+    from tests.support.sync_fixtures import Running
+
+pytest_plugins = ("tests.support.sync_fixtures",)
 
 # --- the matrix -------------------------------------------------------------------------------
 
@@ -497,3 +509,55 @@ def test_existing_server_users_keep_their_roles_and_supervisors_can_be_stored(
         assert rows == {"admin": "admin", "tanaka": "inspector", "suzuki": "inspector"}
     finally:
         engine.dispose()
+
+
+# --- roles come from the server ----------------------------------------------------------------
+
+
+def test_the_local_admin_connects_then_users_come_from_the_server_only(tmp_path: Path) -> None:
+    def add(name: str, role: str) -> Result:
+        args = ["user", "add", name, "--role", role, "--password", "local-pass-1"]
+        return CliRunner().invoke(cli, [*args, "--data-dir", str(tmp_path)])
+
+    made = add("chief", "admin")  # the bootstrap account of a fresh tablet
+    assert made.exit_code == 0 and "added admin chief" in made.stdout, made.output
+    db = Database(create_sqlite_engine(tmp_path / "kensa.db"))
+    try:
+        with db.atomic() as session:  # what a verified connect stores
+            config.swap(session, "https://kensa.example:8443", SecretStr("t" * 32), new_id(), "T1")
+        refused = add("tanaka", "inspector")
+        assert refused.exit_code == 2, refused.output
+        assert "takes its users from https://kensa.example:8443" in refused.stderr
+        assert "kensa-server user add tanaka --role inspector" in refused.stderr
+        with db.read() as session:
+            assert [(u.username, u.role) for u in session.exec(select(d.User))] == [
+                ("chief", "admin")
+            ]
+    finally:
+        db.dispose()
+
+
+# --- a supervisor made on the server -------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_a_supervisor_made_on_the_server_logs_in_on_the_tablet_as_one(
+    device_db: Database, tmp_path: Path, site_server: Running
+) -> None:
+    server = Database(create_engine(site_server.site.database_url))
+    try:
+        with server.atomic() as session:
+            masters.update_user(session, "suzuki", role="supervisor")
+    finally:
+        server.dispose()
+    sync = SyncService(device_db, tmp_path / "device", "0.1.0")
+    assert sync.connect(site_server.url, site_server.site.tokens["TAB-01"]).verified
+    assert sync.run_once().ok
+    with device_db.atomic() as session:
+        result = auth.login(
+            session, "suzuki", "suzuki-pass", key="k" * 32, source=lockout.source_of(None)
+        )
+        roles = {u.username: u.role for u in session.exec(select(d.User))}
+    assert result.user.role == "supervisor"
+    assert roles == {"admin": "admin", "tanaka": "inspector", "suzuki": "supervisor"}
+    assert access.may_do(result.user.role, Action.OVERRIDE)

@@ -15,7 +15,7 @@ from schema.db import Database, create_sqlite_engine
 from schema.types import utcnow
 from sync.device import status as sync_status
 from sync.device.state import StreamState
-from tests.support.seed import seed_device
+from tests.support.seed import PASSWORD, seed_device
 from tests.support.sidecar import SidecarProcess
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=utcnow().tzinfo)
@@ -146,9 +146,13 @@ def test_the_event_stream_and_sync_status_serve_the_same_values(
     sidecar = SidecarProcess(sidecar_dir, env={"KENSA_AI_WORKERS": "0"})
     sidecar.start()
     try:
-        event = _first_sync_event(sidecar)
         with sidecar.client() as client:
-            answer = client.get("/sync/status")
+            # The operations set aside are listed to a login whose role may see them; logging
+            # in first, so that whatever the login writes is in both answers.
+            login = client.post("/auth/login", json={"username": "admin", "password": PASSWORD})
+            as_admin = {"X-Kensa-Session": login.json()["token"]}
+            event = _first_sync_event(sidecar)
+            answer = client.get("/sync/status", headers=as_admin)
         assert answer.status_code == 200
         status = answer.json()
     finally:

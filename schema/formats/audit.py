@@ -318,55 +318,78 @@ def verify_stored(
     *,
     prev_hash: str = GENESIS,
     prev_seq: int = 0,
+    strict: bool = False,
 ) -> Break | None:
     """``verify_chain`` over entries kept as they arrived: each as the canonical bytes that were
     hashed (every field but ``hash``, ``prev_hash`` included) and its ``hash``.
 
     The hash is recomputed over those bytes as they are (one SHA-256 each, no canonicalising
-    again: they are what the tablet hashed, or the hash does not match), and ``seq``, ``id`` and
-    ``prev_hash`` are read from them, never from a copy beside them. Same checks, same order and
-    same ``Break`` kinds as ``verify_chain``; ``index`` is the position in ``entries``."""
+    again: they are what the tablet hashed, or the hash does not match), and the entry's ``seq``
+    and ``prev_hash`` are read from those bytes, never from a copy beside them. An entry whose
+    bytes hash to its ``hash`` and hold the ``"prev_hash":"…"`` and ``"seq":N,`` that link it to
+    the one before holds (those members in their canonical spelling: only the bytes the tablet
+    hashed can carry them, and an edit to those bytes fails the hash); any other is read in full,
+    so a break is reported with the same checks, order and ``Break`` kinds as ``verify_chain``.
+    ``index`` is the position in ``entries``. With ``strict`` every entry is read in full, so an
+    entry that lacks a field is ``malformed`` even when it is what was hashed: for entries as they
+    arrive; a chain checked strictly once is checked again by hashes and links alone."""
     for index, (data, stored_hash) in enumerate(entries):
-        try:
-            fields = json.loads(data)
-        except ValueError:
-            return Break(index, None, None, "malformed", "the stored entry is not JSON")
-        if not isinstance(fields, dict):
-            return Break(index, None, None, "malformed", "the stored entry is not an object")
-        missing = _FIELD_SET - fields.keys()
-        if missing:
-            return _malformed(index, fields, f"missing {', '.join(sorted(missing))}")
-        seq = fields["seq"]
-        if not isinstance(seq, int) or isinstance(seq, bool):
-            return _malformed(index, fields, "seq is not an integer")
-        if not isinstance(stored_hash, str) or not _HEX64.fullmatch(stored_hash):
-            return _malformed(index, fields, "hash is not 64 lower-case hex digits")
-        entry_id = fields["id"] if isinstance(fields["id"], str) else None
-        if seq <= prev_seq:
-            return Break(
-                index, seq, entry_id, "reordered", f"entry {seq} comes after entry {prev_seq}"
-            )
-        if seq != prev_seq + 1:
-            return Break(
-                index,
-                seq,
-                entry_id,
-                "sequence_gap",
-                f"entries {prev_seq + 1}..{seq - 1} are missing before entry {seq}",
-            )
-        if hashlib.sha256(data).hexdigest() != stored_hash:
-            return Break(
-                index, seq, entry_id, "hash_mismatch", f"entry {seq} is not what was hashed"
-            )
-        if fields["prev_hash"] != prev_hash:
-            return Break(
-                index,
-                seq,
-                entry_id,
-                "prev_hash_mismatch",
-                f"entry {seq} does not link to the entry before it",
-            )
-        prev_hash, prev_seq = stored_hash, seq
+        if (
+            not strict
+            and hashlib.sha256(data).hexdigest() == stored_hash
+            and b'"seq":%d,' % (prev_seq + 1) in data
+            and b'"prev_hash":"%s"' % prev_hash.encode() in data
+        ):
+            prev_hash, prev_seq = stored_hash, prev_seq + 1
+            continue
+        found = _stored_break(index, data, stored_hash, prev_hash, prev_seq)
+        if found is not None:
+            return found
+        prev_hash, prev_seq = stored_hash, prev_seq + 1
+    return None
+
+
+def _stored_break(
+    index: int, data: bytes, stored_hash: str, prev_hash: str, prev_seq: int
+) -> Break | None:
+    """Why one stored entry does not follow ``prev_seq`` / ``prev_hash``, read in full."""
+    try:
+        fields = json.loads(data)
+    except ValueError:
+        return Break(index, None, None, "malformed", "the stored entry is not JSON")
+    if not isinstance(fields, dict):
+        return Break(index, None, None, "malformed", "the stored entry is not an object")
+    missing = _FIELD_SET - fields.keys()
+    if missing:
+        return _malformed(index, fields, f"missing {', '.join(sorted(missing))}")
+    seq = fields["seq"]
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        return _malformed(index, fields, "seq is not an integer")
+    if not isinstance(stored_hash, str) or not _HEX64.fullmatch(stored_hash):
+        return _malformed(index, fields, "hash is not 64 lower-case hex digits")
+    entry_id = fields["id"] if isinstance(fields["id"], str) else None
+    if seq <= prev_seq:
+        return Break(
+            index, seq, entry_id, "reordered", f"entry {seq} comes after entry {prev_seq}"
+        )
+    if seq != prev_seq + 1:
+        return Break(
+            index,
+            seq,
+            entry_id,
+            "sequence_gap",
+            f"entries {prev_seq + 1}..{seq - 1} are missing before entry {seq}",
+        )
+    if hashlib.sha256(data).hexdigest() != stored_hash:
+        return Break(index, seq, entry_id, "hash_mismatch", f"entry {seq} is not what was hashed")
+    if fields["prev_hash"] != prev_hash:
+        return Break(
+            index,
+            seq,
+            entry_id,
+            "prev_hash_mismatch",
+            f"entry {seq} does not link to the entry before it",
+        )
     return None
 
 
