@@ -75,3 +75,13 @@ def test_an_entry_without_a_field_is_malformed_when_checked_strictly() -> None:
     assert found is not None and (found.seq, found.kind) == (1, "malformed")
     assert "row_digest" in found.message
     assert audit.verify_stored(stored) is None
+
+
+def test_a_rows_digest_leaves_out_what_an_update_does_not_send() -> None:
+    """The tablet digests its row after a change; the server folds the operations that arrived.
+    Neither the user's server id nor the tablet's own updated_at is part of what both digest."""
+    row = {"id": "s-1", "status": "completed", "version": 3, "username": "tanaka"}
+    digest = audit.row_digest("inspection_session", row)
+    with_bookkeeping = {**row, "updated_at": "2026-12-03T01:00:00+00:00", "user_server_id": "u"}
+    assert audit.row_digest("inspection_session", with_bookkeeping) == digest
+    assert audit.row_digest("inspection_session", {**row, "status": "cancelled"}) != digest

@@ -50,8 +50,11 @@ next one.
 ``{"entity": entity, "row": row}``, where ``row`` is the record's fields as they travel in the
 outbox (``sidecar.outbox.payload``: the device table's column names, timestamps ISO 8601 UTC,
 the local-only columns ``file_path``, ``thumbnail_path``, ``uploaded_at``, ``user_id`` left out)
-with ``username`` for the record's user and without ``user_server_id`` (which a later pull may
-fill in for a user the record does not change with).
+with ``username`` for the record's user. Two keys are never part of it (``DIGEST_LEAVES_OUT``,
+dropped by ``row_digest`` itself, so a row given with them digests the same): ``user_server_id``
+(a later pull may fill it in for a user the record does not change with) and ``updated_at`` (the
+tablet's bookkeeping of its own last write, which an update does not send: the entry's ``at``
+says when). So the server, folding a record's operations as they arrived, digests the same row.
 
 **On the wire** each entry travels once, as an outbox operation like every other record:
 ``entity_type = "audit_entry"``, ``entity_id`` = the entry's ``id``, ``operation = "INSERT"``,
@@ -217,9 +220,14 @@ def entry_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
     return _sha256(canonical({**fields, "prev_hash": prev_hash}))
 
 
+DIGEST_LEAVES_OUT = frozenset({"user_server_id", "updated_at"})
+
+
 def row_digest(entity: str, row: Mapping[str, Any]) -> str:
-    """SHA-256 hex of the canonical JSON of ``{"entity": entity, "row": row}``."""
-    return _sha256(canonical({"entity": entity, "row": row}))
+    """SHA-256 hex of the canonical JSON of ``{"entity": entity, "row": row}``, ``row`` less
+    ``DIGEST_LEAVES_OUT``."""
+    kept = {key: value for key, value in row.items() if key not in DIGEST_LEAVES_OUT}
+    return _sha256(canonical({"entity": entity, "row": kept}))
 
 
 @dataclass(frozen=True)
