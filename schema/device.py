@@ -467,6 +467,62 @@ class SyncState(DeviceTable, table=True):
 
 
 # ---------------------------------------------------------------------------------------------
+# Audit trail
+# ---------------------------------------------------------------------------------------------
+
+
+class AuditLog(DeviceTable, table=True):
+    """The tablet's append-only audit trail: one hash-chained entry per change and per security
+    event (``schema.formats.audit`` defines the fields, the hash and the chain). ``seq`` is the
+    per-device sequence: the next entry takes the last one's plus one inside the writer's
+    transaction, so the chain has no gaps. Triggers refuse UPDATE and DELETE
+    (``AUDIT_LOG_TRIGGERS``)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        sa.CheckConstraint("seq > 0", name="ck_audit_log_seq"),
+        sa.CheckConstraint(
+            "length(hash) = 64 AND length(prev_hash) = 64", name="ck_audit_log_hash"
+        ),
+        sa.Index("idx_audit_log_entity", "entity", "entity_id", "seq"),
+    )
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    id: str = Field(sa_column_kwargs={"unique": True})
+    # UTC as text, exactly as hashed: YYYY-MM-DDTHH:MM:SS.ffffffZ.
+    at: str
+    # Who, as they were then; no foreign key: the entry outlives the user row.
+    user_id: int | None = None
+    user_server_id: str | None = None
+    username: str | None = None
+    role: str | None = None
+    entity: str
+    entity_id: str | None = None
+    action: str
+    changes: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    reason: str | None = None
+    detail: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    row_digest: str | None = None
+    prev_hash: str
+    hash: str
+
+
+AUDIT_LOG_TRIGGERS: tuple[str, ...] = (
+    "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
+    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: entries are never changed'); END",
+    "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
+    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: entries are never deleted'); END",
+)
+
+for _ddl in AUDIT_LOG_TRIGGERS:
+    sa.event.listen(
+        AuditLog.__table__,  # type: ignore[attr-defined]
+        "after_create",
+        sa.DDL(_ddl),  # type: ignore[no-untyped-call]
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # AI jobs (the seed's analysis_queue and progress_logs)
 # ---------------------------------------------------------------------------------------------
 

@@ -28,7 +28,9 @@ from sqlmodel import Session, SQLModel
 
 from schema import device as d
 from schema.db import insert_rows
+from schema.formats.audit import row_digest
 from schema.types import new_id, utcnow
+from sidecar import audit
 
 # A record whose changes the server receives (all carry a device-made text id).
 Entity = (
@@ -75,6 +77,17 @@ def payload(session: Session, row: Entity) -> dict[str, Any]:
     if shape.has_user:
         data.update(_user_ref(session, row.user_id))  # type: ignore[union-attr]
     return data
+
+
+def digest_view(data: dict[str, Any]) -> dict[str, Any]:
+    """What a record's digest covers (``schema.formats.audit.row_digest``): its payload without
+    the user's server id, which a pull may fill in later without the record changing."""
+    return {key: value for key, value in data.items() if key != "user_server_id"}
+
+
+def digest(session: Session, row: Entity) -> str:
+    """The record's digest as it is now, as its newest audit entry carries it."""
+    return row_digest(ENTITY_TYPES[type(row)], digest_view(payload(session, row)))
 
 
 def _user_ref(session: Session, user_id: int | None) -> dict[str, Any]:
@@ -185,11 +198,21 @@ def insert(session: Session, model: type[E], /, *, priority: int = 0, **values: 
     shape = _shape(model)
     row = _record(shape, model, values)
     state = row.__dict__
+    data: dict[str, Any] = payload(session, row)
+    entity: str = ENTITY_TYPES[model]
+    record_id: str = str(row.id)
     insert_rows(
         session,
         [
             (shape.table, {key: state.get(key) for key in shape.columns}),
-            _entry(row, "INSERT", payload(session, row), priority),
+            _entry(row, "INSERT", data, priority),
+            *audit.entry_rows(
+                session,
+                entity=entity,
+                entity_id=record_id,
+                action="insert",
+                row_digest=row_digest(entity, digest_view(data)),
+            ),
         ],
     )
     make_transient_to_detached(row)
@@ -212,9 +235,46 @@ def record_update(
     data["id"] = str(row.id)
     data["base_version"] = base_version
     data["version"] = getattr(row, "version", base_version + 1)
-    insert_rows(session, [_entry(row, "UPDATE", data, priority)])
+    insert_rows(
+        session,
+        [
+            _entry(row, "UPDATE", data, priority),
+            *audit.entry_rows(
+                session,
+                entity=ENTITY_TYPES[type(row)],
+                entity_id=str(row.id),
+                action="update",
+                changes=_before_after(row, changed),
+                row_digest=digest(session, row),
+            ),
+        ],
+    )
+
+
+def _before_after(row: Entity, changed: dict[str, Any]) -> dict[str, Any]:
+    """Each changed field's value before (as the unit of work loaded it, when it did) and after
+    the change: the audit entry's field-level record."""
+    attrs = sa.inspect(row).attrs
+    out: dict[str, Any] = {}
+    for key, value in changed.items():
+        if key in ("file_path", "thumbnail_path"):
+            continue
+        field: dict[str, Any] = {"after": _jsonable(value)}
+        old = attrs[key].history.deleted if key in attrs else ()
+        if old:
+            field["before"] = _jsonable(old[0])
+        out[key] = field
+    return out
 
 
 def record_delete(session: Session, row: Entity, *, base_version: int) -> None:
     data = {"id": str(row.id), "base_version": base_version}
-    insert_rows(session, [_entry(row, "DELETE", data, 0)])
+    insert_rows(
+        session,
+        [
+            _entry(row, "DELETE", data, 0),
+            *audit.entry_rows(
+                session, entity=ENTITY_TYPES[type(row)], entity_id=str(row.id), action="delete"
+            ),
+        ],
+    )

@@ -92,6 +92,7 @@ def test_rfc8785_numbers(bits: str, text: str) -> None:
         (None, "null"),
         (1.0, "1"),
         (0.5, "0.5"),
+        (type("F", (float,), {"__repr__": lambda self: "F(0.5)"})(0.5), "0.5"),  # numpy's float64
         ((1, "a"), '[1,"a"]'),
         ([], "[]"),
         ({}, "{}"),

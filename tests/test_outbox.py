@@ -74,9 +74,11 @@ def tanaka(session: Session) -> d.User:
     return session.exec(select(d.User).where(d.User.username == "tanaka")).one()
 
 
-def outbox(db: Database) -> list[d.Outbox]:
+def outbox(db: Database, *, with_audit: bool = False) -> list[d.Outbox]:
+    """The outbox's rows of records (and with ``with_audit`` their audit entries too)."""
     with db.read() as session:
-        return list(session.exec(select(d.Outbox).order_by(col(d.Outbox.seq))).all())
+        rows = list(session.exec(select(d.Outbox).order_by(col(d.Outbox.seq))).all())
+    return rows if with_audit else [r for r in rows if r.entity_type != "audit_entry"]
 
 
 def start(db: Database) -> tuple[str, dict[str, str]]:
@@ -150,6 +152,19 @@ def test_a_whole_inspection_writes_one_row_per_change_in_order(
         # complete
         (S, UPDATE),
     ]  # fmt: skip
+
+    # Each record's row is followed by its audit entry's, which travels the same way.
+    every = outbox(db, with_audit=True)
+    assert len(every) == 2 * len(rows)
+    for change, entry in zip(every[0::2], every[1::2], strict=True):
+        assert (entry.entity_type, entry.operation) == ("audit_entry", INSERT)
+        assert entry.entity_id == entry.data["id"]
+        assert (entry.data["entity"], entry.data["entity_id"], entry.data["action"]) == (
+            change.entity_type,
+            change.entity_id,
+            change.operation.lower(),
+        )
+    assert [e.data["seq"] for e in every[1::2]] == list(range(1, len(rows) + 1))
 
     seqs = [r.seq for r in rows]
     assert all(a is not None and b is not None and a < b for a, b in pairwise(seqs))

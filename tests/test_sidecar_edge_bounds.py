@@ -318,6 +318,12 @@ def test_every_outbox_row_names_records_here_and_fits_the_servers_columns(edge: 
         for entity_type, entity_id, data in rows:
             values = json.loads(data)
             uuid.UUID(entity_id)
+            if entity_type == "audit_entry":
+                # An audit entry names a record here and carries no columns of its own to fit.
+                assert values["entity_id"] is None or conn.execute(
+                    "SELECT 1 FROM outbox WHERE entity_id = ?", (values["entity_id"],)
+                ).fetchone()
+                continue
             table = SPECS[entity_type].table
             for name, value in values.items():
                 if value is None or name not in table.c:

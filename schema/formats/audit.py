@@ -136,7 +136,7 @@ def _float(value: float, path: str) -> str:
     if value < 0:
         return "-" + _float(-value, path)
     # repr gives the shortest digits that read back as the same double, as ECMAScript requires.
-    _, digit_tuple, exponent = Decimal(repr(value)).as_tuple()
+    _, digit_tuple, exponent = Decimal(float.__repr__(value)).as_tuple()
     assert isinstance(exponent, int)
     all_digits = "".join(map(str, digit_tuple))
     digits = all_digits.rstrip("0")

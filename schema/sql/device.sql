@@ -1,6 +1,31 @@
 -- kensa device database (SQLite): generated from schema/device.py by
 -- `kensa db snapshot`; edit the models and a migration, never this file.
 
+CREATE TABLE audit_log (
+	seq INTEGER NOT NULL, 
+	id VARCHAR NOT NULL, 
+	at VARCHAR NOT NULL, 
+	user_id INTEGER, 
+	user_server_id VARCHAR, 
+	username VARCHAR, 
+	role VARCHAR, 
+	entity VARCHAR NOT NULL, 
+	entity_id VARCHAR, 
+	action VARCHAR NOT NULL, 
+	changes JSON, 
+	reason VARCHAR, 
+	detail JSON, 
+	row_digest VARCHAR, 
+	prev_hash VARCHAR NOT NULL, 
+	hash VARCHAR NOT NULL, 
+	PRIMARY KEY (seq), 
+	CONSTRAINT ck_audit_log_seq CHECK (seq > 0), 
+	CONSTRAINT ck_audit_log_hash CHECK (length(hash) = 64 AND length(prev_hash) = 64), 
+	UNIQUE (id)
+);
+
+CREATE INDEX idx_audit_log_entity ON audit_log (entity, entity_id, seq);
+
 CREATE TABLE calibrations (
 	id VARCHAR NOT NULL, 
 	camera_id VARCHAR NOT NULL, 
