@@ -61,6 +61,20 @@ async function currentItem(page, code) {
   return panel;
 }
 
+/**
+ * Sign when the act needs it: overriding the AI's verdict, completing with NG items (the sidecar
+ * says when; what the demo models answer decides whether item 1 and 2 are overrides). `next` is
+ * what shows once the act is done.
+ */
+async function signIfAsked(page, next) {
+  const dialog = page.getByTestId('signature-dialog');
+  await Promise.race([dialog.waitFor().catch(() => undefined), next.waitFor().catch(() => undefined)]);
+  if ((await dialog.count()) === 0) return;
+  await dialog.getByTestId('signature-password').fill(h.PASSWORD);
+  await dialog.getByTestId('signature-sign').click();
+  await dialog.waitFor({ state: 'detached' });
+}
+
 async function uploadPhoto(page, panel, file) {
   await panel.getByTestId('photo-file').setInputFiles(join(fixtures, file));
   await panel.locator('img.photo__img').waitFor();
@@ -76,7 +90,7 @@ for (const lang of ['ja', 'en']) {
         const qr = JSON.stringify({ product_id: 'BRK-100', batch_id: batch, serial: `S-${lang}-${width}` });
         // A run that failed half-way leaves an open inspection: not this run's business.
         for (const open of await api.call('GET', '/sessions/interrupted')) {
-          await api.call('POST', `/sessions/${open.id}/discard`);
+          await api.call('POST', `/sessions/${open.id}/discard`, { signature: { password: h.PASSWORD, meaning: 'discarded' } });
         }
         const page = await h.newPage(width);
         try {
@@ -127,6 +141,7 @@ for (const lang of ['ja', 'en']) {
           await noSmallTargets(page, 'item');
           await panel.getByTestId('verdict-OK').click();
           await panel.getByTestId('submit-verdict').click();
+          await signIfAsked(page, page.locator('[data-testid="item-panel"][data-code="V-FOREIGN"]'));
 
           // Item 2: the anomaly pipeline's heat map over the photo; NG needs a defect type and
           // severity.
@@ -144,6 +159,7 @@ for (const lang of ['ja', 'en']) {
           await h.shot(page, name('05-item-ng'));
           await noSmallTargets(page, 'item NG');
           await panel.getByTestId('submit-verdict').click();
+          await signIfAsked(page, page.locator('[data-testid="item-panel"][data-code="T-MARKING"]'));
 
           // Item 3: judged by eye.
           panel = await currentItem(page, 'T-MARKING');
@@ -177,6 +193,8 @@ for (const lang of ['ja', 'en']) {
           assert.deepEqual(statuses, ['verified', 'verified', 'verified', 'verified', 'verified']);
           await h.shot(page, name('07-session-done'));
           await complete.click();
+          // An NG result is put on file with the inspector's signature (approved).
+          await signIfAsked(page, page.getByTestId('summary-screen'));
 
           // Summary: NG overall, because item 2 was NG.
           await page.getByTestId('summary-screen').waitFor();

@@ -33,7 +33,12 @@ export type Result<P extends keyof paths, M extends Method> = Success<Op<P, M>['
 export interface RequestOptions<O> {
   path?: O extends { parameters: { path: infer PP } } ? PP : never;
   query?: O extends { parameters: { query?: infer Q } } ? Q : never;
-  json?: O extends { requestBody: { content: { 'application/json': infer B } } } ? B : never;
+  // A body the operation declares optional (`requestBody?`) may be sent too.
+  json?: O extends { requestBody?: infer R }
+    ? NonNullable<R> extends { content: { 'application/json': infer B } }
+      ? B
+      : never
+    : never;
   /** A raw body (a photo as multipart form data or as a Blob). */
   body?: FormData | Blob;
   signal?: AbortSignal;

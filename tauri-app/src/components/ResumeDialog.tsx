@@ -9,6 +9,7 @@ import { useApi, useApp } from '../state/app';
 import { navigate } from '../state/route';
 import { ErrorText } from './ErrorText';
 import { ProgressBar } from './ProgressBar';
+import { useSigned } from './SignatureDialog';
 
 type Interrupted = Schemas['InterruptedPublic'];
 
@@ -20,6 +21,8 @@ export function ResumeDialog() {
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const dialog = useRef<HTMLDivElement>(null);
+  // Restarting and discarding discard the old inspection: that needs the user's signature.
+  const { signed, dialog: signature } = useSigned();
 
   useEffect(() => {
     if (resumeOffered || !login) return;
@@ -51,9 +54,13 @@ export function ResumeDialog() {
       const session =
         what === 'resume'
           ? await api.post('/sessions/{session_id}/resume', params)
-          : what === 'restart'
-            ? await api.post('/sessions/{session_id}/restart', params)
-            : await api.post('/sessions/{session_id}/discard', params);
+          : await signed((sig) => {
+              const opts = { ...params, json: { signature: sig } };
+              return what === 'restart'
+                ? api.post('/sessions/{session_id}/restart', opts)
+                : api.post('/sessions/{session_id}/discard', opts);
+            });
+      if (session === null) return; // not signed: nothing changed
       const rest = found.filter((f) => f.id !== row.id);
       setFound(rest);
       if (what !== 'discard') {
@@ -70,6 +77,7 @@ export function ResumeDialog() {
 
   return (
     <div className="overlay">
+      {signature}
       <div
         className="dialog"
         role="dialog"

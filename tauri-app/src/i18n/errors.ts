@@ -22,6 +22,7 @@ const SIMPLE: Record<string, MessageKey> = {
   sidecar_unreachable: 'err.sidecar_unreachable',
   timeout: 'err.timeout',
   login_required: 'err.login_required',
+  signature_required: 'err.signature_required',
   login_invalid: 'err.login_invalid',
   login_expired: 'err.login_invalid',
   unauthorized: 'err.unauthorized',
@@ -68,6 +69,12 @@ export function errorMessage(err: unknown, lang: Lang, now = new Date()): string
       return typeof left === 'number' && left > 0 && left < 5
         ? translate(lang, 'err.bad_credentials_left', { n: left })
         : translate(lang, 'err.bad_credentials');
+    }
+    case 'signature_invalid': {
+      const left = detail.attempts_left;
+      return typeof left === 'number' && left > 0 && left < 5
+        ? translate(lang, 'err.signature_invalid_left', { n: left })
+        : translate(lang, 'err.signature_invalid');
     }
     case 'account_locked': {
       const until = detail.locked_until;

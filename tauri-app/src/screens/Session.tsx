@@ -2,6 +2,7 @@
 import { useEffect, useState } from 'react';
 import { ErrorText } from '../components/ErrorText';
 import { ProgressBar } from '../components/ProgressBar';
+import { useSigned } from '../components/SignatureDialog';
 import { useI18n } from '../i18n';
 import { doneCount, itemStateLabel, label, sessionStateLabel } from '../lib/inspection';
 import { may } from '../lib/permissions';
@@ -18,6 +19,8 @@ export function SessionScreen({ sessionId, itemId }: { sessionId: string; itemId
   const [busy, setBusy] = useState(false);
   const [actionError, setActionError] = useState<unknown>(null);
   const [confirmCancel, setConfirmCancel] = useState(false);
+  // Completing with NG items and discarding need the user's signature (the sidecar says when).
+  const { signed, dialog } = useSigned();
 
   useEffect(() => {
     if (session?.status === 'completed') navigate({ name: 'summary', sessionId, from: 'session' });
@@ -42,8 +45,13 @@ export function SessionScreen({ sessionId, itemId }: { sessionId: string; itemId
     setBusy(true);
     setActionError(null);
     try {
-      const path = what === 'complete' ? '/sessions/{session_id}/complete' : '/sessions/{session_id}/discard';
-      const updated = await api.post(path, { path: { session_id: sessionId } });
+      const updated = await signed((signature) => {
+        const opts = { path: { session_id: sessionId }, json: { signature } };
+        return what === 'complete'
+          ? api.post('/sessions/{session_id}/complete', opts)
+          : api.post('/sessions/{session_id}/discard', opts);
+      });
+      if (updated === null) return; // not signed: nothing changed
       setSession(updated);
       if (what === 'complete') navigate({ name: 'summary', sessionId, from: 'session' });
       else navigate({ name: 'scan' });
@@ -57,6 +65,7 @@ export function SessionScreen({ sessionId, itemId }: { sessionId: string; itemId
 
   return (
     <main className={`screen session${item ? ' session--item' : ''}`} data-testid="session-screen">
+      {dialog}
       <header className="card session__head">
         <div className="session__title">
           <h1>

@@ -1,5 +1,6 @@
 // The completed inspection (or any from history): overall result and every item's outcome.
 import { ErrorText } from '../components/ErrorText';
+import { Signatures } from '../components/Signatures';
 import { useI18n } from '../i18n';
 import { confidencePercent, itemStateLabel, label, latest, sessionStateLabel } from '../lib/inspection';
 import { navigate } from '../state/route';
@@ -104,6 +105,7 @@ export function Summary({ sessionId, from }: { sessionId: string; from: 'session
           </tbody>
         </table>
       </div>
+      <Signatures signatures={session.signatures ?? []} />
       <div className="actions">
         {from === 'session' ? (
           <button type="button" className="btn btn--primary" onClick={() => navigate({ name: 'scan' })} data-testid="next-inspection">

@@ -2,6 +2,7 @@
 // needs (defect types and a severity for an NG), notes; skip and retry when the sidecar offers them.
 import { useEffect, useRef, useState } from 'react';
 import { ErrorText } from '../../components/ErrorText';
+import { useSigned } from '../../components/SignatureDialog';
 import { useI18n } from '../../i18n';
 import {
   DEFECT_TYPES,
@@ -37,6 +38,8 @@ function suggested(ai: AIResult | null): Verdict | null {
 export function VerdictCard({ session, item, ai, closed, onChanged, refresh }: Props) {
   const { t, err, time } = useI18n();
   const api = useApi();
+  // Overriding the AI or releasing an NG item needs the user's signature (the sidecar says when).
+  const { signed, dialog } = useSigned();
   const opened = useRef(Date.now());
   const done = latest(item.verifications);
   const [result, setResult] = useState<Verdict | null>(() => suggested(ai));
@@ -74,17 +77,21 @@ export function VerdictCard({ session, item, ai, closed, onChanged, refresh }: P
     setSaving(true);
     setError(null);
     try {
-      await api.post('/sessions/{session_id}/items/{item_id}/verification', {
-        path: { session_id: session.id, item_id: item.item_id },
-        json: {
-          final_result: result,
-          defect_types: defects.length ? defects : null,
-          severity,
-          notes: notes.trim() || null,
-          verification_time: Math.min(86400, (Date.now() - opened.current) / 1000),
-          ai_result_id: ai?.id ?? null,
-        },
-      });
+      const saved = await signed((signature) =>
+        api.post('/sessions/{session_id}/items/{item_id}/verification', {
+          path: { session_id: session.id, item_id: item.item_id },
+          json: {
+            final_result: result,
+            defect_types: defects.length ? defects : null,
+            severity,
+            notes: notes.trim() || null,
+            verification_time: Math.min(86400, (Date.now() - opened.current) / 1000),
+            ai_result_id: ai?.id ?? null,
+            signature,
+          },
+        }),
+      );
+      if (saved === null) return; // not signed: nothing was recorded
       goToNext(await refresh());
     } catch (caught) {
       setError(err(caught));
@@ -107,6 +114,7 @@ export function VerdictCard({ session, item, ai, closed, onChanged, refresh }: P
 
   return (
     <section className="card item__verify" data-testid="verify-card">
+      {dialog}
       <h3>{t('item.verification')}</h3>
       {done ? (
         <p className="verified" data-testid="verified-by">
