@@ -22,6 +22,7 @@ from sidecar.api import (
     routes_events,
     routes_history,
     routes_jobs,
+    routes_rejudge,
     routes_scan,
     routes_sessions,
 )
@@ -180,6 +181,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(routes_auth.users_router)
     app.include_router(routes_scan.router)
     app.include_router(routes_sessions.router)
+    app.include_router(routes_rejudge.router)
     app.include_router(routes_sessions.image_router)
     app.include_router(routes_history.router)
     app.include_router(routes_jobs.router)

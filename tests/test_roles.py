@@ -133,7 +133,8 @@ def test_every_permission_entry_is_a_route(app_routes: list[tuple[str, str]]) ->
 
 
 def test_every_route_has_a_probe() -> None:
-    assert sorted(PROBES) == sorted(ROUTES)
+    missing = [f"{m} {p}" for m, p in ROUTES if (m, p) not in PROBES]
+    assert missing == [], f"add a request that succeeds to PROBES for: {missing}"
 
 
 def test_a_route_without_an_entry_is_refused_to_everyone(
@@ -143,6 +144,8 @@ def test_a_route_without_an_entry_is_refused_to_everyone(
 
     monkeypatch.setenv("KENSA_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("KENSA_CONFIG_DIR", str(tmp_path / "config"))
+    (tmp_path / "data").mkdir()
+    migrate.upgrade_device(tmp_path / "data" / "kensa.db")
     app = create_app(Settings(token="t", sync_enabled=False, ai_workers=0))
 
     @app.get("/unclassified")
@@ -222,6 +225,11 @@ class Tablet:
             self.ok(owner, "POST", path, json=VERIFY_OK)
         return sid
 
+    def completed(self, owner: str) -> str:
+        sid = self.all_verified(owner)
+        self.ok(owner, "POST", f"/sessions/{sid}/complete")
+        return sid
+
 
 @dataclass
 class Probe:
@@ -289,6 +297,9 @@ PROBES: dict[tuple[str, str], Prepare] = {
     ("POST", _I + "/verification"):       lambda t, owner: Probe(
         f"/sessions/{t.inspection(owner)}/items/{item_id('F-PISTON')}/verification",
         {"json": VERIFY_OK}, 201),
+    ("POST", _I + "/rejudge"):            lambda t, owner: Probe(
+        f"/sessions/{t.completed(owner)}/items/{item_id('F-PISTON')}/rejudge",
+        {"json": VERIFY_OK}, 201),
     ("POST", _I + "/skip"):               _item("F-PISTON", "skip"),
     ("POST", _I + "/retry"):              _skipped_then_retry,
     # No AI workers run on this tablet: the route itself answers that (409 ai_disabled).
@@ -304,6 +315,7 @@ PROBES: dict[tuple[str, str], Prepare] = {
     ("GET",  "/images/{image_id}"):       _image(""),
     ("GET",  "/images/{image_id}/thumbnail"): _image("/thumbnail"),
     ("GET",  "/history"):                 _fixed("/history"),
+    ("GET",  _S + "/audit"):              _session("/audit"),
     ("GET",  "/stats"):                   _fixed("/stats"),
     ("GET",  "/jobs"):                    _fixed("/jobs"),
     ("GET",  "/jobs/{job_id}"):           lambda t, owner: Probe(f"/jobs/{t.job(owner)}"),
@@ -413,6 +425,42 @@ def test_the_login_answer_carries_what_the_role_may_do(tablet: Tablet, who: str)
     want = {a.value: s.value for a, s in access.MATRIX[access.Role(USERS[who])].items()}
     assert r.json()["user"]["permissions"] == want
     assert tablet.ok(who, "GET", "/auth/me")["permissions"] == want
+
+
+NG_VERDICT = {
+    "final_result": "NG",
+    "verification_time": 2.0,
+    "defect_types": ["dent"],
+    "severity": "minor",
+}
+
+
+def test_a_supervisor_rejudges_a_completed_inspection_and_its_result_follows(
+    tablet: Tablet,
+) -> None:
+    sid = tablet.completed("tanaka")
+    path = f"/sessions/{sid}/items/{item_id('F-PISTON')}/rejudge"
+    made = tablet.ok("suzuki", "POST", path, json=NG_VERDICT)
+    assert made["final_result"] == "NG" and made["username"] == "suzuki"
+    after = tablet.ok("tanaka", "GET", f"/sessions/{sid}")
+    assert after["status"] == "completed" and after["result"] == "NG"
+    item = next(i for i in after["items"] if i["item_code"] == "F-PISTON")
+    assert item["result"] == "NG"
+    # Nothing recorded is edited: the first verdict stays beside the new one.
+    assert [v["final_result"] for v in item["verifications"]] == ["OK", "NG"]
+    # Releasing it as OK again is a signed act.
+    r = tablet.call("suzuki", "POST", path, json=VERIFY_OK)
+    assert r.status_code == 428 and r.json()["error"]["code"] == "signature_required", r.text
+    signed = {**VERIFY_OK, "signature": {"password": PASSWORD, "meaning": "released"}}
+    tablet.ok("suzuki", "POST", path, json=signed)
+    assert tablet.ok("tanaka", "GET", f"/sessions/{sid}")["result"] == "OK"
+
+
+def test_only_a_completed_inspections_verified_item_is_rejudged(tablet: Tablet) -> None:
+    sid = tablet.inspection("tanaka")
+    path = f"/sessions/{sid}/items/{item_id('F-PISTON')}/rejudge"
+    r = tablet.call("suzuki", "POST", path, json=VERIFY_OK)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "not_completed", r.text
 
 
 def test_set_aside_operations_are_shown_to_roles_that_may_see_them(tablet: Tablet) -> None:

@@ -55,6 +55,7 @@ ROUTES: dict[tuple[str, str], Open | Action] = {
     ("GET",  _S):                             Action.READ,
     ("POST", _I + "/images"):                 Action.WORK,
     ("POST", _I + "/verification"):           Action.WORK,
+    ("POST", _I + "/rejudge"):                Action.OVERRIDE,
     ("POST", _I + "/skip"):                   Action.WORK,
     ("POST", _I + "/retry"):                  Action.WORK,
     ("POST", _I + "/analyse"):                Action.WORK,

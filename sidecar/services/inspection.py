@@ -429,14 +429,7 @@ def verify(
                 field="ai_result_id",
             )
     else:
-        ai = session.exec(
-            select(d.AIInspectionResult)
-            .where(
-                d.AIInspectionResult.session_id == session_id,
-                d.AIInspectionResult.item_id == item_id,
-            )
-            .order_by(col(d.AIInspectionResult.created_at).desc())
-        ).first()
+        ai = _newest_ai(session, session_id, item_id)
     _set_item(session, item, "verified", result=verdict.final_result)
     assert user.id is not None
     record = outbox.insert(
@@ -455,6 +448,72 @@ def verify(
     )
     _refresh_session(session, row)
     return record
+
+
+def _newest_ai(session: Session, session_id: str, item_id: str) -> d.AIInspectionResult | None:
+    return session.exec(
+        select(d.AIInspectionResult)
+        .where(
+            d.AIInspectionResult.session_id == session_id,
+            d.AIInspectionResult.item_id == item_id,
+        )
+        .order_by(col(d.AIInspectionResult.created_at).desc())
+    ).first()
+
+
+def rejudge(
+    session: Session, session_id: str, item_id: str, verdict: Verdict, user: d.User
+) -> tuple[d.HumanVerificationResult, str | None]:
+    """A new verdict on a verified item of a completed inspection (a supervisor's, see
+    ``domain.access``): a new verification beside the earlier ones, which stay as they were; the
+    item's result and the inspection's roll-up follow, its state does not move. Returns the
+    verification and the item's result before it."""
+    wf.validate_verdict(verdict.final_result, verdict.defect_types, verdict.severity)
+    row = get_session(session, session_id)
+    if row.status != "completed":
+        raise Conflict(
+            f"inspection {session_id} is {row.status}: only a completed one is re-judged; an open "
+            "one takes a verdict",
+            code="not_completed",
+            state=row.status,
+        )
+    item = get_item(session, session_id, item_id)
+    if item.status != "verified":
+        raise Conflict(
+            f"item {item.item_code} is {item.status}: only a verified item is re-judged",
+            code="not_verified",
+            state=item.status,
+        )
+    previous = item.result
+    ai = _newest_ai(session, session_id, item_id)
+    if item.result != verdict.final_result:
+        changes: dict[str, Any] = {"result": verdict.final_result}
+        base = _bump(item, changes)
+        session.add(item)
+        outbox.record_update(session, item, changes, base_version=base)
+    assert user.id is not None
+    record = outbox.insert(
+        session,
+        d.HumanVerificationResult,
+        session_id=session_id,
+        item_id=item_id,
+        user_id=user.id,
+        final_result=verdict.final_result,
+        notes=verdict.notes,
+        verification_time=verdict.verification_time,
+        ai_result_id=ai.id if ai else None,
+        defect_types=verdict.defect_types,
+        severity=verdict.severity,
+        overrode_ai=ai is not None and not wf.ai_agrees(ai.overall_result, verdict.final_result),
+    )
+    items = session_items(session, session_id)
+    result = wf.roll_up(wf.ItemView(i.status, i.required, i.result) for i in items)
+    if result != row.result:
+        changes = {"result": result}
+        base = _bump(row, changes)
+        session.add(row)
+        outbox.record_update(session, row, changes, base_version=base)
+    return record, previous
 
 
 def skip(session: Session, session_id: str, item_id: str) -> None:
