@@ -85,6 +85,7 @@ EXTRA: dict[tuple[str, str], frozenset[int]] = {
 SIGNED = frozenset(
     {
         "/sessions/{session_id}/items/{item_id}/verification",
+        "/sessions/{session_id}/items/{item_id}/rejudge",
         "/sessions/{session_id}/complete",
         "/sessions/{session_id}/discard",
         "/sessions/{session_id}/cancel",
