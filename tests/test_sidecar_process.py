@@ -134,7 +134,9 @@ def test_whole_inspection_survives_sigkill_and_resumes(sidecar: SidecarProcess) 
         assert early.status_code == 409
         assert "F-PISTON" in early.json()["error"]["message"]
         assert client.post(f"/sessions/{sid}/items/{items['F-PISTON']}/skip").status_code == 200
-        done = client.post(f"/sessions/{sid}/complete")
+        # An NG result is put on file with the completer's signature (their password again).
+        approve = {"signature": {"password": PASSWORD, "meaning": "approved"}}
+        done = client.post(f"/sessions/{sid}/complete", json=approve)
         assert done.status_code == 200, done.text
         assert done.json()["status"] == "completed" and done.json()["result"] == "NG"
 
