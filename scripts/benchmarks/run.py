@@ -9,7 +9,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-ORDER = ["qr", "write", "start", "history", "pipeline", "judgment", "push", "pull", "backlog"]
+ORDER = [
+    "qr", "write", "start", "history", "pipeline", "judgment", "push", "pull", "backlog",
+    "audit",
+]
 
 
 def load(name: str) -> object:

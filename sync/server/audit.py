@@ -424,14 +424,23 @@ class Report:
         return not self.problems
 
 
+def _has_entries(session: Session, chain: str) -> bool:
+    found = session.execute(sa.select(AUDIT.c.id).where(AUDIT.c.chain == chain).limit(1))
+    return found.first() is not None
+
+
 def _chains(session: Session, device_name: str | None) -> list[tuple[str, str]]:
-    """(chain, name to show) of the chains asked for."""
+    """(chain, name to show) of the chains asked for: the server's, and every device's that has
+    entries or a verdict (each found through the (chain, seq) index, never by reading the log)."""
     devices = {str(r.id): r.name for r in session.execute(sa.select(DEVICES.c.id, DEVICES.c.name))}
-    stored = [r[0] for r in session.execute(sa.select(AUDIT.c.chain).distinct())]
-    known = set(stored) | {str(r[0]) for r in session.execute(sa.select(CHAINS.c.chain))}
-    names = {c: ("server" if c == SERVER_CHAIN else devices.get(c, c)) for c in known}
+    verdicts = {str(r[0]) for r in session.execute(sa.select(CHAINS.c.chain))}
+    candidates = {SERVER_CHAIN, *devices}
     if device_name is not None:
-        return [(c, n) for c, n in names.items() if n == device_name or c == device_name]
+        candidates = {c for c in candidates if c == device_name
+                      or devices.get(c, SERVER_CHAIN) == device_name}
+        verdicts &= candidates
+    known = verdicts | {c for c in candidates if _has_entries(session, c)}
+    names = {c: devices.get(c, c) for c in known}
     return sorted(names.items(), key=lambda cn: (cn[0] != SERVER_CHAIN, cn[1]))
 
 
@@ -478,9 +487,8 @@ def verify(session: Session, device_name: str | None = None) -> Report:
     report = Report()
     for chain, name in _chains(session, device_name):
         report.chains += 1
-        counted = _Counted(stored_entries(session, chain))
-        found = fmt.verify_stored(counted)
-        report.entries += counted.n
+        count, found = verify_chain(session, chain)
+        report.entries += count
         if found is not None:
             report.problems.append(Problem(chain, name, "chain", found.seq, found.kind,
                                            found.message))
@@ -492,6 +500,13 @@ def verify(session: Session, device_name: str | None = None) -> Report:
                 report.problems.append(kept)
         _check_records(session, chain, name, report)
     return report
+
+
+def verify_chain(session: Session, chain: str) -> tuple[int, fmt.Break | None]:
+    """One chain from its stored bytes: how many entries, and the first that breaks it."""
+    counted = _Counted(stored_entries(session, chain))
+    found = fmt.verify_stored(counted)
+    return counted.n, found
 
 
 class _Counted:
