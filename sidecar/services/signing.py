@@ -14,12 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlmodel import Session, col, select
 
 from schema import device as d
-from schema.formats import audit
 from schema.types import utcnow
 from sidecar import outbox, security
 from sidecar.domain import lockout
@@ -91,12 +89,10 @@ def check(
 
 
 def digest(session: Session, record: outbox.Entity) -> str:
-    """``schema.formats.audit.row_digest`` of ``record`` as it is stored now: its fields as they
-    travel in the outbox, with its user's name and without the user's server id."""
+    """The digest of ``record`` as it is stored now (``outbox.digest``: what its newest audit
+    entry carries), after flushing what the unit of work changed in it."""
     session.flush()  # column defaults and onupdate values are the record's as stored
-    row: dict[str, Any] = outbox.payload(session, record)
-    row.pop("user_server_id", None)
-    return audit.row_digest(outbox.ENTITY_TYPES[type(record)], row)
+    return outbox.digest(session, record)
 
 
 def record(
