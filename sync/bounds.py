@@ -27,6 +27,8 @@ from pydantic import AfterValidator, Field, GetCoreSchemaHandler, GetJsonSchemaH
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
+from schema.formats import signatures
+
 INT32_MAX = 2**31 - 1
 INT32_MIN = -(2**31)
 INT64_MAX = 2**63 - 1
@@ -281,4 +283,27 @@ def _step_problem(step: Any) -> str | None:
         problem = _number_problem(step.get(key), 0.0, MAX_STEP_MS)
         if problem:
             return f"{key} {problem}"
+    return None
+
+
+# --- a signature ------------------------------------------------------------------------------
+
+
+def signature_problem(operation: str, data: Mapping[str, Any]) -> str | None:
+    """Why a pushed signature cannot be kept, or None: one is only ever made (never changed or
+    removed), with a meaning and a signed record type of ``schema.formats.signatures`` and the
+    signed record's digest as 64 lower-case hex digits."""
+    if operation != "INSERT":
+        return f"a signature is never changed or removed ({operation})"
+    checks = (
+        ("meaning", signatures.MEANINGS),
+        ("record_type", signatures.SIGNED_RECORDS),
+    )
+    for name, allowed in checks:
+        value = data.get(name)
+        if value not in allowed:
+            return f"{name} {value!r} is not one of {', '.join(allowed)}"
+    digest = data.get("record_digest")
+    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        return "record_digest is not a SHA-256 in lower-case hex"
     return None

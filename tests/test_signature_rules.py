@@ -10,6 +10,7 @@ import pytest
 
 from sidecar.domain import signatures as sig
 from sidecar.domain.signatures import Meaning, SignatureRequired
+from sync.bounds import signature_problem
 
 RESULTS = ("OK", "NG", "PENDING")
 AI_RESULTS = (None, "OK", "NG", "PENDING_REVIEW")
@@ -132,3 +133,37 @@ def test_require_refuses_naming_the_meaning(needed: Meaning, given: str | None) 
     assert caught.value.status_code == 428
     assert caught.value.code == "signature_required"
     assert caught.value.detail["meaning"] == needed.value
+
+
+# --- what the server keeps (sync.bounds.signature_problem) -------------------------------------
+
+GOOD = {
+    "meaning": "overridden",
+    "record_type": "human_verification_result",
+    "record_digest": "a" * 64,
+}
+
+
+@pytest.mark.parametrize(
+    ("operation", "data", "problem"),
+    [
+        ("INSERT", GOOD, None),
+        ("INSERT", {**GOOD, "record_type": "inspection_session"}, None),
+        ("INSERT", {**GOOD, "meaning": "because"}, "meaning 'because' is not one of"),
+        ("INSERT", {**GOOD, "meaning": None}, "meaning None is not one of"),
+        ("INSERT", {**GOOD, "record_type": "user"}, "record_type 'user' is not one of"),
+        ("INSERT", {**GOOD, "record_digest": "A" * 64}, "record_digest is not a SHA-256"),
+        ("INSERT", {**GOOD, "record_digest": "a" * 63}, "record_digest is not a SHA-256"),
+        ("INSERT", {**GOOD, "record_digest": 7}, "record_digest is not a SHA-256"),
+        ("UPDATE", GOOD, "a signature is never changed or removed (UPDATE)"),
+        ("DELETE", GOOD, "a signature is never changed or removed (DELETE)"),
+    ],
+)
+def test_what_the_server_keeps_as_a_signature(
+    operation: str, data: dict[str, object], problem: str | None
+) -> None:
+    found = signature_problem(operation, data)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and found.startswith(problem), found

@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlmodel import select
@@ -106,13 +107,13 @@ def test_a_signature_reaches_the_server_as_the_tablet_made_it(
 
     # Another tablet cannot sign TAB-01's inspection; and a meaning outside the format is kept
     # out too.
-    def push(device: str, data: dict[str, Any]) -> None:
+    def push(device: str, data: dict[str, Any], operation: str = "INSERT") -> httpx.Response:
         op = {
             "seq": 10_000,
             "op_id": str(uuid.uuid4()),
             "entity_type": "signature",
-            "entity_id": str(uuid.uuid4()),
-            "operation": "INSERT",
+            "entity_id": str(data.get("id") or uuid.uuid4()),
+            "operation": operation,
             "data": data,
         }
         body = {
@@ -122,8 +123,7 @@ def test_a_signature_reaches_the_server_as_the_tablet_made_it(
             "ops": [op],
         }
         with site_server.client(device) as client:
-            answer = client.post("/sync/v1/push", json=body)
-        assert answer.status_code == 200, answer.text
+            return client.post("/sync/v1/push", json=body)
 
     forged = {
         "session_id": sid,
@@ -135,17 +135,28 @@ def test_a_signature_reaches_the_server_as_the_tablet_made_it(
         "record_digest": "0" * 64,
         "signed_at": "2026-11-30T10:12:00+00:00",
     }
-    push("TAB-02", forged)
-    push("TAB-01", {**forged, "meaning": "because"})
+    assert push("TAB-02", forged).status_code == 200
     applied(site_server.site.database_url, site_server.site.device_ids["TAB-02"])
-    applied(site_server.site.database_url, device_id)
-    refusals = server_rows(
+    [(refusal,)] = server_rows(
         site_server.site.database_url,
-        "SELECT device_id, refusal FROM tauri_sync_queue WHERE entity_type = 'signature'"
-        " AND seq = 10000 ORDER BY device_id",
+        "SELECT refusal FROM tauri_sync_queue WHERE entity_type = 'signature' AND device_id = :d",
+        d=site_server.site.device_ids["TAB-02"],
     )
-    assert {(str(dev), refusal) for dev, refusal in refusals} == {
-        (site_server.site.device_ids["TAB-02"], "rejected"),
-        (device_id, "dead_letter"),
-    }
+    assert refusal == "rejected"
+    # What the format does not have is refused at the edge, as that one operation.
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        ({**forged, "meaning": "because"}, "INSERT", "data.meaning 'because' is not one of"),
+        ({**forged, "record_digest": "X" * 64}, "INSERT", "data.record_digest is not a SHA-256"),
+        (
+            {"id": signed.id, "meaning": "approved", "base_version": 1, "version": 2},
+            "UPDATE",
+            "a signature is never changed or removed (UPDATE)",
+        ),
+    ]
+    for data, operation, says in cases:
+        answer = push("TAB-01", data, operation)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"]["code"] == "operation_rejected"
+        [rejected] = answer.json()["error"]["detail"]["rejected"]
+        assert rejected["reason"].startswith(says), rejected
     assert len(server_rows(site_server.site.database_url, "SELECT id FROM signatures")) == 1

@@ -27,7 +27,7 @@ from schema import server as s
 from schema.db import Database
 from schema.formats import workflow
 from schema.types import utcnow
-from sync.bounds import provenance_problem
+from sync.bounds import provenance_problem, signature_problem
 from sync.conflicts import ORIGINAL_TIMESTAMPS_KEY, clamp_future, clock_offset, correct_timestamps
 from sync.errors import Forbidden, InvalidRequest, OperationRejected, PayloadTooLarge
 from sync.protocol import PushBatch, PushOp, PushRequest, PushResponse
@@ -155,6 +155,10 @@ def _semantic_problem(request: PushRequest, op: PushOp) -> str | None:
         problem = provenance_problem(op.data)
         if problem:
             return f"data.{problem}"
+    if op.entity_type == "signature":
+        problem = signature_problem(op.operation, op.data)
+        if problem:
+            return f"data.{problem}" if op.operation == "INSERT" else problem
     return _state_problem(op)
 
 
