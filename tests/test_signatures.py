@@ -313,6 +313,12 @@ def test_wrong_signatures_count_toward_the_login_lockout(tablet: Tablet) -> None
     [(status,)] = tablet.rows("SELECT status FROM inspection_sessions WHERE id = ?", insp.sid)
     assert status != "cancelled"
     assert signatures_of(tablet, insp.sid) == []
+    # Each wrong password is on the audit trail as a failed login, and so is the lock.
+    failed = tablet.rows(
+        "SELECT action FROM audit_log WHERE entity = 'user' AND entity_id = 'sato' AND"
+        " (json_extract(detail, '$.why') = 'bad_signature' OR action = 'lockout') ORDER BY seq"
+    )
+    assert [a for (a,) in failed] == ["login_failed"] * 5 + ["lockout"]
     # The supervisor lifts the lock, and the signature goes through.
     with tablet.client("admin") as client:
         assert client.post("/users/sato/unlock").status_code == 200

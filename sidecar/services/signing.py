@@ -2,7 +2,8 @@
 the signature stored bound to the record it signs (which acts need one: ``domain.signatures``).
 
 A wrong password counts toward the login lockout (``domain.lockout``) exactly as a failed login
-from the same client does: signing is no way around it. A user locked at that client cannot sign
+from the same client does, and is on the audit trail as one (``login_failed``, why
+``bad_signature``): signing is no way around it. A user locked at that client cannot sign
 there until the lock runs out or a supervisor unlocks them.
 
 ``check`` owns nothing: the caller commits its unit of work before answering a failure, so the
@@ -19,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from schema import device as d
 from schema.types import utcnow
-from sidecar import outbox, security
+from sidecar import audit, outbox, security
 from sidecar.domain import lockout
 from sidecar.domain.signatures import Meaning
 from sidecar.errors import Locked, Unauthorized
@@ -80,7 +81,26 @@ def check(
     assert counted is not None
     counted.failed_attempts += 1
     session.add_all([row, counted])
+    # On the audit trail like a failed login, committed with the counts.
+    actor = audit.Actor.of(user)
+    detail = {"source": source, "why": "bad_signature", "meaning": meaning}
+    audit.record(
+        session,
+        entity="user",
+        entity_id=user.username,
+        action="login_failed",
+        detail=detail,
+        actor=actor,
+    )
     if state.locked_until is not None:
+        audit.record(
+            session,
+            entity="user",
+            entity_id=user.username,
+            action="lockout",
+            detail={"source": source, "locked_until": state.locked_until.isoformat()},
+            actor=actor,
+        )
         raise _locked(state.locked_until)
     raise SignatureInvalid(
         "the password does not match; the signature was not accepted",
