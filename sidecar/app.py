@@ -13,11 +13,12 @@ from sqlmodel import col, select
 
 from schema import device as d
 from schema.db import Database, create_sqlite_engine
-from sidecar import __version__, events, security
+from sidecar import __version__, audit, events, security
 from sidecar.api import (
     errors,
     openapi,
     params,
+    routes_audit,
     routes_auth,
     routes_events,
     routes_history,
@@ -81,6 +82,7 @@ def _sync_service(db: Database, settings: Settings) -> SyncService:
         app_version=__version__,
         device_type=settings.device_type,
         interval_s=settings.sync_interval_s,
+        on_connect=audit.connected,
     )
 
 
@@ -130,6 +132,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = db is None
         app.state.db = db or Database(create_sqlite_engine(settings.database_path))
+        audit.record_made_keys(app.state.db)
         runner = _job_runner(app.state.db, settings) if settings.ai_workers > 0 else None
         app.state.jobs = runner
         sync = _sync_service(app.state.db, settings) if settings.sync_enabled else None
@@ -184,6 +187,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(routes_rejudge.router)
     app.include_router(routes_sessions.image_router)
     app.include_router(routes_history.router)
+    app.include_router(routes_audit.router)
     app.include_router(routes_jobs.router)
     app.include_router(routes_events.router)
     app.include_router(sync_api.router)
@@ -195,6 +199,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         mount_ui(app, settings.ui_dist)
 
     token = settings.token.get_secret_value() if settings.token else None
+    # Innermost: what a request writes names the user its login check found.
+    app.add_middleware(audit.RequestContext)
     app.add_middleware(PushSoon)
     app.add_middleware(AnnounceChanges)
     app.add_middleware(Guard, token=token)

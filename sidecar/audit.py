@@ -21,6 +21,7 @@ request fails (a refused action) are written by the caller in a unit of work of 
 from __future__ import annotations
 
 import contextvars
+import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from schema.types import new_id, utcnow
 
 ENTITY_TYPE = "audit_entry"  # the outbox's entity_type of an entry (see schema.formats.audit)
 REASON_MAX = 500  # characters: the API bounds a reason to this
+
+log = logging.getLogger("kensa.audit")
 
 _TABLE: sa.Table = d.AuditLog.__table__  # type: ignore[attr-defined]
 _OUTBOX: sa.Table = d.Outbox.__table__  # type: ignore[attr-defined]
@@ -230,12 +233,18 @@ def record_made_keys(db: Database) -> None:
 
     while security.MADE_KEYS:
         path = security.MADE_KEYS[0]
-        with db.atomic() as session:
-            record(
-                session,
-                entity="signing_key",
-                entity_id=None,
-                action="key_created",
-                detail={"path": str(path)[:500]},
-            )
+        try:
+            with db.atomic() as session:
+                record(
+                    session,
+                    entity="signing_key",
+                    entity_id=None,
+                    action="key_created",
+                    detail={"path": str(path)[:500]},
+                )
+        except sa.exc.SQLAlchemyError:
+            # A database that is not there yet (an app built before its migration): the next
+            # start that finds one writes the entry.
+            log.warning("the signing key made at %s is not in the audit trail yet", path)
+            return
         security.MADE_KEYS.pop(0)

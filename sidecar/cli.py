@@ -11,6 +11,7 @@ from __future__ import annotations
 import typer
 
 from schema.cli import db_app
+from sidecar.audit_cli import audit_app
 from sidecar.pipeline.cli import doctor, pipeline_app
 from sidecar.qr.cli import qr_app
 from sidecar.user_cli import serve, user_app
@@ -29,6 +30,7 @@ app.add_typer(qr_app, name="qr")
 app.add_typer(user_app, name="user")
 app.command("serve")(serve)
 app.add_typer(device_app, name="device")
+app.add_typer(audit_app, name="audit")
 
 
 def main() -> None:

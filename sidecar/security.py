@@ -14,7 +14,6 @@ first use. One key serves every data folder of that OS user: they share one trus
 from __future__ import annotations
 
 import base64
-import contextlib
 import functools
 import hashlib
 import hmac
@@ -97,6 +96,11 @@ def signing_key(settings: Settings) -> str:
     return _read_key(path)
 
 
+# Key files this process made; the sidecar writes each into the audit trail once its database is
+# open (``sidecar.audit.record_made_keys``).
+MADE_KEYS: list[Path] = []
+
+
 def _create_key(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
@@ -109,8 +113,12 @@ def _create_key(path: Path) -> None:
             out.write(new_signing_key() + "\n")
             out.flush()
             os.fsync(out.fileno())
-        with contextlib.suppress(FileExistsError):
+        try:
             os.link(tmp, path)
+        except FileExistsError:
+            pass
+        else:
+            MADE_KEYS.append(path)
     finally:
         tmp.unlink(missing_ok=True)
 

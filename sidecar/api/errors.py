@@ -13,8 +13,11 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from schema.db import Database
+from sidecar import audit
 from sidecar.errors import KensaError
 
 log = logging.getLogger("kensa.api")
@@ -25,9 +28,39 @@ def error_response(status: int, code: str, message: str, detail: Any = None) -> 
     return JSONResponse(jsonable_encoder(body), status_code=status)
 
 
-async def _kensa(_: Request, exc: Exception) -> JSONResponse:
+async def _kensa(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, KensaError)
+    if exc.status_code == 403:
+        await run_in_threadpool(_audit_refusal, request, exc.code)
     return error_response(exc.status_code, exc.code, exc.message, exc.detail or None)
+
+
+def _audit_refusal(request: Request, code: str) -> None:
+    """A refused action is an audit entry, in a unit of work of its own: the request's own
+    rolled back. Failing to write it is logged; the caller still gets their 403."""
+    db: Database | None = getattr(request.app.state, "db", None)
+    if db is None:
+        return
+    user = getattr(request.state, "user", None)
+    route = getattr(request.scope.get("route"), "path", None)
+    try:
+        with db.atomic() as session:
+            audit.record(
+                session,
+                entity="request",
+                entity_id=None,
+                action="refused",
+                detail={
+                    "code": code,
+                    "method": request.method,
+                    "route": route,
+                    "path": request.url.path[:500],
+                    "path_params": {k: str(v)[:100] for k, v in request.path_params.items()},
+                },
+                actor=audit.Actor.of(user) if user is not None else audit.NOBODY,
+            )
+    except Exception:
+        log.exception("could not record the refusal of %s %s", request.method, request.url.path)
 
 
 async def _validation(_: Request, exc: Exception) -> JSONResponse:

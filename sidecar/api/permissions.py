@@ -67,6 +67,7 @@ ROUTES: dict[tuple[str, str], Open | Action] = {
     ("GET",  "/images/{image_id}"):           Action.READ,
     ("GET",  "/images/{image_id}/thumbnail"): Action.READ,
     ("GET",  "/history"):                     Action.READ,
+    ("GET",  _S + "/audit"):                  Action.READ,
     ("GET",  "/stats"):                       Action.READ,
     ("GET",  "/jobs"):                        Action.READ,
     ("GET",  "/jobs/{job_id}"):               Action.READ,

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from schema import device as d
 from schema.types import utcnow
-from sidecar import security
+from sidecar import audit, security
 from sidecar.domain import lockout
 from sidecar.domain.access import ROLES
 from sidecar.errors import Conflict, InvalidInput, Locked, NotFound, Unauthorized
@@ -83,12 +83,16 @@ def login(
     user = session.exec(select(d.User).where(d.User.username == username)).first()
     if user is None or not user.is_active:
         security.burn_verification(password)
+        _audit_failure(
+            session, user, username, source, "unknown_user" if user is None else "inactive"
+        )
         raise Unauthorized("wrong username or password", code="bad_credentials")
     assert user.id is not None
     row = _source_row(session, user, source)
     state = _state(row)
     if lockout.is_locked(state, now):
         assert state.locked_until is not None
+        _audit_failure(session, user, username, source, "locked")
         raise _locked(state.locked_until)
     if row is None:
         row = d.LoginSource(user_id=user.id, source=source)
@@ -99,7 +103,16 @@ def login(
         user.failed_attempts += 1
         session.add_all([row, user])
         _forget_old_sources(session, user.id, now)
+        _audit_failure(session, user, username, source, "bad_password")
         if state.locked_until is not None:
+            audit.record(
+                session,
+                entity="user",
+                entity_id=user.username,
+                action="lockout",
+                detail={"source": source, "locked_until": state.locked_until.isoformat()},
+                actor=audit.Actor.of(user),
+            )
             raise _locked(state.locked_until)
         raise Unauthorized(
             "wrong username or password",
@@ -117,7 +130,31 @@ def login(
     token = security.issue_login_token(
         key or _default_key(), security.LoginClaims(user.id, expires, user.version)
     )
+    audit.record(
+        session,
+        entity="user",
+        entity_id=user.username,
+        action="login",
+        detail={"source": source},
+        actor=audit.Actor.of(user),
+    )
     return Login(user=user, token=token, expires_at=expires)
+
+
+def _audit_failure(
+    session: Session, user: d.User | None, username: str, source: str, why: str
+) -> None:
+    """A failed login's entry: it commits with the failure counts (the caller commits before
+    answering), and names the user tried even when there is no such user."""
+    actor = audit.Actor.of(user) if user is not None else audit.Actor(None, None, username, None)
+    audit.record(
+        session,
+        entity="user",
+        entity_id=username,
+        action="login_failed",
+        detail={"source": source, "why": why},
+        actor=actor,
+    )
 
 
 def _forget_old_sources(session: Session, user_id: int, now: datetime) -> None:
@@ -145,6 +182,7 @@ def unlock(session: Session, username: str) -> d.User:
         session.add(row)
     user.failed_attempts, user.locked_until = 0, None
     session.add(user)
+    audit.record(session, entity="user", entity_id=user.username, action="unlock")
     return user
 
 
@@ -165,6 +203,9 @@ def logout(session: Session, user: d.User) -> None:
     # Tokens carry the user's version: bumping it ends every login of this user on this tablet.
     user.version += 1
     session.add(user)
+    audit.record(
+        session, entity="user", entity_id=user.username, action="logout", actor=audit.Actor.of(user)
+    )
 
 
 def add_user(
@@ -195,4 +236,7 @@ def add_user(
     )
     session.add(user)
     session.flush()
+    audit.record(
+        session, entity="user", entity_id=user.username, action="insert", detail={"role": role}
+    )
     return user

@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 from pydantic import BaseModel, SecretStr
+from sqlmodel import Session
 
 from schema.db import Database
 from schema.types import utcnow
@@ -108,8 +109,12 @@ class SyncService:
         tick_s: float = 1.0,
         clock: Callable[[], datetime] = utcnow,
         rand: Callable[[], float] = random.random,
+        on_connect: Callable[[Session, dict[str, Any]], None] | None = None,
     ) -> None:
         self.db = db
+        # Told of a new connection inside the transaction that stores it (the sidecar's audit
+        # trail): what it writes commits with the connection or not at all.
+        self.on_connect = on_connect
         self.data_dir = Path(data_dir)
         self.app_version = app_version
         self.device_type = device_type
@@ -241,6 +246,20 @@ class SyncService:
                 # Another server's change sequence and refusals: start from its beginning.
                 state.set_cursor(session, "pull", None)
                 state.set_cursor(session, "conflicts", None)
+            if self.on_connect is not None:
+                self.on_connect(
+                    session,
+                    {
+                        "server_url": config.display_url(url),
+                        "device_id": str(identity.device_id),
+                        "device_name": identity.device_name,
+                        "replaced_server_url": (
+                            config.display_url(current.server_url)
+                            if moving and current is not None
+                            else None
+                        ),
+                    },
+                )
         # A reinstalled tablet re-using its registration must not reuse sequence numbers.
         self.outbox.bump_sequence(identity.last_applied_seq)
         self.trigger()
