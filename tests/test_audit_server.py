@@ -53,7 +53,7 @@ class Tablet:
         store_batch(self.db, self.identity, json.dumps(body).encode(), self.settings)
 
     def entry(self, entity: str, key: str | None, action: str, row: dict[str, Any] | None,
-              username: str = "tanaka", **extra: Any) -> dict[str, Any]:
+              username: str | None = "tanaka", **extra: Any) -> dict[str, Any]:
         prev = self.entries[-1]["hash"] if self.entries else fmt.GENESIS
         fields = {
             "id": str(uuid.uuid4()), "seq": len(self.entries) + 1,
@@ -72,7 +72,7 @@ class Tablet:
         return self.op("audit_entry", entry["id"], "INSERT", entry)
 
     def change(self, entity: str, key: str, operation: str, data: dict[str, Any],
-               username: str = "tanaka") -> list[dict[str, Any]]:
+               username: str | None = "tanaka") -> list[dict[str, Any]]:
         """The record's operation and its audit entry's, as one unit of work writes them."""
         travels = {k: v for k, v in data.items()
                    if k not in ("base_version", "user_server_id", "actor_username")}
@@ -97,10 +97,12 @@ class Tablet:
             *self.change("inspection_image", ids["image"], "INSERT", {
                 "id": ids["image"], "session_id": ids["session"], "sha256": "a" * 64,
                 "file_size": 10, "created_at": now}),
+            # The job runner's: an entry of nobody.
             *self.change("ai_inspection_result", ids["ai"], "INSERT", {
                 "id": ids["ai"], "session_id": ids["session"], "image_id": ids["image"],
                 "overall_result": "OK", "confidence": 0.9123, "processing_time": 0.05,
-                "detailed_results": '{"label": "ok"}', "version": 1, "created_at": now}),
+                "detailed_results": '{"label": "ok"}', "version": 1, "created_at": now},
+                username=None),
             *self.change("human_verification_result", ids["check"], "INSERT", {
                 "id": ids["check"], "session_id": ids["session"], "ai_result_id": ids["ai"],
                 "final_result": "OK", "verification_time": 2.5, "username": "tanaka",
@@ -375,10 +377,11 @@ def test_records_name_the_user_their_operations_name(
     _, db, _ = site
     ops, ids = tablet.inspection()
     users = {r.username: r.id for r in rows(db, "SELECT username, id FROM users")}
-    # A supervisor discards it: the update names who did it.
+    # A supervisor discards it: the entry of the change says who did it (the operation itself
+    # names nobody, as a tablet's update of a session does).
     ops += tablet.change("inspection_session", ids["session"], "UPDATE", {
-        "id": ids["session"], "status": "cancelled", "base_version": 2, "version": 3,
-        "actor_username": "suzuki"}, username="suzuki")
+        "id": ids["session"], "status": "cancelled", "base_version": 2, "version": 3},
+        username="suzuki")
     tablet.push(ops)
     drain(db)
     session = rows(db, "SELECT created_by, updated_by, user_id FROM inspection_sessions "
@@ -387,10 +390,30 @@ def test_records_name_the_user_their_operations_name(
     check = rows(db, "SELECT created_by, updated_by FROM human_verification_results "
                      "WHERE id = :i", i=uuid.UUID(ids["check"]))[0]
     assert check == (users["tanaka"], users["tanaka"])
-    # An operation that names nobody leaves nobody: nothing is inferred from the session.
     image = rows(db, "SELECT created_by, updated_by FROM inspection_images WHERE id = :i",
                  i=uuid.UUID(ids["image"]))[0]
-    assert image == (None, None)
+    assert image == (users["tanaka"], users["tanaka"])
+    # The job runner's result names nobody: nothing is inferred from the session's inspector.
+    ai = rows(db, "SELECT created_by, updated_by FROM ai_inspection_results WHERE id = :i",
+              i=uuid.UUID(ids["ai"]))[0]
+    assert ai == (None, None)
+
+
+def test_an_operation_names_who_acted_when_it_arrives_before_its_entry(
+    site: tuple[Site, Database, str], tablet: Tablet
+) -> None:
+    _, db, _ = site
+    ops, ids = tablet.inspection()
+    tablet.push(ops)
+    drain(db)
+    change = tablet.op("inspection_session", ids["session"], "UPDATE", {
+        "id": ids["session"], "status": "cancelled", "base_version": 2, "version": 3,
+        "actor_username": "suzuki"})
+    tablet.push([change])
+    drain(db)
+    suzuki = rows(db, "SELECT id FROM users WHERE username = 'suzuki'")[0].id
+    assert rows(db, "SELECT updated_by FROM inspection_sessions WHERE id = :i",
+                i=uuid.UUID(ids["session"]))[0].updated_by == suzuki
 
 
 def test_a_result_is_corrected_by_a_new_version_and_never_deleted(
@@ -460,3 +483,61 @@ def test_the_embedded_sqlite_server_keeps_and_verifies_its_chain(
         assert report["problems"][0]["message"].startswith("devices ")
     else:
         assert result.exit_code == 0 and report["clean"]
+
+
+def test_admin_api_changes_name_the_admin_who_made_them(
+    site: tuple[Site, Database, str], tmp_path: Path
+) -> None:
+    import httpx
+
+    from tests.support.sync_harness import ServerProcess
+
+    _, db, url = site
+    with (
+        ServerProcess(url, tmp_path / "server", storage=(tmp_path / "files").as_uri()) as server,
+        httpx.Client(base_url=server.url, auth=("admin", "admin-pass"), timeout=30) as admin,
+    ):
+        made = admin.post("/admin/v1/targets", json={"product_code": "GEAR-9",
+                                                     "product_name": "ギア 9"})
+        assert made.status_code == 201, made.text
+        changed = admin.patch("/admin/v1/users/tanaka", json={"full_name": "田中 一郎"})
+        assert changed.status_code == 200, changed.text
+        refused = admin.post("/admin/v1/targets", json={"product_code": "GEAR-9",
+                                                        "product_name": "again"})
+        assert refused.status_code == 409
+    admin_id = rows(db, "SELECT id FROM users WHERE username = 'admin'")[0].id
+    target = rows(db, "SELECT id, created_by, updated_by FROM inspection_targets_master "
+                      "WHERE product_code = 'GEAR-9'")[0]
+    assert (target.created_by, target.updated_by) == (admin_id, admin_id)
+    newest = rows(db, "SELECT username, entity, entity_id, action, canonical FROM audit_log "
+                      "WHERE chain = 'server' ORDER BY seq DESC LIMIT 2")
+    assert [(e.username, e.entity, e.action) for e in newest] == [
+        ("admin", "user", "update"), ("admin", "target", "insert")]
+    assert newest[1].entity_id == str(target.id)
+    entry = json.loads(newest[0].canonical)
+    assert entry["changes"]["full_name"] == {"before": "田中", "after": "田中 一郎"}
+    assert entry["detail"] == {"via": "admin_api"} and entry["role"] == "admin"
+    assert entry["user_server_id"] == str(admin_id)
+    # The refused request wrote nothing, its entry included; the chain holds.
+    assert verify(url)[0] == 0
+
+
+def test_processors_in_parallel_judge_one_chain_in_sequence(
+    site: tuple[Site, Database, str], tablet: Tablet
+) -> None:
+    import threading
+
+    _, db, url = site
+    entries = [tablet.entry("request", None, "refused", None) for _ in range(60)]
+    for start in range(0, 60, 10):
+        tablet.push([tablet.entry_op(e) for e in entries[start:start + 10]])
+    processors = [QueueProcessor(db, batch=7, retry_s=0.0) for _ in range(3)]
+    threads = [threading.Thread(target=p.drain) for p in processors]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    drain(db)
+    state = chain_state(db, tablet)
+    assert (state.status, state.last_seq, state.last_hash) == ("ok", 60, entries[-1]["hash"])
+    assert verify(url, "--device", "TAB-01")[0] == 0
