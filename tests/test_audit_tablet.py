@@ -350,6 +350,18 @@ def test_the_sidecar_names_who_acted_refusals_included_and_serves_the_trail(
             first = r.json()["items"][0]["item_id"]
             r = client.post(f"/sessions/{sid}/items/{first}/skip")
             assert r.status_code in (200, 409), r.text
+            # Why: a reason is bounded at the edge, and kept on the act's entries.
+            signature = {"password": PASSWORD, "meaning": "discarded"}
+            for bad in ("x" * 501, "", "bell\a"):
+                r = client.post(
+                    f"/sessions/{sid}/discard", json={"signature": signature, "reason": bad}
+                )
+                assert r.status_code == 422, r.text
+            r = client.post(
+                f"/sessions/{sid}/discard",
+                json={"signature": signature, "reason": "wrong part scanned"},
+            )
+            assert r.status_code == 200, r.text
             trail = client.get(f"/sessions/{sid}/audit")
             assert trail.status_code == 200, trail.text
         with proc.client(**logins["suzuki"]) as client:
@@ -371,6 +383,11 @@ def test_the_sidecar_names_who_acted_refusals_included_and_serves_the_trail(
     }
     # Every change made in tanaka's requests names him, from his login.
     assert {(e["username"], e["role"]) for e in body} == {("tanaka", "inspector")}
+    discarded = [
+        e for e in body if (e["changes"] or {}).get("status", {}).get("after") == "cancelled"
+    ]
+    assert [e["reason"] for e in discarded] == ["wrong part scanned"]
+    assert discarded[0]["changes"]["status"]["before"] == "identified"
     log = entries(data / "kensa.db")
     assert fmt.verify_chain(log) is None
     events = [(e["action"], e["username"]) for e in log if e["entity"] in ("user", "request")]

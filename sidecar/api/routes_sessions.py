@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from schema import device as d
 from schema.db import Database
+from sidecar import audit
 from sidecar.api import signed, views
 from sidecar.api.deps import (
     CurrentUser,
@@ -123,13 +124,14 @@ def verify(
     as OK, needs the user's signature (``domain.signatures``)."""
     who = signed.signer(db, user, body.signature, source)
     with db.atomic() as session:
+        audit.give_reason(session, body.reason)
         item = inspection.get_item(session, session_id, item_id)
         previous = item.result if item.status == "verified" else None
         row = inspection.verify(
             session,
             session_id,
             item_id,
-            inspection.Verdict(**body.model_dump(exclude={"signature"})),
+            inspection.Verdict(**body.model_dump(exclude={"signature", "reason"})),
             user,
         )
         ai = session.get(d.AIInspectionResult, row.ai_result_id) if row.ai_result_id else None
@@ -165,6 +167,7 @@ def complete(
     """Finish the inspection; one whose result is NG needs the user's signature (approved)."""
     who = signed.signer(db, user, body.signature if body else None, source)
     with db.atomic() as session:
+        audit.give_reason(session, body.reason if body else None)
         row = inspection.complete(session, session_id)
         signed.sign(session, who, signatures.for_completion(row.result), row, session_id)
     return _detail(db, session_id)
@@ -191,6 +194,7 @@ def restart(
     old one is discarded: that needs the user's signature (discarded)."""
     who = signed.signer(db, user, body.signature if body else None, source)
     with db.atomic() as session:
+        audit.give_reason(session, body.reason if body else None)
         row = inspection.restart(session, session_id, user)
         old = inspection.get_session(session, session_id)
         signed.sign(session, who, signatures.for_discard(), old, session_id)
@@ -208,6 +212,7 @@ def discard(
     """End the inspection unfinished; needs the user's signature (discarded)."""
     who = signed.signer(db, user, body.signature if body else None, source)
     with db.atomic() as session:
+        audit.give_reason(session, body.reason if body else None)
         row = inspection.cancel(session, session_id)
         signed.sign(session, who, signatures.for_discard(), row, session_id)
     return _detail(db, session_id)

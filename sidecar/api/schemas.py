@@ -255,10 +255,16 @@ class SignatureCreate(Strict):
     meaning: Literal["approved", "overridden", "released", "discarded"]
 
 
+# Why the user did it, in their words: the audit entries of the act carry it (``sidecar.audit``).
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
 class SignedCreate(Strict):
     """The body of an act that may need a signature (complete, discard, cancel, restart)."""
 
     signature: SignatureCreate | None = None
+    # Why (a discard's, above all): kept on the act's audit entries.
+    reason: Reason | None = None
 
 
 class SignaturePublic(BaseModel):
@@ -285,6 +291,8 @@ class VerificationCreate(Strict):
     ai_result_id: DeviceId | None = None
     # Needed to override the AI's verdict or release an NG item as OK (``domain.signatures``).
     signature: SignatureCreate | None = None
+    # Why the verdict differs from the AI's, or why an NG item is released: on its audit entries.
+    reason: Reason | None = None
 
 
 class VerificationPublic(VerificationBase):
