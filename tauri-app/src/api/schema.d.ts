@@ -292,6 +292,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sessions/{session_id}/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Audit Trail
+         * @description Every audit entry of the inspection and its records (items, photos, AI results,
+         *     verdicts, signatures, the scanned unit), oldest first; readable by whoever may read the
+         *     inspection.
+         */
+        get: operations["audit_trail_sessions__session_id__audit_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/sessions/{session_id}/cancel": {
         parameters: {
             query?: never;
@@ -680,6 +702,36 @@ export interface components {
              * @enum {string}
              */
             priority: "low" | "normal" | "high" | "urgent";
+        };
+        /**
+         * AuditEntryPublic
+         * @description One entry of the tablet's audit trail (``schema.formats.audit``).
+         */
+        AuditEntryPublic: {
+            /** Action */
+            action: string;
+            /** At */
+            at: string;
+            /** Changes */
+            changes: {
+                [key: string]: unknown;
+            } | null;
+            /** Entity */
+            entity: string;
+            /** Entity Id */
+            entity_id: string | null;
+            /** Hash */
+            hash: string;
+            /** Reason */
+            reason: string | null;
+            /** Role */
+            role: string | null;
+            /** Row Digest */
+            row_digest: string | null;
+            /** Seq */
+            seq: number;
+            /** Username */
+            username: string | null;
         };
         /** CodePublic */
         CodePublic: {
@@ -1159,6 +1211,8 @@ export interface components {
          * @description The body of an act that may need a signature (complete, discard, cancel, restart).
          */
         SignedCreate: {
+            /** Reason */
+            reason?: string | null;
             signature?: components["schemas"]["SignatureCreate"] | null;
         };
         /** StatsBucketPublic */
@@ -1444,6 +1498,8 @@ export interface components {
             final_result: "OK" | "NG" | "PENDING";
             /** Notes */
             notes?: string | null;
+            /** Reason */
+            reason?: string | null;
             /** Severity */
             severity?: ("minor" | "major" | "critical") | null;
             signature?: components["schemas"]["SignatureCreate"] | null;
@@ -2507,6 +2563,75 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SessionPublic"];
+                };
+            };
+            /** @description Bad input: a QR payload or an image that cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description No or wrong launch token, or no valid login */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description A Host that is not loopback, or a role that may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description No such record, or one this user may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The request does not match this document, or cannot be processed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+        };
+    };
+    audit_trail_sessions__session_id__audit_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "X-Kensa-Session"?: string | null;
+            };
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditEntryPublic"][];
                 };
             };
             /** @description Bad input: a QR payload or an image that cannot be read */
