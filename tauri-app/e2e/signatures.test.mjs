@@ -148,6 +148,8 @@ for (const lang of ['ja', 'en']) {
           new RegExp(`^${T.signature} 鈴木 \\(${T.supervisor}\\) \\S+ \\d{2}:\\d{2} — ${T[meaning]}$`);
         assert.match(texts[0], pattern('overridden'));
         assert.match(texts[1], pattern('approved'));
+        const trail = page.getByTestId('audit-trail');
+        await trail.getByRole('heading', { name: T.audit }).waitFor();
         await h.shot(page, `sig-${lang}-03-history`);
         assert.deepEqual(await h.smallTargets(page), [], 'controls under 48 px in the history detail');
       } finally {

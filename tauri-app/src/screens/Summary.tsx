@@ -1,4 +1,5 @@
 // The completed inspection (or any from history): overall result and every item's outcome.
+import { AuditTrail } from '../components/AuditTrail';
 import { ErrorText } from '../components/ErrorText';
 import { Signatures } from '../components/Signatures';
 import { useI18n } from '../i18n';
@@ -106,6 +107,7 @@ export function Summary({ sessionId, from }: { sessionId: string; from: 'session
         </table>
       </div>
       <Signatures signatures={session.signatures ?? []} />
+      <AuditTrail sessionId={session.id} signatures={session.signatures ?? []} version={session.version} />
       <div className="actions">
         {from === 'session' ? (
           <button type="button" className="btn btn--primary" onClick={() => navigate({ name: 'scan' })} data-testid="next-inspection">
