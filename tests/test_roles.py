@@ -11,6 +11,7 @@ test fails when a route has no table entry or no probe. A role without the actio
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from typer.testing import CliRunner, Result
 
 from schema import device as d
 from schema import migrate
+from schema import server as s
 from schema.db import Database, create_engine, create_sqlite_engine
 from schema.formats import roles as shared_roles
 from schema.types import new_id, utcnow
@@ -35,13 +37,15 @@ from sidecar.cli import app as cli
 from sidecar.domain import access, lockout
 from sidecar.domain.access import ANY, OWN, Action, Scope
 from sidecar.jobs import queue
-from sidecar.services import auth
+from sidecar.qr.payload import parse_payload
+from sidecar.services import auth, inspection
 from sidecar.settings import Settings
 from sync.device import config
 from sync.device.service import SyncService
 from sync.server import masters
 from tests.support.seed import PASSWORD, QR_JSON, item_id, photo_jpeg, qr_png, seed_device
 from tests.support.sidecar import SidecarProcess
+from tests.support.sync_harness import wait_until
 
 if TYPE_CHECKING:
     from tests.support.sync_fixtures import Running
@@ -609,3 +613,48 @@ def test_a_supervisor_made_on_the_server_logs_in_on_the_tablet_as_one(
     assert result.user.role == "supervisor"
     assert roles == {"admin": "admin", "tanaka": "inspector", "suzuki": "supervisor"}
     assert access.may_do(result.user.role, Action.OVERRIDE)
+
+
+@pytest.mark.postgres
+def test_a_rejudged_inspection_reaches_the_server_with_both_verdicts(
+    device_db: Database, tmp_path: Path, site_server: Running
+) -> None:
+    sync = SyncService(device_db, tmp_path / "device", "0.1.0")
+    assert sync.connect(site_server.url, site_server.site.tokens["TAB-01"]).verified
+    assert sync.run_once().ok  # the masters and users
+    ok = inspection.Verdict(final_result="OK", verification_time=1.0)
+    ng = inspection.Verdict(
+        final_result="NG", verification_time=2.0, defect_types=["dent"], severity="minor"
+    )
+    with device_db.atomic() as session:
+        users = {u.username: u for u in session.exec(select(d.User))}
+        started = inspection.start(session, parse_payload(QR_JSON), users["tanaka"])
+        sid = started.id
+        items = inspection.session_items(session, sid)
+        for item in items:
+            inspection.verify(session, sid, item.item_id, ok, users["tanaka"])
+        inspection.complete(session, sid)
+    with device_db.atomic() as session:
+        piston = next(i for i in items if i.item_code == "F-PISTON")
+        inspection.rejudge(session, sid, piston.item_id, ng, users["suzuki"])
+    report = sync.run_once()
+    assert report.ok, report
+    server = Database(create_engine(site_server.site.database_url))
+
+    def on_server() -> tuple[str | None, str | None, list[str]]:
+        with server.read() as session:
+            row = session.get(s.InspectionSession, uuid.UUID(sid))
+            if row is None:
+                return None, None, []
+            verdicts = session.exec(
+                select(s.HumanVerificationResult.final_result).where(
+                    s.HumanVerificationResult.session_id == row.id
+                )
+            ).all()
+            return row.status, row.result, sorted(verdicts)
+
+    expected = ("completed", "NG", ["NG"] + ["OK"] * len(items))
+    try:
+        wait_until(lambda: on_server() == expected, 60, what=f"{expected} on the server")
+    finally:
+        server.dispose()

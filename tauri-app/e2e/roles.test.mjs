@@ -70,3 +70,60 @@ test("the supervisor may discard another's interrupted inspection but not resume
   }
   assert.ok(started.id);
 });
+
+test('a supervisor re-judges a completed inspection, signs the release, and the result follows', async () => {
+  const api = h.apiFor(sidecar);
+  await api.login('tanaka');
+  const started = await api.call('POST', '/sessions', { qr_code: h.QR_JSON });
+  for (const item of started.items) {
+    await api.call('POST', `/sessions/${started.id}/items/${item.item_id}/verification`, {
+      final_result: 'OK',
+      verification_time: 1,
+    });
+  }
+  await api.call('POST', `/sessions/${started.id}/complete`);
+
+  const summaryAs = async (page, user) => {
+    await logIn(page, user);
+    const later = page.getByTestId('resume-later');
+    if (await later.count()) await later.click(); // the inspection the test before left open
+    await page.evaluate((id) => (window.location.hash = `#/history/${id}`), started.id);
+    await page.getByTestId('summary-screen').waitFor();
+    await page.locator('tr[data-code="F-PISTON"]').waitFor();
+    return page.locator('tr[data-code="F-PISTON"]');
+  };
+
+  for (const user of ['tanaka', 'admin']) {
+    const page = await h.newPage(1280);
+    try {
+      const row = await summaryAs(page, user);
+      assert.equal(await row.getByTestId('rejudge').count(), 0, user);
+    } finally {
+      await page.close();
+    }
+  }
+
+  const page = await h.newPage(1280);
+  try {
+    const row = await summaryAs(page, 'suzuki');
+    await row.getByTestId('rejudge').click();
+    await row.getByTestId('rejudge-NG').click();
+    await row.getByTestId('rejudge-defect-piston_stuck').click();
+    await row.getByTestId('rejudge-severity-minor').click();
+    await row.getByTestId('rejudge-save').click();
+    await page.locator('[data-testid="summary-result"].result--NG').waitFor();
+    // Releasing it as OK again is signed: the dialog names the meaning.
+    await row.getByTestId('rejudge').click();
+    await row.getByTestId('rejudge-OK').click();
+    await row.getByTestId('rejudge-save').click();
+    await page.getByTestId('signature-dialog').waitFor();
+    await h.shot(page, 'roles-ja-1280-rejudge-signature');
+    await page.getByTestId('signature-password').fill(h.PASSWORD);
+    await page.getByTestId('signature-sign').click();
+    await page.locator('[data-testid="summary-result"].result--OK').waitFor();
+    await h.shot(page, 'roles-ja-1280-rejudged');
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await page.close();
+  }
+});

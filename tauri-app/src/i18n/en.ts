@@ -136,6 +136,8 @@ export const en: Record<MessageKey, string> = {
   'item.verification': 'Final judgment',
   'item.defects': 'Defect types',
   'item.severity': 'Severity',
+  'rejudge.open': 'Re-judge',
+  'rejudge.save': 'Record the new verdict',
   'item.notes': 'Notes',
   'item.submit': 'Record judgment',
   'item.saving': 'Recording…',

@@ -136,6 +136,8 @@ export const ja = {
   'item.verification': '最終判定',
   'item.defects': '不良の種類',
   'item.severity': '重大度',
+  'rejudge.open': '再判定',
+  'rejudge.save': '新しい判定を記録',
   'item.notes': 'メモ',
   'item.submit': '判定を記録',
   'item.saving': '記録しています…',

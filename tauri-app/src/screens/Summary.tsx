@@ -1,6 +1,7 @@
 // The completed inspection (or any from history): overall result and every item's outcome.
 import { AuditTrail } from '../components/AuditTrail';
 import { ErrorText } from '../components/ErrorText';
+import { Rejudge } from '../components/Rejudge';
 import { Signatures } from '../components/Signatures';
 import { useI18n } from '../i18n';
 import { confidencePercent, itemStateLabel, label, latest, sessionStateLabel } from '../lib/inspection';
@@ -9,7 +10,7 @@ import { useSession } from '../state/useSession';
 
 export function Summary({ sessionId, from }: { sessionId: string; from: 'session' | 'history' }) {
   const { t, err, dateTime } = useI18n();
-  const { session, error } = useSession(sessionId);
+  const { session, error, refresh } = useSession(sessionId);
   if (!session) {
     return (
       <main className="screen" data-testid="summary-screen">
@@ -93,6 +94,7 @@ export function Summary({ sessionId, from }: { sessionId: string; from: 'session
                     ) : (
                       <span className={`result result--${item.result ?? 'none'}`}>{label(t, 'result', item.result)}</span>
                     )}
+                    <Rejudge session={session} item={item} onChanged={() => void refresh()} />
                   </td>
                   <td data-label={t('summary.defects')}>
                     {v?.defect_types?.length
