@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from schema import device as d
+from sidecar import audit
 from sidecar.api import signed, views
 from sidecar.api.deps import CurrentUser, DbDep, SessionAccess
 from sidecar.api.schemas import VerificationCreate, VerificationPublic
@@ -38,11 +39,12 @@ def rejudge(
     """A supervisor's new verdict on a verified item of a completed inspection."""
     who = signed.signer(db, user, body.signature, source)
     with db.atomic() as session:
+        audit.give_reason(session, body.reason)  # the supervisor's words for why, on its entries
         row, previous = inspection.rejudge(
             session,
             session_id,
             item_id,
-            inspection.Verdict(**body.model_dump(exclude={"signature"})),
+            inspection.Verdict(**body.model_dump(exclude={"signature", "reason"})),
             user,
         )
         ai = session.get(d.AIInspectionResult, row.ai_result_id) if row.ai_result_id else None
