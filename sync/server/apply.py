@@ -20,7 +20,10 @@ Who did it: every record keeps ``created_by`` (its INSERT) and ``updated_by`` (i
 operation): the server's user the operation names — ``actor_server_id`` / ``actor_username`` when
 the tablet sends them, else the record's own user (``user_server_id`` / ``username``), mapped to
 this server's users by id, then by name (``MasterCache.user_id``); NULL when it names nobody the
-server knows. Nothing is inferred from a parent record.
+server knows. The audit entry of the change, which follows its operation, then sets them to the
+user that entry names (``sync.server.audit.attribute``): the tablet's chain says who acted, for
+records whose operations name no user too (items, images). Nothing is inferred from a parent
+record: a result of the job runner, whose entry names nobody, names nobody.
 
 Results are never edited in place (``VERSIONED_RESULTS``): an UPDATE of an AI result or a human
 verification is applied as a new row that ``supersedes`` the newest version (the versions of a

@@ -336,7 +336,55 @@ def apply_entry(session: Session, row: Any) -> Applied:
         _break(session, chain, state, seq, "duplicate_seq", reason)
         return Applied(Decision.CONFLICT, reason)
     advance(session, chain, state)
+    attribute(session, device, fields)
     return Applied(Decision.APPLY)
+
+
+def _server_user(session: Session, server_id: Any, username: Any) -> uuid.UUID | None:
+    """The server's user an entry names: by the server's id, else by name; None for nobody."""
+    users = _table(s.User)
+    if isinstance(server_id, str):
+        try:
+            key = uuid.UUID(server_id)
+        except ValueError:
+            key = None
+        if key is not None and session.execute(
+            sa.select(users.c.id).where(users.c.id == key)
+        ).first() is not None:
+            return key
+    if isinstance(username, str):
+        found = session.execute(
+            sa.select(users.c.id).where(users.c.username == username)
+        ).scalar_one_or_none()
+        return found if isinstance(found, uuid.UUID) else None
+    return None
+
+
+def attribute(session: Session, device: uuid.UUID, fields: Mapping[str, Any]) -> None:
+    """Who made or changed a device's record, from the entry of its change: ``updated_by`` (and
+    ``created_by`` for an insert) of the record — the current version, for a result — when the
+    record is the device's own and already applied. An entry of nobody (the job runner) names
+    nobody. A record applied after its entry keeps what its own operation named."""
+    from sync.server import apply as applying  # the record specs; apply imports this module
+
+    entity, key, action = fields.get("entity"), fields.get("entity_id"), fields.get("action")
+    spec = applying.SPECS.get(entity) if isinstance(entity, str) else None
+    if spec is None or action not in ("insert", "update") or "updated_by" not in spec.table.c:
+        return
+    try:
+        record_id = uuid.UUID(str(key))
+    except ValueError:
+        return
+    if applying.owner_of(session, spec.model, record_id) != device:
+        return
+    if entity in applying.VERSIONED_RESULTS:
+        line = applying.result_versions(session, spec.table, record_id)
+        record_id = line[-1]["id"]
+    who = _server_user(session, fields.get("user_server_id"), fields.get("username"))
+    values: dict[str, Any] = {"updated_by": who}
+    if action == "insert":
+        values["created_by"] = who
+    session.execute(sa.update(spec.table).where(spec.table.c.id == record_id).values(**values))
 
 
 def _insert_entry(session: Session, values: dict[str, Any]) -> bool:
