@@ -4,6 +4,7 @@ the default when no database URL is given); and the two commands kept apart."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +79,13 @@ def test_server_admin_and_device_commands(tmp_path: Path) -> None:
         connected = kensa("device", "connect", "--server", server.url, "--token", token,
                           "--data-dir", str(device_dir))
         assert "connected as TAB-03" in connected
+        # Connecting is in the tablet's audit trail, from the command line too.
+        with sqlite3.connect(device_dir / "kensa.db") as conn:
+            (detail,) = conn.execute(
+                "SELECT detail FROM audit_log WHERE action = 'connect'"
+            ).fetchone()
+        assert json.loads(detail)["device_name"] == "TAB-03"
+        assert "intact" in kensa("audit", "verify", "--data-dir", str(device_dir))
         report = json.loads(kensa("device", "sync-now", "--data-dir", str(device_dir)))
         assert report["ok"] and report["pulled"] > 0
         status_text = kensa("device", "status", "--data-dir", str(device_dir))

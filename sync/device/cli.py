@@ -35,6 +35,7 @@ def _device_service(data_dir: Path | None) -> Iterator[Any]:
     from schema.errors import SchemaError
     from schema.migrate import upgrade_device
     from sidecar import __version__
+    from sidecar.audit import connected
     from sidecar.settings import Settings
     from sync.device.service import SyncService
 
@@ -45,7 +46,11 @@ def _device_service(data_dir: Path | None) -> Iterator[Any]:
     except SchemaError as exc:
         raise _fail(str(exc)) from exc
     db = Database(create_sqlite_engine(settings.database_path))
-    service = SyncService(db, settings.data_dir, __version__, settings.device_type)
+    # Connecting from here is audited as from the settings screen; nobody is logged in: whoever
+    # holds the data folder acts.
+    service = SyncService(
+        db, settings.data_dir, __version__, settings.device_type, on_connect=connected
+    )
     try:
         yield service
     finally:
