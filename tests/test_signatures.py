@@ -10,6 +10,8 @@ leave them (a job needs the real models to say NG on cue, which is not what is t
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -355,3 +357,42 @@ def test_a_malformed_signature_is_a_422(tablet: Tablet, body: dict[str, Any]) ->
         r = client.post(f"/sessions/{insp.sid}/discard", json=body)
     assert r.status_code == 422, r.text
     assert signatures_of(tablet, insp.sid) == []
+
+
+def test_kensa_audit_verify_catches_an_edited_signature(tablet: Tablet) -> None:
+    """A signature is a record like the others: its audit entry carries its digest, so one
+    rewritten with plain sqlite3 (another meaning, another signer) is reported by the command."""
+    insp = inspect(tablet, "tanaka")
+    with tablet.client("tanaka") as client:
+        r = client.post(f"/sessions/{insp.sid}/discard", json={"signature": signature("discarded")})
+    assert r.status_code == 200, r.text
+    [(sig_id,)] = tablet.rows("SELECT id FROM signatures WHERE session_id = ?", insp.sid)
+
+    def verify() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sidecar.cli",
+                "audit",
+                "verify",
+                "--database",
+                str(tablet.path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    # (Other tests of this module edit their records too: only this signature is looked at.)
+    before = verify()
+    assert before.returncode in (0, 1), before.stdout + before.stderr
+    assert f"record signatures {sig_id}" not in before.stdout
+    tablet.write(
+        "UPDATE signatures SET username = 'admin', role = 'admin', meaning = 'approved' "
+        "WHERE id = ?",
+        sig_id,
+    )
+    broken = verify()
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert f"record signatures {sig_id}" in broken.stdout
