@@ -431,8 +431,22 @@ def verify(
     else:
         ai = _newest_ai(session, session_id, item_id)
     _set_item(session, item, "verified", result=verdict.final_result)
+    record = _verification(session, session_id, item_id, verdict, user, ai)
+    _refresh_session(session, row)
+    return record
+
+
+def _verification(
+    session: Session,
+    session_id: str,
+    item_id: str,
+    verdict: Verdict,
+    user: d.User,
+    ai: d.AIInspectionResult | None,
+) -> d.HumanVerificationResult:
+    """The verification row of a verdict, naming the AI result it agrees with or overrides."""
     assert user.id is not None
-    record = outbox.insert(
+    return outbox.insert(
         session,
         d.HumanVerificationResult,
         session_id=session_id,
@@ -446,8 +460,6 @@ def verify(
         severity=verdict.severity,
         overrode_ai=ai is not None and not wf.ai_agrees(ai.overall_result, verdict.final_result),
     )
-    _refresh_session(session, row)
-    return record
 
 
 def _newest_ai(session: Session, session_id: str, item_id: str) -> d.AIInspectionResult | None:
@@ -491,21 +503,7 @@ def rejudge(
         base = _bump(item, changes)
         session.add(item)
         outbox.record_update(session, item, changes, base_version=base)
-    assert user.id is not None
-    record = outbox.insert(
-        session,
-        d.HumanVerificationResult,
-        session_id=session_id,
-        item_id=item_id,
-        user_id=user.id,
-        final_result=verdict.final_result,
-        notes=verdict.notes,
-        verification_time=verdict.verification_time,
-        ai_result_id=ai.id if ai else None,
-        defect_types=verdict.defect_types,
-        severity=verdict.severity,
-        overrode_ai=ai is not None and not wf.ai_agrees(ai.overall_result, verdict.final_result),
-    )
+    record = _verification(session, session_id, item_id, verdict, user, ai)
     items = session_items(session, session_id)
     result = wf.roll_up(wf.ItemView(i.status, i.required, i.result) for i in items)
     if result != row.result:
