@@ -35,6 +35,7 @@ from sidecar.domain import access
 from sidecar.domain.access import Action
 from sidecar.errors import KensaError
 from sidecar.jobs.runner import JobRunner
+from sidecar.keys import DataKey
 from sidecar.settings import Settings
 from sidecar.ui import mount_ui
 from sync.device import api as sync_api
@@ -124,8 +125,14 @@ def _sees_set_aside(request: Request) -> bool:
     return access.may_do(user.role, Action.SET_ASIDE)
 
 
-def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
-    """Build the sidecar app. The device database must already be migrated (see launch)."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    db: Database | None = None,
+    data_key: DataKey | None = None,
+) -> FastAPI:
+    """Build the sidecar app. The device database must already be migrated (see launch).
+    ``data_key`` opens the store and its photos; None only for a plaintext development store."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -169,6 +176,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         dependencies=[Depends(params.check_params), Depends(enforce)],
     )
     app.state.settings = settings
+    app.state.data_key = data_key
     # Loaded once, at build: a damaged key file stops the start instead of the first login.
     app.state.signing_key = security.signing_key(settings)
     if db is not None:

@@ -16,6 +16,7 @@ from sidecar.api.permissions import Open
 from sidecar.domain import access
 from sidecar.domain.access import Action
 from sidecar.errors import Forbidden, NotFound, Unauthorized
+from sidecar.keys import DataKey
 from sidecar.services import auth
 from sidecar.settings import Settings
 
@@ -42,6 +43,15 @@ def get_signing_key(request: Request) -> str:
 
 
 SigningKeyDep = Annotated[str, Depends(get_signing_key)]
+
+
+def get_data_key(request: Request) -> DataKey | None:
+    key: DataKey | None = request.app.state.data_key
+    return key
+
+
+# None only for a plaintext development store (KENSA_PLAINTEXT=1).
+DataKeyDep = Annotated[DataKey | None, Depends(get_data_key)]
 
 
 def _login(request: Request, db: Database, key: str, token: str | None) -> d.User:
