@@ -10,6 +10,8 @@ import struct
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schema.formats import audit
 
@@ -283,3 +285,45 @@ def test_an_entry_repeated_is_reordered() -> None:
     log = _log()
     found = audit.verify_chain([*log[:3], log[2], *log[3:]])
     assert found is not None and (found.index, found.seq, found.kind) == (3, 3, "reordered")
+
+
+# --- the fast path ----------------------------------------------------------------------------
+
+# Text from the characters where an encoder can go wrong: the escapes, controls, DEL, the line
+# separators JSON leaves alone, non-BMP characters and lone surrogates, and names that sort
+# differently as UTF-16 than as code points (U+E000..U+FFFF against supplementary characters).
+_TRICKY = 'aZ"\\/\n\t\b\f\r\x00\x1f\x7f é日\u2028\ue000\uffff\U0001f600\ud800\udfff'
+_text = st.text(alphabet=st.sampled_from(_TRICKY), max_size=6)
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.sampled_from([2**53 - 1, -(2**53 - 1), 2**53, -(2**53), 0.0, -0.0, 1.0, 1e16, 1e21])
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | _text
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(_text, inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _outcome(encode: Any, value: Any) -> bytes | tuple[str, str]:
+    try:
+        result: bytes = encode(value)
+    except audit.CanonicalError as exc:
+        return ("refused", str(exc))
+    return result
+
+
+@settings(max_examples=3000, deadline=None, derandomize=True)
+@given(_values)
+def test_canonical_writes_every_value_as_the_reference_writer_does(value: Any) -> None:
+    # The C encoder's shortcut must be invisible: the same bytes, or the same refusal naming the
+    # same place, for every value either path can meet.
+    assert _outcome(audit.canonical, value) == _outcome(audit.canonical_slow, value)

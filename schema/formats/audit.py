@@ -197,8 +197,49 @@ def _write(value: Any, path: str, out: list[str]) -> None:
         raise CanonicalError(f"{path}: {type(value).__name__} has no JSON form")
 
 
+# The standard library's C encoder writes the common case exactly as RFC 8785 does: sorted
+# members, no whitespace, the same escapes (the short ones, other controls as lower-case
+# ``\u00xx``, everything else literal with ensure_ascii off). It differs on floats (``1.0``,
+# ``1e+16``), on integers beyond ±(2**53 - 1) (written, not refused), on object names outside
+# ASCII (code-point order is not UTF-16 order above the BMP) and on types it converts (int
+# names, subclasses). ``_plain`` sends every value with one of those to ``_write``; a lone
+# surrogate is caught when the text is encoded to UTF-8. An entry and a record's row are
+# nearly always plain, and the C encoder writes them several times faster: it is most of what
+# writing an audit entry costs (scripts/benchmarks/write.py).
+_c_encode = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+).encode
+
+
+def _plain(value: Any) -> bool:
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return True
+    if kind is int:
+        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii() or not _plain(item):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(_plain(item) for item in value)
+    return False
+
+
 def canonical(value: Any) -> bytes:
     """The RFC 8785 canonical JSON of ``value``, as UTF-8 bytes."""
+    if _plain(value):
+        try:
+            return _c_encode(value).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: the full writer names where it is
+    return canonical_slow(value)
+
+
+def canonical_slow(value: Any) -> bytes:
+    """``canonical`` written member by member, for every value: the reference the fast path is
+    tested against."""
     out: list[str] = []
     _write(value, "$", out)
     return "".join(out).encode("utf-8")
@@ -377,9 +418,7 @@ def _stored_break(
         return _malformed(index, fields, "hash is not 64 lower-case hex digits")
     entry_id = fields["id"] if isinstance(fields["id"], str) else None
     if seq <= prev_seq:
-        return Break(
-            index, seq, entry_id, "reordered", f"entry {seq} comes after entry {prev_seq}"
-        )
+        return Break(index, seq, entry_id, "reordered", f"entry {seq} comes after entry {prev_seq}")
     if seq != prev_seq + 1:
         return Break(
             index,
