@@ -13,6 +13,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 from sqlmodel import Session
+
+from schema.types import UTCDateTime
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -303,15 +306,29 @@ class _PreparedInsert:
         marks = ", ".join("?" for _ in keys)
         # Only names from the table's own metadata, quoted by the dialect; values are bound.
         self.sql = f"INSERT INTO {quote.format_table(table)} ({columns}) VALUES ({marks})"  # noqa: S608
-        self._processors = [
-            (key, table.c[key].type.dialect_impl(dialect).bind_processor(dialect)) for key in keys
-        ]
+        self._processors = [(key, _bind_processor(table.c[key], dialect)) for key in keys]
 
     def params(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
         return tuple(
             values[key] if process is None else process(values[key])
             for key, process in self._processors
         )
+
+
+def _bind_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any] | None:
+    if isinstance(column.type, UTCDateTime) and dialect.name == "sqlite":
+        return _sqlite_utc_text
+    return column.type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _sqlite_utc_text(value: datetime | None) -> str | None:
+    """What ``UTCDateTime`` and SQLite's DATETIME write for ``value`` (``YYYY-MM-DD
+    HH:MM:SS.ffffff`` in UTC), in one step instead of their chain of two."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: store timezone-aware UTC values only")
+    return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
 
 
 _prepared: dict[tuple[sa.Table, tuple[str, ...]], _PreparedInsert] = {}
