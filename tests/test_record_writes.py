@@ -10,7 +10,7 @@ SQLAlchemy's error.
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -166,6 +166,40 @@ def test_a_record_is_stored_as_a_flush_stored_it(
         # The record handed back is the one stored, defaults included.
         assert written.model_dump() == {**flushed.model_dump(), "id": written.id, **other}
         raise PowerCut
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        datetime(2026, 3, 14, 18, 26, 53, 589793, tzinfo=timezone(timedelta(hours=9))),
+        datetime(2026, 3, 14, 9, 26, 53, tzinfo=UTC),
+        datetime(2026, 3, 13, 20, 0, 0, 1, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
+    ],
+    ids=["tablet-clock-in-jst", "whole-second", "behind-utc-across-midnight"],
+)
+def test_a_time_is_stored_as_a_flush_stored_it(device_db: Database, at: datetime) -> None:
+    # The hot path writes times itself (schema.db._sqlite_utc_text): the same UTC text as
+    # UTCDateTime and SQLite's DATETIME together, whatever zone the time was made in.
+    _, values = RECORDS[0]
+    times = {"created_at": at, "updated_at": at}
+    with pytest.raises(PowerCut), device_db.atomic() as session:
+        flushed = d.InspectionTarget(**{**values, **times})
+        session.add(flushed)
+        session.flush()
+        written = outbox.insert(session, d.InspectionTarget, **{**values, **times})
+        assert stored(session, d.InspectionTarget, written.id) == stored(
+            session, d.InspectionTarget, flushed.id
+        )
+        raise PowerCut
+
+
+def test_a_naive_time_is_refused_by_the_hot_path_as_by_a_flush(device_db: Database) -> None:
+    _, values = RECORDS[0]
+    naive = {"created_at": AT.replace(tzinfo=None), "updated_at": AT}
+    with pytest.raises(ValueError, match="naive datetime"), device_db.atomic() as session:
+        outbox.insert(session, d.InspectionTarget, **{**values, **naive})
+    with device_db.read() as session:
+        assert session.exec(select(d.InspectionTarget)).all() == []
 
 
 def test_the_record_handed_back_is_never_inserted_twice(device_db: Database) -> None:
