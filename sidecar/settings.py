@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     # Background sync with the server (push, pull, image upload); seconds between runs.
     sync_enabled: bool = True
     sync_interval_s: float = Field(default=30.0, gt=0, le=3600)
+    # Plain http to a server on another machine (development only: the device token and the
+    # records would cross the network readable); loopback is always allowed.
+    allow_http: bool = False
+    # The factory's own CA (PEM) to verify the server's certificate with, instead of the public
+    # CAs; KENSA_CA_BUNDLE.
+    ca_bundle: Path | None = None
     # Origins allowed to call the API from a browser; empty means the Tauri origins (and the
     # Vite dev server's in dev mode).
     cors_origins: list[str] = Field(default_factory=list)

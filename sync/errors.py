@@ -15,7 +15,12 @@ translated at the boundary with ``raise ... from exc``.
     │   └── RateLimited         429  the server asked us to slow down (Retry-After)
     ├── AuthError               401  missing, wrong, expired or revoked device credentials
     ├── Forbidden               403  a device acting for another device, or reading its data
+    ├── CertificateRejected     502  the server's TLS certificate is expired, not trusted, for
+    │                                another name, or not the key the device pinned: nothing
+    │                                was sent (code: tls_expired, tls_untrusted, tls_hostname,
+    │                                tls_pin_mismatch, tls_failed)
     ├── InvalidRequest          400  malformed batch, bad parameter
+    │   ├── InsecureUrl              a plain-http server URL that is not loopback
     │   ├── OperationRejected   422  one operation of a batch is invalid for good (set aside)
     │   ├── HashMismatch        422  an uploaded body does not hash to its name
     │   └── DocumentInvalid     422  criteria or a pipeline definition the tablets would refuse
@@ -106,6 +111,22 @@ class Forbidden(SyncError):
 class InvalidRequest(SyncError):
     status_code = 400
     code = "invalid_request"
+
+
+class CertificateRejected(SyncError):
+    """The TLS handshake did not prove the server is the one configured. It is raised before a
+    single byte of a request is written, so no credential went to whoever answered; trying again
+    helps only once someone fixes the certificate, the pin or the tablet's clock."""
+
+    status_code = 502
+    code = "tls_failed"
+
+
+class InsecureUrl(InvalidRequest):
+    """``http://`` to anything but loopback: the device token and every record would cross the
+    network readable and alterable by anyone on the way."""
+
+    code = "insecure_url"
 
 
 class OperationRejected(InvalidRequest):

@@ -34,7 +34,7 @@ def test_connecting_is_refused_unless_the_app_says_who_may(
     service = SyncService(device_db, tmp_path, "0.1.0",
                           transport=httpx.MockTransport(FakeServer().handler))
     client = TestClient(app_with(service, may_connect=False))
-    answer = client.post("/sync/connect", json={"server_url": "http://s.test", "token": TOKEN})
+    answer = client.post("/sync/connect", json={"server_url": "https://s.test", "token": TOKEN})
     assert answer.status_code == 403
     assert client.get("/sync/status").json()["configured"] is False
 
@@ -48,13 +48,13 @@ def test_status_connect_and_sync_now(device_db: Database, tmp_path: Path) -> Non
     status = client.get("/sync/status").json()
     assert status["configured"] is False and status["pending_rows"] == 0
 
-    refused = client.post("/sync/connect", json={"server_url": "http://s.test",
+    refused = client.post("/sync/connect", json={"server_url": "https://s.test",
                                                  "token": "kd_wrong"})
     assert refused.status_code == 401
     assert refused.json()["error"]["code"] == "device_token_refused"
     bad_url = client.post("/sync/connect", json={"server_url": "ftp://x", "token": TOKEN})
     assert bad_url.status_code == 400
-    connected = client.post("/sync/connect", json={"server_url": "http://s.test",
+    connected = client.post("/sync/connect", json={"server_url": "https://s.test",
                                                    "token": TOKEN})
     assert connected.status_code == 200 and connected.json()["verified"] is True
     assert TOKEN not in connected.text

@@ -98,7 +98,7 @@ def service(db: Database, tmp_path: Path, server: FakeServer, **kwargs: Any) -> 
     sync = SyncService(db, tmp_path, "0.1.0", "tablet",
                        transport=httpx.MockTransport(server.handler),
                        backoff=BackoffPolicy(base=1.0, cap=60.0), rand=lambda: 0.5, **kwargs)
-    result = sync.connect("http://server.test:8400/", TOKEN)
+    result = sync.connect("https://server.test:8400/", TOKEN)
     assert result.verified and result.device_name == "TAB-01"
     return sync
 
@@ -289,7 +289,7 @@ def test_connecting_with_a_wrong_token_stores_nothing(device_db: Database, tmp_p
     sync = SyncService(device_db, tmp_path, "0.1.0",
                        transport=httpx.MockTransport(FakeServer().handler))
     with pytest.raises(AuthError):
-        sync.connect("http://server.test", "kd_wrong")
+        sync.connect("https://server.test", "kd_wrong")
     assert sync.status().configured is False
 
 
@@ -304,7 +304,7 @@ def test_connecting_while_the_server_is_away_stores_nothing(
 
     sync = SyncService(device_db, tmp_path, "0.1.0", transport=httpx.MockTransport(_unreachable))
     with pytest.raises(Offline, match="nothing was changed"):
-        sync.connect("http://server.test", TOKEN)
+        sync.connect("https://server.test", TOKEN)
     assert sync.status().configured is False
 
 
@@ -328,13 +328,14 @@ class Switchboard:
 @pytest.mark.parametrize(
     ("url", "token", "reachable", "error"),
     [
-        ("http://other.test", TOKEN, False, "Offline"),          # unreachable: kept as it was
-        ("http://other.test", "kd_bogus", True, "AuthError"),    # refused token
-        ("http://user:s3cr3t@other.test", TOKEN, True, "InvalidRequest"),  # credentials
-        ("http://other.test?x=1", TOKEN, True, "InvalidRequest"),
+        ("https://other.test", TOKEN, False, "Offline"),          # unreachable: kept as it was
+        ("https://other.test", "kd_bogus", True, "AuthError"),    # refused token
+        ("https://user:s3cr3t@other.test", TOKEN, True, "InvalidRequest"),  # credentials
+        ("http://other.test", TOKEN, True, "InsecureUrl"),  # plain http to another machine
+        ("https://other.test?x=1", TOKEN, True, "InvalidRequest"),
         ("ftp://other.test", TOKEN, True, "InvalidRequest"),
-        ("http://other.test:99999", TOKEN, True, "InvalidRequest"),
-        ("http://other.test", TOKEN, True, "ConfirmationRequired"),  # moving needs a yes
+        ("https://other.test:99999", TOKEN, True, "InvalidRequest"),
+        ("https://other.test", TOKEN, True, "ConfirmationRequired"),  # moving needs a yes
     ],
 )
 def test_a_failed_connect_keeps_the_working_connection(
@@ -342,7 +343,7 @@ def test_a_failed_connect_keeps_the_working_connection(
 ) -> None:
     board = Switchboard()
     sync = SyncService(device_db, tmp_path, "0.1.0", transport=httpx.MockTransport(board.handler))
-    sync.connect("http://home.test", TOKEN)
+    sync.connect("https://home.test", TOKEN)
     before = sync.status()
     board.other_reachable = reachable
     with pytest.raises(Exception) as caught:
@@ -364,15 +365,15 @@ def test_moving_a_connected_tablet_shows_both_servers_and_needs_the_old_one_echo
 
     board = Switchboard()
     sync = SyncService(device_db, tmp_path, "0.1.0", transport=httpx.MockTransport(board.handler))
-    sync.connect("http://home.test", TOKEN)
+    sync.connect("https://home.test", TOKEN)
     with pytest.raises(ConfirmationRequired) as asked:
-        sync.connect("http://other.test", TOKEN, replace_server_url="http://elsewhere.test")
-    assert asked.value.detail["current_server_url"] == "http://home.test"
-    assert asked.value.detail["new_server_url"] == "http://other.test"
+        sync.connect("https://other.test", TOKEN, replace_server_url="https://elsewhere.test")
+    assert asked.value.detail["current_server_url"] == "https://home.test"
+    assert asked.value.detail["new_server_url"] == "https://other.test"
     # Reconnecting to the same server (a rotated token) needs no confirmation.
-    assert sync.connect("http://home.test/", TOKEN).verified
-    moved = sync.connect("http://other.test", TOKEN, replace_server_url="http://home.test")
-    assert moved.verified and sync.status().server_url == "http://other.test"
+    assert sync.connect("https://home.test/", TOKEN).verified
+    moved = sync.connect("https://other.test", TOKEN, replace_server_url="https://home.test")
+    assert moved.verified and sync.status().server_url == "https://other.test"
     add_ops(device_db, 1)
     assert sync.run_once().pushed == 1 and board.other.pushes
 

@@ -216,7 +216,7 @@ def test_a_page_and_its_cursor_commit_together(device_db: Database, tmp_path: Pa
                 "device_type": "tablet", "last_applied_seq": 0})
         return httpx.Response(200, json=pages[request.url.params.get("cursor")])
 
-    mock = SyncClient("http://server.test", SecretStr("kd_x"), app_version="t",
+    mock = SyncClient("https://server.test", SecretStr("kd_x"), app_version="t",
                       transport=httpx.MockTransport(handler))
     with pytest.raises(Exception, match="FOREIGN KEY"):
         Puller(device_db, tmp_path).pull(mock)

@@ -4,9 +4,11 @@
                           stream's ``sync`` summary carries): online/offline, pending rows and
                           bytes, oldest pending, photos pending, last success, last error and
                           its kind, next attempt, operations set aside; and the connection
-    POST /sync/connect    {server_url, token, replace_server_url?}: verify, then make it the
-                          connection (an administrator only; moving a connected tablet needs
-                          the current server's URL echoed back as confirmation)
+    POST /sync/connect    {server_url, token, replace_server_url?, server_pin?}: verify, then
+                          make it the connection (an administrator only; moving a connected
+                          tablet needs the current server's URL echoed back as confirmation;
+                          https only but to loopback; the optional pin is the SHA-256 of the
+                          server's public key, checked before the token is sent)
     POST /sync/now        start a run now; ``?wait=true`` runs it and returns its report
 
 The sidecar mounts ``router`` and provides the service: either put it in ``app.state.sync`` or
@@ -68,6 +70,8 @@ class ConnectIn(BaseModel):
     # To move a connected tablet: the URL of the server it is connected to now, as the
     # confirmation (409 confirm_replace) showed it.
     replace_server_url: str | None = Field(default=None, max_length=500, pattern=_PRINTABLE)
+    # SHA-256 of the server's SubjectPublicKeyInfo, hex or base64; empty or absent: no pin.
+    server_pin: str | None = Field(default=None, max_length=200, pattern=_PRINTABLE)
 
 
 class SyncNowOut(BaseModel):
@@ -99,7 +103,8 @@ def sync_status(service: Service, full: Annotated[bool, Depends(sees_set_aside)]
 def sync_connect(body: ConnectIn, service: Service) -> Any:
     try:
         return service.connect(
-            body.server_url, body.token, replace_server_url=body.replace_server_url
+            body.server_url, body.token, replace_server_url=body.replace_server_url,
+            pin=body.server_pin,
         )
     except AuthError as exc:
         # The server refused the device token: not the caller's login, which the UI would

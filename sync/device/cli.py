@@ -1,6 +1,6 @@
 """``kensa device …``: this tablet's connection to the sync server.
 
-    kensa device connect --server http://server:8400 --token kd_…
+    kensa device connect --server https://server:8400 --token kd_… [--pin SHA256]
     kensa device status
     kensa device sync-now
 
@@ -31,25 +31,25 @@ DeviceDirOpt = Annotated[
 
 @contextmanager
 def _device_service(data_dir: Path | None) -> Iterator[Any]:
-    from schema.db import Database, create_sqlite_engine
     from schema.errors import SchemaError
-    from schema.migrate import upgrade_device
-    from sidecar import __version__
+    from sidecar import __version__, key_source
     from sidecar.audit import connected
+    from sidecar.errors import KensaError
     from sidecar.settings import Settings
     from sync.device.service import SyncService
 
     settings = Settings(data_dir=data_dir) if data_dir else Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        upgrade_device(settings.database_path)
+        db, _ = key_source.open_store(settings.data_dir, create=True)
     except SchemaError as exc:
         raise _fail(str(exc)) from exc
-    db = Database(create_sqlite_engine(settings.database_path))
+    except KensaError as exc:
+        raise _fail(exc.message) from exc
     # Connecting from here is audited as from the settings screen; nobody is logged in: whoever
     # holds the data folder acts.
     service = SyncService(
-        db, settings.data_dir, __version__, settings.device_type, on_connect=connected
+        db, settings.data_dir, __version__, settings.device_type, on_connect=connected,
+        allow_http=settings.allow_http, ca_bundle=settings.ca_bundle,
     )
     try:
         yield service
@@ -60,24 +60,30 @@ def _device_service(data_dir: Path | None) -> Iterator[Any]:
 
 @device_app.command("connect")
 def device_connect(
-    server: Annotated[str, typer.Option("--server", help="http(s)://host:port of the server.")],
+    server: Annotated[str, typer.Option(
+        "--server", help="https://host:port of the server (plain http only to this machine, "
+        "or with KENSA_ALLOW_HTTP=1).")],
     token: Annotated[str, typer.Option("--token", envvar="KENSA_DEVICE_TOKEN",
                                        help="The token `kensa-server device add` printed.")],
     replace_server: Annotated[str | None, typer.Option(
         "--replace-server",
         help="To move a connected device: the URL of the server it is connected to now.")] = None,
+    pin: Annotated[str | None, typer.Option(
+        "--pin", help="SHA-256 of the server's public key (hex or base64): the device talks "
+        "only to a server showing that key.")] = None,
     data_dir: DeviceDirOpt = None,
 ) -> None:
     """Verify the server URL and device token with the server, then store them.
 
     Nothing changes unless the server accepts the token. A device already connected elsewhere
-    moves only with --replace-server naming its current server.
+    moves only with --replace-server naming its current server. The factory's own CA is
+    KENSA_CA_BUNDLE.
     """
     from sync.errors import ConfirmationRequired, SyncError
 
     with _device_service(data_dir) as service:
         try:
-            result = service.connect(server, token, replace_server_url=replace_server)
+            result = service.connect(server, token, replace_server_url=replace_server, pin=pin)
         except ConfirmationRequired as exc:
             raise _fail(f"{exc.message}; run again with --replace-server "
                         f"{exc.detail['current_server_url']} to confirm") from exc

@@ -1,7 +1,9 @@
 """The device's HTTP client for the sync API (httpx), with errors translated into ``sync.errors``.
 
 The transport is injectable: tests hand in ``httpx.MockTransport`` (or any ``httpx.BaseTransport``)
-instead of monkeypatching; production uses httpx's own connection pool.
+instead of monkeypatching; production uses ``sync.device.transit``'s: https with CA verification
+and the connection's public-key pin, checked before a request is written. A plain-http URL to
+another machine is refused whatever the transport (``InsecureUrl``).
 
 A 401 on any call trades the device token for a fresh access token once and repeats the call;
 the queue is untouched. What the status API shows as an error's kind is its ``sync.errors`` code.
@@ -24,8 +26,16 @@ import httpx
 from pydantic import SecretStr, ValidationError
 
 from schema.types import utcnow
+from sync.device.transit import (
+    TransitPolicy,
+    certificate_error,
+    make_transport,
+    require_secure,
+    ssl_context,
+)
 from sync.errors import (
     AuthError,
+    CertificateRejected,
     Conflict,
     CursorExpired,
     Forbidden,
@@ -111,6 +121,9 @@ def raise_for(response: httpx.Response, *, now: Callable[[], datetime] = utcnow)
 
 
 def _translate(exc: httpx.HTTPError) -> NoReturn:
+    if isinstance(exc, httpx.ConnectError) and (rejected := certificate_error(exc)) is not None:
+        # Not "offline": the server answered, and did not prove who it is.
+        raise rejected from exc
     if isinstance(exc, httpx.ConnectTimeout):
         raise TimedOut(f"connecting timed out: {exc}") from exc
     if isinstance(exc, httpx.TimeoutException):
@@ -143,7 +156,11 @@ class SyncClient:
         transport: httpx.BaseTransport | None = None,
         timeout: httpx.Timeout | None = None,
         clock: Callable[[], datetime] = utcnow,
+        transit: TransitPolicy | None = None,
     ) -> None:
+        transit = transit or TransitPolicy()
+        require_secure(server_url, allow_http=transit.allow_http)
+        context = ssl_context(transit.ca_bundle)
         self.server_url = server_url.rstrip("/")
         self._token = token
         self._clock = clock
@@ -151,7 +168,11 @@ class SyncClient:
         self.identity: AuthResponse | None = None
         self._http = httpx.Client(
             base_url=self.server_url,
-            transport=transport,
+            transport=transport or make_transport(transit, context),
+            # For a proxy from the environment httpx makes its own transport: it gets the same
+            # CA, but could not check a pin, so a pinned connection goes to its server directly.
+            verify=context,
+            trust_env=transit.pin is None,
             timeout=timeout or httpx.Timeout(connect=5.0, read=60.0, write=60.0, pool=10.0),
             headers={"User-Agent": f"kensa-device/{app_version}"},
         )
@@ -205,10 +226,15 @@ class SyncClient:
     # --- the protocol ------------------------------------------------------------------------
 
     def ping(self) -> bool:
+        """Whether the server answers. One that answers with a certificate the device refuses
+        counts as reachable: the run that follows fails on it and records why, where the
+        settings screen shows it, instead of probing in silence."""
         try:
             response = self._http.get(API_PREFIX + "/ping", timeout=3.0)
-        except httpx.HTTPError:
-            return False
+        except CertificateRejected:
+            return True
+        except httpx.HTTPError as exc:
+            return isinstance(exc, httpx.ConnectError) and certificate_error(exc) is not None
         return response.status_code == 200
 
     def push(self, body: bytes) -> PushResponse:

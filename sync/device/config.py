@@ -1,4 +1,5 @@
-"""The device's sync settings, kept in ``system_config``: server URL, device token, identity.
+"""The device's sync settings, kept in ``system_config``: server URL, device token, identity, and
+the server's public-key pin when the administrator set one (``sync.device.transit``).
 
 The token is a secret: it is held as ``SecretStr`` (its repr is masked), never logged, and never
 returned by the status API. Every function works in the caller's session.
@@ -20,6 +21,7 @@ SERVER_URL = "sync.server_url"
 DEVICE_TOKEN = "sync.device_token"  # noqa: S105 (a config key, not a secret)
 DEVICE_ID = "sync.device_id"
 DEVICE_NAME = "sync.device_name"
+SERVER_PIN = "sync.server_pin"
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class Connection:
     token: SecretStr
     device_id: str | None = None
     device_name: str | None = None
+    # SHA-256 (hex) of the server's SubjectPublicKeyInfo; None: CA verification alone.
+    pin: str | None = None
 
 
 def normalise_url(url: str) -> str:
@@ -80,6 +84,12 @@ def _put(session: Session, key: str, value: str) -> None:
         session.add(row)
 
 
+def _drop(session: Session, key: str) -> None:
+    row = session.get(d.SystemConfig, key)
+    if row is not None:
+        session.delete(row)
+
+
 def load(session: Session) -> Connection | None:
     url = _get(session, SERVER_URL)
     token = _get(session, DEVICE_TOKEN)
@@ -90,18 +100,30 @@ def load(session: Session) -> Connection | None:
         token=SecretStr(token),
         device_id=_get(session, DEVICE_ID),
         device_name=_get(session, DEVICE_NAME),
+        pin=_get(session, SERVER_PIN) or None,
     )
 
 
 def swap(
-    session: Session, server_url: str, token: SecretStr, device_id: str, device_name: str
+    session: Session,
+    server_url: str,
+    token: SecretStr,
+    device_id: str,
+    device_name: str,
+    *,
+    pin: str | None = None,
 ) -> None:
-    """Replace the whole connection in the caller's transaction: URL, token and identity change
-    together or not at all, so a failed connect never leaves a half-new connection behind."""
+    """Replace the whole connection in the caller's transaction: URL, token, identity and pin
+    change together or not at all, so a failed connect never leaves a half-new connection
+    behind (and a connect without a pin drops the old server's)."""
     _put(session, SERVER_URL, normalise_url(server_url))
     _put(session, DEVICE_TOKEN, token.get_secret_value())
     _put(session, DEVICE_ID, device_id)
     _put(session, DEVICE_NAME, device_name)
+    if pin is None:
+        _drop(session, SERVER_PIN)
+    else:
+        _put(session, SERVER_PIN, pin)
 
 
 def save_identity(session: Session, device_id: str, device_name: str) -> None:

@@ -36,6 +36,7 @@ from sync.device.pull import Puller
 from sync.device.push import Pusher
 from sync.device.refused import fetch_refused
 from sync.device.status import Live, SyncStatus, read
+from sync.device.transit import TransitPolicy, parse_pin
 from sync.device.upload import Uploader
 from sync.errors import (
     AuthError,
@@ -110,8 +111,15 @@ class SyncService:
         clock: Callable[[], datetime] = utcnow,
         rand: Callable[[], float] = random.random,
         on_connect: Callable[[Session, dict[str, Any]], None] | None = None,
+        data_key: DataKey | None = None,
+        allow_http: bool = False,
+        ca_bundle: Path | None = None,
     ) -> None:
         self.db = db
+        # The device's transit settings (KENSA_ALLOW_HTTP, KENSA_CA_BUNDLE); the pin is the
+        # connection's own, stored with its URL.
+        self.allow_http = allow_http
+        self.ca_bundle = ca_bundle
         # Told of a new connection inside the transaction that stores it (the sidecar's audit
         # trail): what it writes commits with the connection or not at all.
         self.on_connect = on_connect
@@ -130,9 +138,9 @@ class SyncService:
             self.outbox, device_type=device_type, app_version=app_version, batch_size=batch_size
         )
         self.puller = Puller(db, self.data_dir)
-        self.uploader = Uploader(db, self.data_dir)
+        self.uploader = Uploader(db, self.data_dir, data_key=data_key)
         self._client: SyncClient | None = None
-        self._client_for: tuple[str, str] | None = None
+        self._client_for: tuple[str, str, str | None] | None = None
         self._run_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._running = False
@@ -183,20 +191,30 @@ class SyncService:
         connection = self._connection()
         if connection is None:
             raise NotConfigured("connect the device to a server first")
-        key = (connection.server_url, connection.token.get_secret_value())
+        key = (connection.server_url, connection.token.get_secret_value(), connection.pin)
         with self._state_lock:
             if self._client is None or self._client_for != key:
                 if self._client is not None:
                     self._client.close()
+                    self._client = None
                 self._client = SyncClient(
                     connection.server_url, connection.token, app_version=self.app_version,
                     transport=self.transport, clock=self.clock,
+                    transit=self._transit(connection.pin),
                 )
                 self._client_for = key
             return self._client
 
+    def _transit(self, pin: str | None) -> TransitPolicy:
+        return TransitPolicy(pin=pin, ca_bundle=self.ca_bundle, allow_http=self.allow_http)
+
     def connect(
-        self, server_url: str, token: str, *, replace_server_url: str | None = None
+        self,
+        server_url: str,
+        token: str,
+        *,
+        replace_server_url: str | None = None,
+        pin: str | None = None,
     ) -> ConnectResult:
         """Verify a server URL and device token with the server, then make them the connection.
 
@@ -205,11 +223,16 @@ class SyncService:
         connected tablet to another server or registration needs ``replace_server_url`` equal
         to the server it is connected to now (``ConfirmationRequired`` shows both otherwise):
         the administrator confirms what they are leaving.
+
+        A plain-http URL to another machine is refused (``InsecureUrl``); with ``pin`` (the
+        SHA-256 of the server's public key, hex or base64) the token is offered only to a server
+        showing that key, and every later sync checks it too.
         """
         url = config.normalise_url(server_url)
+        pinned = parse_pin(pin) if pin is not None and pin.strip() else None
         secret = SecretStr(token.strip())
         probe = SyncClient(url, secret, app_version=self.app_version, transport=self.transport,
-                           clock=self.clock)
+                           clock=self.clock, transit=self._transit(pinned))
         try:
             identity = probe.authenticate()
         except TransportError as exc:
@@ -241,7 +264,8 @@ class SyncService:
                     pending_rows=stats.rows,
                 )
         with self.db.atomic() as session:
-            config.swap(session, url, secret, identity.device_id, identity.device_name)
+            config.swap(session, url, secret, identity.device_id, identity.device_name,
+                        pin=pinned)
             if moving:
                 # Another server's change sequence and refusals: start from its beginning.
                 state.set_cursor(session, "pull", None)
@@ -318,6 +342,11 @@ class SyncService:
             client = self.client()
         except NotConfigured as exc:
             return RunReport(ok=False, skipped=exc.code)
+        except SyncError as exc:
+            # A stored URL this version refuses (plain http to another machine), an unreadable
+            # CA bundle: shown like any failed run until an administrator connects again.
+            self._failed("push", exc)
+            return RunReport(ok=False, error=exc.message, error_kind=exc.kind, more_pending=True)
         stream = "push"
         try:
             identity = client.identity or client.authenticate()

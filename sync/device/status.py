@@ -29,6 +29,7 @@ from schema.db import Database
 from sync.device import config, state
 from sync.device.outbox_store import SetAside, SqliteOutbox
 from sync.device.state import StreamState
+from sync.device.transit import pin_base64
 from sync.device.upload import pending_image_stats
 
 
@@ -77,6 +78,8 @@ class SyncStatus(SyncSummary):
     server_url: str | None = None
     device_id: str | None = None
     device_name: str | None = None
+    # The server's public-key pin in force (base64 SHA-256 of its SubjectPublicKeyInfo).
+    server_pin: str | None = None
     consecutive_failures: int = 0
     set_aside: list[SetAsideOp] = []
     streams: dict[str, StreamStatus] = {}
@@ -158,6 +161,7 @@ def read(
         server_url=config.display_url(connection.server_url) if connection else None,
         device_id=connection.device_id if connection else None,
         device_name=connection.device_name if connection else None,
+        server_pin=pin_base64(connection.pin) if connection and connection.pin else None,
         consecutive_failures=live.consecutive_failures if live else 0,
         set_aside=[_set_aside_op(op) for op in set_aside],
         streams={

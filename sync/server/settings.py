@@ -36,6 +36,11 @@ class ServerSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8400, ge=0, le=65535)
     log_level: str = "INFO"
+    # TLS served by the server itself (PEM certificate chain and key, KENSA_SERVER_TLS_CERT /
+    # KENSA_SERVER_TLS_KEY); without them it speaks plain http, for a reverse proxy in front
+    # that terminates TLS, or for loopback.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     # Run migrations when the server starts (convenient for the embedded SQLite mode).
     migrate: bool = True
 
