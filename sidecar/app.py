@@ -84,6 +84,8 @@ def _sync_service(db: Database, settings: Settings) -> SyncService:
         device_type=settings.device_type,
         interval_s=settings.sync_interval_s,
         on_connect=audit.connected,
+        allow_http=settings.allow_http,
+        ca_bundle=settings.ca_bundle,
     )
 
 
