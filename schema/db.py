@@ -15,17 +15,72 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
+import sqlcipher3
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 from sqlmodel import Session
 
+from schema.errors import KeyRefused
 from schema.types import UTCDateTime
 
 BUSY_TIMEOUT_MS = 5000
+
+# The driver connection of a device database: the standard module's for a plaintext file,
+# SQLCipher's (the same pysqlite API, its own classes) for an encrypted one.
+Driver = sqlite3.Connection | sqlcipher3.Connection
+# What either driver raises; SQLAlchemy translates only the errors of the module it was given.
+DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, sqlcipher3.Error)
+
+
+class RawKey(Protocol):
+    """A 256-bit key (``sidecar.keys.DataKey``; this package does not import the sidecar)."""
+
+    @property
+    def raw(self) -> bytes: ...
+
+
+def _dbapi_error(exc: Exception) -> type[Exception]:
+    return sqlcipher3.Error if isinstance(exc, sqlcipher3.Error) else sqlite3.Error
+
+
+def _key_pragma(key: RawKey) -> str:
+    # A raw key (x'...'), not a passphrase: SQLCipher then skips its 256,000-round PBKDF2, which
+    # would cost every new connection (the start, each writer) a quarter of a second. The data
+    # key is already 32 random bytes, which is what the KDF would have produced.
+    raw = key.raw
+    if len(raw) != 32:
+        raise ValueError("a database key is 32 bytes")
+    return f"PRAGMA key = \"x'{raw.hex()}'\""
+
+
+def open_encrypted(
+    path: str | Path, key: RawKey, *, read_only: bool = False
+) -> sqlcipher3.Connection:
+    """A SQLCipher connection on ``path`` with ``key`` applied and checked.
+
+    SQLCipher accepts any key at ``PRAGMA key`` and fails at the first read; reading the schema
+    here makes a wrong key (or a file that is no database) fail now, as ``KeyRefused``, before
+    anything else touches the file. A missing file is created (encrypted) unless ``read_only``.
+    """
+    target = f"{Path(path).resolve().as_uri()}?mode=ro" if read_only else str(path)
+    conn = sqlcipher3.connect(target, uri=read_only, check_same_thread=False)
+    try:
+        # A wrong key is answered by KeyRefused below; SQLCipher's own log of the failed page
+        # check would only repeat it on stderr, in its words.
+        conn.execute("PRAGMA cipher_log_level = NONE")
+        conn.execute(_key_pragma(key))
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlcipher3.DatabaseError as exc:
+        conn.close()
+        raise KeyRefused(
+            f"{path} cannot be opened with this data key: the key is wrong (another tablet's, or "
+            f"an old one), or the file is not an encrypted kensa database"
+        ) from exc
+    return conn
 
 # Applied on every new SQLite connection. WAL lets the UI read while a job writes; FULL because a
 # tablet loses power and NORMAL may lose the last committed transactions in WAL mode; foreign keys
@@ -44,8 +99,8 @@ def sqlite_url(path: str | Path) -> str:
     return f"sqlite:///{Path(path)}"
 
 
-def _pragmas(foreign_keys: bool) -> Callable[[sqlite3.Connection, ConnectionPoolEntry], None]:
-    def on_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
+def _pragmas(foreign_keys: bool) -> Callable[[Driver, ConnectionPoolEntry], None]:
+    def on_connect(dbapi_connection: Driver, _record: ConnectionPoolEntry) -> None:
         # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin (_on_begin):
         # the module's own implicit BEGIN breaks SAVEPOINTs and delays the write lock.
         dbapi_connection.isolation_level = None
@@ -77,30 +132,53 @@ def _on_begin(connection: sa.Connection) -> None:
     _driver_execute(driver, statement)
 
 
-def _driver_execute(driver: sqlite3.Connection, statement: str) -> None:
+def _driver_execute(driver: Driver, statement: str) -> None:
     try:
         driver.execute(statement)
-    except sqlite3.Error as exc:
-        raise sa.exc.DBAPIError.instance(statement, (), exc, sqlite3.Error) from exc
+    except DRIVER_ERRORS as exc:
+        raise sa.exc.DBAPIError.instance(statement, (), exc, _dbapi_error(exc)) from exc
 
 
-def create_sqlite_engine(path: str | Path, *, foreign_keys: bool = True, **kwargs: Any) -> Engine:
+def create_sqlite_engine(
+    path: str | Path, *, foreign_keys: bool = True, key: RawKey | None = None, **kwargs: Any
+) -> Engine:
     """An engine on a SQLite file with kensa's pragmas on every connection.
+
+    ``key`` opens (or creates) the file encrypted with SQLCipher; without one it is plain
+    SQLite (the server's embedded database, a tablet in development mode). A wrong key fails
+    at the first connection with ``KeyRefused``.
 
     ``foreign_keys=False`` is for migrations only: SQLite rebuilds a table to alter it, and with
     enforcement on, dropping the old copy would cascade into the rows that refer to it. The
     migration runner checks the keys itself before it commits.
     """
-    engine = sa.create_engine(sqlite_url(path), **kwargs)
+    if key is None:
+        engine = sa.create_engine(sqlite_url(path), **kwargs)
+    else:
+        # An error's message goes to logs and answers; the values it was bound with are the
+        # records the encryption protects (a user's name, a QR text), so it does not carry them.
+        kwargs.setdefault("hide_parameters", True)
+        # The pysqlite dialect driving SQLCipher's module (the same API): the key is applied by
+        # our own creator before the dialect's first query, and SQLAlchemy translates the
+        # module's errors. Not the ``pysqlcipher`` dialect: it sends a passphrase, which costs
+        # a PBKDF2 per connection, and pools one connection per thread.
+        def creator() -> sqlcipher3.Connection:
+            return open_encrypted(path, key)
+
+        engine = sa.create_engine(
+            sqlite_url(path), module=sqlcipher3.dbapi2, creator=creator, **kwargs
+        )
     event.listen(engine, "connect", _pragmas(foreign_keys))
     event.listen(engine, "begin", _on_begin)
-    _sqlite_files[engine] = (Path(path), foreign_keys)
+    _sqlite_files[engine] = (Path(path), foreign_keys, key)
     return engine
 
 
-# The file and the foreign-key setting of each engine create_sqlite_engine made: what a
+# The file, the foreign-key setting and the key of each engine create_sqlite_engine made: what a
 # Database needs to open writer connections of its own with the same pragmas.
-_sqlite_files: weakref.WeakKeyDictionary[Engine, tuple[Path, bool]] = weakref.WeakKeyDictionary()
+_sqlite_files: weakref.WeakKeyDictionary[Engine, tuple[Path, bool, RawKey | None]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def create_engine(url: str, **kwargs: Any) -> Engine:
@@ -188,9 +266,9 @@ class _Writer:
 
     def __init__(self, connection: sa.Connection) -> None:
         driver = connection.connection.driver_connection
-        assert isinstance(driver, sqlite3.Connection), "a SQLite connection"
+        assert isinstance(driver, sqlite3.Connection | sqlcipher3.Connection), "a SQLite one"
         self.connection = connection
-        self.driver = driver
+        self.driver: Driver = driver
         self.dialect = connection.dialect
 
 
@@ -205,8 +283,10 @@ class _Writers:
     number of units of work open at once, which SQLite's single writer keeps small.
     """
 
-    def __init__(self, path: Path, foreign_keys: bool) -> None:
-        self._engine = create_sqlite_engine(path, foreign_keys=foreign_keys, poolclass=NullPool)
+    def __init__(self, path: Path, foreign_keys: bool, key: RawKey | None) -> None:
+        self._engine = create_sqlite_engine(
+            path, foreign_keys=foreign_keys, key=key, poolclass=NullPool
+        )
         self._free: list[_Writer] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -359,11 +439,14 @@ def insert_rows(session: Session, rows: Sequence[tuple[sa.Table, Mapping[str, An
         params = prepared.params(row)
         try:
             driver.execute(prepared.sql, params)
-        except sqlite3.Error as exc:
-            raise sa.exc.DBAPIError.instance(prepared.sql, params, exc, sqlite3.Error) from exc
+        except DRIVER_ERRORS as exc:
+            encrypted = isinstance(exc, sqlcipher3.Error)
+            raise sa.exc.DBAPIError.instance(
+                prepared.sql, params, exc, _dbapi_error(exc), hide_parameters=encrypted
+            ) from exc
 
 
-def sqlite_driver(session: Session) -> sqlite3.Connection | None:
+def sqlite_driver(session: Session) -> Driver | None:
     """The SQLite driver connection the session's unit of work writes through, for statements
     prepared once and run past SQLAlchemy (``insert_rows``, the audit trail's last entry);
     ``None`` for another database, which takes the ordinary path.
@@ -380,7 +463,7 @@ def sqlite_driver(session: Session) -> sqlite3.Connection | None:
     if connection.dialect.name != "sqlite" or connection.dialect.paramstyle != "qmark":
         return None
     found = connection.connection.driver_connection
-    assert isinstance(found, sqlite3.Connection), "a SQLite connection"
+    assert isinstance(found, sqlite3.Connection | sqlcipher3.Connection), "a SQLite connection"
     return found
 
 

@@ -5,6 +5,9 @@ SchemaError
 ├── NotADatabase         the file is not SQLite, or is corrupt
 ├── ForeignDatabase      a database of another application, or of a newer kensa
 ├── DatabaseUnreachable  the server database cannot be reached
+├── KeyRefused           an encrypted file that this key does not open (or no database at all)
+├── KeyNeeded            (a NotADatabase) an encrypted file, and no key to open it with
+├── NotEncrypted         a plaintext device file where an encrypted one is expected
 └── FormatInvalid        a document both ends read (``schema.formats``) is malformed
     ├── CriteriaInvalid      an item's criteria: ``key`` names the criteria key
     └── DefinitionInvalid    a pipeline definition: ``node`` names the step, with its ``field``,
@@ -29,6 +32,18 @@ class ForeignDatabase(SchemaError):
 
 
 class DatabaseUnreachable(SchemaError):
+    pass
+
+
+class KeyRefused(SchemaError):
+    pass
+
+
+class KeyNeeded(NotADatabase):
+    pass
+
+
+class NotEncrypted(SchemaError):
     pass
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from alembic import command
@@ -17,8 +17,15 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from schema.db import create_engine, create_sqlite_engine
-from schema.errors import DatabaseUnreachable, ForeignDatabase, NotADatabase
+from schema.db import DRIVER_ERRORS, RawKey, create_engine, create_sqlite_engine, open_encrypted
+from schema.errors import (
+    DatabaseUnreachable,
+    ForeignDatabase,
+    KeyNeeded,
+    KeyRefused,
+    NotADatabase,
+    NotEncrypted,
+)
 
 Kind = Literal["device", "server"]
 
@@ -50,19 +57,43 @@ def _known_revisions(kind: Kind) -> set[str]:
     return {rev.revision for rev in script_directory(kind).walk_revisions()}
 
 
-def check_device_file(path: Path) -> None:
-    """Refuse a file that kensa must not touch; accept a missing, empty or kensa file."""
+def is_plaintext_sqlite(path: Path) -> bool:
+    """Whether ``path`` starts with SQLite's header (an encrypted file starts with its salt)."""
+    with path.open("rb") as fh:
+        return fh.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+
+
+def check_device_file(path: Path, key: RawKey | None = None) -> None:
+    """Refuse a file that kensa must not touch; accept a missing, empty or kensa file.
+
+    With ``key`` the file must be an encrypted kensa database that this key opens; without one,
+    a plaintext kensa database (development). Either way nothing is written: a wrong key, a
+    plaintext file where an encrypted one is expected, or an encrypted one without a key stops
+    here with the file exactly as it was.
+    """
     if not path.exists() or path.stat().st_size == 0:
         return
     if path.is_dir():
         raise NotADatabase(f"{path} is a directory, not a database file")
     with path.open("rb") as fh:
         header = fh.read(len(SQLITE_MAGIC))
-    if header != SQLITE_MAGIC:
-        raise NotADatabase(f"{path} is not a SQLite database (its first bytes are {header[:8]!r})")
+    if key is not None and header == SQLITE_MAGIC:
+        raise NotEncrypted(
+            f"{path} is a plaintext database and this tablet has a data key: encrypt it with "
+            f"'kensa db encrypt' (or, for development only, start with KENSA_PLAINTEXT=1)"
+        )
+    if key is None and header != SQLITE_MAGIC:
+        raise KeyNeeded(
+            f"{path} is not a SQLite database (its first bytes are {header[:8]!r}): if it is "
+            f"an encrypted kensa database, it opens only with this tablet's data key"
+        )
     try:
         # mode=ro: looking must never change the file, whatever it turns out to be.
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        conn: Any = (
+            open_encrypted(path, key, read_only=True)
+            if key is not None
+            else sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        )
         try:
             check = conn.execute("PRAGMA quick_check").fetchall()
             tables = {
@@ -79,7 +110,9 @@ def check_device_file(path: Path) -> None:
                 }
         finally:
             conn.close()
-    except sqlite3.DatabaseError as exc:
+    except KeyRefused:
+        raise
+    except DRIVER_ERRORS as exc:
         raise NotADatabase(f"{path} is corrupt or not a SQLite database: {exc}") from exc
     if check != [("ok",)]:
         problems = "; ".join(str(row[0]) for row in check[:3])
@@ -104,25 +137,26 @@ def _check_revisions(where: object, kind: Kind, tables: set[str], revisions: set
         )
 
 
-def upgrade_device(path: str | Path, revision: str = "head") -> str:
-    """Bring a device database to ``revision``, creating the file if needed.
+def upgrade_device(path: str | Path, revision: str = "head", *, key: RawKey | None = None) -> str:
+    """Bring a device database to ``revision``, creating the file if needed (encrypted with
+    ``key`` when one is given).
 
     Returns the revision the database is at afterwards.
     """
     path = Path(path)
-    check_device_file(path)
+    check_device_file(path, key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_sqlite_engine(path, foreign_keys=False)
+    engine = create_sqlite_engine(path, foreign_keys=False, key=key)
     try:
         return _run(engine, "device", "upgrade", revision)
     finally:
         engine.dispose()
 
 
-def downgrade_device(path: str | Path, revision: str) -> str:
+def downgrade_device(path: str | Path, revision: str, *, key: RawKey | None = None) -> str:
     path = Path(path)
-    check_device_file(path)
-    engine = create_sqlite_engine(path, foreign_keys=False)
+    check_device_file(path, key)
+    engine = create_sqlite_engine(path, foreign_keys=False, key=key)
     try:
         return _run(engine, "device", "downgrade", revision)
     finally:
