@@ -140,7 +140,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = db is None
-        app.state.db = db or Database(create_sqlite_engine(settings.database_path))
+        app.state.db = db or Database(create_sqlite_engine(settings.database_path, key=data_key))
         audit.record_made_keys(app.state.db)
         runner = _job_runner(app.state.db, settings) if settings.ai_workers > 0 else None
         app.state.jobs = runner

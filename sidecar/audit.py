@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +30,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from schema import device as d
-from schema.db import Database, insert_rows, sqlite_driver
+from schema.db import DRIVER_ERRORS, Database, insert_rows, sqlite_driver
 from schema.formats import audit as fmt
 from schema.types import new_id, utcnow
 
@@ -125,8 +124,8 @@ def _last(session: Session) -> tuple[int, str]:
     if driver is not None:
         try:
             row = driver.execute(_LAST).fetchone()
-        except sqlite3.Error as exc:
-            raise sa.exc.DBAPIError.instance(_LAST, (), exc, sqlite3.Error) from exc
+        except DRIVER_ERRORS as exc:
+            raise sa.exc.DBAPIError.instance(_LAST, (), exc, type(exc)) from exc
     else:
         row = session.connection().exec_driver_sql(_LAST).first()
     return (int(row[0]), str(row[1])) if row is not None else (0, fmt.GENESIS)

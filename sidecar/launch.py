@@ -1,16 +1,21 @@
 """The launch protocol the Tauri shell relies on.
 
 1. Settings from the environment (``KENSA_TOKEN``, ``KENSA_DATA_DIR``); no token, no start.
-2. Device migrations (a corrupt or foreign database stops the start with a clear message).
+   The data key (``sidecar.key_source``): with ``--key-stdin`` the first line on stdin, else
+   ``KENSA_KEY_FILE`` or the OS keystore; ``KENSA_PLAINTEXT=1`` allows a plaintext store.
+2. Device migrations (a corrupt or foreign database, or one this key does not open, stops the
+   start with a clear message and the files as they were).
 3. Bind ``127.0.0.1:0`` (or ``--port``), then print exactly one JSON line on stdout:
-   ``{"event": "ready", "port": N, "pid": P}``. Logs go to a rotating file and stderr, never
-   stdout, so the shell can read that line without parsing around anything else.
+   ``{"event": "ready", "port": N, "pid": P, "encrypted": true}`` (``false``: a plaintext
+   development store). Logs go to a rotating file and stderr, never stdout, so the shell can
+   read that line without parsing around anything else.
 4. Exit cleanly on SIGTERM, and when stdin closes: the shell holds our stdin, so its death
    closes it, and no orphaned sidecar is left behind.
 
 Exit status: 0 after a requested stop; 2 when the sidecar cannot start as configured (no token,
-a corrupt or foreign database) — restarting would fail the same way, so the shell shows the
-error instead of retrying; anything else is a crash the shell may restart after.
+no data key or a wrong one, a corrupt or foreign database) — restarting would fail the same way,
+so the shell shows the error instead of retrying; anything else is a crash the shell may restart
+after.
 """
 
 from __future__ import annotations
@@ -29,23 +34,36 @@ from typing import TextIO
 
 from schema.errors import SchemaError
 from schema.migrate import upgrade_device
+from sidecar import key_source
 from sidecar.errors import KensaError
 from sidecar.settings import Settings
 
 log = logging.getLogger("kensa.sidecar")
 
 
-def setup_logging(settings: Settings) -> None:
-    settings.logs_dir.mkdir(parents=True, exist_ok=True)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    to_file = logging.handlers.RotatingFileHandler(
-        settings.logs_dir / "sidecar.log", maxBytes=5 * 2**20, backupCount=5, encoding="utf-8"
-    )
-    to_stderr = logging.StreamHandler(sys.stderr)
+_FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def setup_logging(settings: Settings, *, to_file: bool = True) -> None:
+    """Logs to stderr, and (``to_file``) to the rotating file in the data folder.
+
+    The file is added only once the store has opened with its key: a start refused for a wrong
+    key must leave every file in the data folder as it was, the log included.
+
+    The file stays in the data folder (the support engineer's one place to look), so what the
+    sidecar logs names no user, QR text or defect: ids, counts and states only; database
+    errors are logged without their bound values (``hide_parameters`` on the device engine)."""
     root = logging.getLogger()
     root.handlers[:] = []
-    for handler in (to_file, to_stderr):
-        handler.setFormatter(fmt)
+    to_stderr = logging.StreamHandler(sys.stderr)
+    to_stderr.setFormatter(_FORMAT)
+    root.addHandler(to_stderr)
+    if to_file:
+        settings.logs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handler = logging.handlers.RotatingFileHandler(
+            settings.logs_dir / "sidecar.log", maxBytes=5 * 2**20, backupCount=5, encoding="utf-8"
+        )
+        handler.setFormatter(_FORMAT)
         root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
 
@@ -60,22 +78,42 @@ def _watch_stdin(stop: threading.Event) -> None:
     stop.set()
 
 
-def serve(settings: Settings, *, watch_stdin: bool = True) -> int:
+def serve(
+    settings: Settings,
+    *,
+    watch_stdin: bool = True,
+    key_stdin: bool = False,
+    create_key: bool = False,
+) -> int:
+    """Run the sidecar until it is stopped. ``key_stdin``: the data key is the first line on
+    stdin (the Tauri shell); else ``KENSA_KEY_FILE``, the OS keystore, where ``create_key`` makes
+    one for a folder without a store (``kensa serve``), or ``KENSA_PLAINTEXT=1``."""
     if settings.token is None or not settings.token.get_secret_value():
         print(
             "kensa sidecar: KENSA_TOKEN is not set; refusing to start without one", file=sys.stderr
         )
         return 2
+    try:
+        loaded = key_source.load(settings.data_dir, key_stdin=key_stdin, create=create_key)
+    except KensaError as exc:
+        return key_source.fail(exc, "kensa sidecar")
     # Only the ready line may reach stdout: anything a library prints goes to stderr instead.
     ready_out: TextIO = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     sys.stdout = sys.stderr
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    setup_logging(settings)
+    key_source.ensure_data_dir(settings.data_dir)
+    setup_logging(settings, to_file=False)
     try:
-        upgrade_device(settings.database_path)
+        upgrade_device(settings.database_path, key=loaded.key)
     except SchemaError as exc:
         log.error("cannot open the device database: %s", exc)
         return 2
+    setup_logging(settings)
+    if not loaded.encrypted:
+        log.warning(
+            "PLAINTEXT STORE: %s is not encrypted (%s=1); development only",
+            settings.database_path,
+            key_source.PLAINTEXT_ENV,
+        )
 
     import uvicorn
 
@@ -87,7 +125,7 @@ def serve(settings: Settings, *, watch_stdin: bool = True) -> int:
     sock.bind(("127.0.0.1", settings.port))
     port = sock.getsockname()[1]
     try:
-        app = create_app(settings)
+        app = create_app(settings, data_key=loaded.key)
     except KensaError as exc:
         # A configuration no restart can fix (a damaged signing key file, a key folder inside
         # the data folder): exit 2, which the shell does not retry.
@@ -110,7 +148,13 @@ def serve(settings: Settings, *, watch_stdin: bool = True) -> int:
         while not server.started and not stop.is_set():
             time.sleep(0.005)
         if server.started:
-            ready_out.write(json.dumps({"event": "ready", "port": port, "pid": os.getpid()}) + "\n")
+            ready = {
+                "event": "ready",
+                "port": port,
+                "pid": os.getpid(),
+                "encrypted": loaded.encrypted,
+            }
+            ready_out.write(json.dumps(ready) + "\n")
             ready_out.flush()
             log.info("ready on 127.0.0.1:%d (data in %s)", port, settings.data_dir)
 

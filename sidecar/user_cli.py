@@ -41,20 +41,21 @@ def add(
     """Add a user who can log in on this tablet, offline: on a stand-alone tablet, or the local
     admin who connects it to a server the first time. A connected tablet takes its users, with
     their roles, from the server only."""
-    from schema.db import Database, create_sqlite_engine
     from schema.errors import SchemaError
-    from schema.migrate import upgrade_device
+    from sidecar import key_source
     from sidecar.errors import Conflict
     from sidecar.services import auth
     from sync.device import config
 
     settings = _settings(data_dir)
     try:
-        upgrade_device(settings.database_path)
+        db, _ = key_source.open_store(settings.data_dir, create=True)
     except SchemaError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from exc
-    db = Database(create_sqlite_engine(settings.database_path))
+    except KensaError as exc:
+        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from exc
     try:
         with db.atomic() as session:
             connection = config.load(session)
@@ -85,4 +86,4 @@ def serve(
     settings = _settings(data_dir)
     settings.port = port
     settings.browser_ui = True
-    raise typer.Exit(run(settings, watch_stdin=watch_stdin))
+    raise typer.Exit(run(settings, watch_stdin=watch_stdin, create_key=True))

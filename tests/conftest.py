@@ -22,6 +22,14 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ["KENSA_CONFIG_DIR"] = tempfile.mkdtemp(prefix="kensa-config-")
 atexit.register(shutil.rmtree, os.environ["KENSA_CONFIG_DIR"], ignore_errors=True)
 
+# The device store is plaintext in tests unless a test gives a key (tests/test_encrypted_store.py,
+# the launch tests): most tests read and tamper with the file through plain sqlite3 to check
+# what the product wrote, which an encrypted file would hide from them. A test that hands the
+# sidecar a key (``--key-stdin``, KENSA_KEY_FILE) gets an encrypted store whatever this says.
+os.environ["KENSA_PLAINTEXT"] = "1"
+# Never the developer's own OS keystore.
+os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+
 
 @pytest.fixture
 def device_path(tmp_path: Path) -> Path:
