@@ -154,7 +154,8 @@ class _PinnedStream(httpcore.NetworkStream):
     ) -> httpcore.NetworkStream:
         stream = self._inner.start_tls(ssl_context, server_hostname, timeout)
         ssl_object = stream.get_extra_info("ssl_object")
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        # httpcore hands the low-level _ssl object, whose getpeercert takes the flag by position.
+        der = ssl_object.getpeercert(True) if ssl_object is not None else None
         seen = spki_sha256(der) if der else None
         if seen != self._pin:
             stream.close()
