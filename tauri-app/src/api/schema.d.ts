@@ -744,6 +744,8 @@ export interface components {
         ConnectIn: {
             /** Replace Server Url */
             replace_server_url?: string | null;
+            /** Server Pin */
+            server_pin?: string | null;
             /** Server Url */
             server_url: string;
             /** Token */
@@ -1332,6 +1334,8 @@ export interface components {
              * @default false
              */
             running: boolean;
+            /** Server Pin */
+            server_pin?: string | null;
             /** Server Url */
             server_url?: string | null;
             /**

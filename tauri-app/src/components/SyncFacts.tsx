@@ -4,6 +4,7 @@
 // the status bar's parts are the status bar's alone).
 import { useEffect, useState } from 'react';
 import { useI18n } from '../i18n';
+import { syncErrorText } from '../i18n/errors';
 import { badgeState, oldestAge, type BadgeState, type Received } from '../lib/syncStatus';
 
 interface Props {
@@ -23,7 +24,7 @@ function useNow(): number {
 }
 
 export function SyncFacts({ received, lost = false, compact = false }: Props) {
-  const { t, age, time } = useI18n();
+  const { t, age, time, lang } = useI18n();
   const now = useNow();
   const sync = received?.summary ?? null;
   const state: BadgeState = lost ? 'unknown' : badgeState(sync);
@@ -56,7 +57,7 @@ export function SyncFacts({ received, lost = false, compact = false }: Props) {
       ) : null}
       {sync.last_error ? (
         <Item className="statusbar__item statusbar__warn" title={sync.last_error} data-fact="last-error" data-value={sync.last_error}>
-          {t('status.lastError', { error: sync.last_error })}
+          {t('status.lastError', { error: syncErrorText(sync.last_error_kind, sync.last_error, lang) })}
         </Item>
       ) : null}
     </>

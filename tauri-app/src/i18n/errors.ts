@@ -31,6 +31,13 @@ const SIMPLE: Record<string, MessageKey> = {
   not_your_job: 'err.not_yours',
   not_your_inspections: 'err.not_yours',
   device_token_refused: 'err.device_token_refused',
+  insecure_url: 'err.insecure_url',
+  pin_invalid: 'err.pin_invalid',
+  tls_pin_mismatch: 'err.tls_pin_mismatch',
+  tls_expired: 'err.tls_expired',
+  tls_untrusted: 'err.tls_untrusted',
+  tls_hostname: 'err.tls_hostname',
+  tls_failed: 'err.tls_failed',
   host_not_allowed: 'err.unauthorized',
   invalid_input: 'err.invalid_input',
   not_found: 'err.not_found',
@@ -52,6 +59,23 @@ export const AI_UNAVAILABLE_CODES = new Set([
   'pipeline_definition_invalid',
   'ai_disabled',
 ]);
+
+/** Why the connection to the server is refused (sync.device.transit): the same codes a connect
+ * answers with and a failed sync run records as its kind. */
+const TRANSIT_CODES = new Set([
+  'insecure_url',
+  'tls_pin_mismatch',
+  'tls_expired',
+  'tls_untrusted',
+  'tls_hostname',
+  'tls_failed',
+]);
+
+/** A failed sync run in words: a refused connection in the tablet's language (someone has to act
+ * on it), anything else as the sidecar recorded it. */
+export function syncErrorText(kind: string | null | undefined, message: string, lang: Lang): string {
+  return kind && TRANSIT_CODES.has(kind) ? translate(lang, SIMPLE[kind] as MessageKey) : message;
+}
 
 export function errorCode(err: unknown): string {
   if (isApiError(err)) return err.code;

@@ -41,6 +41,7 @@ export function Settings() {
   const { endpoint, login, events } = useApp();
   const [serverUrl, setServerUrl] = useState(() => window.localStorage.getItem(SERVER_KEY) ?? '');
   const [token, setToken] = useState('');
+  const [pin, setPin] = useState('');
   const [busy, setBusy] = useState(false);
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
   const [version, setVersion] = useState<string | null>(null);
@@ -82,11 +83,17 @@ export function Settings() {
     setBusy(true);
     try {
       await api.post('/sync/connect', {
-        json: { server_url: url, token: token.trim(), replace_server_url: replaceServerUrl ?? null },
+        json: {
+          server_url: url,
+          token: token.trim(),
+          replace_server_url: replaceServerUrl ?? null,
+          server_pin: pin.trim() || null,
+        },
         timeoutMs: 60_000,
       });
       window.localStorage.setItem(SERVER_KEY, url);
       setToken('');
+      setPin('');
       setMessage({ ok: true, text: t('settings.connected') });
       void loadStatus();
     } catch (caught) {
@@ -144,6 +151,21 @@ export function Settings() {
                 onChange={(e) => setToken(e.target.value)}
                 data-testid="device-token"
               />
+            </label>
+            <label className="field">
+              <span>{t('settings.serverPin')}</span>
+              <input
+                type="text"
+                autoComplete="off"
+                spellCheck={false}
+                value={pin}
+                onChange={(e) => setPin(e.target.value)}
+                aria-describedby="server-pin-hint"
+                data-testid="server-pin"
+              />
+              <small id="server-pin-hint" className="hint">
+                {t('settings.serverPinHint')}
+              </small>
             </label>
             {message ? (
               message.ok ? (
@@ -220,6 +242,9 @@ function SyncDetails({
             ? t('settings.syncServer', { url: status.server_url, device: status.device_name ?? '—' })
             : t('settings.notConnected')}
         </li>
+        {status.server_pin ? (
+          <li data-testid="sync-pin">{t('settings.syncPin', { pin: status.server_pin })}</li>
+        ) : null}
         {status.next_attempt_in_s !== null && status.next_attempt_in_s !== undefined ? (
           <li>{t('settings.nextAttempt', { s: Math.ceil(status.next_attempt_in_s) })}</li>
         ) : null}
