@@ -7,6 +7,7 @@ commit, so a domain row and its outbox row commit together or not at all.
 from __future__ import annotations
 
 import contextvars
+import json
 import os
 import sqlite3
 import threading
@@ -395,10 +396,35 @@ class _PreparedInsert:
         )
 
 
+class Serialized(dict[str, Any]):
+    """A JSON object that carries its own JSON text, for a writer that already made it (an audit
+    entry is serialised to be hashed): ``insert_rows`` stores ``text`` on SQLite instead of
+    serialising the object again. Anywhere else it is the plain ``dict`` it also is."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, value: Mapping[str, Any], text: str) -> None:
+        super().__init__(value)
+        self.text = text
+
+
 def _bind_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[Any], Any] | None:
-    if isinstance(column.type, UTCDateTime) and dialect.name == "sqlite":
-        return _sqlite_utc_text
+    if dialect.name == "sqlite":
+        if isinstance(column.type, UTCDateTime):
+            return _sqlite_utc_text
+        if isinstance(column.type, sa.JSON) and not column.type.none_as_null:
+            default = dialect._json_serializer is None  # type: ignore[attr-defined]
+            if default:
+                return _sqlite_json
     return column.type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _sqlite_json(value: Any) -> str:
+    """What SQLAlchemy's JSON type writes with the default serialiser (``json.dumps``; None is
+    JSON ``null``), or the text a ``Serialized`` object carries."""
+    if type(value) is Serialized:
+        return value.text
+    return json.dumps(value)
 
 
 def _sqlite_utc_text(value: datetime | None) -> str | None:

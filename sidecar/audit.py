@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from schema import device as d
-from schema.db import DRIVER_ERRORS, Database, insert_rows, sqlite_driver
+from schema.db import DRIVER_ERRORS, Database, Serialized, insert_rows, sqlite_driver
 from schema.formats import audit as fmt
 from schema.types import new_id, utcnow
 
@@ -116,7 +116,9 @@ def current_actor(session: Session) -> Actor:
 
 
 def _stamp() -> str:
-    return utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # YYYY-MM-DDTHH:MM:SS.ffffffZ: isoformat of a UTC time to the microsecond is that, with
+    # "+00:00" for "Z", at a fifth of strftime's cost (and four-digit years before 1000 too).
+    return utcnow().isoformat(timespec="microseconds")[:26] + "Z"
 
 
 def _last(session: Session) -> tuple[int, str]:
@@ -167,7 +169,8 @@ def entry_rows(
         "row_digest": row_digest,
         "prev_hash": prev_hash,
     }
-    entry = {**fields, "hash": fmt.entry_hash(prev_hash, fields)}
+    text, digest = fmt.sealed_entry(prev_hash, fields)
+    entry = {**fields, "hash": digest}
     return [
         (_TABLE, entry),
         (
@@ -177,7 +180,9 @@ def entry_rows(
                 "entity_type": ENTITY_TYPE,
                 "entity_id": entry["id"],
                 "operation": "INSERT",
-                "data": entry,
+                # The text that was hashed travels as it is: serialising the entry again
+                # would cost as much as hashing it.
+                "data": Serialized(entry, text),
                 "priority": 0,
                 "created_at": utcnow(),
             },

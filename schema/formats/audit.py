@@ -216,7 +216,8 @@ def _plain(value: Any) -> bool:
     if kind is str or value is None or kind is bool:
         return True
     if kind is int:
-        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+        number: int = value
+        return -MAX_SAFE_INTEGER <= number <= MAX_SAFE_INTEGER
     if kind is dict:
         for key, item in value.items():
             if type(key) is not str or not key.isascii() or not _plain(item):
@@ -229,12 +230,19 @@ def _plain(value: Any) -> bool:
 
 def canonical(value: Any) -> bytes:
     """The RFC 8785 canonical JSON of ``value``, as UTF-8 bytes."""
+    return _canonical(value)[1]
+
+
+def _canonical(value: Any) -> tuple[str, bytes]:
+    """The canonical JSON of ``value`` as text and as the UTF-8 bytes that are hashed."""
     if _plain(value):
+        text = _c_encode(value)
         try:
-            return _c_encode(value).encode("utf-8")
+            return text, text.encode("utf-8")
         except UnicodeEncodeError:
             pass  # a lone surrogate: the full writer names where it is
-    return canonical_slow(value)
+    data = canonical_slow(value)
+    return data.decode("utf-8"), data
 
 
 def canonical_slow(value: Any) -> bytes:
@@ -252,13 +260,23 @@ def _sha256(data: bytes) -> str:
 def entry_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
     """SHA-256 hex of the canonical JSON of ``fields`` with ``prev_hash`` added. ``fields`` holds
     neither ``hash`` nor a ``prev_hash`` of its own that differs."""
+    return sealed_entry(prev_hash, fields)[1]
+
+
+def sealed_entry(prev_hash: str, fields: Mapping[str, Any]) -> tuple[str, str]:
+    """``entry_hash`` and, with it, the entry as JSON text: every field, ``prev_hash`` and
+    ``hash`` (the canonical text that was hashed, with ``hash`` added as its last member), for a
+    writer that stores or sends the entry without serialising it again."""
     if "hash" in fields:
         raise CanonicalError("an entry's hash is not part of what it hashes")
     if not _HEX64.fullmatch(prev_hash):
         raise CanonicalError("prev_hash must be 64 lower-case hex digits")
     if fields.get("prev_hash", prev_hash) != prev_hash:
         raise CanonicalError("fields carry another prev_hash")
-    return _sha256(canonical({**fields, "prev_hash": prev_hash}))
+    text, data = _canonical({**fields, "prev_hash": prev_hash})
+    digest = _sha256(data)
+    # The canonical text of an object is "{...}" with at least prev_hash inside.
+    return f'{text[:-1]},"hash":"{digest}"}}', digest
 
 
 DIGEST_LEAVES_OUT = frozenset({"user_server_id", "updated_at"})
