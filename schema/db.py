@@ -412,18 +412,23 @@ def _bind_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[An
     if dialect.name == "sqlite":
         if isinstance(column.type, UTCDateTime):
             return _sqlite_utc_text
-        if isinstance(column.type, sa.JSON) and not column.type.none_as_null:
-            default = dialect._json_serializer is None  # type: ignore[attr-defined]
-            if default:
-                return _sqlite_json
+        # Only where SQLAlchemy itself would serialise with json.dumps and write None as null.
+        json_serializer = getattr(dialect, "_json_serializer", None)
+        json_type = isinstance(column.type, sa.JSON) and not column.type.none_as_null
+        if json_type and json_serializer is None:
+            return _sqlite_json
     return column.type.dialect_impl(dialect).bind_processor(dialect)
 
 
-def _sqlite_json(value: Any) -> str:
+def _sqlite_json(value: Any) -> str | None:
     """What SQLAlchemy's JSON type writes with the default serialiser (``json.dumps``; None is
     JSON ``null``), or the text a ``Serialized`` object carries."""
     if type(value) is Serialized:
         return value.text
+    if value is sa.JSON.NULL:
+        return "null"
+    if isinstance(value, sa.sql.elements.Null):
+        return None
     return json.dumps(value)
 
 
