@@ -12,6 +12,7 @@
 //!   `sidecar-ready` (payload as `sidecar_endpoint`) each time a sidecar, first or restarted,
 //!   is ready, with its new port and token.
 
+pub mod keystore;
 pub mod process;
 pub mod ready;
 pub mod restart;
@@ -20,11 +21,17 @@ pub mod token;
 
 #[cfg(test)]
 mod config_tests;
+#[cfg(test)]
+mod test_dir;
+
+use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, Manager, RunEvent, State};
 use tauri_plugin_shell::ShellExt;
 
+use crate::keystore::{KeyStore, OsKeyStore};
 use crate::supervisor::{Endpoint, Status, StatusView, Supervisor, SupervisorConfig};
 
 /// The `bundle.externalBin` entry, without the target-triple suffix the bundler adds.
@@ -82,11 +89,38 @@ fn start_sidecar(app: &AppHandle) -> Result<(), Box<dyn std::error::Error>> {
             let _ = emitter.emit(READY_EVENT, endpoint);
         }
     });
+    let keystore = keystore(&data_dir)?;
     let (supervisor, supervise) =
-        Supervisor::new(SupervisorConfig::new(data_dir), factory, observer);
+        Supervisor::new(SupervisorConfig::new(data_dir), factory, keystore, observer);
     app.manage(supervisor);
     tauri::async_runtime::spawn(supervise);
     Ok(())
+}
+
+/// Where the data key is kept: the OS keystore. A debug build on a machine without one (a
+/// headless box, a container) may name a key file outside the data folder in `KENSA_KEY_FILE`
+/// instead; a release build has no such way, so a missing keystore is the error screen, never a
+/// key in a file or a plaintext store.
+fn keystore(data_dir: &Path) -> Result<Arc<dyn KeyStore>, String> {
+    #[cfg(debug_assertions)]
+    if let Some(path) = std::env::var_os("KENSA_KEY_FILE") {
+        let path = std::path::PathBuf::from(path);
+        if path.starts_with(data_dir) {
+            return Err(format!(
+                "KENSA_KEY_FILE ({}) must not be inside the data folder {}: the key would sit \
+                 next to what it protects",
+                path.display(),
+                data_dir.display()
+            ));
+        }
+        eprintln!(
+            "[kensa] debug build: the data key comes from {}, not the OS keystore",
+            path.display()
+        );
+        return Ok(Arc::new(keystore::FileKeyStore { path }));
+    }
+    let _ = data_dir;
+    Ok(Arc::new(OsKeyStore))
 }
 
 #[cfg_attr(mobile, tauri::mobile_entry_point)]

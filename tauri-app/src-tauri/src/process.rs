@@ -18,7 +18,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -95,6 +95,17 @@ impl SidecarChild {
 
     pub fn pid(&self) -> Option<u32> {
         self.pid
+    }
+
+    /// Write `bytes` to the sidecar's stdin, which stays open afterwards. The pipe is unbuffered
+    /// on our side: nothing of a secret written here lingers in a buffer of ours.
+    pub async fn write_stdin(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| io::Error::other("no stdin pipe"))?;
+        stdin.write_all(bytes).await?;
+        stdin.flush().await
     }
 
     /// The stdout pipe, for the ready line; taken once.

@@ -1,7 +1,11 @@
 //! Keeps one sidecar running: spawn, wait for the ready line, restart on a crash, stop on exit.
 //!
-//! Free of Tauri on purpose: the shell hands in how to build the command and what to do on each
-//! status change, and the tests drive the same code with small shell scripts as sidecars.
+//! Free of Tauri on purpose: the shell hands in how to build the command, where the data key is
+//! kept and what to do on each status change, and the tests drive the same code with small shell
+//! scripts as sidecars and an in-memory keystore.
+//!
+//! Each spawn gets `--key-stdin` and, as the first line on its stdin, the tablet's data key
+//! (`keystore.rs`); stdin then stays open, its end of file meaning "the shell is gone".
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
@@ -15,6 +19,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep, timeout};
 
+use crate::keystore::{load_or_create, DataKey, KeyStore};
 use crate::process::{signal_group, Grace, SidecarChild, Signal};
 use crate::ready::{ReadyError, ReadyLineReader};
 use crate::restart::{is_permanent_exit, Decision, Exit, RestartPolicy, RestartState};
@@ -22,7 +27,8 @@ use crate::token::new_token;
 
 #[derive(Debug, Clone)]
 pub struct SupervisorConfig {
-    /// Handed to the sidecar as KENSA_DATA_DIR.
+    /// Handed to the sidecar as KENSA_DATA_DIR; its resolved path names the data key's keystore
+    /// entry.
     pub data_dir: PathBuf,
     /// From spawn to ready line. A one-file PyInstaller bundle unpacks itself first, and the
     /// first start on a tablet also creates the database, so this is generous.
@@ -158,6 +164,17 @@ pub type CommandFactory = Box<dyn Fn() -> Result<std::process::Command, String> 
 /// Told about every status change, in order (the shell turns them into webview events).
 pub type Observer = Box<dyn Fn(&Status) + Send + Sync>;
 
+/// The argument that tells the sidecar to read its data key from the first line on stdin.
+pub const KEY_STDIN_ARG: &str = "--key-stdin";
+
+/// Variables of the shell's own environment the sidecar must not inherit. `KENSA_KEY_FILE` is
+/// `kensa serve`'s way to a key: the shell's sidecar gets its key on stdin and nowhere else. A
+/// shipped shell never runs a plaintext store, whatever its environment says.
+#[cfg(debug_assertions)]
+pub const WITHHELD_ENV: &[&str] = &["KENSA_KEY_FILE"];
+#[cfg(not(debug_assertions))]
+pub const WITHHELD_ENV: &[&str] = &["KENSA_KEY_FILE", "KENSA_PLAINTEXT"];
+
 enum Control {
     Restart,
     Shutdown(oneshot::Sender<()>),
@@ -177,6 +194,7 @@ impl Supervisor {
     pub fn new(
         config: SupervisorConfig,
         factory: CommandFactory,
+        keystore: Arc<dyn KeyStore>,
         observer: Observer,
     ) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let (status_tx, status_rx) = watch::channel(Status::Starting { generation: 0 });
@@ -186,6 +204,7 @@ impl Supervisor {
         let run = Run {
             config,
             factory,
+            keystore,
             status: StatusSink {
                 tx: status_tx,
                 observer,
@@ -283,6 +302,7 @@ enum RunEnd {
 struct Run {
     config: SupervisorConfig,
     factory: CommandFactory,
+    keystore: Arc<dyn KeyStore>,
     status: StatusSink,
     control: mpsc::UnboundedReceiver<Control>,
     pid: Arc<Mutex<Option<u32>>>,
@@ -348,7 +368,20 @@ impl Run {
     }
 
     async fn run_once(&mut self, generation: u64) -> RunEnd {
-        let command = match (self.factory)() {
+        let key = match self.data_key().await {
+            Ok(key) => key,
+            Err(error) => {
+                // Said in the shell's log as on the error screen (the message never holds the
+                // key). No retry: a locked or missing keystore needs a person, who then presses
+                // "try again". Never a start without a key: that would be a plaintext store.
+                eprintln!("[kensa] {error}");
+                return RunEnd::Exited {
+                    exit: Exit::BeforeReady { permanent: true },
+                    error,
+                };
+            }
+        };
+        let mut command = match (self.factory)() {
             Ok(command) => command,
             Err(error) => {
                 // Nothing to run: a restart cannot make the binary appear.
@@ -359,6 +392,10 @@ impl Run {
             }
         };
         let program = command.get_program().to_string_lossy().into_owned();
+        command.arg(KEY_STDIN_ARG);
+        for name in WITHHELD_ENV {
+            command.env_remove(name);
+        }
         let token = new_token();
         let env = [
             ("KENSA_TOKEN", OsStr::new(&token)),
@@ -374,6 +411,20 @@ impl Run {
             }
         };
         self.set_pid(child.pid());
+        let handed = child.write_stdin(&key.stdin_line()).await;
+        drop(key);
+        match handed {
+            Ok(()) => {}
+            // It is already gone: its exit status and last words, read below, say why.
+            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(err) => {
+                let _ = child.stop(self.config.grace).await;
+                return RunEnd::Exited {
+                    exit: Exit::BeforeReady { permanent: false },
+                    error: format!("cannot hand the data key to the sidecar: {err}"),
+                };
+            }
+        }
 
         let ready = match self.wait_ready(&mut child).await {
             Ok(ready) => ready,
@@ -436,6 +487,18 @@ impl Run {
                 RunEnd::Exited { exit: Exit::AfterReady { ran_for }, error }
             }
             control = self.control.recv() => self.stop_for(&mut child, control).await,
+        }
+    }
+
+    /// The tablet's data key from the keystore (made and stored on the first start). The
+    /// keystore may block (D-Bus, a Keychain prompt), so not on the runtime's own threads.
+    async fn data_key(&self) -> Result<DataKey, String> {
+        let store = Arc::clone(&self.keystore);
+        let data_dir = self.config.data_dir.clone();
+        match tokio::task::spawn_blocking(move || load_or_create(&*store, &data_dir)).await {
+            Ok(Ok(key)) => Ok(key),
+            Ok(Err(err)) => Err(format!("cannot get the tablet's data key: {err}")),
+            Err(err) => Err(format!("cannot get the tablet's data key: {err}")),
         }
     }
 

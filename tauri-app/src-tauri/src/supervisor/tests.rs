@@ -12,30 +12,10 @@ use std::time::{Duration, Instant};
 use tokio::time::timeout;
 
 use super::*;
+use crate::keystore::fake::MemoryKeyStore;
 use crate::process::Grace;
 use crate::restart::RestartPolicy;
-
-/// A scratch directory, removed on drop (tempfile, as a dev-dependency, would cost a second
-/// build of tauri; see Cargo.toml).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("kensa-shell-test-{}", &new_token()[..16]));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::test_dir::TempDir;
 
 fn sh(script: String) -> CommandFactory {
     Box::new(move || {
@@ -65,10 +45,18 @@ fn config(dir: &Path) -> SupervisorConfig {
 type Seen = Arc<Mutex<Vec<Status>>>;
 
 fn start(config: SupervisorConfig, factory: CommandFactory) -> (Supervisor, Seen) {
+    start_with_keys(config, factory, Arc::new(MemoryKeyStore::default()))
+}
+
+fn start_with_keys(
+    config: SupervisorConfig,
+    factory: CommandFactory,
+    keystore: Arc<dyn KeyStore>,
+) -> (Supervisor, Seen) {
     let seen: Seen = Arc::default();
     let log = Arc::clone(&seen);
     let observer = Box::new(move |s: &Status| log.lock().unwrap().push(s.clone()));
-    let (supervisor, run) = Supervisor::new(config, factory, observer);
+    let (supervisor, run) = Supervisor::new(config, factory, keystore, observer);
     tokio::spawn(run);
     (supervisor, seen)
 }
@@ -166,6 +154,120 @@ async fn ready_line_env_and_a_stop_by_closing_stdin() {
         .map(|s| s.view().state)
         .collect();
     assert_eq!(states, ["starting", "ready", "stopped"]);
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The hand-over through the real spawn path: a child that records what it was started with, as
+/// `/proc` shows it to every process of the same user, and its first stdin line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_key_reaches_the_sidecar_only_as_its_first_stdin_line() {
+    let tmp = TempDir::new();
+    let environ = tmp.path().join("environ");
+    let cmdline = tmp.path().join("cmdline");
+    let lines = tmp.path().join("lines");
+    let script = format!(
+        r#"cat /proc/$$/environ > {environ}; cat /proc/$$/cmdline > {cmdline}; IFS= read -r line; printf '%s\n' "$line" >> {lines}; {READY} 4400 $$; cat >/dev/null"#,
+        environ = q(&environ),
+        cmdline = q(&cmdline),
+        lines = q(&lines),
+    );
+    let factory: CommandFactory = Box::new(move || {
+        let mut command = Command::new("/bin/sh");
+        // As if the shell itself had been started with desk mode's key file in its environment.
+        command
+            .arg("-c")
+            .arg(&script)
+            .env("KENSA_KEY_FILE", "/elsewhere/key");
+        Ok(command)
+    });
+    let keystore = Arc::new(MemoryKeyStore::default());
+    let config = config(tmp.path());
+    let data_dir = config.data_dir.clone();
+    let (supervisor, seen) = start_with_keys(config, factory, keystore.clone());
+    supervisor.endpoint().await.expect("ready");
+
+    let ((service, account), hex) = keystore.only_entry();
+    assert_eq!(service, "kensa");
+    let resolved = std::fs::canonicalize(&data_dir).unwrap();
+    assert_eq!(account, format!("data-key:{}", resolved.display()));
+    assert_eq!(hex.len(), 64);
+    let line = format!("{{\"data_key\":\"{hex}\"}}\n");
+    assert_eq!(std::fs::read_to_string(&lines).unwrap(), line);
+
+    let environ = std::fs::read(&environ).unwrap();
+    assert!(
+        contains(&environ, b"KENSA_DATA_DIR="),
+        "no environment dumped"
+    );
+    assert!(
+        !contains(&environ, hex.as_bytes()),
+        "the key is in the environment"
+    );
+    assert!(
+        !contains(&environ, b"KENSA_KEY_FILE="),
+        "desk mode's key file leaked through"
+    );
+    let cmdline = std::fs::read(&cmdline).unwrap();
+    let argv: Vec<&[u8]> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .collect();
+    assert_eq!(argv.last().copied(), Some(KEY_STDIN_ARG.as_bytes()));
+    assert!(!contains(&cmdline, hex.as_bytes()), "the key is in argv");
+
+    // A restart hands over the same key (it opens the same database) and stores no second one.
+    supervisor.restart().await;
+    wait_for(
+        &supervisor,
+        |s| matches!(s, Status::Ready(e) if e.generation == 2),
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(&lines).unwrap(),
+        format!("{line}{line}")
+    );
+    assert_eq!(keystore.only_entry().1, hex);
+    supervisor.shutdown().await;
+
+    // Nothing the webview is told carries it either.
+    for status in seen.lock().unwrap().iter() {
+        assert!(!format!("{status:?}").contains(&hex));
+        if let Status::Ready(endpoint) = status {
+            assert!(!serde_json::to_string(endpoint).unwrap().contains(&hex));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keystore_failure_is_the_error_screen_and_nothing_starts() {
+    let tmp = TempDir::new();
+    let spawned = tmp.path().join("spawned");
+    let script = format!(
+        r#"touch {s}; {READY} 4401 $$; cat >/dev/null"#,
+        s = q(&spawned)
+    );
+    let keystore = Arc::new(MemoryKeyStore::failing(
+        "the OS keystore failed: no Secret Service on the session bus",
+    ));
+    let (supervisor, seen) = start_with_keys(config(tmp.path()), sh(script), keystore);
+    let error = supervisor.endpoint().await.unwrap_err();
+    assert_eq!(
+        error,
+        "cannot get the tablet's data key: the OS keystore failed: no Secret Service on the \
+         session bus"
+    );
+    let states: Vec<_> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.view().state)
+        .collect();
+    assert_eq!(states, ["starting", "failed"], "retried without a person");
+    assert!(!spawned.exists(), "a sidecar ran without its key");
+    supervisor.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -440,12 +542,22 @@ fn http_get(port: u16, path: &str, token: Option<&str>) -> String {
 }
 
 /// The protocol end to end with the real sidecar (`python -m sidecar` from the repository's
-/// .venv): ready line, token, and exit when stdin closes. Skipped where there is no .venv.
+/// .venv): the data key on stdin, ready line, token, and exit when stdin closes. Skipped where
+/// there is no .venv.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_python_sidecar() {
     let python = repo_root().join(".venv/bin/python");
     if !python.exists() {
         eprintln!("skipped: no {}", python.display());
+        return;
+    }
+    let help = Command::new(&python)
+        .args(["-m", "sidecar", "--help"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    if !String::from_utf8_lossy(&help.stdout).contains(KEY_STDIN_ARG) {
+        eprintln!("skipped: this sidecar does not take {KEY_STDIN_ARG} yet");
         return;
     }
     let tmp = TempDir::new();
