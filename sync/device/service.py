@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import BaseModel, SecretStr
@@ -38,6 +38,9 @@ from sync.device.refused import fetch_refused
 from sync.device.status import Live, SyncStatus, read
 from sync.device.transit import TransitPolicy, parse_pin
 from sync.device.upload import Uploader
+
+if TYPE_CHECKING:
+    from sidecar.keys import DataKey
 from sync.errors import (
     AuthError,
     ConfirmationRequired,
@@ -120,6 +123,10 @@ class SyncService:
         # connection's own, stored with its URL.
         self.allow_http = allow_http
         self.ca_bundle = ca_bundle
+        if allow_http:
+            log.warning("KENSA_ALLOW_HTTP is set: plain http to a server on another machine is "
+                        "allowed, and the device token and records may cross the network "
+                        "unencrypted (development only)")
         # Told of a new connection inside the transaction that stores it (the sidecar's audit
         # trail): what it writes commits with the connection or not at all.
         self.on_connect = on_connect
