@@ -142,6 +142,8 @@ def create_app(
         own = db is None
         app.state.db = db or Database(create_sqlite_engine(settings.database_path, key=data_key))
         audit.record_made_keys(app.state.db)
+        if app.state.signing_key is None:
+            app.state.signing_key = security.signing_key_in_store(app.state.db)
         runner = _job_runner(app.state.db, settings) if settings.ai_workers > 0 else None
         app.state.jobs = runner
         sync = _sync_service(app.state.db, settings) if settings.sync_enabled else None
@@ -179,8 +181,10 @@ def create_app(
     )
     app.state.settings = settings
     app.state.data_key = data_key
-    # Loaded once, at build: a damaged key file stops the start instead of the first login.
-    app.state.signing_key = security.signing_key(settings)
+    # Loaded once, at build: a damaged key file stops the start instead of the first login. With
+    # a data key it lives in the encrypted store instead, read once the store is open.
+    in_store = data_key is not None and settings.signing_key is None
+    app.state.signing_key = None if in_store else security.signing_key(settings)
     if db is not None:
         app.state.db = db
     errors.install(app)

@@ -12,6 +12,7 @@ import typer
 
 from schema.cli import db_app
 from sidecar.audit_cli import audit_app
+from sidecar.key_cli import encrypt, key_app
 from sidecar.pipeline.cli import doctor, pipeline_app
 from sidecar.qr.cli import qr_app
 from sidecar.user_cli import serve, user_app
@@ -23,7 +24,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+db_app.command("encrypt")(encrypt)
 app.add_typer(db_app, name="db")
+app.add_typer(key_app, name="key")
 app.add_typer(pipeline_app, name="pipeline")
 app.command("doctor")(doctor)
 app.add_typer(qr_app, name="qr")

@@ -16,6 +16,7 @@ every error here names where the key was looked for, never what was found.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -154,11 +155,15 @@ def _fsync_dir(folder: Path) -> None:
 
 def keystore_get(data_dir: Path) -> DataKey | None:
     """The folder's key from the OS keystore; ``None`` when there is none or no keystore."""
+    return _keystore_read(account(data_dir))
+
+
+def _keystore_read(name: str) -> DataKey | None:
     import keyring
     import keyring.errors
 
     try:
-        text = keyring.get_password(SERVICE, account(data_dir))
+        text = keyring.get_password(SERVICE, name)
     except keyring.errors.KeyringError:
         return None
     if text is None:
@@ -167,16 +172,20 @@ def keystore_get(data_dir: Path) -> DataKey | None:
         return DataKey.from_hex(text)
     except KeyFormatError as exc:
         raise KeyUnavailable(
-            f"the OS keystore's entry {SERVICE}/{account(data_dir)} is not a data key: {exc}"
+            f"the OS keystore's entry {SERVICE}/{name} is not a data key: {exc}"
         ) from exc
 
 
 def keystore_set(data_dir: Path, key: DataKey) -> None:
+    _keystore_put(account(data_dir), key)
+
+
+def _keystore_put(name: str, key: DataKey) -> None:
     import keyring
     import keyring.errors
 
     try:
-        keyring.set_password(SERVICE, account(data_dir), key.hex())
+        keyring.set_password(SERVICE, name, key.hex())
     except keyring.errors.KeyringError as exc:
         raise KeyUnavailable(
             f"cannot store the data key in the OS keystore ({type(exc).__name__}); set "
@@ -217,6 +226,24 @@ def load(data_dir: Path, *, key_stdin: bool = False, create: bool = False) -> Lo
     )
 
 
+def load_or_make(data_dir: Path) -> LoadedKey:
+    """The key to encrypt an existing plaintext store with: the configured one, or a new one
+    kept where ``load`` will find it (the file ``KENSA_KEY_FILE`` names, else the keystore)."""
+    named = os.environ.get(KEY_FILE_ENV)
+    if named:
+        path = Path(named).expanduser()
+        if not path.exists():
+            write_key_file(path, DataKey.generate())
+        loaded = load(data_dir)
+        assert loaded.key is not None
+        return loaded
+    found = keystore_get(data_dir)
+    if found is None:
+        found = DataKey.generate()
+        keystore_set(data_dir, found)
+    return LoadedKey(found, "keystore")
+
+
 def _has_store(data_dir: Path) -> bool:
     db = data_dir / "kensa.db"
     return db.exists() and db.stat().st_size > 0
@@ -236,6 +263,44 @@ def store_rotated(loaded: LoadedKey, data_dir: Path, new: DataKey) -> None:
         )
 
 
+def _pending_file(loaded: LoadedKey) -> Path:
+    assert loaded.key_file is not None
+    return loaded.key_file.with_name(loaded.key_file.name + ".next")
+
+
+def store_pending(loaded: LoadedKey, data_dir: Path, new: DataKey) -> None:
+    """Keep the key a rotation is about to set beside the current one, before the store has it."""
+    if loaded.source == "key_file":
+        write_key_file(_pending_file(loaded), new)
+    elif loaded.source == "keystore":
+        _keystore_put(f"{account(data_dir)}:next", new)
+    else:
+        raise KeyUnavailable(
+            f"a key handed over on {loaded.source} cannot be rotated here: rotate it from the "
+            f"application that keeps it"
+        )
+
+
+def load_pending(loaded: LoadedKey, data_dir: Path) -> DataKey | None:
+    if loaded.source == "key_file":
+        pending = _pending_file(loaded)
+        return read_key_file(pending) if pending.exists() else None
+    if loaded.source == "keystore":
+        return _keystore_read(f"{account(data_dir)}:next")
+    return None
+
+
+def drop_pending(loaded: LoadedKey, data_dir: Path) -> None:
+    import keyring
+    import keyring.errors
+
+    if loaded.source == "key_file":
+        _pending_file(loaded).unlink(missing_ok=True)
+    elif loaded.source == "keystore":
+        with contextlib.suppress(keyring.errors.PasswordDeleteError):
+            keyring.delete_password(SERVICE, f"{account(data_dir)}:next")
+
+
 def ensure_data_dir(data_dir: Path) -> None:
     """The data folder, only its owner's (0700): made so, and narrowed if it was wider."""
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -250,8 +315,9 @@ def open_store(data_dir: Path, *, create: bool = False) -> tuple[Database, Loade
     written nothing."""
     from schema.db import Database, create_sqlite_engine
     from schema.migrate import upgrade_device
+    from sidecar.store_crypto import resume_rotation
 
-    loaded = load(data_dir, create=create)
+    loaded = resume_rotation(data_dir, load(data_dir, create=create))
     ensure_data_dir(data_dir)
     path = data_dir / "kensa.db"
     upgrade_device(path, key=loaded.key)

@@ -93,10 +93,16 @@ def serve(
             "kensa sidecar: KENSA_TOKEN is not set; refusing to start without one", file=sys.stderr
         )
         return 2
+    from sidecar import store_crypto
+
     try:
         loaded = key_source.load(settings.data_dir, key_stdin=key_stdin, create=create_key)
+        loaded = store_crypto.resume_rotation(settings.data_dir, loaded)
     except KensaError as exc:
         return key_source.fail(exc, "kensa sidecar")
+    except SchemaError as exc:
+        print(f"kensa sidecar: {exc}", file=sys.stderr)
+        return 2
     # Only the ready line may reach stdout: anything a library prints goes to stderr instead.
     ready_out: TextIO = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     sys.stdout = sys.stderr

@@ -4,11 +4,13 @@ Login tokens are signed (HMAC-SHA256), not stored: they survive a sidecar restar
 whose tablet died mid-inspection is still logged in when it comes back — and they expire on their
 own after one shift.
 
-The signing key is never in the data folder: whoever can read that folder (a copied database, a
-backup, another account with access to it) could otherwise mint a login for any user, the
-supervisor included. The shell may hand it in (``KENSA_SIGNING_KEY``, kept in the OS keystore);
-otherwise it is a file only this OS user can read, in the per-user configuration folder, made on
-first use. One key serves every data folder of that OS user: they share one trust boundary.
+The signing key is never readable from the data folder: whoever can read that folder (a copied
+database, a backup, another account with access to it) could otherwise mint a login for any
+user, the supervisor included. The shell may hand it in (``KENSA_SIGNING_KEY``, kept in the OS
+keystore); a tablet with a data key keeps it inside its encrypted store (``system_config``),
+where it is as safe as the records it guards and travels with none of them in clear; a plaintext
+development store falls back to a file only this OS user can read, in the per-user
+configuration folder, made on first use.
 """
 
 from __future__ import annotations
@@ -24,12 +26,16 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from sidecar.errors import KensaError, Unauthorized
 from sidecar.settings import Settings
+
+if TYPE_CHECKING:
+    from schema.db import Database
 
 log = logging.getLogger("kensa.security")
 
@@ -94,6 +100,35 @@ def signing_key(settings: Settings) -> str:
     except FileNotFoundError:
         _create_key(path)
     return _read_key(path)
+
+
+STORE_ENTRY = "login_signing_key"
+
+
+def signing_key_in_store(db: Database) -> str:
+    """The signing key kept in the encrypted store, made (and audited) on first use."""
+    from schema import device as d
+    from sidecar import audit
+
+    with db.atomic() as session:
+        row = session.get(d.SystemConfig, STORE_ENTRY)
+        if row is not None:
+            if len(row.value) < SIGNING_KEY_MIN:
+                raise KensaError(
+                    "the login signing key in the device store is damaged",
+                    code="signing_key_invalid",
+                )
+            return row.value
+        key = new_signing_key()
+        session.add(d.SystemConfig(key=STORE_ENTRY, value=key))
+        audit.record(
+            session,
+            entity="signing_key",
+            entity_id=None,
+            action="key_created",
+            detail={"kept_in": "device store"},
+        )
+    return key
 
 
 # Key files this process made; the sidecar writes each into the audit trail once its database is

@@ -19,6 +19,7 @@ from schema import device as d
 from schema.db import Database, create_sqlite_engine
 from schema.migrate import upgrade_device
 from scripts.devkit import DEMO_MODELS_DIR as MODELS
+from sidecar.keys import DataKey
 from sidecar.services import auth
 
 PASSWORD = "kensa-demo-1"
@@ -57,12 +58,12 @@ def install_demo_models(data_dir: Path) -> None:
             shutil.copyfile(source, folder / f"{entry['sha256']}.onnx")
 
 
-def seed_device(path: Path) -> None:
+def seed_device(path: Path, key: DataKey | None = None) -> None:
     """A device database at ``path`` with the demo masters and pipelines, and the demo models
-    beside it in ``path.parent`` (the data directory) as if pulled."""
+    beside it in ``path.parent`` (the data directory) as if pulled; encrypted with ``key``."""
     install_demo_models(path.parent)
-    upgrade_device(path)
-    db = Database(create_sqlite_engine(path))
+    upgrade_device(path, key=key)
+    db = Database(create_sqlite_engine(path, key=key))
     try:
         with db.atomic() as session:
             session.add(

@@ -14,17 +14,28 @@ from typing import Any
 
 import httpx
 
+from sidecar.keys import DataKey
+
 
 class SidecarProcess:
     def __init__(
-        self, data_dir: Path, token: str | None = None, env: dict[str, str] | None = None
+        self,
+        data_dir: Path,
+        token: str | None = None,
+        env: dict[str, str] | None = None,
+        *,
+        key: DataKey | None = None,
+        stderr_path: Path | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.token = token or secrets.token_urlsafe(24)
         self.extra_env = env or {}
+        # With a key, the sidecar is started as the shell starts it: --key-stdin, the key as
+        # the first line on its stdin, and an encrypted store.
+        self.key = key
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready: dict[str, Any] = {}
-        self.stderr_path = data_dir / "sidecar-stderr.log"
+        self.stderr_path = stderr_path or data_dir / "sidecar-stderr.log"
 
     def start(self, timeout: float = 30.0) -> dict[str, Any]:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -34,14 +45,22 @@ class SidecarProcess:
             "KENSA_TOKEN": self.token,
             "KENSA_DATA_DIR": str(self.data_dir),
         }
+        args = [sys.executable, "-m", "sidecar"]
+        if self.key is not None:
+            args.append("--key-stdin")
+            env.pop("KENSA_PLAINTEXT", None)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sidecar"],
+            args,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr_path.open("ab"),
             env=env,
         )
         assert self.proc.stdout is not None
+        if self.key is not None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(json.dumps({"data_key": self.key.hex()}).encode() + b"\n")
+            self.proc.stdin.flush()
         sel = selectors.DefaultSelector()
         sel.register(self.proc.stdout, selectors.EVENT_READ)
         deadline = time.monotonic() + timeout
