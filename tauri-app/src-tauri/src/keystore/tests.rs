@@ -215,3 +215,91 @@ fn the_debug_key_file_is_private_or_refused() {
         format!("{}\n", &*made.hex())
     );
 }
+
+/// Found on PATH.
+#[cfg(target_os = "linux")]
+fn installed(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+#[cfg(target_os = "linux")]
+const INSIDE_MARK: &str = "the OS keystore kept the data key";
+
+/// The real OS keystore: gnome-keyring's Secret Service on a private D-Bus session, with HOME in
+/// a scratch folder, and this test binary run again inside that session for the half that talks
+/// to it (the session's address is only in that process's environment). Skipped where
+/// gnome-keyring or dbus-run-session is not installed.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_os_keystore_keeps_the_key_across_starts() {
+    if !installed("gnome-keyring-daemon") || !installed("dbus-run-session") {
+        eprintln!("skipped: no gnome-keyring-daemon or dbus-run-session");
+        return;
+    }
+    let tmp = TempDir::new();
+    let runtime = tmp.path().join("run");
+    create_private_dir(&runtime).unwrap();
+    // The login keyring gnome-keyring makes and unlocks with this password, on a machine with
+    // no one to answer a prompt.
+    let script = r#"printf kensa-test | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1 && exec "$0" --exact keystore::tests::inside_a_secret_service_session --ignored --nocapture --test-threads=1"#;
+    let output = std::process::Command::new("dbus-run-session")
+        .args(["--", "sh", "-c", script])
+        .arg(std::env::current_exe().unwrap())
+        .env("HOME", tmp.path())
+        .env("XDG_DATA_HOME", tmp.path().join("data"))
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("KENSA_TEST_SECRET_SERVICE_DIR", tmp.path().join("tablet"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains(INSIDE_MARK), "{stdout}\n{stderr}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "run by the_os_keystore_keeps_the_key_across_starts inside its own D-Bus session"]
+fn inside_a_secret_service_session() {
+    let Some(data_dir) = std::env::var_os("KENSA_TEST_SECRET_SERVICE_DIR") else {
+        eprintln!("only meaningful inside the_os_keystore_keeps_the_key_across_starts");
+        return;
+    };
+    let data_dir = std::path::PathBuf::from(data_dir);
+    let made = load_or_create(&OsKeyStore, &data_dir).unwrap();
+    let again = load_or_create(&OsKeyStore, &data_dir).unwrap();
+    assert_eq!(*again.hex(), *made.hex());
+    let stored = OsKeyStore
+        .get(SERVICE, &account(&data_dir))
+        .unwrap()
+        .expect("the entry is in the keystore");
+    assert_eq!(*stored, *made.hex());
+    assert!(OsKeyStore
+        .get(SERVICE, "data-key:/no/such/tablet")
+        .unwrap()
+        .is_none());
+
+    // `kensa serve` reads the same entry through Python's keyring.
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    if python.exists() {
+        let read = std::process::Command::new(&python)
+            .args([
+                "-c",
+                "import sys, keyring; print(keyring.get_password('kensa', sys.argv[1]) or '')",
+                &account(&data_dir),
+            ])
+            .output()
+            .unwrap();
+        if read.status.success() {
+            assert_eq!(String::from_utf8_lossy(&read.stdout).trim(), *made.hex());
+        } else {
+            eprintln!(
+                "Python's keyring not checked: {}",
+                String::from_utf8_lossy(&read.stderr)
+            );
+        }
+    }
+    println!("{INSIDE_MARK}");
+}
