@@ -423,13 +423,19 @@ def _bind_processor(column: sa.Column[Any], dialect: sa.Dialect) -> Callable[[An
 def _sqlite_json(value: Any) -> str | None:
     """What SQLAlchemy's JSON type writes with the default serialiser (``json.dumps``; None is
     JSON ``null``), or the text a ``Serialized`` object carries."""
-    if type(value) is Serialized:
-        return value.text
-    if value is sa.JSON.NULL:
+    kind = type(value)
+    if kind is Serialized:
+        text: str = value.text
+        return text
+    if value is None or value is _JSON_NULL:
         return "null"
-    if isinstance(value, sa.sql.elements.Null):
+    if kind is not dict and kind is not list and isinstance(value, _SQL_NULL):
         return None
     return json.dumps(value)
+
+
+_JSON_NULL = sa.JSON.NULL
+_SQL_NULL = sa.sql.elements.Null
 
 
 def _sqlite_utc_text(value: datetime | None) -> str | None:
@@ -514,6 +520,8 @@ def _with_defaults(table: sa.Table, values: Mapping[str, Any]) -> dict[str, Any]
         defaulted = _server_defaults[table] = frozenset(
             c.key for c in table.columns if c.server_default is not None
         )
-    return {
-        key: value for key, value in values.items() if value is not None or key not in defaulted
-    }
+    # Most rows give every defaulted column a value (or do not name it): those go as they are.
+    for key in defaulted:
+        if key in values and values[key] is None:
+            return {k: v for k, v in values.items() if v is not None or k not in defaulted}
+    return values  # type: ignore[return-value]

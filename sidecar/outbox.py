@@ -211,7 +211,8 @@ def insert(session: Session, model: type[E], /, *, priority: int = 0, **values: 
                 entity=entity,
                 entity_id=record_id,
                 action="insert",
-                row_digest=row_digest(entity, digest_view(data)),
+                # row_digest leaves user_server_id out itself (digest_view's copy is not needed).
+                row_digest=row_digest(entity, data),
             ),
         ],
     )

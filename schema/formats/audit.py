@@ -220,7 +220,10 @@ def _plain(value: Any) -> bool:
         return -MAX_SAFE_INTEGER <= number <= MAX_SAFE_INTEGER
     if kind is dict:
         for key, item in value.items():
-            if type(key) is not str or not key.isascii() or not _plain(item):
+            if type(key) is not str or not key.isascii():
+                return False
+            # Text and null, most of an entry's members, without a call each.
+            if type(item) is not str and item is not None and not _plain(item):
                 return False
         return True
     if kind is list or kind is tuple:
