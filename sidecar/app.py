@@ -59,7 +59,7 @@ def cors_origins(settings: Settings) -> list[str]:
     return origins + [o for o in DEV_ORIGINS if o not in origins] if settings.dev else origins
 
 
-def _job_runner(db: Database, settings: Settings) -> JobRunner:
+def _job_runner(db: Database, settings: Settings, data_key: DataKey | None) -> JobRunner:
     def engine() -> object:
         # Built on the first job, not at start: loading ONNX Runtime costs the ready line time.
         from sidecar.pipeline.engine import PipelineEngine
@@ -70,11 +70,12 @@ def _job_runner(db: Database, settings: Settings) -> JobRunner:
         return PipelineEngine(store, RuntimeConfig.from_env())
 
     return JobRunner(
-        db, settings.data_dir, engine, workers=settings.ai_workers, publish=events.publish
+        db, settings.data_dir, engine, workers=settings.ai_workers, publish=events.publish,
+        data_key=data_key,
     )
 
 
-def _sync_service(db: Database, settings: Settings) -> SyncService:
+def _sync_service(db: Database, settings: Settings, data_key: DataKey | None) -> SyncService:
     # Push, pull and upload run in the background as soon as a server is connected
     # (POST /sync/connect or `kensa device connect`); until then each tick finds nothing to do.
     return SyncService(
@@ -86,6 +87,7 @@ def _sync_service(db: Database, settings: Settings) -> SyncService:
         on_connect=audit.connected,
         allow_http=settings.allow_http,
         ca_bundle=settings.ca_bundle,
+        data_key=data_key,
     )
 
 
@@ -144,9 +146,11 @@ def create_app(
         audit.record_made_keys(app.state.db)
         if app.state.signing_key is None:
             app.state.signing_key = security.signing_key_in_store(app.state.db)
-        runner = _job_runner(app.state.db, settings) if settings.ai_workers > 0 else None
+        runner = (
+            _job_runner(app.state.db, settings, data_key) if settings.ai_workers > 0 else None
+        )
         app.state.jobs = runner
-        sync = _sync_service(app.state.db, settings) if settings.sync_enabled else None
+        sync = _sync_service(app.state.db, settings, data_key) if settings.sync_enabled else None
         app.state.sync = sync
         if sync is not None:
             sync.start()

@@ -15,9 +15,11 @@ Library errors are translated at the boundary (``raise QrDecodeFailed(...) from 
     ├── Conflict                409  illegal state transition, stale version
     ├── Locked                  423  account locked after repeated failed logins
     ├── PayloadTooLarge         413
-    └── Unprocessable           422
-        ├── QrDecodeFailed           no code found in the image
-        └── PipelineError            a pipeline or model could not run
+    ├── Unprocessable           422
+    │   ├── QrDecodeFailed           no code found in the image
+    │   └── PipelineError            a pipeline or model could not run
+    └── PhotoUnreadable         500  a stored photo that does not open: no key, another
+                                     tablet's key, damaged, truncated or altered
 """
 
 from __future__ import annotations
@@ -97,3 +99,12 @@ class QrDecodeFailed(Unprocessable):
 
 class PipelineError(Unprocessable):
     code = "pipeline_error"
+
+
+class PhotoUnreadable(KensaError):
+    """A stored photo the tablet cannot open. Its ``reason`` is one of ``no_key``,
+    ``wrong_key``, ``damaged``, ``truncated``, ``unknown_format``, ``missing``, ``io``; no byte
+    of such a file is ever served or judged."""
+
+    status_code = 500
+    code = "photo_unreadable"

@@ -22,7 +22,7 @@ from sidecar import audit
 from sidecar.errors import Locked, Unauthorized
 from sidecar.services import auth, images, inspection
 from tests.support.seed import photo_jpeg
-from tests.test_outbox import seed_masters, start, tanaka
+from tests.test_outbox import KEY, seed_masters, start, tanaka
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,7 +61,7 @@ def inspect(db: Database, tmp_path: Path) -> tuple[str, dict[str, str]]:
     """One whole inspection as the services record it: photo, verdicts (one NG), a skip,
     complete."""
     sid, items = start(db)
-    stored = images.store(tmp_path, photo_jpeg(1))
+    stored = images.store(tmp_path, photo_jpeg(1), key=KEY)
     with db.atomic() as session:
         audit.acting_as(session, tanaka(session))
         inspection.attach_image(session, sid, items["V-SCRATCH"], stored)

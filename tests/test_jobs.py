@@ -17,6 +17,7 @@ from scripts.devkit import DEMO_MODELS_DIR, demo_store, synthetic
 from sidecar.errors import Conflict
 from sidecar.jobs import queue
 from sidecar.jobs.runner import JobRunner
+from sidecar.keys import DataKey
 from sidecar.pipeline.engine import PipelineEngine
 from sidecar.pipeline.store import ModelStore
 from sidecar.qr.payload import parse_payload
@@ -24,6 +25,8 @@ from sidecar.services import images, inspection
 from tests.support.seed import QR_JSON, item_id, seed_device
 
 HELD_OUT = 9_000_000  # seeds the demo models never saw (scripts/devkit/models/manifest.json)
+# The tablet's data key: the photos the runner reads are encrypted, as on a tablet.
+KEY = DataKey.generate()
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +53,7 @@ def _user(db: Database) -> d.User:
 def capture(db: Database, data_dir: Path, code: str, photo: bytes) -> tuple[str, str, str]:
     """Open an inspection and attach ``photo`` to item ``code``: (session, item, image) ids."""
     user = _user(db)
-    stored = images.store(data_dir, photo)
+    stored = images.store(data_dir, photo, key=KEY)
     with db.atomic() as session:
         row = inspection.start(session, parse_payload(QR_JSON), user)
         image = inspection.attach_image(session, row.id, item_id(code), stored)
@@ -76,7 +79,7 @@ def enqueue(db: Database, sid: str, iid: str, image_id: str, priority: str = "no
 
 
 def runner(db: Database, data_dir: Path, engine: PipelineEngine) -> JobRunner:
-    return JobRunner(db, data_dir, lambda: engine)
+    return JobRunner(db, data_dir, lambda: engine, data_key=KEY)
 
 
 def job(db: Database, job_id: str) -> d.AnalysisJob:
@@ -163,13 +166,28 @@ def test_a_job_cancelled_while_it_runs_writes_no_result(
                 queue.cancel(session, job_id)
             return engine.inspect(*args, **kwargs)
 
-    assert JobRunner(db, data_dir, lambda: CancelsMidway()).run_one() is True
+    assert JobRunner(db, data_dir, lambda: CancelsMidway(), data_key=KEY).run_one() is True
     assert job(db, job_id).status == "cancelled"
     with db.read() as session:
         assert session.exec(select(func.count()).select_from(d.AIInspectionResult)).one() == 0
 
 
 # --- real pipelines on real images ---------------------------------------------------------------
+
+
+def test_a_photo_under_another_key_fails_its_job_and_judges_nothing(
+    device: tuple[Database, Path], engine: PipelineEngine
+) -> None:
+    db, data_dir = device
+    sid, iid, image_id = capture(db, data_dir, "V-SCRATCH", surface())
+    job_id = enqueue(db, sid, iid, image_id)
+    other = JobRunner(db, data_dir, lambda: engine, data_key=DataKey.generate())
+    assert other.run_one() is True
+    done = job(db, job_id)
+    assert done.status == "failed" and done.result_id is None
+    assert "cannot be opened with this tablet's data key" in (done.error_message or "")
+    with db.read() as session:
+        assert session.exec(select(func.count()).select_from(d.AIInspectionResult)).one() == 0
 
 
 @pytest.mark.parametrize(
@@ -259,7 +277,7 @@ def test_a_broken_model_fails_the_item_clearly(device: tuple[Database, Path], ki
     job_id = enqueue(db, sid, iid, image_id)
     own_engine = PipelineEngine(ModelStore([models]))
     try:
-        assert JobRunner(db, data_dir, lambda: own_engine).run_one() is True
+        assert JobRunner(db, data_dir, lambda: own_engine, data_key=KEY).run_one() is True
     finally:
         own_engine.close()
     failed = job(db, job_id)
@@ -307,7 +325,7 @@ def test_a_job_records_the_provenance_of_its_result(
     sid, iid, image_id = capture(db, data_dir, code, photo)
     job_id = enqueue(db, sid, iid, image_id)
     recording = Recording(engine)
-    assert JobRunner(db, data_dir, lambda: recording).run_one() is True
+    assert JobRunner(db, data_dir, lambda: recording, data_key=KEY).run_one() is True
     done = job(db, job_id)
     assert done.status == "completed", done.error_message
     (ran,) = recording.results

@@ -21,6 +21,7 @@ from schema import device as d
 from schema.db import Database
 from schema.types import utcnow
 from sidecar.errors import Conflict, ProductNotFound
+from sidecar.keys import DataKey
 from sidecar.outbox import ENTITY_TYPES
 from sidecar.qr.payload import parse_payload
 from sidecar.services import images, inspection
@@ -29,6 +30,7 @@ from tests.support.seed import QR_JSON, photo_jpeg
 
 LOCAL_ONLY = {"file_path", "thumbnail_path", "uploaded_at", "user_id"}
 USER_REF = {"user_server_id", "username"}
+KEY = DataKey.generate()  # the photos are stored as a tablet stores them: encrypted
 CODES = ["V-SCRATCH", "V-FOREIGN", "T-MARKING", "D-BORE", "F-PISTON"]
 
 
@@ -107,7 +109,7 @@ def test_a_whole_inspection_writes_one_row_per_change_in_order(
     db: Database, tmp_path: Path
 ) -> None:
     sid, items = start(db)
-    stored = images.store(tmp_path, photo_jpeg(1))
+    stored = images.store(tmp_path, photo_jpeg(1), key=KEY)
     with db.atomic() as session:
         image = inspection.attach_image(session, sid, items["V-SCRATCH"], stored)
     outcome = inspection.AIOutcome(
@@ -262,7 +264,7 @@ def test_a_whole_inspection_writes_one_row_per_change_in_order(
 def test_ai_failure_retry_and_cancel(db: Database, tmp_path: Path) -> None:
     sid, items = start(db)
     before = len(outbox(db))
-    stored = images.store(tmp_path, photo_jpeg(2))
+    stored = images.store(tmp_path, photo_jpeg(2), key=KEY)
     item = items["V-FOREIGN"]
     with db.atomic() as session:
         inspection.attach_image(session, sid, item, stored)
@@ -292,8 +294,8 @@ def test_the_same_photo_twice_is_one_file_and_two_image_records(
     db: Database, tmp_path: Path
 ) -> None:
     sid, items = start(db)
-    first = images.store(tmp_path, photo_jpeg(3))
-    second = images.store(tmp_path, photo_jpeg(3))
+    first = images.store(tmp_path, photo_jpeg(3), key=KEY)
+    second = images.store(tmp_path, photo_jpeg(3), key=KEY)
     assert first == second
     with db.atomic() as session:
         a = inspection.attach_image(session, sid, items["V-SCRATCH"], first)

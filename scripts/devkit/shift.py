@@ -53,6 +53,7 @@ from schema.formats.workflow import ITEM_DONE
 from schema.migrate import upgrade_device
 from sidecar import __version__
 from sidecar.errors import ProductNotFound
+from sidecar.keys import DataKey
 from sidecar.qr.payload import parse_payload
 from sidecar.services import images, inspection
 from sync.device.service import SyncService
@@ -141,10 +142,13 @@ class Shift:
         image_size: tuple[int, int] = (96, 64),
         seed: int = 0,
         ng_rate: float = 0.1,
+        data_key: DataKey | None = None,
     ) -> None:
         assert user.id is not None
         self.db = db
         self.data_dir = data_dir
+        # The photos are encrypted as the tablet's are when the store has a key.
+        self.data_key = data_key
         self.user = user
         self.ng_rate = ng_rate
         # Simulated verdicts, not secrets; each start of the process draws differently.
@@ -225,7 +229,7 @@ class Shift:
         body = unique_jpeg(self.base, f"{session_id}/{item_id}/{uuid.uuid4()}")
         with self.db.read() as session:
             inspection.check_can_attach(session, session_id, item_id)
-        stored = images.store(self.data_dir, body)
+        stored = images.store(self.data_dir, body, key=self.data_key)
         with self.db.atomic() as session:
             inspection.attach_image(session, session_id, item_id, stored)
 

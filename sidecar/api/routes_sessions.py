@@ -5,15 +5,16 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import Response
 from sqlmodel import Session, col, select
 
 from schema import device as d
 from schema.db import Database
-from sidecar import audit
+from sidecar import audit, photo_crypto
 from sidecar.api import signed, views
 from sidecar.api.deps import (
     CurrentUser,
+    DataKeyDep,
     DbDep,
     SessionAccess,
     SettingsDep,
@@ -32,7 +33,8 @@ from sidecar.api.uploads import read_image
 from sidecar.domain import access, signatures
 from sidecar.domain.access import Action
 from sidecar.domain.workflow import check_session_open
-from sidecar.errors import NotFound
+from sidecar.errors import NotFound, PhotoUnreadable
+from sidecar.keys import DataKey
 from sidecar.qr.payload import parse_payload
 from sidecar.services import images, inspection, signing
 
@@ -94,6 +96,7 @@ async def upload_image(
     request: Request,
     db: DbDep,
     settings: SettingsDep,
+    key: DataKeyDep,
     _: CurrentUser,
 ) -> ImagePublic:
     """Attach a photo (multipart field 'file' or the raw body, up to 20 MB) to an item."""
@@ -103,7 +106,7 @@ async def upload_image(
         # Refuse before writing a file for an inspection that cannot take it.
         with db.read() as session:
             inspection.check_can_attach(session, session_id, item_id)
-        stored = images.store(settings.data_dir, data)
+        stored = images.store(settings.data_dir, data, key=key)
         with db.atomic() as session:
             row = inspection.attach_image(session, session_id, item_id, stored)
         return views.image(row)
@@ -230,8 +233,9 @@ def cancel(
 
 
 def _image_file(
-    db: Database, data_dir: Path, user: d.User, image_id: str, thumbnail: bool
-) -> FileResponse:
+    db: Database, data_dir: Path, key: DataKey | None, user: d.User, image_id: str,
+    thumbnail: bool,
+) -> Response:
     with db.read() as session:
         row = session.get(d.InspectionImage, image_id)
         try:
@@ -242,20 +246,28 @@ def _image_file(
     if row is None:
         raise NotFound(f"no image with id {image_id}")
     relative = row.thumbnail_path if thumbnail and row.thumbnail_path else row.file_path
-    path = data_dir / relative
-    if not path.is_file():
-        raise NotFound(f"the file of image {image_id} is missing on this tablet")
+    try:
+        # Whole and verified before the first byte goes out: a damaged file is an error, never
+        # a half picture.
+        body = photo_crypto.read(data_dir, relative, key)
+    except PhotoUnreadable as exc:
+        if exc.detail.get("reason") == "missing":
+            raise NotFound(f"the file of image {image_id} is missing on this tablet") from exc
+        raise
     media = "image/jpeg" if thumbnail else (row.mime_type or "application/octet-stream")
-    return FileResponse(path, media_type=media)
+    # Photos are immutable (content-addressed): the browser may keep them for the session.
+    return Response(body, media_type=media, headers={"Cache-Control": "private, max-age=3600"})
 
 
 @image_router.get("/{image_id}")
-def image_file(image_id: str, db: DbDep, settings: SettingsDep, user: CurrentUser) -> FileResponse:
-    return _image_file(db, settings.data_dir, user, image_id, thumbnail=False)
+def image_file(
+    image_id: str, db: DbDep, settings: SettingsDep, key: DataKeyDep, user: CurrentUser
+) -> Response:
+    return _image_file(db, settings.data_dir, key, user, image_id, thumbnail=False)
 
 
 @image_router.get("/{image_id}/thumbnail")
 def image_thumbnail(
-    image_id: str, db: DbDep, settings: SettingsDep, user: CurrentUser
-) -> FileResponse:
-    return _image_file(db, settings.data_dir, user, image_id, thumbnail=True)
+    image_id: str, db: DbDep, settings: SettingsDep, key: DataKeyDep, user: CurrentUser
+) -> Response:
+    return _image_file(db, settings.data_dir, key, user, image_id, thumbnail=True)

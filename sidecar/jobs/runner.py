@@ -24,8 +24,10 @@ from schema import device as d
 from schema.db import Database
 from schema.formats.workflow import SESSION_ENDS
 from schema.types import utcnow
+from sidecar import photo_crypto
 from sidecar.errors import ImageInvalid, KensaError
 from sidecar.jobs import queue
+from sidecar.keys import DataKey
 from sidecar.services import inspection
 
 log = logging.getLogger("kensa.jobs")
@@ -62,9 +64,12 @@ class JobRunner:
         workers: int = 1,
         publish: Publish | None = None,
         idle_poll_s: float = 1.0,
+        data_key: DataKey | None = None,
     ) -> None:
         self.db = db
         self.data_dir = data_dir
+        # Opens the stored photos; None reads only the plain ones of a development store.
+        self.data_key = data_key
         self._engine_factory = engine_factory
         self._engine: Any = None
         self._engine_lock = threading.Lock()
@@ -171,11 +176,9 @@ class JobRunner:
             raise ImageInvalid("the photo of this item is no longer on the tablet")
         if pipeline is None or item is None:
             raise KensaError(f"pipeline {job.pipeline_id} is not on this tablet; sync the masters")
-        path = self.data_dir / image.file_path
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ImageInvalid(f"the photo file cannot be read: {exc.strerror}") from exc
+        # A photo that does not open (missing, damaged, another key) fails the job with its own
+        # reason: the item shows it, and nothing else is judged in its place.
+        data = photo_crypto.read(self.data_dir, image.file_path, self.data_key)
         context = {
             "target": {
                 "product_id": target.product_id if target else None,

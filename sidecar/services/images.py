@@ -2,14 +2,14 @@
 
 A photo is written to a temporary name, fsynced, renamed into place, and the directory fsynced
 (seed 002's atomic update), so a power cut leaves either the whole file or none. Nothing that
-fails validation is written at all.
+fails validation is written at all. Photo and thumbnail are encrypted under the tablet's data
+key (``sidecar.photo_crypto``); the address stays the SHA-256 of the photo itself, so the same
+photo is stored once and the server checks the bytes it receives against it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,8 +18,10 @@ if TYPE_CHECKING:  # numpy and OpenCV load on the first photo, not at start-up
     import numpy as np
 
 
+from sidecar import photo_crypto
 from sidecar.domain import image_size
 from sidecar.errors import ImageInvalid, PayloadTooLarge
+from sidecar.keys import DataKey
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 THUMBNAIL_EDGE = 320
@@ -93,51 +95,25 @@ def decode(data: bytes) -> tuple[np.ndarray[Any, Any], str]:
     return pixels, mime
 
 
-def _fsync_dir(path: Path) -> None:
-    if os.name == "nt":  # directories cannot be opened for fsync on Windows
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(target.parent)
-
-
 def image_path(sha256: str) -> str:
     """Where a photo lives, relative to the data directory."""
     return f"images/{sha256[:2]}/{sha256}"
 
 
-def store(data_dir: Path, data: bytes) -> StoredImage:
-    """Validate and store ``data``; storing the same bytes twice is a no-op."""
+def store(data_dir: Path, data: bytes, *, key: DataKey | None) -> StoredImage:
+    """Validate and store ``data``, encrypted under ``key`` (plain only when it is None, the
+    development store of ``KENSA_PLAINTEXT=1``); storing the same bytes twice is a no-op."""
     import cv2
 
     pixels, mime = decode(data)
     digest = hashlib.sha256(data).hexdigest()
     relative = image_path(digest)
-    target = data_dir / relative
-    if not (target.exists() and target.stat().st_size == len(data)):
-        atomic_write(target, data)
+    if not photo_crypto.present(data_dir, relative, len(data), key):
+        photo_crypto.write(data_dir, relative, data, key)
     height, width = pixels.shape[:2]
     scale = THUMBNAIL_EDGE / max(height, width)
     thumb_rel = f"thumbnails/{digest[:2]}/{digest}.jpg"
-    thumb = data_dir / thumb_rel
-    if not thumb.exists():
+    if not (data_dir / thumb_rel).exists():
         small = pixels
         if scale < 1:
             small = cv2.resize(
@@ -147,7 +123,7 @@ def store(data_dir: Path, data: bytes) -> StoredImage:
             )
         ok, encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])
         if ok:
-            atomic_write(thumb, encoded.tobytes())
+            photo_crypto.write(data_dir, thumb_rel, encoded.tobytes(), key)
     return StoredImage(
         sha256=digest,
         relative_path=relative,

@@ -40,7 +40,7 @@ def _device_service(data_dir: Path | None) -> Iterator[Any]:
 
     settings = Settings(data_dir=data_dir) if data_dir else Settings()
     try:
-        db, _ = key_source.open_store(settings.data_dir, create=True)
+        db, loaded = key_source.open_store(settings.data_dir, create=True)
     except SchemaError as exc:
         raise _fail(str(exc)) from exc
     except KensaError as exc:
@@ -49,7 +49,7 @@ def _device_service(data_dir: Path | None) -> Iterator[Any]:
     # holds the data folder acts.
     service = SyncService(
         db, settings.data_dir, __version__, settings.device_type, on_connect=connected,
-        allow_http=settings.allow_http, ca_bundle=settings.ca_bundle,
+        allow_http=settings.allow_http, ca_bundle=settings.ca_bundle, data_key=loaded.key,
     )
     try:
         yield service

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import httpx
 from pydantic import SecretStr, ValidationError
@@ -271,14 +271,22 @@ class SyncClient:
         parsed: MissingResponse = _parse(MissingResponse, response)
         return parsed.missing
 
-    def upload(self, sha256: str, path: Path, *, mime_type: str | None = None) -> FileStored:
-        """Stream a file to the server: read in chunks, never held whole in memory."""
-        size = path.stat().st_size
+    def upload(
+        self, sha256: str, source: Path | UploadBody, *, mime_type: str | None = None
+    ) -> FileStored:
+        """Stream a file (or a body read in pieces, e.g. a photo decrypted as it is sent) to the
+        server: read in chunks, never held whole in memory."""
+        if isinstance(source, Path):
+            path = source
+            size, name = path.stat().st_size, path.name
+            chunks: Callable[[], Iterator[bytes]] = lambda: _file_chunks(path)  # noqa: E731
+        else:
+            size, name, chunks = source.size, source.name, source.chunks
         response = self._call(
             "PUT", f"/files/{sha256}",
-            body_factory=lambda: _file_chunks(path),
+            body_factory=chunks,
             headers={"Content-Type": mime_type or "application/octet-stream",
-                     "Content-Length": str(size), "X-Kensa-File-Name": path.name},
+                     "Content-Length": str(size), "X-Kensa-File-Name": name},
         )
         raise_for(response, now=self._clock)
         stored: FileStored = _parse(FileStored, response)
@@ -308,6 +316,18 @@ class SyncClient:
                     partial.unlink()
                 _translate(exc)
         raise AuthError("the server refused the device's credentials")
+
+
+class UploadBody(Protocol):
+    """A body of a known ``size`` that can be read again from the start (a retry after a 401)."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
+
+    def chunks(self) -> Iterator[bytes]: ...
 
 
 def _file_chunks(path: Path) -> Iterator[bytes]:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import BaseModel, SecretStr
@@ -38,6 +38,9 @@ from sync.device.refused import fetch_refused
 from sync.device.status import Live, SyncStatus, read
 from sync.device.transit import TransitPolicy, parse_pin
 from sync.device.upload import Uploader
+
+if TYPE_CHECKING:
+    from sidecar.keys import DataKey
 from sync.errors import (
     AuthError,
     ConfirmationRequired,

@@ -2,9 +2,12 @@
 
 Images not yet confirmed (``uploaded_at IS NULL``) are checked against the server in bulk first:
 hashes it already holds are marked uploaded without sending a byte. The rest are streamed from
-``<data_dir>/<file_path>`` in chunks; the server checks the hash before it keeps anything. An
-upload cut off half-way leaves nothing on either side and simply starts again from the first
-byte. ``uploaded_at`` is set only once the server has confirmed the body.
+``<data_dir>/<file_path>`` in chunks, decrypted as they go (``sidecar.photo_crypto``: each 64 KiB
+is authenticated before it is sent, and no photo is held whole); the server receives the photo
+itself and checks its hash before it keeps anything. An upload cut off half-way leaves nothing on
+either side and simply starts again from the first byte. ``uploaded_at`` is set only once the
+server has confirmed the body. A photo that does not open (another tablet's key, damaged) is
+reported like a missing one and not sent.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from sqlmodel import Session
 
 from schema.db import Database
 from schema.types import utcnow
+from sidecar import photo_crypto
+from sidecar.errors import PhotoUnreadable
+from sidecar.keys import DataKey
 from sync.device.client import SyncClient
 from sync.device.outbox_store import sqlite_time
 
@@ -78,10 +84,17 @@ def mark_uploaded(session: Session, hashes: list[str]) -> None:
 
 class Uploader:
     def __init__(
-        self, db: Database, data_dir: Path, *, listing: int = 200, parallel: int = 2
+        self,
+        db: Database,
+        data_dir: Path,
+        *,
+        listing: int = 200,
+        parallel: int = 2,
+        data_key: DataKey | None = None,
     ) -> None:
         self.db = db
         self.data_dir = data_dir
+        self.data_key = data_key
         self.listing = listing
         # Two uploads at a time keep the link busy while the other side hashes and fsyncs.
         self.parallel = parallel
@@ -118,10 +131,18 @@ class Uploader:
                     log.error("image %s is missing at %s; cannot upload it", image.sha256, path)
                     self.missing_files.add(image.sha256)
                     continue
-                todo.append((image, path))
+                try:
+                    # Opened here: a photo under another key fails before a byte is sent.
+                    reader = photo_crypto.open_photo(self.data_dir, image.file_path,
+                                                     self.data_key)
+                except PhotoUnreadable as exc:
+                    log.error("image %s cannot be uploaded: %s", image.sha256, exc.message)
+                    self.missing_files.add(image.sha256)
+                    continue
+                todo.append((image, reader))
             with ThreadPoolExecutor(self.parallel, thread_name_prefix="kensa-upload") as pool:
-                running = [pool.submit(self._one, client, image, path, deadline)
-                           for image, path in todo]
+                running = [pool.submit(self._one, client, image, reader, deadline)
+                           for image, reader in todo]
                 # Every upload finishes or fails on its own; the first failure is raised
                 # once all have stopped, so no confirmed upload goes unrecorded.
                 errors = [f.exception() for f in running]
@@ -138,11 +159,21 @@ class Uploader:
                 return result
 
     def _one(
-        self, client: SyncClient, image: PendingImage, path: Path, deadline: float
+        self,
+        client: SyncClient,
+        image: PendingImage,
+        reader: photo_crypto.PhotoReader,
+        deadline: float,
     ) -> int | None:
         if time.monotonic() > deadline:
             return None
-        stored = client.upload(image.sha256, path, mime_type=image.mime_type)
+        try:
+            stored = client.upload(image.sha256, reader, mime_type=image.mime_type)
+        except PhotoUnreadable as exc:
+            # Damaged past its header: the server got a cut-off body and kept nothing.
+            log.error("image %s cannot be uploaded: %s", image.sha256, exc.message)
+            self.missing_files.add(image.sha256)
+            return None
         with self.db.atomic() as session:
             mark_uploaded(session, [image.sha256])
         return stored.size

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from sidecar.keys import DataKey
 
 
 def analyse(client: httpx.Client, sid: str, item_id: str, image_id: str | None = None,
@@ -32,10 +35,12 @@ def analyse(client: httpx.Client, sid: str, item_id: str, image_id: str | None =
     return result
 
 
-def judge_here(data_dir: Path, session_id: str, item_id: str, image_id: str) -> str:
+def judge_here(data_dir: Path, session_id: str, item_id: str, image_id: str,
+               data_key: DataKey | None = None) -> str:
     """Run the item's pipeline in this process, as the job runner of the tablet whose data
     directory is ``data_dir`` would (for a sidecar started without AI workers): queue the job,
-    run it with the models in ``data_dir/models``, and return the AI result's id."""
+    run it with the models in ``data_dir/models`` on the photo opened with ``data_key``, and
+    return the AI result's id."""
     from schema import device as d
     from schema.db import Database, create_sqlite_engine
     from sidecar.jobs import queue
@@ -55,7 +60,7 @@ def judge_here(data_dir: Path, session_id: str, item_id: str, image_id: str) -> 
                                    item_id=item_id, pipeline_id=pipeline.id,
                                    pipeline_version=pipeline.version)
             job_id = job.id
-        assert JobRunner(db, data_dir, lambda: engine).run_one()
+        assert JobRunner(db, data_dir, lambda: engine, data_key=data_key).run_one()
         with db.read() as session:
             done = queue.get(session, job_id)
         assert done.status == "completed" and done.result_id, done.error_message
