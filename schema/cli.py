@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from schema import migrate, snapshot
+from schema.db import RawKey
 from schema.errors import SchemaError
 
 db_app = typer.Typer(
@@ -18,6 +20,16 @@ DeviceOpt = Annotated[Path | None, typer.Option("--device", help="Device databas
 ServerOpt = Annotated[
     str | None, typer.Option("--server", help="Server database URL, e.g. postgresql+psycopg://…")
 ]
+
+
+# How the key of a device file is found, given its folder: the tablet's command sets it (the
+# data key of sidecar.key_source); this package knows no key store, so without it a device file
+# is plaintext.
+device_key_finder: Callable[[Path], RawKey | None] | None = None
+
+
+def _device_key(device: Path) -> RawKey | None:
+    return device_key_finder(device.resolve().parent) if device_key_finder else None
 
 
 def _one_target(device: Path | None, server: str | None) -> None:
@@ -40,7 +52,7 @@ def upgrade(
     _one_target(device, server)
     try:
         if device is not None:
-            revision = migrate.upgrade_device(device, to)
+            revision = migrate.upgrade_device(device, to, key=_device_key(device))
             where = str(device)
         else:
             assert server is not None
@@ -61,7 +73,7 @@ def downgrade(
     _one_target(device, server)
     try:
         if device is not None:
-            revision = migrate.downgrade_device(device, to)
+            revision = migrate.downgrade_device(device, to, key=_device_key(device))
         else:
             assert server is not None
             revision = migrate.downgrade_server(server, to)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Annotated
 
@@ -24,7 +23,12 @@ def verify(
     """Check the audit chain and every record against its newest entry's digest; the file is
     opened read-only. Exit 0 when all holds, 1 naming the first broken entry and each record
     that does not match, 2 when the file cannot be read."""
+    from schema import migrate
+    from schema.db import DRIVER_ERRORS
+    from schema.errors import SchemaError
+    from sidecar import key_source
     from sidecar.audit_verify import verify as check
+    from sidecar.errors import KensaError
     from sidecar.settings import Settings
 
     if database is None:
@@ -32,9 +36,16 @@ def verify(
         if data_dir is not None:
             settings.data_dir = data_dir
         database = settings.database_path
+    unreadable: tuple[type[Exception], ...] = (OSError, SchemaError, *DRIVER_ERRORS)
     try:
-        report = check(database)
-    except (OSError, sqlite3.Error) as exc:
+        # A plaintext file is read as it is; an encrypted one with the folder's data key.
+        plaintext = database.is_file() and migrate.is_plaintext_sqlite(database)
+        key = None if plaintext else key_source.load(database.resolve().parent).key
+        report = check(database, key)
+    except KensaError as exc:
+        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from exc
+    except unreadable as exc:
         typer.secho(f"error: cannot read {database}: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from exc
     if report.broken is not None:

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from schema.db import Driver, RawKey, open_encrypted
 from schema.formats import audit as fmt
 from sidecar import outbox
 
@@ -45,14 +46,17 @@ class Report:
         return self.broken is None and not self.records_wrong
 
 
-def open_read_only(path: Path) -> sqlite3.Connection:
-    """The database file, read-only (SQLite's ``mode=ro``): verifying never writes."""
+def open_read_only(path: Path, key: RawKey | None = None) -> Driver:
+    """The database file, read-only (SQLite's ``mode=ro``): verifying never writes. ``key``
+    opens an encrypted store."""
     if not path.is_file():
         raise FileNotFoundError(f"no database file at {path}")
+    if key is not None:
+        return open_encrypted(path, key, read_only=True)
     return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
 
 
-def _entries(conn: sqlite3.Connection) -> Iterator[dict[str, Any]]:
+def _entries(conn: Driver) -> Iterator[dict[str, Any]]:
     cursor = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM audit_log ORDER BY seq")  # noqa: S608
     for values in cursor:
         entry = dict(zip(_COLUMNS, values, strict=True))
@@ -62,10 +66,10 @@ def _entries(conn: sqlite3.Connection) -> Iterator[dict[str, Any]]:
         yield entry
 
 
-def verify(path: Path) -> Report:
+def verify(path: Path, key: RawKey | None = None) -> Report:
     report = Report()
     newest: dict[tuple[str, str], tuple[int, str | None]] = {}
-    conn = open_read_only(path)
+    conn = open_read_only(path, key)
     try:
 
         def counted() -> Iterator[dict[str, Any]]:

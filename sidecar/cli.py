@@ -8,11 +8,16 @@ not here: it is ``kensa-server`` (``sync.server.cli``), on the server's machine.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
+from schema import cli as schema_cli
 from schema.cli import db_app
 from sidecar.audit_cli import audit_app
+from sidecar.errors import KensaError
 from sidecar.key_cli import encrypt, key_app
+from sidecar.keys import DataKey
 from sidecar.pipeline.cli import doctor, pipeline_app
 from sidecar.qr.cli import qr_app
 from sidecar.user_cli import serve, user_app
@@ -24,6 +29,19 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+def _device_key(data_dir: Path) -> DataKey | None:
+    from sidecar import key_source
+
+    try:
+        return key_source.load(data_dir).key
+    except KensaError as exc:
+        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from exc
+
+
+schema_cli.device_key_finder = _device_key
 db_app.command("encrypt")(encrypt)
 app.add_typer(db_app, name="db")
 app.add_typer(key_app, name="key")

@@ -253,3 +253,37 @@ def test_key_rotate_killed_after_rekeying_is_finished_by_the_next_start(tmp_path
     assert new != old
     assert not key_path.with_name(key_path.name + ".next").exists()
     assert "tanaka" in _users(data / "kensa.db", new)
+
+
+def test_kensa_commands_open_the_encrypted_store_with_its_key_only(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    key = DataKey.generate()
+    seed_device(data / "kensa.db", key)
+    good = _env(KENSA_DATA_DIR=str(data), KENSA_KEY_FILE=str(_key_file(tmp_path, key)))
+    other = tmp_path / "other"
+    other.mkdir()
+    bad = {**good, "KENSA_KEY_FILE": str(_key_file(other, DataKey.generate()))}
+
+    upgraded = _kensa("db", "upgrade", "--device", str(data / "kensa.db"), env=good)
+    assert upgraded.returncode == 0, upgraded.stderr
+    verified = _kensa("audit", "verify", env=good)
+    assert verified.returncode == 0, verified.stderr
+    assert "audit trail intact" in verified.stdout
+    doctor = _kensa("doctor", "--no-load", env=good)
+    assert "encrypted (SQLCipher" in doctor.stdout, doctor.stdout + doctor.stderr
+
+    before = _tree(data)
+
+    for args in (["db", "upgrade", "--device", str(data / "kensa.db")], ["audit", "verify"]):
+        refused = _kensa(*args, env=bad)
+        assert refused.returncode == 2, (args, refused.stderr)
+        assert "cannot be opened with this data key" in refused.stderr, refused.stderr
+    assert _tree(data) == before
+
+
+def test_doctor_shows_a_plaintext_store_loudly(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    seed_device(data / "kensa.db")
+    doctor = _kensa("doctor", "--no-load", env=_env(KENSA_DATA_DIR=str(data), KENSA_PLAINTEXT="1"))
+    assert "PLAINTEXT — NOT ENCRYPTED" in doctor.stdout, doctor.stdout + doctor.stderr
+    assert "KENSA_PLAINTEXT=1" in doctor.stdout

@@ -161,6 +161,30 @@ def _gpu_lines() -> list[str]:
     return [ln.strip() for ln in out.stdout.splitlines() if ln.strip()] or ["no GPU listed"]
 
 
+def _store_encryption() -> None:
+    """Whether the device store is encrypted, loudly when it is not."""
+    from schema.migrate import is_plaintext_sqlite
+    from sidecar import key_source
+    from sidecar.settings import Settings
+
+    path = Settings().database_path
+    if not path.is_file() or path.stat().st_size == 0:
+        state = "none yet"
+    elif is_plaintext_sqlite(path):
+        state = "PLAINTEXT — NOT ENCRYPTED (development only; 'kensa db encrypt' encrypts it)"
+    else:
+        state = "encrypted (SQLCipher, AES-256)"
+    loud = state.startswith("PLAINTEXT")
+    typer.secho(f"device store {path}: {state}", fg=typer.colors.RED if loud else None, bold=loud)
+    if key_source.plaintext_allowed():
+        typer.secho(
+            f"  {key_source.PLAINTEXT_ENV}=1: a store without a data key is allowed in clear "
+            "(development only)",
+            fg=typer.colors.RED,
+            bold=True,
+        )
+
+
 def doctor(
     models: ModelsOpt = None,
     provider: ProviderOpt = "auto",
@@ -172,6 +196,7 @@ def doctor(
     from sidecar.pipeline.runtime import RuntimeConfig, SessionPool, cuda_available
     from sidecar.pipeline.store import package_models_dir
 
+    _store_encryption()
     store = _store(models)
     pool = SessionPool(store, RuntimeConfig(provider=provider))  # type: ignore[arg-type]
     rep = pool.report()
