@@ -541,9 +541,38 @@ fn http_get(port: u16, path: &str, token: Option<&str>) -> String {
     response
 }
 
+fn python_sidecar(python: &Path) -> CommandFactory {
+    let (python, root) = (python.to_owned(), repo_root());
+    Box::new(move || {
+        let mut command = Command::new(&python);
+        command.args(["-m", "sidecar"]).current_dir(&root);
+        Ok(command)
+    })
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                files.push((path, bytes));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
 /// The protocol end to end with the real sidecar (`python -m sidecar` from the repository's
-/// .venv): the data key on stdin, ready line, token, and exit when stdin closes. Skipped where
-/// there is no .venv.
+/// .venv): the data key on stdin opens an encrypted store, then the ready line, the token, a
+/// restart that opens the same store again, and exit when stdin closes; another tablet's key is
+/// the error screen at once with every file left as it was. Skipped where there is no .venv.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_python_sidecar() {
     let python = repo_root().join(".venv/bin/python");
@@ -551,29 +580,15 @@ async fn the_real_python_sidecar() {
         eprintln!("skipped: no {}", python.display());
         return;
     }
-    let help = Command::new(&python)
-        .args(["-m", "sidecar", "--help"])
-        .current_dir(repo_root())
-        .output()
-        .unwrap();
-    if !String::from_utf8_lossy(&help.stdout).contains(KEY_STDIN_ARG) {
-        eprintln!("skipped: this sidecar does not take {KEY_STDIN_ARG} yet");
-        return;
-    }
     let tmp = TempDir::new();
-    let root = repo_root();
-    let factory: CommandFactory = Box::new(move || {
-        let mut command = Command::new(&python);
-        command.args(["-m", "sidecar"]).current_dir(&root);
-        Ok(command)
-    });
     let mut config = config(tmp.path());
     config.ready_timeout = Duration::from_secs(60);
     config.grace.after_stdin = Duration::from_secs(10);
-    let (supervisor, _) = start(config, factory);
+    let keystore = Arc::new(MemoryKeyStore::default());
+    let (supervisor, _) =
+        start_with_keys(config.clone(), python_sidecar(&python), keystore.clone());
     let endpoint = supervisor.endpoint().await.expect("the sidecar got ready");
     let (port, token) = (endpoint.port, endpoint.token.clone());
-    let pid = endpoint.pid.expect("launch.py reports its pid");
 
     let (health, anonymous, authorized) = tokio::task::spawn_blocking(move || {
         (
@@ -588,7 +603,30 @@ async fn the_real_python_sidecar() {
     assert!(anonymous.contains("unauthorized"), "{anonymous}");
     // The token got through the guard; what is missing now is a user's login.
     assert!(authorized.contains("login_required"), "{authorized}");
-    assert!(tmp.path().join("data/kensa.db").exists());
+    let database = tmp.path().join("data/kensa.db");
+    let stored = std::fs::read(&database).unwrap();
+    assert!(stored.len() >= 16, "{} bytes", stored.len());
+    assert_ne!(
+        &stored[..16],
+        b"SQLite format 3\0",
+        "the store is plaintext"
+    );
+
+    // The next spawn gets the same key from the keystore and opens the same store.
+    supervisor.restart().await;
+    let again = wait_for(
+        &supervisor,
+        |s| matches!(s, Status::Ready(e) if e.generation == 2),
+    )
+    .await;
+    let Status::Ready(again) = again else {
+        unreachable!()
+    };
+    let pid = again.pid.expect("launch.py reports its pid");
+    let health = tokio::task::spawn_blocking(move || http_get(again.port, "/health", None))
+        .await
+        .unwrap();
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
 
     let began = Instant::now();
     supervisor.shutdown().await;
@@ -597,4 +635,27 @@ async fn the_real_python_sidecar() {
         "the sidecar did not exit when its stdin closed"
     );
     assert!(!alive(pid));
+
+    // Another tablet's key in the keystore: status 2, no retry, nothing under the folder touched.
+    let before = snapshot(&config.data_dir);
+    let ((service, account), _) = keystore.only_entry();
+    keystore
+        .set(&service, &account, &DataKey::generate().hex())
+        .unwrap();
+    let (refused, seen) = start_with_keys(config.clone(), python_sidecar(&python), keystore);
+    let error = refused.endpoint().await.unwrap_err();
+    assert!(error.contains("(exit status: 2)"), "{error}");
+    assert!(
+        error.contains("cannot be opened with this data key"),
+        "{error}"
+    );
+    let states: Vec<_> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.view().state)
+        .collect();
+    assert_eq!(states, ["starting", "failed"]);
+    refused.shutdown().await;
+    assert!(snapshot(&config.data_dir) == before, "files changed");
 }
