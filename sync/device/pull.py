@@ -311,14 +311,15 @@ class Puller:
                 keys.add(("email", v["email"]))
             clash = keys & foreign
             if clash:
+                # The server's id, not the name: the log file is outside the encrypted store.
                 log.warning("pulled user %s is not applied: %s belongs to a user from another "
-                            "server registration", v["username"][:150],
+                            "server registration", str(v["server_id"])[:150],
                             ", ".join(sorted(k for k, _ in clash)))
                 continue
             if not adopt and ("username", v["username"]) in held \
                     and held[("username", v["username"])] is None:
                 log.warning("pulled user %s is not applied: a local user has that name",
-                            v["username"][:150])
+                            str(v["server_id"])[:150])
                 continue
             accepted.append(v)
         if not accepted:
