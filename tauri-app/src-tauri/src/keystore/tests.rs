@@ -77,6 +77,25 @@ fn the_account_names_the_resolved_folder_as_python_resolves_it() {
 }
 
 #[test]
+fn windows_verbatim_paths_lose_their_prefix_as_python_writes_them() {
+    let cases = [
+        (
+            r"\\?\C:\Users\k\AppData\Local\x",
+            r"C:\Users\k\AppData\Local\x",
+        ),
+        (r"\\?\UNC\server\share\x", r"\\server\share\x"),
+        (r"\\?\Volume{1234}\x", r"\\?\Volume{1234}\x"),
+        ("/home/k/.local/share/x", "/home/k/.local/share/x"),
+    ];
+    for (canonical, python) in cases {
+        assert_eq!(
+            without_verbatim_prefix(std::path::PathBuf::from(canonical)),
+            Path::new(python)
+        );
+    }
+}
+
+#[test]
 fn a_keystore_error_is_an_error_and_makes_no_key() {
     let tmp = TempDir::new();
     let store = MemoryKeyStore::failing("the OS keystore failed: the collection is locked");
