@@ -2,10 +2,12 @@
 site published on a PostgreSQL server, a tablet that pulled it, the real sidecar process whose job
 runner judges real photos with the pulled models, the tablet's sync, the server's processor.
 
-The confidence is the model's own or none all the way: the anomaly model gives none, so the
-sidecar's answer, the outbox row and the server's column are null; the OCR gives its text score,
-which arrives as it was measured. The provenance arrives whole, and the server knows the models:
-it published them."""
+The tablet runs as one does, encrypted: its store and photos under its data key (a 0600 key file
+for the ``kensa`` commands, the shell's stdin line for the sidecar); the photos reach the server
+decrypted, as themselves. The confidence is the model's own or none all the way: the anomaly
+model gives none, so the sidecar's answer, the outbox row and the server's column are null; the
+OCR gives its text score, which arrives as it was measured. The provenance arrives whole, and the
+server knows the models: it published them."""
 
 from __future__ import annotations
 
@@ -24,7 +26,9 @@ from typer.testing import CliRunner
 from schema.db import create_engine
 from scripts.devkit import synthetic
 from scripts.devkit.seed_demo import app as seed_demo_app
+from sidecar import key_source, photo_crypto
 from sidecar.cli import app as kensa_app
+from sidecar.keys import DataKey
 from tests.support.ai_jobs import analyse
 from tests.support.seed import QR_JSON
 from tests.support.sidecar import SidecarProcess
@@ -35,10 +39,15 @@ pytestmark = pytest.mark.postgres
 HELD_OUT = 9_000_000  # seeds the demo models never saw (scripts/devkit/models/manifest.json)
 
 
-def _run(command: typer.Typer, *args: str) -> str:
-    result = CliRunner().invoke(command, list(args), catch_exceptions=False)
+def _run(command: typer.Typer, *args: str, env: dict[str, str | None] | None = None) -> str:
+    result = CliRunner().invoke(command, list(args), catch_exceptions=False, env=env)
     assert result.exit_code == 0, result.output
     return result.output
+
+
+def _keyed(folder: Path) -> dict[str, str | None]:
+    """The ``kensa`` commands' environment: the tablet's key file, no plaintext store."""
+    return {"KENSA_KEY_FILE": str(folder / "tablet.key"), "KENSA_PLAINTEXT": None}
 
 
 @pytest.fixture
@@ -50,13 +59,16 @@ def tablet(pg_url: str, tmp_path: Path) -> Iterator[tuple[SidecarProcess, Path]]
                "--data-dir", str(tmp_path / "seed"), "--tokens-file", str(tokens))
     assert "note: model" not in out  # every demo model was published
     device_dir = tmp_path / "device"
+    key = DataKey.generate()
+    key_source.write_key_file(tmp_path / "tablet.key", key)
     with ServerProcess(pg_url, tmp_path / "server", storage=storage) as server:
         token = json.loads(tokens.read_text())["TAB-01"]
         _run(kensa_app, "device", "connect", "--server", server.url, "--token", token,
-             "--data-dir", str(device_dir))
-        pulled = _run(kensa_app, "device", "sync-now", "--data-dir", str(device_dir))
+             "--data-dir", str(device_dir), env=_keyed(tmp_path))
+        pulled = _run(kensa_app, "device", "sync-now", "--data-dir", str(device_dir),
+                      env=_keyed(tmp_path))
         assert json.loads(pulled)["ok"]
-        sidecar = SidecarProcess(device_dir)
+        sidecar = SidecarProcess(device_dir, key=key)
         sidecar.start()
         try:
             yield sidecar, device_dir
@@ -117,6 +129,10 @@ def test_a_models_own_confidence_or_none_reaches_the_server(
             up = client.post(f"/sessions/{sid}/items/{items[code]}/images", content=photo,
                              headers={"Content-Type": "image/jpeg"})
             assert up.status_code == 201, up.text
+            # Served back as it was taken, though the tablet keeps it encrypted.
+            assert client.get(f"/images/{up.json()['id']}").content == photo
+            thumb = client.get(f"/images/{up.json()['id']}/thumbnail")
+            assert thumb.status_code == 200 and thumb.content.startswith(b"\xff\xd8\xff")
             results[code] = analyse(client, sid, items[code], up.json()["id"])
 
     # The sidecar's answer: no confidence where the model gave none, the model's own otherwise.
@@ -128,7 +144,21 @@ def test_a_models_own_confidence_or_none_reaches_the_server(
         assert result["provenance"]["image_sha256"] == hashlib.sha256(photos[code]).hexdigest()
 
     # The tablet syncs; the server's processor applies both results as they were measured.
-    assert json.loads(_run(kensa_app, "device", "sync-now", "--data-dir", str(device_dir)))["ok"]
+    synced = _run(kensa_app, "device", "sync-now", "--data-dir", str(device_dir),
+                  env=_keyed(device_dir.parent))
+    assert json.loads(synced)["ok"]
+    # The photos left the tablet as themselves: the server holds each under its hash, while the
+    # tablet keeps them (and their thumbnails) encrypted.
+    for code, photo in photos.items():
+        sha = hashlib.sha256(photo).hexdigest()
+        held = device_dir.parent / "files" / sha[:2] / sha
+        wait_until(held.is_file, 60, what=f"the {code} photo on the server")
+        assert held.read_bytes() == photo
+        assert photo_crypto.is_encrypted(device_dir / "images" / sha[:2] / sha)
+    for stored in (device_dir / "images").rglob("*"):
+        assert not stored.is_file() or photo_crypto.is_encrypted(stored)
+    for stored in (device_dir / "thumbnails").rglob("*"):
+        assert not stored.is_file() or photo_crypto.is_encrypted(stored)
     wait_until(lambda: all(_server_row(pg_url, r["id"]) is not None for r in results.values()),
                60, what="the AI results on the server")
     for code, result in results.items():

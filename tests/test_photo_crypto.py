@@ -17,7 +17,8 @@ from sidecar import photo_crypto
 from sidecar.errors import PhotoUnreadable
 from sidecar.keys import DataKey
 from sidecar.services import images, inspection
-from tests.support.seed import photo_jpeg
+from tests.support.seed import PASSWORD, QR_JSON, photo_jpeg, seed_device
+from tests.support.sidecar import SidecarProcess
 from tests.test_outbox import seed_masters, start
 
 REPO = Path(__file__).resolve().parents[1]
@@ -299,3 +300,52 @@ def test_rotation_encrypts_plain_photos_and_leaves_foreign_ones_as_they_are(
     assert photo_crypto.read(tmp_path, mine.relative_path, NEW) == photo_jpeg(60)
     assert photo_crypto.is_encrypted(tmp_path / plain.relative_path)
     assert photo_crypto.read(tmp_path, plain.relative_path, NEW) == photo_jpeg(61)
+
+
+def test_the_real_sidecar_serves_its_encrypted_photos_and_refuses_a_damaged_one(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    key = DataKey.generate()
+    seed_device(data / "kensa.db", key)
+    sidecar = SidecarProcess(data, key=key, env={"KENSA_AI_WORKERS": "0",
+                                                  "KENSA_SYNC_ENABLED": "0"})
+    sidecar.start()
+    try:
+        photo = photo_jpeg(70, 1600, 1200)
+        with sidecar.client() as client:
+            login = client.post("/auth/login", json={"username": "tanaka", "password": PASSWORD})
+            assert login.status_code == 200, login.text
+            client.headers["X-Kensa-Session"] = login.json()["token"]
+            started = client.post("/sessions", json={"qr_code": QR_JSON}).json()
+            item = started["items"][0]["item_id"]
+            up = client.post(f"/sessions/{started['id']}/items/{item}/images",
+                             files={"file": ("p.jpg", photo, "image/jpeg")})
+            assert up.status_code == 201, up.text
+            image_id = up.json()["id"]
+            assert client.get(f"/images/{image_id}").content == photo
+        sha = hashlib.sha256(photo).hexdigest()
+        stored = data / images.image_path(sha)
+        assert_nothing_readable(stored.read_bytes(), photo)
+
+        # After a restart with the key, the same photo; then one altered byte in it.
+        sidecar.kill()
+        sidecar.start()
+        blob = bytearray(stored.read_bytes())
+        blob[len(blob) // 2] ^= 0x01
+        stored.write_bytes(bytes(blob))
+        with sidecar.client() as client:
+            login = client.post("/auth/login", json={"username": "tanaka", "password": PASSWORD})
+            client.headers["X-Kensa-Session"] = login.json()["token"]
+            refused = client.get(f"/images/{image_id}")
+            assert refused.status_code == 500
+            assert refused.headers["content-type"].startswith("application/json")
+            error = refused.json()["error"]
+            assert error["code"] == "photo_unreadable"
+            assert "damaged or was altered" in error["message"]
+            assert error["detail"]["reason"] == "damaged"
+            # The thumbnail, untouched, still opens.
+            thumb = client.get(f"/images/{image_id}/thumbnail")
+            assert thumb.status_code == 200 and thumb.content.startswith(b"\xff\xd8\xff")
+    finally:
+        sidecar.kill()
