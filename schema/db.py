@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import operator
 import os
 import sqlite3
 import threading
@@ -379,7 +380,7 @@ class _PreparedInsert:
     left out gets its server default, never a Python-side default Core would have added.
     """
 
-    __slots__ = ("_processors", "sql")
+    __slots__ = ("_get", "_processors", "sql")
 
     def __init__(self, table: sa.Table, keys: tuple[str, ...], dialect: sa.Dialect) -> None:
         quote = dialect.identifier_preparer
@@ -387,13 +388,27 @@ class _PreparedInsert:
         marks = ", ".join("?" for _ in keys)
         # Only names from the table's own metadata, quoted by the dialect; values are bound.
         self.sql = f"INSERT INTO {quote.format_table(table)} ({columns}) VALUES ({marks})"  # noqa: S608
-        self._processors = [(key, _bind_processor(table.c[key], dialect)) for key in keys]
+        # Most columns (text, integers) bind as they are: the values are picked in one C call
+        # and only the few with a processor (times, JSON) are converted.
+        self._get = operator.itemgetter(*keys) if len(keys) > 1 else _one(keys[0])
+        self._processors = [
+            (index, process)
+            for index, key in enumerate(keys)
+            if (process := _bind_processor(table.c[key], dialect)) is not None
+        ]
 
-    def params(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(
-            values[key] if process is None else process(values[key])
-            for key, process in self._processors
-        )
+    def params(self, values: Mapping[str, Any]) -> tuple[Any, ...] | list[Any]:
+        picked: tuple[Any, ...] = self._get(values)
+        if not self._processors:
+            return picked
+        out = list(picked)
+        for index, process in self._processors:
+            out[index] = process(out[index])
+        return out
+
+
+def _one(key: str) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    return lambda values: (values[key],)
 
 
 class Serialized(dict[str, Any]):
