@@ -16,7 +16,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from schema.db import Database, create_sqlite_engine
 from schema.errors import KeyRefused
@@ -69,7 +68,8 @@ def _users(path: Path, key: DataKey | None) -> list[str]:
     db = Database(create_sqlite_engine(path, key=key))
     try:
         with db.read() as session:
-            return sorted(r[0] for r in session.exec(sa.text("SELECT username FROM users")))
+            rows = session.connection().exec_driver_sql("SELECT username FROM users")
+            return sorted(str(r[0]) for r in rows)
     finally:
         db.dispose()
 
