@@ -50,10 +50,13 @@ def _user(db: Database) -> d.User:
     return user
 
 
-def capture(db: Database, data_dir: Path, code: str, photo: bytes) -> tuple[str, str, str]:
-    """Open an inspection and attach ``photo`` to item ``code``: (session, item, image) ids."""
+def capture(
+    db: Database, data_dir: Path, code: str, photo: bytes, key: DataKey | None = KEY
+) -> tuple[str, str, str]:
+    """Open an inspection and attach ``photo`` (stored under ``key``) to item ``code``:
+    (session, item, image) ids."""
     user = _user(db)
-    stored = images.store(data_dir, photo, key=KEY)
+    stored = images.store(data_dir, photo, key=key)
     with db.atomic() as session:
         row = inspection.start(session, parse_payload(QR_JSON), user)
         image = inspection.attach_image(session, row.id, item_id(code), stored)
