@@ -48,11 +48,11 @@ from sqlmodel import col, select
 
 import schema.types
 from schema import device as d
-from schema.db import Database, create_sqlite_engine
+from schema.db import Database
+from schema.errors import SchemaError
 from schema.formats.workflow import ITEM_DONE
-from schema.migrate import upgrade_device
-from sidecar import __version__
-from sidecar.errors import ProductNotFound
+from sidecar import __version__, key_source
+from sidecar.errors import KensaError, ProductNotFound
 from sidecar.keys import DataKey
 from sidecar.qr.payload import parse_payload
 from sidecar.services import images, inspection
@@ -323,17 +323,25 @@ def main(argv: list[str] | None = None) -> int:
     # `kill -USR1 <pid>` prints every thread's stack: a hung device process explains itself.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     data_dir: Path = args.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
     if args.clock_offset:
         set_device_clock(timedelta(seconds=args.clock_offset))
 
-    upgrade_device(data_dir / "kensa.db")
-    db = Database(create_sqlite_engine(data_dir / "kensa.db"))
+    # The store opens as every ``kensa`` command opens it: the tablet's key from KENSA_KEY_FILE
+    # or the OS keystore (made there for a new folder), a plaintext store only with
+    # KENSA_PLAINTEXT=1; no key or a wrong one is exit 2 with nothing written.
+    try:
+        db, loaded = key_source.open_store(data_dir, create=True)
+    except SchemaError as exc:
+        emit("error", message=str(exc))
+        return 2
+    except KensaError as exc:
+        emit("error", message=exc.message)
+        return 2
     service = SyncService(
         db, data_dir, __version__, "tablet",
         interval_s=args.sync_interval, probe_interval_s=args.probe_interval,
         backoff=BackoffPolicy(base=args.backoff_base, cap=args.backoff_cap),
-        batch_size=args.batch_size, tick_s=args.tick,
+        batch_size=args.batch_size, tick_s=args.tick, data_key=loaded.key,
     )
     stopping = False
 
@@ -367,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         if user is None:
             return 0
         shift = Shift(db, data_dir, user, image_size=(args.image_width, args.image_height),
-                      seed=args.seed)
+                      seed=args.seed, data_key=loaded.key)
         shift.carry_on()
         while not stopping and completed_inspections(db) < args.inspections:
             shift.inspection()
