@@ -179,6 +179,11 @@ class InspectionItemMaster(ServerTable, table=True):
     criteria: dict[str, Any] = Field(sa_type=JSONType)
     order_sequence: int
     required: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
+    # Queue the item's pipeline as soon as a photo is attached (AI items; the inspector still
+    # confirms the verdict).
+    auto_analyse: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
+    # The defect types that can occur on this item (``schema.formats.defects``); null: all.
+    defect_types: list[str] | None = Field(default=None, sa_type=JSONType)
     created_at: datetime = _created()
     updated_at: datetime = _updated()
     deleted_at: datetime | None = _stamp()

@@ -148,6 +148,8 @@ CREATE TABLE inspection_items_master (
 	criteria JSON NOT NULL, 
 	order_sequence INTEGER NOT NULL, 
 	required BOOLEAN DEFAULT 1 NOT NULL, 
+	auto_analyse BOOLEAN DEFAULT 1 NOT NULL, 
+	defect_types JSON, 
 	created_at DATETIME DEFAULT CURRENT_TIMESTAMP NOT NULL, 
 	updated_at DATETIME DEFAULT CURRENT_TIMESTAMP NOT NULL, 
 	deleted_at DATETIME, 

@@ -157,7 +157,7 @@ def seed_demo(
                 inspection_type=item["type"], criteria=item["criteria"],
                 order_sequence=int(item["order_sequence"]), required=bool(item["required"]),
                 ai_enabled=bool(item.get("ai_enabled")) and pipeline is not None,
-                pipeline_id=pipeline,
+                pipeline_id=pipeline, defect_types=item.get("defect_types"),
             )
         report.items.append(
             f"BRK-100 {item['order_sequence']}. {item['item_code']}"

@@ -311,6 +311,10 @@ class SessionItemPublic(BaseModel):
     order_sequence: int
     required: bool
     ai_enabled: bool
+    # The UI queues the pipeline as soon as a photo is attached (an AI item whose master says so).
+    auto_analyse: bool
+    # The defect types an NG verdict on this item may name, in the catalogue's order.
+    defect_types: list[str]
     pipeline_id: str | None
     criteria: dict[str, Any]
     criteria_text: CriteriaTextPublic

@@ -7,6 +7,7 @@ from typing import Any
 
 from schema import device as d
 from schema.formats.criteria_text import criteria_texts
+from schema.formats.defects import DEFECT_TYPES
 from schema.formats.workflow import ITEM_DONE, SESSION_ENDS
 from sidecar.api import schemas as s
 from sidecar.domain import access
@@ -140,6 +141,9 @@ def session_detail(det: SessionDetail, usernames: dict[int, str]) -> s.SessionPu
                 order_sequence=i.item.order_sequence,
                 required=i.item.required,
                 ai_enabled=i.master.ai_enabled,
+                auto_analyse=(i.master.ai_enabled and i.master.pipeline_id is not None
+                              and i.master.auto_analyse),
+                defect_types=list(i.master.defect_types or DEFECT_TYPES),
                 pipeline_id=i.master.pipeline_id,
                 criteria=i.master.criteria,
                 criteria_text=criteria_text(i.master.criteria),

@@ -262,6 +262,10 @@ class Puller:
              "criteria": json.dumps(r.get("criteria") or {}),
              "order_sequence": int(r["order_sequence"]),
              "required": int(bool(r.get("required", True))),
+             # A server from before these fields sends neither: analyse on attach, every type.
+             "auto_analyse": int(bool(r.get("auto_analyse", True))),
+             "defect_types": (None if r.get("defect_types") is None
+                              else json.dumps(r["defect_types"])),
              "created_at": _sqlite(r.get("created_at")), "updated_at": _sqlite(r.get("updated_at")),
              "deleted_at": None}
             for r in rows

@@ -133,6 +133,8 @@ class ItemIn(BaseModel):
     required: bool = True
     ai_enabled: bool = False
     pipeline_id: Name | None = None
+    auto_analyse: bool = True
+    defect_types: list[Code] | None = Field(default=None, max_length=20)
 
 
 class ItemPatch(BaseModel):
@@ -144,6 +146,8 @@ class ItemPatch(BaseModel):
     required: bool | None = None
     ai_enabled: bool | None = None
     pipeline_id: Name | None = None
+    auto_analyse: bool | None = None
+    defect_types: list[Code] | None = Field(default=None, max_length=20)
 
 
 class PipelineIn(BaseModel):

@@ -174,6 +174,8 @@ def serialize(entity_type: str, row: Any) -> dict[str, Any]:
             "criteria": row.criteria,
             "order_sequence": row.order_sequence,
             "required": row.required,
+            "auto_analyse": row.auto_analyse,
+            "defect_types": row.defect_types,
             "created_at": _iso(row.created_at),
             "updated_at": _iso(row.updated_at),
         }
@@ -376,6 +378,7 @@ _PG_DATA = {
         "i.item_code, 'item_name', i.item_name, 'inspection_type', i.inspection_type, "
         "'ai_enabled', i.ai_enabled, 'pipeline_id', i.pipeline_id, 'criteria', i.criteria, "
         "'order_sequence', i.order_sequence, 'required', i.required, "
+        "'auto_analyse', i.auto_analyse, 'defect_types', i.defect_types, "
         "'created_at', i.created_at, 'updated_at', i.updated_at) "
         "FROM inspection_items_master i WHERE i.id = cl.entity_id::uuid AND i.deleted_at IS NULL"
     ),

@@ -363,6 +363,14 @@ def target_list(database_url: DatabaseOpt = None, data_dir: DataDirOpt = None) -
 CriteriaOpt = Annotated[
     str | None, typer.Option(help="Criteria JSON, or @file.json.")
 ]
+DefectTypesOpt = Annotated[
+    str | None,
+    typer.Option(help="The defect types that apply, comma-separated (default: all)."),
+]
+
+
+def _codes(text: str | None) -> list[str] | None:
+    return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
 
 
 @item_app.command("add")
@@ -377,6 +385,10 @@ def item_add(
     criteria: CriteriaOpt = None,
     optional: Annotated[bool, typer.Option(help="May be skipped.")] = False,
     pipeline: Annotated[str | None, typer.Option(help="Pipeline id or name (enables AI).")] = None,
+    auto_analyse: Annotated[
+        bool, typer.Option(help="Analyse as soon as a photo is attached (AI items).")
+    ] = True,
+    defect_types: DefectTypesOpt = None,
     database_url: DatabaseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -390,6 +402,7 @@ def item_add(
             session, target, item_code=item_code, item_name=item_name,
             inspection_type=inspection_type, criteria=parsed, order_sequence=order,
             required=not optional, ai_enabled=pipeline is not None, pipeline_id=pipeline,
+            auto_analyse=auto_analyse, defect_types=_codes(defect_types),
         )
         typer.echo(f"item {row.item_code} of {target} id {row.id}")
 
@@ -403,6 +416,10 @@ def item_update(
     order: Annotated[int | None, typer.Option()] = None,
     required: Annotated[bool | None, typer.Option("--required/--optional")] = None,
     pipeline: Annotated[str | None, typer.Option()] = None,
+    auto_analyse: Annotated[
+        bool | None, typer.Option("--auto-analyse/--no-auto-analyse")
+    ] = None,
+    defect_types: DefectTypesOpt = None,
     database_url: DatabaseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -412,7 +429,8 @@ def item_update(
         row = masters.update_item(
             session, target, item, item_name=item_name, criteria=_json_arg(criteria, "criteria"),
             order_sequence=order, required=required, pipeline_id=pipeline,
-            ai_enabled=True if pipeline else None,
+            ai_enabled=True if pipeline else None, auto_analyse=auto_analyse,
+            defect_types=_codes(defect_types),
         )
         typer.echo(f"item {row.item_code} updated")
 

@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 from schema import server as s
 from schema.errors import CriteriaInvalid, DefinitionInvalid
 from schema.formats.criteria import parse_criteria
+from schema.formats.defects import DefectTypesInvalid, parse_defect_types
 from schema.formats.pipeline import validate_definition
 from schema.formats.roles import ROLES
 from schema.types import utcnow
@@ -193,6 +194,15 @@ def validate_criteria(criteria: dict[str, Any]) -> dict[str, Any]:
     return criteria
 
 
+def validate_defect_types(value: object) -> list[str] | None:
+    """Refuse defect types a tablet has no words for (``schema.formats.defects``)."""
+    try:
+        return parse_defect_types(value)
+    except DefectTypesInvalid as exc:
+        raise DocumentInvalid(f"defect_types: {exc.message}", code="defect_types_invalid",
+                              field="defect_types") from exc
+
+
 def find_item(session: Session, target_ref: str | None, ref: str) -> s.InspectionItemMaster:
     _ref(ref, "item")
     row: s.InspectionItemMaster | None = None
@@ -226,6 +236,8 @@ def add_item(
     required: bool = True,
     ai_enabled: bool = False,
     pipeline_id: str | None = None,
+    auto_analyse: bool = True,
+    defect_types: list[str] | None = None,
 ) -> s.InspectionItemMaster:
     _fits(s.InspectionItemMaster, item_code=item_code, item_name=item_name,
           inspection_type=inspection_type, criteria=criteria, order_sequence=order_sequence)
@@ -237,7 +249,8 @@ def add_item(
         "item_name": item_name, "inspection_type": inspection_type,
         "criteria": validate_criteria(criteria), "order_sequence": order_sequence,
         "required": required, "ai_enabled": ai_enabled and pipeline is not None,
-        "pipeline_id": pipeline,
+        "pipeline_id": pipeline, "auto_analyse": auto_analyse,
+        "defect_types": validate_defect_types(defect_types),
     }
     row = session.exec(
         select(s.InspectionItemMaster).where(
@@ -270,12 +283,14 @@ def update_item(
     before = audit.snapshot(session, "item", str(row.id))
     if "criteria" in fields and fields["criteria"] is not None:
         validate_criteria(fields["criteria"])
+    if fields.get("defect_types") is not None:
+        fields["defect_types"] = validate_defect_types(fields["defect_types"])
     if fields.get("inspection_type") not in (None, *INSPECTION_TYPES):
         raise InvalidRequest(f"inspection_type must be one of {', '.join(INSPECTION_TYPES)}")
     if fields.get("pipeline_id") is not None:
         fields["pipeline_id"] = find_pipeline(session, str(fields["pipeline_id"])).id
     allowed = {"item_code", "item_name", "inspection_type", "criteria", "order_sequence",
-               "required", "ai_enabled", "pipeline_id"}
+               "required", "ai_enabled", "pipeline_id", "auto_analyse", "defect_types"}
     _apply_fields(row, fields, allowed)
     row.updated_at = utcnow()
     audit.stamp(session, row, created=False)

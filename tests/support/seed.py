@@ -99,6 +99,7 @@ def seed_device(path: Path, key: DataKey | None = None) -> None:
                         criteria=item["criteria"],
                         order_sequence=item["order_sequence"],
                         required=item["required"],
+                        defect_types=item.get("defect_types"),
                     )
                 )
             auth.add_user(session, "tanaka", PASSWORD, full_name="田中")

@@ -1064,6 +1064,8 @@ export interface components {
             ai_results: components["schemas"]["AIResultPublic"][];
             /** Attempts */
             attempts: number;
+            /** Auto Analyse */
+            auto_analyse: boolean;
             /** Can Retry */
             can_retry: boolean;
             /** Can Skip */
@@ -1073,6 +1075,8 @@ export interface components {
                 [key: string]: unknown;
             };
             criteria_text: components["schemas"]["CriteriaTextPublic"];
+            /** Defect Types */
+            defect_types: string[];
             /** Done */
             done: boolean;
             /** Images */

@@ -1,0 +1,37 @@
+"""inspection_items_master: analyse on attach, and the defect types an item offers
+
+``auto_analyse``: an AI item's pipeline is queued as soon as a photo is attached, so the
+inspector does not tap for it after every photo; true for every existing item (the server sends
+its own value with the next pull). ``defect_types``: the defect types that can occur on the item
+(``schema.formats.defects``); null, as on every existing row, offers them all.
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-03 06:40:00.000000
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0009"
+down_revision: str | Sequence[str] | None = "0008"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("inspection_items_master") as batch:
+        batch.add_column(
+            sa.Column("auto_analyse", sa.Boolean(), nullable=False, server_default=sa.true())
+        )
+        batch.add_column(sa.Column("defect_types", sa.JSON(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("inspection_items_master") as batch:
+        batch.drop_column("defect_types")
+        batch.drop_column("auto_analyse")
