@@ -86,12 +86,12 @@ def test_the_inspection_says_whether_it_can_complete_and_what_keeps_it_open(
 
 CRITERIA = {
     "V-SCRATCH": ("defect_probability < 0.5 · review band 0.3–0.7",
-                  "defect_probability < 0.5 · 要確認帯 0.3〜0.7"),
-    "V-FOREIGN": ("anomaly_score < 6.192", "anomaly_score < 6.192"),
+                  "不良の確率 < 0.5 · 要確認帯 0.3〜0.7"),
+    "V-FOREIGN": ("anomaly_score < 6.192", "異常度 < 6.192"),
     "T-MARKING": ("text matches LOT [A-Z][0-9]{2}-[0-9]{4} naming $target.batch_id",
-                  "text が LOT [A-Z][0-9]{2}-[0-9]{4} に一致し $target.batch_id を含む"),
-    "D-BORE": ("bore_mm 11.95–12.05 mm", "bore_mm 11.95〜12.05 mm"),
-    "F-PISTON": ("ok = true", "ok = true"),
+                  "読み取った文字が所定の書式でロット番号と一致"),
+    "D-BORE": ("bore_mm 11.95–12.05 mm", "穴径 11.95〜12.05 mm"),
+    "F-PISTON": ("ok = true", "作動: 正常"),
 }
 
 

@@ -49,13 +49,13 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from schema.errors import CriteriaInvalid
+from schema.formats.criteria_text import LANGS, rule_text
 from schema.formats.criteria_text import number as _fmt
-from schema.formats.criteria_text import rule_text
 
 
 class Verdict(StrEnum):
@@ -108,13 +108,43 @@ class Judgment:
     confidence: float | None
     reason: str
     expected: str
+    # The reason as data, which the UI words in its own language (``reason`` is the English
+    # sentence kept for logs and the records already synced): a code of ``REASON_CODES`` and
+    # the values it names — measurement names, numbers as measured, the rule in both languages.
+    reason_code: str = "unknown"
+    reason_params: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "result": self.result.value, "judgment_type": self.judgment_type,
             "measurement": self.measurement, "value": self.value, "confidence": self.confidence,
             "reason": self.reason, "expected": self.expected,
+            "reason_code": self.reason_code, "reason_params": dict(self.reason_params),
         }
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a verdict is what it is: the English sentence and the same thing as data."""
+
+    text: str
+    code: str
+    params: Mapping[str, Any]
+
+
+# Every code a judgment's reason may carry; the UI has words for each (ja/en).
+REASON_CODES = (
+    "threshold_met", "threshold_failed", "within_range", "below_minimum", "above_maximum",
+    "category_allowed", "category_not_allowed", "binary_expected", "binary_unexpected",
+    "pattern_matched", "pattern_not_matched", "pattern_names", "pattern_not_names",
+    "not_a_number", "not_a_label", "not_a_boolean", "not_text", "context_missing",
+    "no_value", "not_measured", "in_review_band", "low_confidence",
+)
+
+
+def _why(text: str, code: str, /, **params: Any) -> Reason:
+    assert code in REASON_CODES, code
+    return Reason(text, code, params)
 
 
 # -- parsing ---------------------------------------------------------------------------------
@@ -258,6 +288,10 @@ def describe(c: Criteria) -> str:
     return rule_text(c, "en")
 
 
+def _rule_words(c: Criteria) -> dict[str, str]:
+    return {lang: rule_text(c, lang) for lang in LANGS}
+
+
 def _number(v: Any) -> float | None:
     if isinstance(v, bool) or not isinstance(v, int | float):
         return None
@@ -311,52 +345,64 @@ def _convert(value: float, have: str | None, want: str | None) -> float:
 
 def _rule(
     c: Criteria, value: Any, context: Mapping[str, Any] | None, units: Mapping[str, str]
-) -> tuple[Verdict, str] | str:
-    """OK/NG with a reason, or a string: why no verdict is possible."""
+) -> tuple[Verdict, Reason] | Reason:
+    """OK/NG with a reason, or a reason alone: why no verdict is possible."""
     name = c.measurement
+    rule = _rule_words(c)
     if c.judgment_type == "THRESHOLD":
         v = _number(value)
         if v is None:
-            return f"{name} is not a number ({value!r})"
+            return _why(f"{name} is not a number ({value!r})", "not_a_number", measurement=name)
         ok = _compare(c.operator or "LT", v, c.threshold or 0.0)
-        rule = describe(c)
-        reason = f"{name} = {_fmt(v)}: {'meets' if ok else 'fails'} {rule}"
-        return (Verdict.OK if ok else Verdict.NG), reason
+        reason = f"{name} = {_fmt(v)}: {'meets' if ok else 'fails'} {describe(c)}"
+        return (Verdict.OK if ok else Verdict.NG), _why(
+            reason, "threshold_met" if ok else "threshold_failed",
+            measurement=name, value=v, rule=rule)
     if c.judgment_type == "NUMERICAL":
         v = _number(value)
         if v is None:
-            return f"{name} is not a number ({value!r})"
+            return _why(f"{name} is not a number ({value!r})", "not_a_number", measurement=name)
         v = _convert(v, units.get(name), c.unit)
         low_ok = c.min is None or v >= c.min
         high_ok = c.max is None or v <= c.max
         unit = f" {c.unit}" if c.unit else ""
+        params = {"measurement": name, "value": v, "unit": c.unit, "rule": rule}
         if low_ok and high_ok:
-            return Verdict.OK, f"{name} = {_fmt(v)}{unit}: within {describe(c)}"
+            return Verdict.OK, _why(f"{name} = {_fmt(v)}{unit}: within {describe(c)}",
+                                    "within_range", **params)
         side = "below the minimum" if not low_ok else "above the maximum"
-        return Verdict.NG, f"{name} = {_fmt(v)}{unit}: {side} ({describe(c)})"
+        return Verdict.NG, _why(f"{name} = {_fmt(v)}{unit}: {side} ({describe(c)})",
+                                "below_minimum" if not low_ok else "above_maximum", **params)
     if c.judgment_type == "CATEGORICAL":
         label = value.get("label") if isinstance(value, Mapping) else value
         if not isinstance(label, str | int) or isinstance(label, bool):
-            return f"{name} is not a label ({value!r})"
+            return _why(f"{name} is not a label ({value!r})", "not_a_label", measurement=name)
         ok = str(label) in c.allowed
-        return ((Verdict.OK if ok else Verdict.NG),
-                f"{name} = {label}: {'allowed' if ok else 'not in'} {{{', '.join(c.allowed)}}}")
+        return (Verdict.OK if ok else Verdict.NG), _why(
+            f"{name} = {label}: {'allowed' if ok else 'not in'} {{{', '.join(c.allowed)}}}",
+            "category_allowed" if ok else "category_not_allowed",
+            measurement=name, value=str(label), allowed=list(c.allowed))
     if c.judgment_type == "BINARY":
         b = _bool(value)
         if b is None:
-            return f"{name} is not true/false ({value!r})"
+            return _why(f"{name} is not true/false ({value!r})", "not_a_boolean",
+                        measurement=name)
         ok = b == c.expected
-        return ((Verdict.OK if ok else Verdict.NG),
-                f"{name} is {str(b).lower()}, expected {str(c.expected).lower()}")
+        return (Verdict.OK if ok else Verdict.NG), _why(
+            f"{name} is {str(b).lower()}, expected {str(c.expected).lower()}",
+            "binary_expected" if ok else "binary_unexpected",
+            measurement=name, value=b, expected=c.expected)
     return _pattern(c, value, context)
 
 
 def _pattern(
     c: Criteria, value: Any, context: Mapping[str, Any] | None
-) -> tuple[Verdict, str] | str:
+) -> tuple[Verdict, Reason] | Reason:
     assert c.pattern is not None
+    name = c.measurement
     if not isinstance(value, str):
-        return f"{c.measurement} is not text ({value!r})"
+        return _why(f"{name} is not text ({value!r})", "not_text", measurement=name)
+    rule = _rule_words(c)
     text = " ".join(value.split())
     if c.full_match:
         m = c.pattern.fullmatch(text)
@@ -366,12 +412,15 @@ def _pattern(
                   if (x.start() == 0 or not text[x.start() - 1].isalnum())
                   and (x.end() == len(text) or not text[x.end()].isalnum())), None)
     if m is None:
-        return Verdict.NG, f"'{text}' does not match /{c.pattern.pattern}/"
+        return Verdict.NG, _why(f"'{text}' does not match /{c.pattern.pattern}/",
+                                "pattern_not_matched", measurement=name, text=text, rule=rule)
     if c.equals is None:
-        return Verdict.OK, f"'{m.group(0)}' matches /{c.pattern.pattern}/"
+        return Verdict.OK, _why(f"'{m.group(0)}' matches /{c.pattern.pattern}/",
+                                "pattern_matched", measurement=name, text=m.group(0), rule=rule)
     expected = _context_value(c.equals, context)
     if expected is None:
-        return f"cannot check against {c.equals}: it is not in the inspection's context"
+        return _why(f"cannot check against {c.equals}: it is not in the inspection's context",
+                    "context_missing", reference=c.equals, rule=rule)
     expected = str(expected).strip()
     if "value" in c.pattern.groupindex:
         named = m.group("value")
@@ -382,9 +431,13 @@ def _pattern(
     else:
         token = re.compile(rf"(?<![0-9A-Za-z]){re.escape(expected)}(?![0-9A-Za-z])")
         ok = token.search(m.group(0)) is not None
+    params = {"measurement": name, "text": m.group(0), "expected": expected,
+              "reference": c.equals, "rule": rule}
     if ok:
-        return Verdict.OK, f"'{m.group(0)}' matches and names {expected}"
-    return Verdict.NG, f"'{m.group(0)}' does not name {expected} ({c.equals})"
+        return Verdict.OK, _why(f"'{m.group(0)}' matches and names {expected}",
+                                "pattern_names", **params)
+    return Verdict.NG, _why(f"'{m.group(0)}' does not name {expected} ({c.equals})",
+                            "pattern_not_names", **params)
 
 
 def model_confidence(c: Criteria, measurements: Mapping[str, Any]) -> float | None:
@@ -408,15 +461,18 @@ def judge(
     name = c.measurement
     value = measurements.get(name)
 
-    def pending(reason: str, on: str = name, v: Any = value,
+    def pending(reason: Reason, on: str = name, v: Any = value,
                 conf: float | None = None) -> Judgment:
-        return Judgment(Verdict.PENDING_REVIEW, c.judgment_type, on, v, conf, reason, expected)
+        return Judgment(Verdict.PENDING_REVIEW, c.judgment_type, on, v, conf, reason.text,
+                        expected, reason.code, reason.params)
 
     if value is None:
-        return pending(f"no value for '{name}'" if name not in measurements
-                       else f"'{name}' could not be measured")
+        return pending(_why(f"no value for '{name}'", "no_value", measurement=name)
+                       if name not in measurements
+                       else _why(f"'{name}' could not be measured", "not_measured",
+                                 measurement=name))
     outcome = _rule(c, value, context, units or {})
-    if isinstance(outcome, str):
+    if isinstance(outcome, Reason):
         return pending(outcome)
     verdict, reason = outcome
     confidence = model_confidence(c, measurements)
@@ -424,12 +480,17 @@ def judge(
         band_name = c.review_band.measurement or name
         bv = _number(measurements.get(band_name))
         if bv is not None and c.review_band.low <= bv <= c.review_band.high:
-            return pending(
+            return pending(_why(
                 f"{band_name} = {_fmt(bv)} is in the review band "
                 f"{_fmt(c.review_band.low)}–{_fmt(c.review_band.high)} (rule alone: "
-                f"{verdict.value})", on=band_name, v=bv, conf=confidence)
+                f"{verdict.value})", "in_review_band", measurement=band_name, value=bv,
+                low=c.review_band.low, high=c.review_band.high, rule_result=verdict.value),
+                on=band_name, v=bv, conf=confidence)
     if c.min_confidence is not None and (confidence is None or confidence < c.min_confidence):
         shown = "unknown" if confidence is None else _fmt(confidence)
-        return pending(f"confidence {shown} is below {_fmt(c.min_confidence)} (rule alone: "
-                       f"{verdict.value})", conf=confidence)
-    return Judgment(verdict, c.judgment_type, name, value, confidence, reason, expected)
+        return pending(_why(
+            f"confidence {shown} is below {_fmt(c.min_confidence)} (rule alone: "
+            f"{verdict.value})", "low_confidence", confidence=confidence,
+            minimum=c.min_confidence, rule_result=verdict.value), conf=confidence)
+    return Judgment(verdict, c.judgment_type, name, value, confidence, reason.text, expected,
+                    reason.code, reason.params)

@@ -44,15 +44,49 @@ _TEXT: dict[Lang, dict[str, str]] = {
         "range": "{m} {low}〜{high}{unit}",
         "at_least": "{m} ≥ {low}{unit}",
         "at_most": "{m} ≤ {high}{unit}",
-        "binary": "{m} = {expected}",
-        "pattern": "{m} が {pattern} に一致",
-        "pattern_equals": "{m} が {pattern} に一致し {equals} を含む",
+        "binary": "{m}: {expected}",
+        "pattern": "{m}が所定の書式",
+        "pattern_equals": "{m}が所定の書式で{equals}と一致",
         "categorical": "{m} ∈ {{{allowed}}}",
         "review_band": "要確認帯 {low}〜{high}",
         "min_confidence": "信頼度 {value} 未満は要確認",
         "invalid": "判定基準を読めません: {message}",
     },
 }
+
+
+# What the pipelines measure, in Japanese: the Japanese line names no measurement by its
+# identifier (an item judged by a measurement not listed here shows the identifier).
+MEASUREMENT_NAMES_JA: dict[str, str] = {
+    "defect_probability": "不良の確率",
+    "label": "分類",
+    "anomaly_score": "異常度",
+    "anomaly_area": "異常面積",
+    "anomaly_peak": "異常度の最大値",
+    "anomaly_bbox": "異常の位置",
+    "text": "読み取った文字",
+    "text_score": "文字の確からしさ",
+    "text_lines": "行数",
+    "bore_mm": "穴径",
+    "bore_found": "穴の検出",
+    "bore_roundness": "真円度",
+    "ok": "作動",
+    "confidence": "信頼度",
+}
+
+# The values of the inspection an item's criteria may refer to (``equals``), in Japanese.
+CONTEXT_NAMES_JA: dict[str, str] = {
+    "$target.batch_id": "ロット番号",
+    "$target.serial": "製造番号",
+    "$target.product_id": "製品番号",
+}
+
+_YES_NO_JA = {True: "正常", False: "異常"}
+
+
+def measurement_name(name: str, lang: Lang) -> str:
+    """A measurement as the inspector reads it: its Japanese name, or the identifier in English."""
+    return MEASUREMENT_NAMES_JA.get(name, name) if lang == "ja" else name
 
 
 def number(value: float | None) -> str:
@@ -66,7 +100,7 @@ def _say(lang: Lang, key: str, **values: Any) -> str:
 
 def rule_text(c: Criteria, lang: Lang) -> str:
     """The rule alone, e.g. ``defect_probability < 0.5`` or ``bore_mm 11.95–12.05 mm``."""
-    m = c.measurement
+    m = measurement_name(c.measurement, lang)
     if c.judgment_type == "THRESHOLD":
         op = OPERATOR_SYMBOLS.get(c.operator or "", c.operator or "?")
         return _say(lang, "threshold", m=m, op=op, threshold=number(c.threshold))
@@ -78,12 +112,14 @@ def rule_text(c: Criteria, lang: Lang) -> str:
             return _say(lang, "at_least", m=m, low=number(c.min), unit=unit)
         return _say(lang, "at_most", m=m, high=number(c.max), unit=unit)
     if c.judgment_type == "BINARY":
-        return _say(lang, "binary", m=m, expected=str(c.expected).lower())
+        expected = _YES_NO_JA[bool(c.expected)] if lang == "ja" else str(c.expected).lower()
+        return _say(lang, "binary", m=m, expected=expected)
     if c.judgment_type == "CATEGORICAL":
         return _say(lang, "categorical", m=m, allowed=", ".join(c.allowed))
     pattern = c.pattern.pattern if c.pattern is not None else "?"
     if c.equals:
-        return _say(lang, "pattern_equals", m=m, pattern=pattern, equals=c.equals)
+        equals = CONTEXT_NAMES_JA.get(c.equals, c.equals) if lang == "ja" else c.equals
+        return _say(lang, "pattern_equals", m=m, pattern=pattern, equals=equals)
     return _say(lang, "pattern", m=m, pattern=pattern)
 
 

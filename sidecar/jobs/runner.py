@@ -213,6 +213,9 @@ class JobRunner:
                 "value": verdict.value,
                 "reason": verdict.reason,
                 "expected": verdict.expected,
+                # The reason as data: the UI words it in the inspector's language.
+                "reason_code": verdict.reason_code,
+                "reason_params": dict(verdict.reason_params),
             },
         }
         if heatmap is not None:

@@ -136,7 +136,7 @@ for (const lang of ['ja', 'en']) {
           // A probability against a threshold: the model gives no confidence of its own, so none
           // is shown (it used to be made up from the margin).
           assert.equal(await panel.getByTestId('ai-confidence').textContent(), T.noConfidence);
-          assert.match(await panel.getByTestId('ai-measurements').textContent(), /defect_probability/);
+          assert.match(await panel.getByTestId('ai-measurements').textContent(), lang === 'ja' ? /不良の確率/ : /Defect probability/);
           await h.shot(page, name('04-item-ai'));
           await noSmallTargets(page, 'item');
           await panel.getByTestId('verdict-OK').click();

@@ -1,5 +1,6 @@
 // Long work the sidecar reports over its event stream: AI jobs, model warm-up, initial sync.
 import { useI18n } from '../i18n';
+import { stageLabel } from '../lib/words';
 import { useApp } from '../state/app';
 import { ProgressBar } from './ProgressBar';
 
@@ -15,7 +16,7 @@ export function ProgressTray() {
           key={key}
           small
           value={p.percentage}
-          label={`${t(`progress.${p.kind}`)} · ${p.stage}`}
+          label={`${t(`progress.${p.kind}`)} · ${stageLabel(t, p.stage)}`}
           detail={p.eta_s !== null && p.percentage < 100 ? t('progress.eta', { s: Math.ceil(p.eta_s) }) : `${Math.round(p.percentage)}%`}
           testId={`progress-${p.kind}`}
         />

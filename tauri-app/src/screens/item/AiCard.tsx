@@ -3,6 +3,7 @@
 import { ProgressBar } from '../../components/ProgressBar';
 import { useI18n } from '../../i18n';
 import { confidencePercent, formatMeasurement, label, type AIResult, type SessionItem } from '../../lib/inspection';
+import { measurementName, reasonText, stageLabel, type JudgmentReason } from '../../lib/words';
 import type { Analysis } from '../../state/useAnalysis';
 
 interface Props {
@@ -14,10 +15,10 @@ interface Props {
 }
 
 export function AiCard({ item, ai, hasPhoto, analysis, closed }: Props) {
-  const { t } = useI18n();
+  const { t, lang } = useI18n();
   const { job, progress } = analysis;
   const running = analysis.running || item.status === 'ai_running';
-  const reason = (ai?.detailed_results as { judgment?: { reason?: unknown } } | null | undefined)?.judgment?.reason;
+  const reason = reasonText(t, lang, (ai?.detailed_results as { judgment?: JudgmentReason } | null | undefined)?.judgment);
   const measurements = Object.entries(ai?.measurements ?? {});
   return (
     <section className="card item__ai" data-testid="ai-card">
@@ -30,14 +31,18 @@ export function AiCard({ item, ai, hasPhoto, analysis, closed }: Props) {
             </span>
             <span data-testid="ai-confidence">{t('item.confidence', { pct: confidencePercent(ai.confidence) })}</span>
           </div>
-          {typeof reason === 'string' ? <p className="muted small">{reason}</p> : null}
+          {reason ? (
+            <p className="muted small" data-testid="ai-reason">
+              {reason}
+            </p>
+          ) : null}
           {measurements.length ? (
             <table className="kv" data-testid="ai-measurements">
               <caption>{t('item.measurements')}</caption>
               <tbody>
                 {measurements.map(([key, value]) => (
                   <tr key={key}>
-                    <th scope="row">{key}</th>
+                    <th scope="row">{measurementName(t, key)}</th>
                     <td>{formatMeasurement(value)}</td>
                   </tr>
                 ))}
@@ -46,7 +51,7 @@ export function AiCard({ item, ai, hasPhoto, analysis, closed }: Props) {
           ) : null}
           <p className="muted small">
             {t('item.processingTime', { s: ai.processing_time.toFixed(2) })}
-            {ai.pipeline_id ? ` · ${t('item.pipeline', { name: ai.pipeline_id, version: ai.pipeline_version ?? '?' })}` : ''}
+            {ai.pipeline_version ? ` · ${t('item.pipeline', { version: ai.pipeline_version })}` : ''}
           </p>
         </div>
       ) : (
@@ -56,7 +61,7 @@ export function AiCard({ item, ai, hasPhoto, analysis, closed }: Props) {
         <ProgressBar
           value={progress ? progress.percentage : (job?.percentage ?? null)}
           label={t('item.analysing')}
-          detail={progress?.stage ?? job?.stage ?? undefined}
+          detail={stageLabel(t, progress?.stage ?? job?.stage)}
           testId="ai-progress"
         />
       ) : null}

@@ -1,0 +1,79 @@
+// What the sidecar sends as identifiers — a job's stage, a measurement's name, a judgment's
+// reason (a code and its values) — in the UI's language. Nothing here shows an identifier to a
+// Japanese reader where there are words for it; the English reason sentence the sidecar also
+// keeps is shown only in English, and only for results judged before reasons carried codes.
+import type { Lang, MessageKey, Translate } from '../i18n';
+import { isMessageKey, locale } from '../i18n/translate';
+
+/** A stage of a job, warm-up or sync as the progress bars name it ("completed" → 完了). */
+export function stageLabel(t: Translate, stage: string | null | undefined): string {
+  const key = `stage.${stage ?? ''}`;
+  return isMessageKey(key) ? t(key) : t('stage.working');
+}
+
+/** A pipeline's measurement by name ("bore_found" → 穴の検出), or the name where there are no words. */
+export function measurementName(t: Translate, name: string): string {
+  const key = `measure.${name}`;
+  return isMessageKey(key) ? t(key) : name;
+}
+
+/** A number as measured, to four significant digits in the language's notation. */
+export function measuredNumber(lang: Lang, value: number): string {
+  return new Intl.NumberFormat(locale(lang), { maximumSignificantDigits: 4 }).format(value);
+}
+
+/** The judgment's stored `detailed_results.judgment` as the sidecar writes it. */
+export interface JudgmentReason {
+  reason?: unknown;
+  reason_code?: unknown;
+  reason_params?: unknown;
+}
+
+type Rule = Partial<Record<Lang, string>>;
+
+function asRecord(value: unknown): Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
+
+function valueText(t: Translate, lang: Lang, value: unknown): string {
+  if (typeof value === 'number') return measuredNumber(lang, value);
+  if (typeof value === 'boolean') return t(value ? 'reason.yes' : 'reason.no');
+  if (typeof value === 'string') return value;
+  return '—';
+}
+
+function referenceName(t: Translate, reference: unknown): string {
+  const key = `ref.${typeof reference === 'string' ? reference.replace(/^\$target\./, '') : ''}`;
+  return isMessageKey(key) ? t(key) : t('ref.other');
+}
+
+/** Why the AI judged as it did, in the UI's language; null when there is nothing to say in it. */
+export function reasonText(t: Translate, lang: Lang, judgment: JudgmentReason | null | undefined): string | null {
+  if (!judgment) return null;
+  const code = judgment.reason_code;
+  const key = `reason.${typeof code === 'string' ? code : ''}`;
+  if (typeof code !== 'string' || !isMessageKey(key)) {
+    // A result judged before reasons carried codes: its sentence is English.
+    return lang === 'en' && typeof judgment.reason === 'string' ? judgment.reason : null;
+  }
+  const p = asRecord(judgment.reason_params);
+  const rule = asRecord(p.rule) as Rule;
+  const result = typeof p.rule_result === 'string' ? p.rule_result : '';
+  const resultKey = `result.${result}`;
+  const params: Record<string, string> = {
+    m: typeof p.measurement === 'string' ? measurementName(t, p.measurement) : '—',
+    value: valueText(t, lang, p.value),
+    unit: typeof p.unit === 'string' && p.unit ? ` ${p.unit}` : '',
+    rule: rule[lang] ?? '—',
+    text: typeof p.text === 'string' ? p.text : '—',
+    expected: valueText(t, lang, p.expected),
+    ref: referenceName(t, p.reference),
+    allowed: Array.isArray(p.allowed) ? p.allowed.map(String).join(', ') : '—',
+    low: typeof p.low === 'number' ? measuredNumber(lang, p.low) : '—',
+    high: typeof p.high === 'number' ? measuredNumber(lang, p.high) : '—',
+    confidence: typeof p.confidence === 'number' ? measuredNumber(lang, p.confidence) : '—',
+    minimum: typeof p.minimum === 'number' ? measuredNumber(lang, p.minimum) : '—',
+    result: isMessageKey(resultKey) ? t(resultKey) : '—',
+  };
+  return t(key as MessageKey, params);
+}
