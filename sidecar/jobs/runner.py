@@ -39,19 +39,48 @@ class _Stale(Exception):
     """The job was cancelled, or its inspection closed, while it ran."""
 
 
-def _heatmap_png(value: Any) -> str | None:
+def _heatmap_png(value: Any, ext: str = ".png") -> str | None:
+    """A heat map as base64 PNG (or ``ext``): a rendered BGR image as it is, a bare 2-D map
+    coloured first.
+
+    A rendered image must keep both of its dimensions: taking its first row (as for a batch
+    axis) sends a 224×3 strip that the UI stretches over the photo, red where nothing is.
+    """
     import cv2
     import numpy as np
 
-    arr = np.asarray(value, dtype=np.float32)
-    while arr.ndim > 2:
+    arr = np.asarray(value)
+    while arr.ndim > 3 or (arr.ndim == 3 and arr.shape[0] == 1 and arr.shape[2] not in (3, 4)):
         arr = arr[0]
-    if arr.ndim != 2 or arr.size == 0:
+    if arr.ndim == 3 and arr.shape[2] in (3, 4) and arr.dtype == np.uint8:
+        image = arr
+    elif arr.ndim == 2 and arr.size:
+        flt = arr.astype(np.float32)
+        lo, hi = float(flt.min()), float(flt.max())
+        norm = ((flt - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(flt)).astype(np.uint8)
+        image = cv2.applyColorMap(norm, cv2.COLORMAP_JET)
+    else:
         return None
-    lo, hi = float(arr.min()), float(arr.max())
-    norm = ((arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)).astype(np.uint8)
-    ok, png = cv2.imencode(".png", cv2.applyColorMap(norm, cv2.COLORMAP_JET))
+    if ext == ".jpg" and image.shape[2] == 4:
+        image = image[..., :3]
+    params = [cv2.IMWRITE_JPEG_QUALITY, 85] if ext == ".jpg" else []
+    ok, png = cv2.imencode(ext, image, params)
     return base64.b64encode(png.tobytes()).decode() if ok else None
+
+
+def _overlay(result: Any) -> dict[str, Any] | None:
+    """The pipeline's findings placed on the photo, as the UI draws them (photo pixels)."""
+    overlay = result.overlay
+    if overlay is None:
+        return None
+    shapes = list(overlay.shapes)
+    for image, rect in overlay.heatmaps:
+        # A JPEG: a rendered heat map is a picture, a tenth of a PNG's size in the synced result.
+        jpeg = _heatmap_png(image, ".jpg")
+        if jpeg is not None:
+            shapes.insert(0, {"kind": "heatmap", **rect, "src": f"data:image/jpeg;base64,{jpeg}"})
+    return {"width": overlay.width, "height": overlay.height, "shapes": shapes,
+            "drawn": list(overlay.drawn)}
 
 
 class JobRunner:
@@ -218,7 +247,12 @@ class JobRunner:
                 "reason_params": dict(verdict.reason_params),
             },
         }
-        if heatmap is not None:
+        overlay = _overlay(result)
+        if overlay is not None:
+            details["overlay"] = overlay
+        # A heat map the overlay placed travels once (the operation's size is bounded).
+        if heatmap is not None and not (overlay and any(
+                s["kind"] == "heatmap" for s in overlay["shapes"])):
             details["heatmap"] = _heatmap_png(heatmap)
         if "boxes" in result.artifacts:
             details["boxes"] = record["artifacts"].get("boxes")

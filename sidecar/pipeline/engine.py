@@ -33,6 +33,8 @@ from sidecar.pipeline.definition import parse_definition
 from sidecar.pipeline.errors import NodeFailed
 from sidecar.pipeline.judgment import judge
 from sidecar.pipeline.nodes.image import decode_image
+from sidecar.pipeline.overlay import Overlay
+from sidecar.pipeline.overlay import build as build_overlay
 from sidecar.pipeline.runtime import (
     LoadedModel,
     RuntimeConfig,
@@ -72,6 +74,8 @@ class PipelineResult:
     models: dict[str, str]  # step → model sha256 (a step's last, where it runs several)
     providers: dict[str, str]  # every model's sha256 → execution provider its ORT session got
     engine_version: str = ""  # kensa's and ONNX Runtime's versions (runtime.engine_version)
+    # Where the findings lie on the photo (circles, text lines, boxes, heat maps), in its pixels.
+    overlay: Overlay | None = None
 
     def record(self) -> dict[str, Any]:
         """A JSON-ready summary for storage and sync; array artifacts are described, not inlined."""
@@ -231,6 +235,7 @@ class PipelineEngine:
             node_timings=timings, stage_ms=stage_ms,
             total_ms=(time.perf_counter() - t_start) * 1000, models=models, providers=providers,
             engine_version=engine_version(),
+            overlay=build_overlay(d, bound, values),
         )
 
     def _model_report(self, plan: Plan) -> tuple[dict[str, str], dict[str, str]]:
