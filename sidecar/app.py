@@ -31,6 +31,7 @@ from sidecar.api.announce import AnnounceChanges
 from sidecar.api.deps import SESSION_HEADER, enforce, get_current_user
 from sidecar.api.guard import Guard
 from sidecar.api.push_soon import PushSoon
+from sidecar.api.schemas import HealthPublic
 from sidecar.domain import access
 from sidecar.domain.access import Action
 from sidecar.errors import KensaError
@@ -195,8 +196,8 @@ def create_app(
     openapi.install(app)
 
     @app.get("/health", tags=["system"])
-    def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    def health() -> HealthPublic:
+        return HealthPublic(status="ok", version=__version__, encrypted=data_key is not None)
 
     app.include_router(routes_auth.router)
     app.include_router(routes_auth.users_router)

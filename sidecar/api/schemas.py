@@ -94,6 +94,14 @@ def finite_json(value: J) -> J:
 # --- auth --------------------------------------------------------------------------------------
 
 
+class HealthPublic(BaseModel):
+    status: Literal["ok"]
+    version: str
+    # False only for a development store (KENSA_PLAINTEXT=1): the settings screen warns that a
+    # lost tablet's records and photos would open without any key.
+    encrypted: bool
+
+
 class LoginCreate(Strict):
     username: Line = Field(min_length=1, max_length=150)
     # Compared as typed: spaces at either end are part of a password (`kensa user add` keeps them).

@@ -91,6 +91,10 @@ export async function startSidecar({ data, token = randomBytes(18).toString('bas
       // The login-signing key file goes beside the data, not into this user's config folder.
       KENSA_CONFIG_DIR: join(dirname(data), 'config'),
       KENSA_AI_WORKERS: String(aiWorkers),
+      // The seeded store is plaintext (seed_cli writes it without a key), as in the Python
+      // tests: some tests read and alter its rows with plain sqlite3. The settings screen shows
+      // such a store as a warning.
+      KENSA_PLAINTEXT: '1',
       KENSA_LOG_LEVEL: 'WARNING',
       PYTHONDONTWRITEBYTECODE: '1',
     },

@@ -239,6 +239,9 @@ for (const lang of ['ja', 'en']) {
           // Settings screen renders in this language, then log out.
           await page.getByTestId('nav-settings').click();
           await page.getByTestId('settings-screen').waitFor();
+          // The harness's store is a plaintext development one: the screen says so first.
+          const warning = await page.getByTestId('plaintext-store').textContent();
+          assert.match(warning ?? '', lang === 'ja' ? /暗号化されていません/ : /NOT encrypted/);
           await h.shot(page, name('11-settings'));
           await noSmallTargets(page, 'settings');
           await page.getByTestId('logout').click();

@@ -792,6 +792,18 @@ export interface components {
         ErrorPublic: {
             error: components["schemas"]["ErrorBody"];
         };
+        /** HealthPublic */
+        HealthPublic: {
+            /** Encrypted */
+            encrypted: boolean;
+            /**
+             * Status
+             * @constant
+             */
+            status: "ok";
+            /** Version */
+            version: string;
+        };
         /** HistoryPublic */
         HistoryPublic: {
             /** Page */
@@ -1807,9 +1819,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: string;
-                    };
+                    "application/json": components["schemas"]["HealthPublic"];
                 };
             };
             /** @description A Host that is not loopback, or a role that may not do this */

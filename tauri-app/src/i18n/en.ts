@@ -348,6 +348,8 @@ export const en: Record<MessageKey, string> = {
   'settings.version': 'kensa {version}',
   'settings.endpoint': 'Service: {url}',
   'settings.user': 'Logged in as {user}',
+  'settings.plaintextTitle': 'Development store: this tablet’s records and photos are NOT encrypted',
+  'settings.plaintextBody': 'It was started with KENSA_PLAINTEXT=1. Anyone who gets hold of the tablet can read every inspection, user and photo without a key. Never use it for real inspections: encrypt the store with “kensa db encrypt” first.',
 
   'common.loading': 'Loading…',
   'common.yes': 'Yes',

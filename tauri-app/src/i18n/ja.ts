@@ -348,6 +348,8 @@ export const ja = {
   'settings.version': 'kensa {version}',
   'settings.endpoint': 'サービス: {url}',
   'settings.user': 'ログイン中: {user}',
+  'settings.plaintextTitle': '開発用ストア: この端末の記録と写真は暗号化されていません',
+  'settings.plaintextBody': 'KENSA_PLAINTEXT=1 で起動しています。端末を手にした人は、鍵なしで検査記録・ユーザー・写真をすべて読めます。実際の検査には使わないでください。先に「kensa db encrypt」でストアを暗号化してください。',
 
   'common.loading': '読み込み中…',
   'common.yes': 'はい',

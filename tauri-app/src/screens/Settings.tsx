@@ -1,5 +1,6 @@
 // Settings: language, the sync server and this device's registration, the sync status (the same
 // facts as the status bar, from GET /sync/status, with the records held back), what is running.
+// A plaintext development store (KENSA_PLAINTEXT=1) is a banner above everything else.
 import { useEffect, useState, type FormEvent } from 'react';
 import { ApiError, type Schemas } from '../api/client';
 import { ErrorText } from '../components/ErrorText';
@@ -7,11 +8,13 @@ import { LanguageSwitch } from '../components/LanguageSwitch';
 import { SyncFacts } from '../components/SyncFacts';
 import { useI18n } from '../i18n';
 import { may } from '../lib/permissions';
+import { plaintextWarning } from '../lib/storeNotice';
 import { useApi, useApp } from '../state/app';
 
 const SERVER_KEY = 'kensa.serverUrl';
 
 type SyncStatus = Schemas['SyncStatus'];
+type Health = Schemas['HealthPublic'];
 
 /** What the sidecar shows before a connected tablet moves to another server (409 confirm_replace). */
 interface MoveQuestion {
@@ -44,7 +47,7 @@ export function Settings() {
   const [pin, setPin] = useState('');
   const [busy, setBusy] = useState(false);
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
-  const [version, setVersion] = useState<string | null>(null);
+  const [health, setHealth] = useState<Health | null>(null);
   const [syncStatus, setSyncStatus] = useState<{ status: SyncStatus; receivedAt: number } | null>(null);
   const [move, setMove] = useState<MoveQuestion | null>(null);
   // Where the tablet's records go and whose logins it trusts is the administrator's decision.
@@ -57,7 +60,7 @@ export function Settings() {
     );
 
   useEffect(() => {
-    api.get('/health').then((h) => setVersion(h.version ?? null), () => setVersion(null));
+    api.get('/health').then(setHealth, () => setHealth(null));
   }, [api]);
 
   // Read again whenever the event stream brings a new sync summary: the screen follows the same
@@ -114,8 +117,17 @@ export function Settings() {
     }
   };
 
+  const version = health?.version ?? null;
+  const plaintext = plaintextWarning(health, t);
+
   return (
     <main className="screen" data-testid="settings-screen">
+      {plaintext ? (
+        <div className="store-warning" role="alert" data-testid="plaintext-store">
+          <strong>{plaintext.title}</strong>
+          <p>{plaintext.body}</p>
+        </div>
+      ) : null}
       <h1>{t('settings.title')}</h1>
       <section className="card">
         <h2>{t('lang.label')}</h2>
