@@ -6,6 +6,7 @@ import { useEffect, useState } from 'react';
 import type { Schemas } from '../api/client';
 import { useI18n } from '../i18n';
 import { isMessageKey } from '../i18n/translate';
+import { auditChange } from '../lib/words';
 import { useApi } from '../state/app';
 import { ErrorText } from './ErrorText';
 import { useSignatureWords } from './SignatureDialog';
@@ -14,19 +15,16 @@ import { useSignatureLine } from './Signatures';
 type Entry = Schemas['AuditEntryPublic'];
 type Signature = Schemas['SignaturePublic'];
 
-function changed(entry: Entry): string {
+function changed(entry: Entry, say: (field: string, change: { before?: unknown; after?: unknown }) => string): string {
   if (!entry.changes) return '';
   return Object.entries(entry.changes)
-    .map(([field, change]) => {
-      const c = (change ?? {}) as { before?: unknown; after?: unknown };
-      const show = (v: unknown) => (v === null || v === undefined ? '—' : typeof v === 'string' ? v : JSON.stringify(v));
-      return 'before' in c ? `${field}: ${show(c.before)} → ${show(c.after)}` : `${field}: ${show(c.after)}`;
-    })
-    .join(', ');
+    .map(([field, change]) => say(field, (change ?? {}) as { before?: unknown; after?: unknown }))
+    .join(' · ');
 }
 
 export function AuditTrail({ sessionId, signatures, version }: { sessionId: string; signatures: Signature[]; version: number }) {
-  const { t, err, dateTime } = useI18n();
+  const { t, lang, err, dateTime } = useI18n();
+  const say = (field: string, change: { before?: unknown; after?: unknown }) => auditChange(t, lang, dateTime, field, change);
   const api = useApi();
   const words = useSignatureWords();
   const line = useSignatureLine();
@@ -87,7 +85,7 @@ export function AuditTrail({ sessionId, signatures, version }: { sessionId: stri
                     </td>
                     <td data-label={t('audit.what')}>
                       {word('audit.entity', entry.entity)} {word('audit.action', entry.action)}
-                      {entry.changes ? <span className="muted small"> {changed(entry)}</span> : null}
+                      {entry.changes ? <span className="muted small"> {changed(entry, say)}</span> : null}
                     </td>
                     <td data-label={t('audit.why')}>{entry.reason ?? '—'}</td>
                     <td data-label={t('audit.signature')} data-testid="audit-signature">

@@ -98,6 +98,12 @@ export const en: Record<MessageKey, string> = {
   'ref.product_id': 'product number',
   'ref.other': 'inspection value',
 
+  'audit.field.status': 'status',
+  'audit.field.result': 'result',
+  'audit.field.completed_at': 'completed',
+  'audit.field.started_at': 'started',
+  'audit.field.attempts': 'attempts',
+
   'lang.label': 'Language',
   'lang.ja': '日本語',
   'lang.en': 'English',

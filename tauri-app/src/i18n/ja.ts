@@ -98,6 +98,12 @@ export const ja = {
   'ref.product_id': '製品番号',
   'ref.other': '検査の値',
 
+  'audit.field.status': '状態',
+  'audit.field.result': '結果',
+  'audit.field.completed_at': '完了日時',
+  'audit.field.started_at': '開始日時',
+  'audit.field.attempts': '試行回数',
+
   'lang.label': '言語',
   'lang.ja': '日本語',
   'lang.en': 'English',

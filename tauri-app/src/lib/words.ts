@@ -77,3 +77,32 @@ export function reasonText(t: Translate, lang: Lang, judgment: JudgmentReason | 
   };
   return t(key as MessageKey, params);
 }
+
+const AUDIT_VALUE_PREFIXES: Record<string, readonly string[]> = {
+  status: ['sstatus', 'istatus'],
+  result: ['result'],
+};
+
+/** One field an audit entry says changed ("status: pending → verified"), in words. */
+export function auditChange(
+  t: Translate,
+  lang: Lang,
+  dateTime: (iso: string) => string,
+  field: string,
+  change: { before?: unknown; after?: unknown },
+): string {
+  const fieldKey = `audit.field.${field}`;
+  const name = isMessageKey(fieldKey) ? t(fieldKey) : field;
+  const show = (v: unknown): string => {
+    if (v === null || v === undefined) return '—';
+    if (typeof v === 'boolean') return t(v ? 'common.yes' : 'common.no');
+    if (typeof v === 'number') return measuredNumber(lang, v);
+    if (typeof v !== 'string') return '—';
+    for (const prefix of AUDIT_VALUE_PREFIXES[field] ?? []) {
+      const key = `${prefix}.${v}`;
+      if (isMessageKey(key)) return t(key);
+    }
+    return /^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(v) ? dateTime(v) : v;
+  };
+  return 'before' in change ? `${name}: ${show(change.before)} → ${show(change.after)}` : `${name}: ${show(change.after)}`;
+}
