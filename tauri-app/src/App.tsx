@@ -1,4 +1,4 @@
-import { Component, type ErrorInfo, type ReactNode } from 'react';
+import { Component, useLayoutEffect, useRef, type ErrorInfo, type ReactNode } from 'react';
 import { ConnectionBanner } from './components/ConnectionBanner';
 import { ProgressTray } from './components/ProgressTray';
 import { ResumeDialog } from './components/ResumeDialog';
@@ -65,6 +65,19 @@ function Shell() {
   const { login, setLogin } = useApp();
   const route = useRoute();
   const current = section(route);
+  // The menu sticks below the sticky top bar, whose height changes as it wraps: measured, so the
+  // menu never slides under it.
+  const topbar = useRef<HTMLElement>(null);
+  useLayoutEffect(() => {
+    const el = topbar.current;
+    if (!el) return;
+    const root = document.documentElement;
+    const set = () => root.style.setProperty('--topbar-h', `${el.getBoundingClientRect().height}px`);
+    set();
+    const observer = new ResizeObserver(set);
+    observer.observe(el);
+    return () => observer.disconnect();
+  }, []);
   const logout = async () => {
     try {
       await api.post('/auth/logout');
@@ -76,7 +89,7 @@ function Shell() {
   };
   return (
     <div className="app">
-      <header className="topbar">
+      <header className="topbar" ref={topbar}>
         <span className="brand">{t('app.title')}</span>
         <StatusBar />
         {login ? (

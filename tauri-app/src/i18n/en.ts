@@ -201,6 +201,7 @@ export const en: Record<MessageKey, string> = {
   'rejudge.save': 'Record the new verdict',
   'item.notes': 'Notes',
   'item.submit': 'Record judgment',
+  'item.okNext': 'OK, next item',
   'item.saving': 'Recording…',
   'item.ngNeeds': 'An NG judgment needs a defect type and a severity.',
   'item.chooseResult': 'Choose OK, NG or Pending.',

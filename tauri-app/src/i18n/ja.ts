@@ -201,6 +201,7 @@ export const ja = {
   'rejudge.save': '新しい判定を記録',
   'item.notes': 'メモ',
   'item.submit': '判定を記録',
+  'item.okNext': 'OK で次へ',
   'item.saving': '記録しています…',
   'item.ngNeeds': '不合格にするには、不良の種類と重大度を選んでください。',
   'item.chooseResult': '合格・不合格・保留のいずれかを選んでください。',

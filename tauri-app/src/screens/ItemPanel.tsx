@@ -21,6 +21,11 @@ export function ItemPanel({ session, item, closed, onChanged, refresh }: Props) 
   const ai = latest(item.ai_results);
   const image = latest(item.images);
   const analysis = useAnalysis(session.id, item.item_id, image?.id ?? null);
+  const aiRunning = analysis.running || item.status === 'ai_running';
+  // A photo attached to an item whose master says so starts its AI at once: no tap per photo.
+  const attached = () => {
+    if (item.auto_analyse && !closed) void analysis.analyse();
+  };
   // The overlay belongs to the photo the AI judged, not to a newer one.
   const overlay = ai && image && (!ai.image_id || ai.image_id === image.id) ? ((ai.detailed_results ?? null) as Overlay | null) : null;
 
@@ -28,9 +33,9 @@ export function ItemPanel({ session, item, closed, onChanged, refresh }: Props) 
     <article className="item" data-testid="item-panel" data-code={item.item_code} data-status={item.status}>
       <ItemHeader item={item} />
       <div className="item__grid">
-        <PhotoCard session={session} item={item} image={image} overlay={overlay} closed={closed} refresh={refresh} />
+        <PhotoCard session={session} item={item} image={image} overlay={overlay} closed={closed} refresh={refresh} onAttached={attached} />
         {item.ai_enabled ? <AiCard item={item} ai={ai} hasPhoto={image !== null} analysis={analysis} closed={closed} /> : null}
-        <VerdictCard session={session} item={item} ai={ai} closed={closed} onChanged={onChanged} refresh={refresh} />
+        <VerdictCard session={session} item={item} ai={ai} closed={closed} aiRunning={item.ai_enabled && aiRunning} onChanged={onChanged} refresh={refresh} />
       </div>
     </article>
   );

@@ -17,13 +17,38 @@ interface Props {
   overlay: Overlay | null;
   closed: boolean;
   refresh: () => Promise<Session | null>;
+  /** A photo was stored for the item. */
+  onAttached: () => void;
 }
 
-export function PhotoCard({ session, item, image, overlay, closed, refresh }: Props) {
+// Whether the inspector keeps the camera open: once opened it opens again on each item that still
+// needs its photo, until closed (a tap per item saved, with gloves on).
+const CAMERA_KEY = 'kensa.camera';
+function cameraKept(): boolean {
+  try {
+    return localStorage.getItem(CAMERA_KEY) === 'open';
+  } catch {
+    return false;
+  }
+}
+function keepCamera(open: boolean): void {
+  try {
+    if (open) localStorage.setItem(CAMERA_KEY, 'open');
+    else localStorage.removeItem(CAMERA_KEY);
+  } catch {
+    // Storage refused (private mode): the camera is simply not kept.
+  }
+}
+
+export function PhotoCard({ session, item, image, overlay, closed, refresh, onAttached }: Props) {
   const { t, err } = useI18n();
   const api = useApi();
   const [uploading, setUploading] = useState(false);
-  const [camera, setCamera] = useState(false);
+  const [camera, setCamera] = useState(() => !closed && image === null && cameraKept());
+  const openCamera = (open: boolean) => {
+    keepCamera(open);
+    setCamera(open);
+  };
   const [photoError, setPhotoError] = useState<unknown>(null);
 
   const upload = async (photo: Blob) => {
@@ -36,6 +61,7 @@ export function PhotoCard({ session, item, image, overlay, closed, refresh }: Pr
         body: photoForm(photo),
       });
       await refresh();
+      onAttached();
     } catch (caught) {
       setPhotoError(caught);
     } finally {
@@ -52,16 +78,32 @@ export function PhotoCard({ session, item, image, overlay, closed, refresh }: Pr
   return (
     <section className="card item__photo">
       <h3>{t('item.photo')}</h3>
-      {image ? (
-        <PhotoView imageId={image.id} alt={t('item.photoAlt', { item: item.item_name })} overlay={overlay} overlayLabel={t('item.overlay')} />
-      ) : (
-        <p className="photo__none">{t('item.noPhoto')}</p>
-      )}
-      {uploading ? <ProgressBar value={null} label={t('progress.uploading')} small testId="upload-progress" /> : null}
+      {/* One fixed slot for the camera, the photo or its absence, and one for the upload's
+          progress: nothing below moves when either comes or goes. */}
+      <div className="photo-slot">
+        {camera ? (
+          <CameraView
+            mode="capture"
+            onCapture={(photo) => {
+              // The camera stays kept for the next item; this one now shows its photo.
+              setCamera(false);
+              void upload(photo);
+            }}
+            onClose={() => openCamera(false)}
+          />
+        ) : image ? (
+          <PhotoView imageId={image.id} alt={t('item.photoAlt', { item: item.item_name })} overlay={overlay} overlayLabel={t('item.overlay')} />
+        ) : (
+          <p className="photo__none">{t('item.noPhoto')}</p>
+        )}
+      </div>
+      <div className="progress-slot">
+        {uploading ? <ProgressBar value={null} label={t('progress.uploading')} small testId="upload-progress" /> : null}
+      </div>
       <ErrorText message={photoError ? err(photoError) : null} testId="photo-error" />
-      {!closed ? (
+      {!closed && !camera ? (
         <div className="actions">
-          <button type="button" className="btn" onClick={() => setCamera((c) => !c)} disabled={uploading}>
+          <button type="button" className="btn" onClick={() => openCamera(true)} disabled={uploading} data-testid="take-photo">
             {t('item.takePhoto')}
           </button>
           <label className={`btn file-btn${uploading ? ' is-disabled' : ''}`}>
@@ -69,16 +111,6 @@ export function PhotoCard({ session, item, image, overlay, closed, refresh }: Pr
             <input type="file" accept="image/*" className="visually-hidden" disabled={uploading} onChange={fromFile} data-testid="photo-file" />
           </label>
         </div>
-      ) : null}
-      {camera ? (
-        <CameraView
-          mode="capture"
-          onCapture={(photo) => {
-            setCamera(false);
-            void upload(photo);
-          }}
-          onClose={() => setCamera(false)}
-        />
       ) : null}
     </section>
   );

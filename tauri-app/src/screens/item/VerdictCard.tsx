@@ -5,7 +5,6 @@ import { ErrorText } from '../../components/ErrorText';
 import { useSigned } from '../../components/SignatureDialog';
 import { useI18n } from '../../i18n';
 import {
-  DEFECT_TYPES,
   label,
   latest,
   nextOpenItem,
@@ -27,6 +26,8 @@ interface Props {
   item: SessionItem;
   ai: AIResult | null;
   closed: boolean;
+  /** The item's AI is judging the photo: an OK now would not be the AI's to confirm. */
+  aiRunning: boolean;
   onChanged: (session: Session) => void;
   refresh: () => Promise<Session | null>;
 }
@@ -35,7 +36,7 @@ function suggested(ai: AIResult | null): Verdict | null {
   return ai?.overall_result === 'OK' || ai?.overall_result === 'NG' ? ai.overall_result : null;
 }
 
-export function VerdictCard({ session, item, ai, closed, onChanged, refresh }: Props) {
+export function VerdictCard({ session, item, ai, closed, aiRunning, onChanged, refresh }: Props) {
   const { t, err, time } = useI18n();
   const api = useApi();
   // Overriding the AI or releasing an NG item needs the user's signature (the sidecar says when).
@@ -65,12 +66,12 @@ export function VerdictCard({ session, item, ai, closed, onChanged, refresh }: P
     setDefects((old) => (old.includes(code) ? old.filter((d) => d !== code) : [...old, code]));
   };
 
-  const submit = async () => {
-    if (!result) {
+  const submit = async (chosen: Verdict | null = result) => {
+    if (!chosen) {
       setError(t('item.chooseResult'));
       return;
     }
-    if (verdictMissing(item.verdict_needs, result, { defect_types: defects, severity }).length > 0) {
+    if (verdictMissing(item.verdict_needs, chosen, { defect_types: defects, severity }).length > 0) {
       setError(t('item.ngNeeds'));
       return;
     }
@@ -81,7 +82,7 @@ export function VerdictCard({ session, item, ai, closed, onChanged, refresh }: P
         api.post('/sessions/{session_id}/items/{item_id}/verification', {
           path: { session_id: session.id, item_id: item.item_id },
           json: {
-            final_result: result,
+            final_result: chosen,
             defect_types: defects.length ? defects : null,
             severity,
             notes: notes.trim() || null,
@@ -150,7 +151,7 @@ export function VerdictCard({ session, item, ai, closed, onChanged, refresh }: P
             <>
               <fieldset className="choices">
                 <legend>{t('item.defects')}</legend>
-                {DEFECT_TYPES.map((code) => (
+                {item.defect_types.map((code) => (
                   <button
                     key={code}
                     type="button"
@@ -189,9 +190,30 @@ export function VerdictCard({ session, item, ai, closed, onChanged, refresh }: P
           </label>
           <ErrorText message={error} testId="verify-error" />
           <div className="actions">
-            <button type="button" className="btn btn--primary" disabled={saving} onClick={() => void submit()} data-testid="submit-verdict">
-              {saving ? t('item.saving') : t('item.submit')}
-            </button>
+            {/* An all-OK item is one tap from its photo to the next item: with the AI's OK (or
+                none chosen on an item judged by eye) the one button records OK and moves on. An
+                OK is not recorded while the AI is still judging the photo. */}
+            {result === null ? (
+              <button
+                type="button"
+                className="btn btn--primary btn--next"
+                disabled={saving || aiRunning}
+                onClick={() => void submit('OK')}
+                data-testid="ok-next"
+              >
+                {saving ? t('item.saving') : t('item.okNext')}
+              </button>
+            ) : (
+              <button
+                type="button"
+                className="btn btn--primary btn--next"
+                disabled={saving || (result === 'OK' && aiRunning)}
+                onClick={() => void submit()}
+                data-testid="submit-verdict"
+              >
+                {saving ? t('item.saving') : result === 'OK' ? t('item.okNext') : t('item.submit')}
+              </button>
+            )}
             {item.can_skip ? (
               <button type="button" className="btn" onClick={() => void act('skip')} data-testid="skip">
                 {t('item.skip')}
