@@ -290,6 +290,20 @@ def test_interrupted_inspections_are_each_inspectors_own(tablet: Tablet) -> None
     assert {tanakas, suzukis} <= listed("admin")
 
 
+def test_interrupted_inspections_name_their_owner_and_what_a_discard_loses(tablet: Tablet) -> None:
+    # The resume dialog labels another's work by the name people know and, before a discard,
+    # says how many photos it throws away.
+    tanakas = tanaka_with_photo(tablet).sid
+    suzukis = tablet.start("suzuki")["id"]
+    r = tablet.call("admin", "GET", "/sessions/interrupted")
+    assert r.status_code == 200, r.text
+    rows = {row["id"]: row for row in r.json()}
+    assert (rows[tanakas]["username"], rows[tanakas]["display_name"]) == ("tanaka", "田中")
+    assert rows[tanakas]["photos"] == 1
+    # No full name: the username stands in.
+    assert (rows[suzukis]["display_name"], rows[suzukis]["photos"]) == ("suzuki", 0)
+
+
 def test_ai_jobs_are_listed_to_their_inspector_only(tablet: Tablet) -> None:
     work = tanaka_with_photo(tablet)
 

@@ -378,9 +378,13 @@ class InterruptedPublic(BaseModel):
     product_code: str | None
     batch_id: str
     username: str | None
+    # The owner's name as shown to people (full name, else username); null when nobody owns it.
+    display_name: str | None
     started_at: datetime
     last_activity: datetime
     progress: float
+    # Photos taken in it so far: what a discard would lose.
+    photos: int
     items: list[ItemProgressPublic]
 
 

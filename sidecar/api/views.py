@@ -170,9 +170,11 @@ def interrupted(x: Interrupted) -> s.InterruptedPublic:
         product_code=x.session.product_code,
         batch_id=x.target.batch_id,
         username=x.username,
+        display_name=x.display_name,
         started_at=x.session.started_at,
         last_activity=x.last_activity,
         progress=round(x.progress, 1),
+        photos=x.photos,
         items=[
             s.ItemProgressPublic(
                 item_code=i.item_code, status=i.status, done=i.status in ITEM_DONE,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from schema import device as d
 from schema.formats import workflow as moves
@@ -588,6 +588,9 @@ class Interrupted:
     items: list[d.InspectionSessionItem]
     username: str | None
     last_activity: datetime
+    # Who it belongs to as people call them, and how many photos a discard would throw away.
+    display_name: str | None = None
+    photos: int = 0
 
     @property
     def progress(self) -> float:
@@ -608,5 +611,20 @@ def interrupted(session: Session) -> list[Interrupted]:
         items = session_items(session, row.id)
         user = session.get(d.User, row.user_id) if row.user_id is not None else None
         last = max([row.updated_at, *(i.updated_at for i in items)])
-        found.append(Interrupted(row, target, items, user.username if user else None, last))
+        photos = session.exec(
+            select(func.count())
+            .select_from(d.InspectionImage)
+            .where(d.InspectionImage.session_id == row.id)
+        ).one()
+        found.append(
+            Interrupted(
+                row,
+                target,
+                items,
+                user.username if user else None,
+                last,
+                display_name=(user.full_name or user.username) if user else None,
+                photos=int(photos),
+            )
+        )
     return found

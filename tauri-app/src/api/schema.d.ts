@@ -866,6 +866,8 @@ export interface components {
         InterruptedPublic: {
             /** Batch Id */
             batch_id: string;
+            /** Display Name */
+            display_name: string | null;
             /** Id */
             id: string;
             /** Items */
@@ -875,6 +877,8 @@ export interface components {
              * Format: date-time
              */
             last_activity: string;
+            /** Photos */
+            photos: number;
             /** Product Code */
             product_code: string | null;
             /** Progress */
