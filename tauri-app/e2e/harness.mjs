@@ -13,7 +13,8 @@ import { chromium } from 'playwright-core';
 const here = dirname(fileURLToPath(import.meta.url));
 export const APP = resolve(here, '..');
 export const REPO = resolve(APP, '..');
-export const DIST = join(APP, 'dist');
+// KENSA_E2E_DIST: a UI built elsewhere (e.g. of another revision, to see a test fail without a fix).
+export const DIST = process.env.KENSA_E2E_DIST ?? join(APP, 'dist');
 export const ARTIFACTS = process.env.KENSA_UI_ARTIFACTS ?? join(REPO, 'artifacts', 'ui');
 export const PYTHON = process.env.KENSA_PYTHON ?? join(REPO, '.venv', 'bin', 'python');
 export const CHROMIUM = process.env.KENSA_CHROMIUM ?? '/usr/bin/chromium';

@@ -57,7 +57,7 @@ test("the supervisor may discard another's interrupted inspection but not resume
       await logIn(page, user);
       const dialog = page.getByTestId('resume-dialog');
       await dialog.waitFor();
-      const row = dialog.getByTestId('resume-item').filter({ hasText: 'tanaka' });
+      const row = dialog.locator('[data-testid="resume-item"][data-owner="tanaka"]');
       await row.first().waitFor();
       assert.equal(await row.getByTestId('resume').count(), resume, user);
       assert.equal(await row.getByTestId('discard').count(), discard, user);

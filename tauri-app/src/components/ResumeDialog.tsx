@@ -1,17 +1,28 @@
 // Interrupted inspections (app closed, battery died): resume, start over or discard, with the
-// progress of each step (item) shown as its own bar.
+// progress of each step (item) shown as its own bar. An inspector is offered their own work
+// only; a role that may act on others' (the supervisor) sees everyone's, each labelled with whose
+// it is. Discarding asks first, naming what would be lost, and then asks for the signature.
 import { useEffect, useRef, useState } from 'react';
 import type { Schemas } from '../api/client';
 import { useI18n } from '../i18n';
 import { itemStateLabel, nextOpenItem, stepPercent } from '../lib/inspection';
 import { may } from '../lib/permissions';
 import { useApi, useApp } from '../state/app';
+import { useModal } from '../state/dialogs';
 import { navigate } from '../state/route';
 import { ErrorText } from './ErrorText';
 import { ProgressBar } from './ProgressBar';
 import { useSigned } from './SignatureDialog';
 
 type Interrupted = Schemas['InterruptedPublic'];
+type User = Schemas['UserPublic'];
+
+/** The rows this user may act on, their own first. */
+export function offered(rows: Interrupted[], user: User | null | undefined): Interrupted[] {
+  const usable = rows.filter((row) => may(user, 'work', row.username) || may(user, 'discard', row.username));
+  const own = (row: Interrupted) => (user && row.username === user.username ? 0 : 1);
+  return [...usable].sort((a, b) => own(a) - own(b));
+}
 
 export function ResumeDialog() {
   const { t, err, time } = useI18n();
@@ -20,9 +31,15 @@ export function ResumeDialog() {
   const [found, setFound] = useState<Interrupted[]>([]);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  const [confirming, setConfirming] = useState<Interrupted | null>(null);
+  const overlay = useRef<HTMLDivElement>(null);
   const dialog = useRef<HTMLDivElement>(null);
+  const keep = useRef<HTMLButtonElement>(null);
   // Restarting and discarding discard the old inspection: that needs the user's signature.
   const { signed, dialog: signature } = useSigned();
+  const user = login?.user;
+  const shown = offered(found, user);
+  useModal(shown.length > 0);
 
   useEffect(() => {
     if (resumeOffered || !login) return;
@@ -41,10 +58,33 @@ export function ResumeDialog() {
   }, [api, resumeOffered, setResumeOffered, login]);
 
   useEffect(() => {
-    if (found.length) dialog.current?.focus();
-  }, [found.length]);
+    if (shown.length) dialog.current?.focus();
+  }, [shown.length]);
 
-  if (!found.length) return null;
+  useEffect(() => {
+    if (confirming) keep.current?.focus();
+  }, [confirming]);
+
+  // While the dialog is up the screen behind it takes no taps, keys or scans: what it shows may be
+  // the very inspection being discarded.
+  useEffect(() => {
+    const parent = overlay.current?.parentElement;
+    if (!shown.length || !parent) return;
+    const behind = Array.from(parent.children).filter((el): el is HTMLElement => el instanceof HTMLElement && el !== overlay.current);
+    for (const el of behind) el.inert = true;
+    return () => {
+      for (const el of behind) el.inert = false;
+    };
+  }, [shown.length]);
+
+  if (!shown.length) return null;
+
+  const ownerLabel = (row: Interrupted) =>
+    user && row.username === user.username
+      ? t('resume.ownerYou')
+      : row.display_name
+        ? t('resume.owner', { name: row.display_name })
+        : t('resume.ownerNobody');
 
   const act = async (row: Interrupted, what: 'resume' | 'restart' | 'discard') => {
     setBusy(true);
@@ -63,7 +103,10 @@ export function ResumeDialog() {
       if (session === null) return; // not signed: nothing changed
       const rest = found.filter((f) => f.id !== row.id);
       setFound(rest);
-      if (what !== 'discard') {
+      if (what === 'discard') {
+        // Whatever the screen behind showed may have been this inspection: start from the scan.
+        navigate({ name: 'scan' });
+      } else {
         setFound([]);
         const open = nextOpenItem(session.items, null);
         navigate({ name: 'session', sessionId: session.id, itemId: open ? open.item_id : null });
@@ -75,9 +118,60 @@ export function ResumeDialog() {
     }
   };
 
+  const others = shown.some((row) => !user || row.username !== user.username);
+
   return (
-    <div className="overlay">
+    <div className="overlay" ref={overlay}>
       {signature}
+      {confirming ? (
+        <div className="overlay overlay--top">
+          <div
+            className="dialog dialog--narrow"
+            role="alertdialog"
+            aria-modal="true"
+            aria-labelledby="discard-title"
+            aria-describedby="discard-lost"
+            data-testid="discard-confirm"
+            onKeyDown={(e) => {
+              if (e.key === 'Escape') setConfirming(null);
+            }}
+          >
+            <h2 id="discard-title">{t('resume.confirmTitle')}</h2>
+            <p data-testid="discard-what">
+              {t('resume.confirmWhat', {
+                product: confirming.product_code ?? '—',
+                batch: confirming.batch_id,
+                owner: ownerLabel(confirming),
+              })}
+            </p>
+            <p className="error" id="discard-lost" data-testid="discard-lost">
+              {t('resume.confirmLost', {
+                done: confirming.items.filter((i) => i.done).length,
+                total: confirming.items.length,
+                photos: confirming.photos,
+              })}
+            </p>
+            <div className="actions">
+              <button type="button" className="btn btn--primary" ref={keep} onClick={() => setConfirming(null)} data-testid="discard-keep">
+                {t('resume.confirmKeep')}
+              </button>
+              <button
+                type="button"
+                className="btn btn--danger"
+                disabled={busy}
+                onClick={() => {
+                  const row = confirming;
+                  setConfirming(null);
+                  void act(row, 'discard');
+                }}
+                data-testid="discard-confirm-yes"
+              >
+                {t('resume.confirmDiscard')}
+              </button>
+            </div>
+          </div>
+        </div>
+      ) : null}
       <div
         className="dialog"
         role="dialog"
@@ -89,51 +183,56 @@ export function ResumeDialog() {
       >
         <h2 id="resume-title">{t('resume.title')}</h2>
         <p>{t('resume.intro')}</p>
+        {others ? <p className="muted">{t('resume.othersIntro')}</p> : null}
         <ErrorText message={error ? err(error) : null} />
         <ul className="resume__list">
-          {found.map((row) => (
-            <li key={row.id} className="card resume__item" data-testid="resume-item">
-              <div className="resume__head">
-                <strong>
-                  {row.product_code} · {t('target.batch')} {row.batch_id}
-                </strong>
-                <span className="muted small">
-                  {row.username ?? '—'} · {t('resume.lastActivity', { time: time(row.last_activity) })}
-                </span>
-              </div>
-              <ProgressBar value={row.progress} label={t('resume.progress', { pct: Math.round(row.progress) })} testId="resume-progress" />
-              <ol className="resume__steps">
-                {row.items.map((item) => (
-                  <li key={item.item_code}>
-                    <ProgressBar
-                      small
-                      value={stepPercent(item.status)}
-                      label={item.item_code}
-                      detail={itemStateLabel(t, item.status)}
-                      testId="resume-step"
-                    />
-                  </li>
-                ))}
-              </ol>
-              <div className="actions">
-                {may(login?.user, 'work', row.username) ? (
-                  <button type="button" className="btn btn--primary" disabled={busy} onClick={() => void act(row, 'resume')} data-testid="resume">
-                    {t('resume.resume')}
-                  </button>
-                ) : null}
-                {may(login?.user, 'discard', row.username) ? (
-                  <>
-                    <button type="button" className="btn" disabled={busy} onClick={() => void act(row, 'restart')} data-testid="restart">
-                      {t('resume.restart')}
+          {shown.map((row) => {
+            const mine = !!user && row.username === user.username;
+            return (
+              <li key={row.id} className="card resume__item" data-testid="resume-item" data-owner={row.username ?? ''}>
+                <div className="resume__head">
+                  <strong>
+                    {row.product_code} · {t('target.batch')} {row.batch_id}
+                  </strong>
+                  <span className={mine ? 'resume__owner' : 'resume__owner resume__owner--other'} data-testid="resume-owner">
+                    {ownerLabel(row)}
+                  </span>
+                  <span className="muted small">{t('resume.lastActivity', { time: time(row.last_activity) })}</span>
+                </div>
+                <ProgressBar value={row.progress} label={t('resume.progress', { pct: Math.round(row.progress) })} testId="resume-progress" />
+                <ol className="resume__steps">
+                  {row.items.map((item) => (
+                    <li key={item.item_code}>
+                      <ProgressBar
+                        small
+                        value={stepPercent(item.status)}
+                        label={item.item_code}
+                        detail={itemStateLabel(t, item.status)}
+                        testId="resume-step"
+                      />
+                    </li>
+                  ))}
+                </ol>
+                <div className="actions">
+                  {may(user, 'work', row.username) ? (
+                    <button type="button" className="btn btn--primary" disabled={busy} onClick={() => void act(row, 'resume')} data-testid="resume">
+                      {t('resume.resume')}
                     </button>
-                    <button type="button" className="btn btn--danger" disabled={busy} onClick={() => void act(row, 'discard')} data-testid="discard">
-                      {t('resume.discard')}
-                    </button>
-                  </>
-                ) : null}
-              </div>
-            </li>
-          ))}
+                  ) : null}
+                  {may(user, 'discard', row.username) ? (
+                    <>
+                      <button type="button" className="btn" disabled={busy} onClick={() => void act(row, 'restart')} data-testid="restart">
+                        {t('resume.restart')}
+                      </button>
+                      <button type="button" className="btn btn--danger" disabled={busy} onClick={() => setConfirming(row)} data-testid="discard">
+                        {t('resume.discard')}
+                      </button>
+                    </>
+                  ) : null}
+                </div>
+              </li>
+            );
+          })}
         </ul>
         <div className="actions">
           <button type="button" className="btn" onClick={() => setFound([])} data-testid="resume-later">

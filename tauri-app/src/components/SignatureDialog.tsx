@@ -8,6 +8,7 @@ import { errorCode } from '../i18n/errors';
 import { useI18n } from '../i18n';
 import { isMessageKey } from '../i18n/translate';
 import { useApp } from '../state/app';
+import { useModal } from '../state/dialogs';
 import { ErrorText } from './ErrorText';
 
 export type Meaning = Schemas['SignatureCreate']['meaning'];
@@ -46,6 +47,7 @@ export function SignatureDialog({ meaning, onSign, onCancel }: Props) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const field = useRef<HTMLInputElement>(null);
+  useModal();
 
   useEffect(() => {
     field.current?.focus();

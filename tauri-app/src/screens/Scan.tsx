@@ -1,5 +1,7 @@
 // Scan: a focused text field for USB keyboard-wedge scanners (they type the code and Enter),
-// the camera, or a photo of the label.
+// the camera, or a photo of the label. The field holds the focus whenever this screen shows and
+// no dialog is open, but asks for no on-screen keyboard (inputmode none) unless the inspector
+// chooses to type a code: a scanner needs none, and a keyboard covering half a tablet does harm.
 import { useEffect, useRef, useState, type ChangeEvent, type FormEvent } from 'react';
 import { ApiError, checkPhotoSize, photoForm } from '../api/client';
 import { CameraView } from '../components/CameraView';
@@ -7,6 +9,7 @@ import { ErrorText } from '../components/ErrorText';
 import { ProgressBar } from '../components/ProgressBar';
 import { useI18n } from '../i18n';
 import { useApi, useApp, type ScanResult } from '../state/app';
+import { useAnyModal } from '../state/dialogs';
 import { navigate } from '../state/route';
 
 export function Scan() {
@@ -17,11 +20,33 @@ export function Scan() {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [camera, setCamera] = useState(false);
+  const [typing, setTyping] = useState(false);
   const input = useRef<HTMLInputElement>(null);
+  const modal = useAnyModal();
 
   useEffect(() => {
-    if (!camera && !busy) input.current?.focus();
-  }, [camera, busy, error]);
+    if (!camera && !busy && !modal) input.current?.focus({ preventScroll: true });
+  }, [camera, busy, error, modal, typing]);
+
+  // A scan that starts while a button has the focus (after a tap on one) still lands in the
+  // field: a printable key outside any text field moves the focus there before it is typed.
+  useEffect(() => {
+    if (camera || modal) return;
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key.length !== 1 || e.ctrlKey || e.metaKey || e.altKey) return;
+      const el = e.target instanceof HTMLElement ? e.target : null;
+      if (el && (el.isContentEditable || el.closest('input, textarea, select'))) return;
+      input.current?.focus({ preventScroll: true });
+    };
+    document.addEventListener('keydown', onKey, true);
+    return () => document.removeEventListener('keydown', onKey, true);
+  }, [camera, modal]);
+
+  const toggleTyping = () => {
+    // The on-screen keyboard opens on focus: leave the field so the new input mode applies.
+    input.current?.blur();
+    setTyping((on) => !on);
+  };
 
   const found = (scan: ScanResult) => {
     setScan(scan);
@@ -96,7 +121,7 @@ export function Scan() {
             autoCorrect="off"
             autoCapitalize="none"
             spellCheck={false}
-            inputMode="text"
+            inputMode={typing ? 'text' : 'none'}
             value={code}
             onChange={(e) => setCode(e.target.value)}
             data-testid="wedge"
@@ -105,6 +130,16 @@ export function Scan() {
             {t('scan.lookup')}
           </button>
         </div>
+        <button
+          type="button"
+          className="btn scan__type"
+          aria-pressed={typing}
+          aria-controls="wedge"
+          onClick={toggleTyping}
+          data-testid="scan-type"
+        >
+          {typing ? t('scan.typeCodeOff') : t('scan.typeCode')}
+        </button>
         {busy ? <ProgressBar value={null} label={t('progress.scanning')} small /> : null}
         <ErrorText message={message} testId="scan-error" />
       </form>
