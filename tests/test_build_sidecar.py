@@ -1,13 +1,16 @@
 """PyInstaller sidecar: scripts/build-sidecar builds it; the bundle keeps the launch protocol.
 
 The one-file executable is what the Tauri shell spawns on a tablet, so this runs it the way the
-shell does (token and data directory in the environment, stdin a pipe the shell holds) and checks
-what the shell relies on: one ready line on stdout and nothing else there, a served API over a
-migrated database, and a clean exit when stdin closes, with the unpacked bundle removed.
+shell does (token and data directory in the environment, ``--key-stdin`` and the data key as the
+first line on stdin, a pipe the shell holds) and checks what the shell relies on: one ready line
+on stdout and nothing else there, a served API over the migrated encrypted store (SQLCipher is
+in the bundle), a clean exit when stdin closes, with the unpacked bundle removed; and another
+tablet's key is exit 2 with every file left as it was.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -22,6 +25,8 @@ from typing import Any
 import httpx
 import pytest
 
+from schema.migrate import SQLITE_MAGIC
+from sidecar.keys import DataKey
 from tests.support.seed import PASSWORD, qr_png, seed_device
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,7 +87,7 @@ def test_bundle_contents_the_sidecar_loads_by_path_or_late(bundle: Path) -> None
 
 def _bundled_modules(exe: Path) -> set[str]:
     """Every name in the bundle, the Python modules of its PYZ archive included."""
-    from PyInstaller.archive.readers import pkg_archive_contents  # type: ignore[import-untyped]
+    from PyInstaller.archive.readers import pkg_archive_contents
 
     return set(pkg_archive_contents(str(exe)))
 
@@ -133,10 +138,11 @@ def test_bundle_prints_ready_serves_and_exits_when_stdin_closes(
     # A user and a product to scan, so that the QR route runs inside the bundle: OpenCV,
     # zxing-cpp and ZBar are loaded on first use, not at start.
     data.mkdir()
-    seed_device(data / "kensa.db")
+    key = DataKey.generate()
+    seed_device(data / "kensa.db", key)
     token = secrets.token_hex(32)
     env = {
-        **os.environ,
+        **_shell_env(),
         "KENSA_TOKEN": token,
         "KENSA_DATA_DIR": str(data),
         # Where the one-file bootloader unpacks itself, to check that it cleans up.
@@ -147,7 +153,7 @@ def test_bundle_prints_ready_serves_and_exits_when_stdin_closes(
     stderr_path = tmp_path / "stderr.log"
     with stderr_path.open("wb") as stderr:
         proc = subprocess.Popen(
-            [str(bundle)],
+            [str(bundle), "--key-stdin"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -158,6 +164,9 @@ def test_bundle_prints_ready_serves_and_exits_when_stdin_closes(
         )
     try:
         started = time.monotonic()
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps({"data_key": key.hex()}).encode() + b"\n")
+        proc.stdin.flush()
         try:
             line = _read_line(proc, timeout=180)
         except (TimeoutError, EOFError) as exc:
@@ -167,6 +176,7 @@ def test_bundle_prints_ready_serves_and_exits_when_stdin_closes(
         assert ready["event"] == "ready"
         assert isinstance(ready["port"], int) and 0 < ready["port"] < 65536
         assert isinstance(ready["pid"], int)
+        assert ready["encrypted"] is True
         print(f"bundle ready in {ready_s:.1f} s")
 
         base = f"http://127.0.0.1:{ready['port']}"
@@ -174,6 +184,7 @@ def test_bundle_prints_ready_serves_and_exits_when_stdin_closes(
             health = client.get("/health")
             assert health.status_code == 200, health.text
             assert health.json()["status"] == "ok"
+            assert health.json()["encrypted"] is True
             # The token is accepted (what is missing is a user's login), so the request got past
             # the guard into a route that reads the migrated database.
             client.headers["Authorization"] = f"Bearer {token}"
@@ -197,6 +208,8 @@ def test_bundle_prints_ready_serves_and_exits_when_stdin_closes(
             # The bundle carries libzbar, so pyzbar must have found it (the scan loaded it).
             assert "ZBar is unavailable" not in log, log[-4000:]
         assert not list(unpack.glob("_MEI*")), "the bootloader left its unpacked files behind"
+        # The store the bundle migrated and served is still SQLCipher's, not plain SQLite.
+        assert not (data / "kensa.db").read_bytes().startswith(SQLITE_MAGIC)
     finally:
         if proc.poll() is None:
             if sys.platform != "win32":
@@ -204,3 +217,37 @@ def test_bundle_prints_ready_serves_and_exits_when_stdin_closes(
             else:
                 proc.kill()
             proc.wait(10)
+
+
+def _shell_env() -> dict[str, str]:
+    """The environment the shell gives the bundle: no plaintext store allowed, no key file."""
+    return {k: v for k, v in os.environ.items() if k not in ("KENSA_PLAINTEXT", "KENSA_KEY_FILE")}
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_the_bundle_refuses_another_tablets_key_and_changes_nothing(
+    bundle: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    seed_device(data / "kensa.db", DataKey.generate())
+    before = _tree(data)
+    done = subprocess.run(
+        [str(bundle), "--key-stdin"],
+        input=json.dumps({"data_key": DataKey.generate().hex()}).encode() + b"\n",
+        env={**_shell_env(), "KENSA_TOKEN": secrets.token_hex(32), "KENSA_DATA_DIR": str(data)},
+        capture_output=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2, done.stderr.decode(errors="replace")[-4000:]
+    assert done.stdout == b""  # no ready line: the shell shows its error screen
+    assert b"cannot be opened" in done.stderr, done.stderr.decode(errors="replace")[-4000:]
+    assert _tree(data) == before
