@@ -32,6 +32,7 @@ from sidecar.api.deps import SESSION_HEADER, enforce, get_current_user
 from sidecar.api.guard import Guard
 from sidecar.api.push_soon import PushSoon
 from sidecar.api.schemas import HealthPublic
+from sidecar.api.tickets import EventTickets
 from sidecar.domain import access
 from sidecar.domain.access import Action
 from sidecar.errors import KensaError
@@ -222,7 +223,8 @@ def create_app(
     app.add_middleware(audit.RequestContext)
     app.add_middleware(PushSoon)
     app.add_middleware(AnnounceChanges)
-    app.add_middleware(Guard, token=token)
+    app.state.event_tickets = EventTickets()
+    app.add_middleware(Guard, token=token, tickets=app.state.event_tickets)
     # Outermost, so preflight requests are answered before the token check.
     app.add_middleware(
         CORSMiddleware,

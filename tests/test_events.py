@@ -15,6 +15,7 @@ import pytest
 from schema.db import Database
 from sidecar import events
 from sidecar.api import routes_events
+from sidecar.api.tickets import MAX_OUTSTANDING, EventTickets
 from tests.support.seed import PASSWORD, seed_device
 from tests.support.sidecar import SidecarProcess
 
@@ -93,14 +94,25 @@ def sidecar(tmp_path: Path) -> Iterator[SidecarProcess]:
     proc.kill()
 
 
-def test_events_over_http_need_the_token_as_header_or_query(sidecar: SidecarProcess) -> None:
+def test_events_over_http_need_the_token_as_header_or_a_single_use_ticket(
+    sidecar: SidecarProcess,
+) -> None:
     with httpx.Client(base_url=sidecar.base_url, timeout=10) as anon:
         assert anon.get("/events").status_code == 401
-        assert anon.get("/events", params={"token": "wrong"}).status_code == 401
-        # The query token works on /events only.
-        other = anon.get("/sessions/interrupted", params={"token": sidecar.token})
+        # The launch token never travels in a URL, not even on the one path EventSource opens.
+        assert anon.get("/events", params={"token": sidecar.token}).status_code == 401
+        assert anon.get("/events", params={"ticket": "made-up"}).status_code == 401
+        # A ticket needs the token in the header.
+        assert anon.post("/events/ticket").status_code == 401
+        auth = {"Authorization": f"Bearer {sidecar.token}"}
+        issued = anon.post("/events/ticket", headers=auth)
+        assert issued.status_code == 200, issued.text
+        ticket, ttl = issued.json()["ticket"], issued.json()["expires_in_s"]
+        assert len(ticket) >= 40 and 0 < ttl <= 60
+        # A ticket opens nothing but the stream.
+        other = anon.get("/sessions/interrupted", params={"ticket": ticket})
         assert other.status_code == 401
-        with anon.stream("GET", "/events", params={"token": sidecar.token}) as r:
+        with anon.stream("GET", "/events", params={"ticket": ticket}) as r:
             assert r.status_code == 200
             assert r.headers["content-type"].startswith("text/event-stream")
             assert r.headers["cache-control"] == "no-store"
@@ -116,12 +128,27 @@ def test_events_over_http_need_the_token_as_header_or_query(sidecar: SidecarProc
             "last_error",
             "set_aside_count",
         }
-        rebound = anon.get(
-            "/events", params={"token": sidecar.token}, headers={"Host": "evil.example"}
-        )
+        # Spent: the same ticket opens nothing a second time.
+        assert anon.get("/events", params={"ticket": ticket}).status_code == 401
+        fresh = anon.post("/events/ticket", headers=auth).json()["ticket"]
+        rebound = anon.get("/events", params={"ticket": fresh}, headers={"Host": "evil.example"})
         assert rebound.status_code == 403
     with sidecar.client() as client, client.stream("GET", "/events") as r:
         assert r.status_code == 200
+
+
+def test_an_event_ticket_expires_and_is_spent_once() -> None:
+    now = [100.0]
+    tickets = EventTickets(ttl_s=30.0, clock=lambda: now[0])
+    first, second = tickets.issue(), tickets.issue()
+    assert first != second
+    assert tickets.redeem(first) and not tickets.redeem(first)
+    now[0] += 30.0
+    assert not tickets.redeem(second)
+    assert not tickets.redeem("")
+    # However many are asked for and never used, only a bounded number are kept.
+    many = [tickets.issue() for _ in range(MAX_OUTSTANDING + 10)]
+    assert not tickets.redeem(many[0]) and tickets.redeem(many[-1])
 
 
 def _changed_events(sidecar: SidecarProcess, act: Any, wanted: int) -> list[dict[str, Any]]:

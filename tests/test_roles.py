@@ -325,6 +325,7 @@ PROBES: dict[tuple[str, str], Prepare] = {
     ("GET",  "/jobs/{job_id}"):           lambda t, owner: Probe(f"/jobs/{t.job(owner)}"),
     ("POST", "/jobs/{job_id}/cancel"):    lambda t, owner: Probe(f"/jobs/{t.job(owner)}/cancel"),
     ("GET",  "/events"):                  _fixed("/events"),
+    ("POST", "/events/ticket"):           _fixed("/events/ticket"),
     ("GET",  "/sync/status"):             _fixed("/sync/status"),
     ("POST", "/sync/now"):                _fixed("/sync/now"),
     # Nothing listens there: the route ran and could not reach the server (502).

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 from starlette.exceptions import HTTPException
 
 from sidecar import security
+from sidecar.api.tickets import EventTickets
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -29,8 +30,9 @@ PUBLIC_PATHS = frozenset({"/health"})
 # still applies to them; only API paths carry data, and they keep needing the token.
 STATIC_UI_PATHS = frozenset({"/", "/index.html", "/favicon.svg", "/favicon.ico"})
 STATIC_UI_PREFIX = "/assets/"
-# EventSource cannot set headers: on these paths the token may come as ?token= instead.
-QUERY_TOKEN_PATHS = frozenset({"/events"})
+# EventSource cannot set headers: on these paths a single-use ?ticket= (``api.tickets``) stands
+# in for the token, which itself never travels in a URL.
+TICKET_PATHS = frozenset({"/events"})
 
 
 def _host_name(host: str) -> str:
@@ -43,10 +45,10 @@ def _is_static_ui(path: str) -> bool:
     return ".." not in path and (path in STATIC_UI_PATHS or path.startswith(STATIC_UI_PREFIX))
 
 
-def _query_token(scope: Scope) -> str:
+def _query_ticket(scope: Scope) -> str:
     raw: bytes = scope.get("query_string", b"")
     for key, value in parse_qsl(raw.decode("latin-1")):
-        if key == "token":
+        if key == "ticket":
             return value
     return ""
 
@@ -56,9 +58,12 @@ def _is_upload(path: str) -> bool:
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    def __init__(
+        self, app: ASGIApp, token: str | None, tickets: EventTickets | None = None
+    ) -> None:
         self.app = app
         self.token = token
+        self.tickets = tickets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,9 +82,16 @@ class Guard:
         if not public and scope["method"] != "OPTIONS" and self.token is not None:
             auth = headers.get("authorization", "")
             scheme, _, presented = auth.partition(" ")
-            if not auth and path in QUERY_TOKEN_PATHS and scope["method"] == "GET":
-                scheme, presented = "bearer", _query_token(scope)
-            if scheme.lower() != "bearer" or not security.token_matches(self.token, presented):
+            ticketed = (
+                not auth
+                and path in TICKET_PATHS
+                and scope["method"] == "GET"
+                and self.tickets is not None
+                and self.tickets.redeem(_query_ticket(scope))
+            )
+            if not ticketed and (
+                scheme.lower() != "bearer" or not security.token_matches(self.token, presented)
+            ):
                 await _reply(send, 401, "unauthorized", "missing or wrong API token")
                 return
         limit = UPLOAD_LIMIT if _is_upload(path) else JSON_LIMIT

@@ -73,6 +73,7 @@ ROUTES: dict[tuple[str, str], Open | Action] = {
     ("GET",  "/jobs/{job_id}"):               Action.READ,
     ("POST", "/jobs/{job_id}/cancel"):        Action.WORK,
     ("GET",  "/events"):                      LAUNCH,
+    ("POST", "/events/ticket"):               LAUNCH,
     ("GET",  "/sync/status"):                 LAUNCH,
     ("POST", "/sync/now"):                    LAUNCH,
     ("POST", "/sync/connect"):                Action.CONNECT,

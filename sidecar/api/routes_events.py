@@ -11,9 +11,11 @@ Three event types, as ``text/event-stream``:
 - ``changed`` after a write to an inspection succeeded (``sidecar.api.announce``):
   ``{"session_id"}``, so a UI showing it reloads it instead of polling.
 
-EventSource cannot set headers, so the guard also takes the launch token as ``?token=`` on this
-path (and only here). Each ``sync`` event doubles as a heartbeat: a UI that hears nothing for a
-few intervals knows the sidecar is gone.
+EventSource cannot set headers, and the launch token must not ride in a URL (history, logs): the UI
+first asks ``POST /events/ticket`` (token in its header) for a single-use ticket that expires in
+seconds, and opens ``GET /events?ticket=...`` with it (``api.tickets``; the guard redeems it, on
+this path only). Each ``sync`` event doubles as a heartbeat: a UI that hears nothing for a few
+intervals knows the sidecar is gone, and every reconnect asks for a fresh ticket.
 
 Whose events: the stream is the tablet's, not one inspector's. It needs the launch token but no
 login (EventSource cannot send the login header either), so it carries nothing of anyone's
@@ -35,10 +37,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
 from schema.db import Database
 from schema.types import utcnow
 from sidecar.api.deps import DbDep
+from sidecar.api.tickets import EventTickets
 from sidecar.events import hub
 from sync.device import status as sync_status
 from sync.device.service import SyncService
@@ -94,3 +98,17 @@ async def events(db: DbDep, request: Request) -> StreamingResponse:
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+class EventTicketPublic(BaseModel):
+    ticket: str
+    expires_in_s: float
+
+
+@router.post("/events/ticket")
+def event_ticket(request: Request) -> EventTicketPublic:
+    """A single-use ticket that opens ``GET /events?ticket=`` once, within a few seconds: the
+    launch token itself never goes into the stream's URL."""
+    tickets = request.app.state.event_tickets
+    assert isinstance(tickets, EventTickets)
+    return EventTicketPublic(ticket=tickets.issue(), expires_in_s=tickets.ttl_s)

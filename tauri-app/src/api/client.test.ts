@@ -143,9 +143,15 @@ describe('the typed client', () => {
     expect(() => checkPhotoSize(new Blob([new Uint8Array(10)]))).not.toThrow();
   });
 
-  it('builds the events URL with the token as a query parameter', () => {
-    const client = new ApiClient({ baseUrl: 'http://127.0.0.1:5000', token: 'a+b/c', fetch: fakeFetch(() => json({})).fn });
-    expect(client.eventsUrl()).toBe('http://127.0.0.1:5000/events?token=a%2Bb%2Fc');
+  it('opens the events with a single-use ticket asked for with the token in the header, never the token in the URL', async () => {
+    const { fn, seen } = fakeFetch(() => json({ ticket: 't+k/1', expires_in_s: 30 }));
+    const client = new ApiClient({ baseUrl: 'http://127.0.0.1:5000', token: 'a+b/c', fetch: fn });
+    const url = await client.eventsUrl();
+    expect(url).toBe('http://127.0.0.1:5000/events?ticket=t%2Bk%2F1');
+    expect(url).not.toContain('a%2Bb');
+    expect(seen[0]?.url).toBe('http://127.0.0.1:5000/events/ticket');
+    expect(seen[0]?.init.method).toBe('POST');
+    expect((seen[0]?.init.headers as Record<string, string>).Authorization).toBe('Bearer a+b/c');
   });
 
   it('path and query helpers', () => {

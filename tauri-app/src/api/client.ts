@@ -153,9 +153,14 @@ export class ApiClient {
     this.config = config;
   }
 
-  /** The server-sent events URL (EventSource cannot send headers, so the token rides along). */
-  eventsUrl(): string {
-    return `${this.baseUrl}/events?token=${encodeURIComponent(this.token)}`;
+  /**
+   * A URL that opens the server-sent events once. EventSource cannot send headers, and the launch
+   * token must not sit in a URL (history, logs): it goes in the header of the request for a
+   * single-use ticket that expires in seconds, and the URL carries only that ticket.
+   */
+  async eventsUrl(): Promise<string> {
+    const { ticket } = await this.post('/events/ticket');
+    return `${this.baseUrl}/events?ticket=${encodeURIComponent(ticket)}`;
   }
 
   get<P extends PathFor<'get'>>(path: P, options?: RequestOptions<Op<P, 'get'>>) {

@@ -79,6 +79,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/events/ticket": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Event Ticket
+         * @description A single-use ticket that opens ``GET /events?ticket=`` once, within a few seconds: the
+         *     launch token itself never goes into the stream's URL.
+         */
+        post: operations["event_ticket_events_ticket_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -791,6 +812,13 @@ export interface components {
         /** ErrorPublic */
         ErrorPublic: {
             error: components["schemas"]["ErrorBody"];
+        };
+        /** EventTicketPublic */
+        EventTicketPublic: {
+            /** Expires In S */
+            expires_in_s: number;
+            /** Ticket */
+            ticket: string;
         };
         /** HealthPublic */
         HealthPublic: {
@@ -1786,6 +1814,44 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": unknown;
+                };
+            };
+            /** @description No or wrong launch token, or no valid login */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description A Host that is not loopback, or a role that may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+        };
+    };
+    event_ticket_events_ticket_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventTicketPublic"];
                 };
             };
             /** @description No or wrong launch token, or no valid login */

@@ -163,7 +163,8 @@ export function AppProvider({ children }: { children: ReactNode }) {
     return () => clearTimeout(timer);
   }, [recovered]);
 
-  const events = useEvents(api ? api.eventsUrl() : null, () => void probe(), generation);
+  const eventsUrl = useMemo(() => (api ? () => api.eventsUrl() : null), [api]);
+  const events = useEvents(eventsUrl, () => void probe(), generation);
 
   const value = useMemo<AppState>(
     () => ({

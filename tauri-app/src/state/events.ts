@@ -47,10 +47,11 @@ export interface EventsState {
 }
 
 /**
- * Subscribe to `url` (null: not yet known). `onTrouble` is called when the stream errors or
- * goes quiet, so the app can check whether the sidecar is gone.
+ * Subscribe to the stream `openUrl` gives a URL for (null: not yet known); it is asked again for
+ * every (re)connect, since each URL opens the stream once (a single-use ticket). `onTrouble` is
+ * called when the stream errors or goes quiet, so the app can check whether the sidecar is gone.
  */
-export function useEvents(url: string | null, onTrouble: () => void, generation: number): EventsState {
+export function useEvents(openUrl: (() => Promise<string>) | null, onTrouble: () => void, generation: number): EventsState {
   const [sync, setSync] = useState<Received | null>(null);
   const [progress, setProgress] = useState<Record<string, Progress>>({});
   const [changed, setChanged] = useState<Record<string, number>>({});
@@ -62,11 +63,25 @@ export function useEvents(url: string | null, onTrouble: () => void, generation:
   trouble.current = onTrouble;
 
   useEffect(() => {
-    if (!url || typeof EventSource === 'undefined') return;
+    if (!openUrl || typeof EventSource === 'undefined') return;
     let source: EventSource | null = null;
     let closed = false;
     let reopenTimer: ReturnType<typeof setTimeout> | undefined;
-    const open = () => {
+    const reopen = (ms: number) => {
+      clearTimeout(reopenTimer);
+      reopenTimer = setTimeout(() => void open(), ms);
+    };
+    const open = async () => {
+      if (closed) return;
+      let url: string;
+      try {
+        url = await openUrl();
+      } catch {
+        setLive(false);
+        trouble.current();
+        reopen(2000);
+        return;
+      }
       if (closed) return;
       source = new EventSource(url);
       source.onopen = () => setOpened((n) => n + 1);
@@ -105,13 +120,14 @@ export function useEvents(url: string | null, onTrouble: () => void, generation:
       source.onerror = () => {
         setLive(false);
         trouble.current();
-        if (source && source.readyState === EventSource.CLOSED) {
-          // The browser gave up (e.g. an HTTP error): open a fresh stream a little later.
-          reopenTimer = setTimeout(open, 2000);
-        }
+        // The browser's own reconnect would present the spent ticket again: close, and open a
+        // fresh stream with a new ticket a moment later.
+        source?.close();
+        source = null;
+        reopen(1000);
       };
     };
-    open();
+    void open();
     const watchdog = setInterval(() => {
       setProgress((old) => {
         const pruned = prune(old, Date.now());
@@ -128,7 +144,7 @@ export function useEvents(url: string | null, onTrouble: () => void, generation:
       clearTimeout(reopenTimer);
       source?.close();
     };
-  }, [url, generation]);
+  }, [openUrl, generation]);
 
   return { sync, progress, changed, jobsEnded, opened, live };
 }
