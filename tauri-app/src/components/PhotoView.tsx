@@ -1,38 +1,15 @@
 // A stored photo (fetched with the API token: an <img src> cannot carry it) with the AI's
-// overlay on top: boxes [[x1, y1, x2, y2, score, label], ...] and/or a heat map PNG.
-import { useEffect, useState } from 'react';
+// findings drawn over it: the heat map, boxes, circles and text lines, each where the sidecar
+// placed it in the photo's own pixels. The drawing is laid exactly over the image as shown, at
+// any size the layout gives it.
+import { useEffect, useRef, useState } from 'react';
+import { parseOverlay, type Shape } from '../lib/overlay';
 import { useApp } from '../state/app';
+import './PhotoView.css';
 
-export type Box = [number, number, number, number, number?, string?];
-
+/** The AI result's `detailed_results`, of which the photo uses `overlay`. */
 export interface Overlay {
-  boxes?: unknown;
-  heatmap?: unknown;
-}
-
-export function parseBoxes(raw: unknown): Box[] {
-  if (!Array.isArray(raw)) return [];
-  const boxes: Box[] = [];
-  for (const entry of raw) {
-    if (!Array.isArray(entry) || entry.length < 4) continue;
-    const [x1, y1, x2, y2, score, label] = entry as unknown[];
-    if ([x1, y1, x2, y2].every((v) => typeof v === 'number' && Number.isFinite(v))) {
-      boxes.push([
-        x1 as number,
-        y1 as number,
-        x2 as number,
-        y2 as number,
-        typeof score === 'number' ? score : undefined,
-        label === undefined || label === null ? undefined : String(label),
-      ]);
-    }
-  }
-  return boxes;
-}
-
-export function heatmapSrc(raw: unknown): string | null {
-  if (typeof raw !== 'string' || !raw) return null;
-  return raw.startsWith('data:') ? raw : `data:image/png;base64,${raw}`;
+  overlay?: unknown;
 }
 
 interface Props {
@@ -42,10 +19,83 @@ interface Props {
   overlayLabel: string;
 }
 
+interface Placed {
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+}
+
+function ShapeView({ shape, size }: { shape: Shape; size: number }) {
+  switch (shape.kind) {
+    case 'point': {
+      // A ring with a cross, a fixed share of the photo: seen at any size, hiding nothing.
+      const r = size * 0.03;
+      return (
+        <g className="photo__point" data-testid="overlay-point" data-source={shape.source}>
+          <circle cx={shape.x} cy={shape.y} r={r} className="photo__box" vectorEffect="non-scaling-stroke" />
+          <path d={`M${shape.x - 2 * r} ${shape.y}H${shape.x + 2 * r}M${shape.x} ${shape.y - 2 * r}V${shape.y + 2 * r}`} className="photo__box" vectorEffect="non-scaling-stroke" />
+        </g>
+      );
+    }
+    case 'heatmap':
+      return (
+        <image
+          href={shape.src}
+          x={shape.x}
+          y={shape.y}
+          width={shape.w}
+          height={shape.h}
+          preserveAspectRatio="none"
+          className="photo__heatmap"
+          data-testid="heatmap"
+          data-source={shape.source}
+        />
+      );
+    case 'box':
+      return (
+        <rect
+          x={shape.x1}
+          y={shape.y1}
+          width={Math.max(0, shape.x2 - shape.x1)}
+          height={Math.max(0, shape.y2 - shape.y1)}
+          className="photo__box"
+          vectorEffect="non-scaling-stroke"
+          data-testid="overlay-box"
+          data-source={shape.source}
+        />
+      );
+    case 'circle':
+      return (
+        <ellipse
+          cx={shape.cx}
+          cy={shape.cy}
+          rx={shape.rx}
+          ry={shape.ry}
+          className="photo__box"
+          vectorEffect="non-scaling-stroke"
+          data-testid="overlay-circle"
+          data-source={shape.source}
+        />
+      );
+    case 'polygon':
+      return (
+        <polygon
+          points={shape.points.map(([x, y]) => `${x},${y}`).join(' ')}
+          className="photo__box"
+          vectorEffect="non-scaling-stroke"
+          data-testid="overlay-polygon"
+          data-source={shape.source}
+        />
+      );
+  }
+}
+
 export function PhotoView({ imageId, alt, overlay, overlayLabel }: Props) {
   const { api } = useApp();
   const [url, setUrl] = useState<string | null>(null);
-  const [size, setSize] = useState<{ w: number; h: number } | null>(null);
+  const img = useRef<HTMLImageElement>(null);
+  const [placed, setPlaced] = useState<Placed | null>(null);
   useEffect(() => {
     if (!api) return;
     let revoked = false;
@@ -64,57 +114,46 @@ export function PhotoView({ imageId, alt, overlay, overlayLabel }: Props) {
     };
   }, [api, imageId]);
 
-  const boxes = parseBoxes(overlay?.boxes);
-  const heat = heatmapSrc(overlay?.heatmap);
-  // Boxes in 0..1 are relative to the image; larger values are pixels.
-  const relative = boxes.length > 0 && boxes.every((b) => b.slice(0, 4).every((v) => (v as number) <= 1));
-  const w = relative ? 1 : (size?.w ?? 1);
-  const h = relative ? 1 : (size?.h ?? 1);
+  // The drawing follows the image's box as laid out (max-width, max-height, the slot it sits
+  // in), not its container's: a container can be wider than the picture it holds.
+  useEffect(() => {
+    const el = img.current;
+    if (!el || !url) return;
+    const measure = () => {
+      if (!el.naturalWidth) return;
+      const next = { left: el.offsetLeft, top: el.offsetTop, width: el.offsetWidth, height: el.offsetHeight };
+      setPlaced((prev) =>
+        prev && prev.left === next.left && prev.top === next.top && prev.width === next.width && prev.height === next.height ? prev : next,
+      );
+    };
+    measure();
+    el.addEventListener('load', measure);
+    const observer = new ResizeObserver(measure);
+    observer.observe(el);
+    return () => {
+      el.removeEventListener('load', measure);
+      observer.disconnect();
+    };
+  }, [url]);
+
+  const drawing = parseOverlay(overlay?.overlay);
   return (
     <div className="photo" data-testid="photo">
-      {url ? (
-        <img
-          src={url}
-          alt={alt}
-          className="photo__img"
-          onLoad={(e) => setSize({ w: e.currentTarget.naturalWidth, h: e.currentTarget.naturalHeight })}
-        />
-      ) : (
-        <div className="photo__placeholder" aria-busy="true" />
-      )}
-      {url && heat ? <img src={heat} alt="" className="photo__heatmap" data-testid="heatmap" /> : null}
-      {url && boxes.length > 0 && (relative || size) ? (
+      {url ? <img ref={img} src={url} alt={alt} className="photo__img" /> : <div className="photo__placeholder" aria-busy="true" />}
+      {url && placed && drawing && drawing.shapes.length > 0 ? (
         <svg
-          className="photo__boxes"
-          viewBox={`0 0 ${w} ${h}`}
+          className="photo__overlay"
+          style={{ left: placed.left, top: placed.top, width: placed.width, height: placed.height }}
+          viewBox={`0 0 ${drawing.width} ${drawing.height}`}
           preserveAspectRatio="none"
           role="img"
           aria-label={overlayLabel}
-          data-testid="boxes"
+          data-testid="overlay"
         >
-          {boxes.map((b, i) => (
-            <g key={i}>
-              <rect
-                x={b[0]}
-                y={b[1]}
-                width={Math.max(0, b[2] - b[0])}
-                height={Math.max(0, b[3] - b[1])}
-                className="photo__box"
-                vectorEffect="non-scaling-stroke"
-              />
-            </g>
+          {drawing.shapes.map((shape, i) => (
+            <ShapeView key={i} shape={shape} size={Math.max(drawing.width, drawing.height)} />
           ))}
         </svg>
-      ) : null}
-      {url && boxes.length > 0 ? (
-        <ul className="photo__legend">
-          {boxes.map((b, i) => (
-            <li key={i}>
-              {b[5] ?? '#'}
-              {b[4] !== undefined ? ` ${(b[4] * 100).toFixed(0)}%` : ''}
-            </li>
-          ))}
-        </ul>
       ) : null}
     </div>
   );

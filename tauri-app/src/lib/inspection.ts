@@ -122,15 +122,19 @@ export function label(t: Translate, prefix: 'result' | 'itype' | 'defect' | 'sev
 }
 
 /** The model's own confidence as a percentage, or "—" when it gave none (a measurement, a score
- * that is no probability): never a number no model produced. */
+ * that is no probability): never a number no model produced. Shown to one decimal, and to as
+ * many more as it takes for a value short of certainty never to read "100%" (0.9977 is
+ * "99.8%", 0.99996 "99.996%"), nor one above nothing "0%". */
 export function confidencePercent(confidence: number | null | undefined): string {
-  return confidence === null || confidence === undefined ? '—' : `${Math.round(confidence * 100)}%`;
-}
-
-export function formatMeasurement(value: unknown): string {
-  if (typeof value === 'number') return Number.isInteger(value) ? String(value) : value.toFixed(4).replace(/0+$/, '').replace(/\.$/, '');
-  if (typeof value === 'boolean') return value ? 'true' : 'false';
-  if (value === null || value === undefined) return '—';
-  if (typeof value === 'string') return value;
-  return JSON.stringify(value);
+  if (confidence === null || confidence === undefined || !Number.isFinite(confidence)) return '—';
+  if (confidence < 0 || confidence > 1) return '—';
+  if (confidence === 0 || confidence === 1) return `${confidence * 100}%`;
+  const pct = confidence * 100;
+  for (let digits = 1; digits <= 4; digits++) {
+    const step = 10 ** digits;
+    // The last try leans away from the ends, so it can only land inside them.
+    const shown = digits < 4 ? Math.round(pct * step) / step : (pct > 50 ? Math.floor(pct * step) : Math.ceil(pct * step)) / step;
+    if (shown > 0 && shown < 100) return `${shown.toFixed(digits).replace(/\.?0+$/, '')}%`;
+  }
+  return pct > 50 ? '> 99.9999%' : '< 0.0001%';
 }

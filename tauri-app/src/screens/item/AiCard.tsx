@@ -2,9 +2,11 @@
 // and the button that queues a new analysis.
 import { ProgressBar } from '../../components/ProgressBar';
 import { useI18n } from '../../i18n';
-import { confidencePercent, formatMeasurement, label, type AIResult, type SessionItem } from '../../lib/inspection';
+import { confidencePercent, label, type AIResult, type SessionItem } from '../../lib/inspection';
+import { measurementRows } from '../../lib/measurements';
 import { measurementName, reasonText, stageLabel, type JudgmentReason } from '../../lib/words';
 import type { Analysis } from '../../state/useAnalysis';
+import './AiCard.css';
 
 interface Props {
   item: SessionItem;
@@ -19,7 +21,9 @@ export function AiCard({ item, ai, hasPhoto, analysis, closed }: Props) {
   const { job, progress } = analysis;
   const running = analysis.running || item.status === 'ai_running';
   const reason = reasonText(t, lang, (ai?.detailed_results as { judgment?: JudgmentReason } | null | undefined)?.judgment);
-  const measurements = Object.entries(ai?.measurements ?? {});
+  const details = (ai?.detailed_results ?? null) as { units?: Record<string, unknown>; overlay?: { drawn?: unknown } } | null;
+  const drawn = Array.isArray(details?.overlay?.drawn) ? (details.overlay.drawn as unknown[]).map(String) : [];
+  const measurements = measurementRows(lang, t, ai?.measurements as Record<string, unknown> | null | undefined, details?.units, drawn);
   return (
     <section className="card item__ai" data-testid="ai-card">
       <h3>{t('item.aiResult')}</h3>
@@ -40,10 +44,10 @@ export function AiCard({ item, ai, hasPhoto, analysis, closed }: Props) {
             <table className="kv" data-testid="ai-measurements">
               <caption>{t('item.measurements')}</caption>
               <tbody>
-                {measurements.map(([key, value]) => (
-                  <tr key={key}>
-                    <th scope="row">{measurementName(t, key)}</th>
-                    <td>{formatMeasurement(value)}</td>
+                {measurements.map((row) => (
+                  <tr key={row.key} data-kind={row.kind}>
+                    <th scope="row">{measurementName(t, row.key)}</th>
+                    <td>{row.value}</td>
                   </tr>
                 ))}
               </tbody>
