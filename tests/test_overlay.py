@@ -76,7 +76,7 @@ def test_foreign_matter_heat_map_and_box_after_exif_rotation(
     overlay = _overlay(result)
     assert overlay is not None
     assert (overlay["width"], overlay["height"]) == (at["width"], at["height"])
-    assert sorted(overlay["drawn"]) == ["anomaly_bbox", "heatmap"]
+    assert sorted(overlay["drawn"]) == ["anomaly_bbox", "anomaly_peak", "heatmap"]
     heat = next(s for s in overlay["shapes"] if s["kind"] == "heatmap")
     assert (heat["x"], heat["y"], heat["w"], heat["h"]) == (0, 0, at["width"], at["height"])
     img = decode_data_url(heat["src"]).astype(np.int32)
@@ -91,6 +91,8 @@ def test_foreign_matter_heat_map_and_box_after_exif_rotation(
     assert box["source"] == "anomaly_bbox"
     assert box["x1"] <= at["x"] <= box["x2"] and box["y1"] <= at["y"] <= box["y2"]
     assert box["x2"] - box["x1"] < at["width"] / 2 and box["y2"] - box["y1"] < at["height"] / 2
+    peak = next(s for s in overlay["shapes"] if s["kind"] == "point")
+    assert abs(peak["x"] - at["x"]) < 60 and abs(peak["y"] - at["y"]) < 60
 
 
 def test_bore_circle_after_exif_rotation(engine: PipelineEngine) -> None:
@@ -141,9 +143,7 @@ def test_a_bore_not_found_draws_nothing(engine: PipelineEngine) -> None:
 
 @pytest.mark.skipif(ocr_models_dir() is None, reason="rapidocr is not installed")
 def test_ocr_lines_are_drawn_around_the_text(engine: PipelineEngine) -> None:
-    plate = synthetic.make_marking("LOT A12-3456", 3, size=(480, 160))
-    canvas = np.full((480, 640, 3), 150, np.uint8)
-    canvas[250:410, 100:580] = plate  # the marking low in a larger photo
+    canvas, _ = fx.marking_upright()
     result = engine.run(pipeline("brk100-t-marking"), fx.stored_turned(canvas))
     overlay = _overlay(result)
     assert overlay is not None

@@ -9,8 +9,8 @@ where the pipeline looked. A step whose frame cannot be told (its inputs come fr
 images) draws nothing rather than something in the wrong place.
 
 Which output is which shape is the op's to say, not the output's name: a ``measure_circle``'s
-``circle``, an ``ocr``'s ``lines``, a ``heatmap_stats``'s ``bbox`` and ``heatmap``, an ``nms``'s
-``detections`` and ``boxes``.
+``circle``, an ``ocr``'s ``lines``, a ``heatmap_stats``'s ``bbox``, ``peak`` and ``heatmap``,
+an ``nms``'s ``detections`` and ``boxes``.
 """
 
 from __future__ import annotations
@@ -169,6 +169,13 @@ def _shapes(step: Step, fld: str, value: Any, frames: _Frames) -> list[dict[str,
         # Fractions of the map, which covers the image the step was given.
         box = _box(f, *(float(v) * (f.w if i % 2 == 0 else f.h) for i, v in enumerate(value)))
         return [box] if box else None
+    if step.type == "heatmap_stats" and fld == "peak":
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            return None
+        px, py = _num(value[0]), _num(value[1])
+        if px is None or py is None:
+            return None
+        return [{"kind": "point", "x": f.x(px * f.w), "y": f.y(py * f.h)}]
     if step.type == "nms" and fld == "detections":
         if not isinstance(value, list):
             return None

@@ -4,14 +4,18 @@ Each photo is stored turned a quarter (EXIF orientation 6, as a tablet held in p
 it): the pixels in the file are not the picture a person sees, so a finding drawn in the file's
 own coordinates lands in the wrong place.
 
-    python -m tests.support.overlay_fixtures DIR
+    python -m tests.support.overlay_fixtures DIR [--long-outputs DATA_DIR]
 
-writes ``foreign.jpg``, ``bore.jpg`` and ``expected.json`` (each target where it shows, in the
-upright photo's pixels) into DIR and prints that JSON.
+writes ``foreign.jpg``, ``bore.jpg``, ``marking.jpg`` and ``expected.json`` (each target where it
+shows, in the upright photo's pixels) into DIR and prints that JSON. With ``--long-outputs``, the
+foreign-matter pipeline of the seeded tablet in DATA_DIR also reports a whole row of its input
+tensor (224 numbers) as a measurement: the longest value a pipeline's outputs can carry to the
+result card.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import struct
 import sys
@@ -73,23 +77,55 @@ def bore_upright() -> tuple[np.ndarray[Any, Any], dict[str, float]]:
                  "r": float(np.sqrt(dark.sum() / np.pi)), "width": w, "height": h}
 
 
+def marking_upright() -> tuple[np.ndarray[Any, Any], dict[str, float]]:
+    plate = synthetic.make_marking("LOT A12-3456", 3, size=(480, 160))
+    canvas = np.full((480, 640, 3), 150, np.uint8)
+    x, y = 100, 250
+    canvas[y : y + 160, x : x + 480] = plate  # the marking low in a larger photo
+    return canvas, {"x1": x, "y1": y, "x2": x + 480, "y2": y + 160, "width": 640, "height": 480}
+
+
+def lengthen_outputs(data_dir: Path) -> None:
+    """Give the seeded foreign-matter pipeline an output as long as a measurement gets."""
+    from sqlmodel import select
+
+    from schema import device as d
+    from schema.db import Database, create_sqlite_engine
+
+    db = Database(create_sqlite_engine(data_dir / "kensa.db"))
+    try:
+        with db.atomic() as session:
+            row = session.exec(select(d.Pipeline).where(d.Pipeline.id == "brk100-v-foreign")).one()
+            definition = dict(row.definition)
+            definition["outputs"] = {**definition["outputs"],
+                                     "input_row": "$steps.tensor.tensor[0][0][100]"}
+            row.definition = definition
+            session.add(row)
+    finally:
+        db.dispose()
+
+
 def write(folder: Path) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     foreign, foreign_at = foreign_upright()
     bore, bore_at = bore_upright()
+    marking, marking_at = marking_upright()
     (folder / "foreign.jpg").write_bytes(stored_turned(foreign))
     (folder / "bore.jpg").write_bytes(stored_turned(bore))
-    expected = {"foreign": foreign_at, "bore": bore_at}
+    (folder / "marking.jpg").write_bytes(stored_turned(marking))
+    expected = {"foreign": foreign_at, "bore": bore_at, "marking": marking_at}
     (folder / "expected.json").write_text(json.dumps(expected), encoding="utf-8")
     return expected
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m tests.support.overlay_fixtures DIR", file=sys.stderr)
-        return 2
-    print(json.dumps(write(Path(args[0]))))
+    parser = argparse.ArgumentParser(prog="python -m tests.support.overlay_fixtures")
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--long-outputs", type=Path, default=None, metavar="DATA_DIR")
+    args = parser.parse_args(argv)
+    if args.long_outputs is not None:
+        lengthen_outputs(args.long_outputs)
+    print(json.dumps(write(args.folder)))
     return 0
 
 
