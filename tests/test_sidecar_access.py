@@ -302,6 +302,8 @@ def test_interrupted_inspections_name_their_owner_and_what_a_discard_loses(table
     assert rows[tanakas]["photos"] == 1
     # No full name: the username stands in.
     assert (rows[suzukis]["display_name"], rows[suzukis]["photos"]) == ("suzuki", 0)
+    # The inspection itself names its inspector the same way (the summary shows it).
+    assert tablet.call("tanaka", "GET", f"/sessions/{tanakas}").json()["display_name"] == "田中"
 
 
 def test_ai_jobs_are_listed_to_their_inspector_only(tablet: Tablet) -> None:

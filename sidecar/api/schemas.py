@@ -357,6 +357,8 @@ class SessionPublic(BaseModel):
     serial: str | None
     qr_code: str
     username: str | None
+    # The inspector as people call them (full name, else username).
+    display_name: str | None
     started_at: datetime
     completed_at: datetime | None
     version: int

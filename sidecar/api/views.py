@@ -129,6 +129,7 @@ def session_detail(det: SessionDetail, usernames: dict[int, str]) -> s.SessionPu
         serial=target.serial,
         qr_code=target.qr_code,
         username=det.user.username if det.user else None,
+        display_name=(det.user.full_name or det.user.username) if det.user else None,
         started_at=row.started_at,
         completed_at=row.completed_at,
         version=row.version,

@@ -1160,6 +1160,8 @@ export interface components {
             closed: boolean;
             /** Completed At */
             completed_at: string | null;
+            /** Display Name */
+            display_name: string | null;
             /** Id */
             id: string;
             /** Items */

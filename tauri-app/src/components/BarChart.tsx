@@ -1,4 +1,8 @@
-// A small dependency-free stacked bar chart (OK / NG / pending per period), in SVG.
+// A small dependency-free stacked bar chart (OK / NG / pending per period), in SVG. It spreads
+// over the width it is given (a few periods do not huddle at the left), and its axis counts in
+// whole inspections.
+import { useEffect, useRef, useState } from 'react';
+
 export interface Bucket {
   period: string;
   ok: number;
@@ -18,25 +22,53 @@ const PAD_LEFT = 36;
 const PAD_BOTTOM = 44;
 const PAD_TOP = 12;
 
-function niceMax(value: number): number {
-  if (value <= 5) return 5;
-  const magnitude = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 2, 2.5, 5, 10]) {
-    if (step * magnitude >= value) return step * magnitude;
+const MIN_SLOT = 56;
+const MAX_BAR = 72;
+
+/** Axis ticks for counts: whole numbers, a round step, at most about five of them. */
+export function countTicks(value: number): number[] {
+  let step = 1;
+  for (let magnitude = 1; ; magnitude *= 10) {
+    const found = [1, 2, 5].map((m) => m * magnitude).find((s) => value / s <= 4);
+    if (found !== undefined) {
+      step = found;
+      break;
+    }
   }
-  return 10 * magnitude;
+  const top = Math.max(step, Math.ceil(value / step) * step);
+  const ticks: number[] = [];
+  for (let tick = 0; tick <= top; tick += step) ticks.push(tick);
+  return ticks;
+}
+
+/** The width of the element, followed as it changes (0 before the first layout). */
+function useWidth<T extends HTMLElement>() {
+  const ref = useRef<T>(null);
+  const [width, setWidth] = useState(0);
+  useEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    setWidth(el.clientWidth);
+    if (typeof ResizeObserver === 'undefined') return;
+    const observer = new ResizeObserver(() => setWidth(el.clientWidth));
+    observer.observe(el);
+    return () => observer.disconnect();
+  }, []);
+  return { ref, width };
 }
 
 export function BarChart({ buckets, title, labels, describe }: Props) {
-  const slot = 56;
-  const width = PAD_LEFT + Math.max(1, buckets.length) * slot + 8;
-  const max = niceMax(Math.max(0, ...buckets.map((b) => b.ok + b.ng + b.pending)));
+  const { ref, width: available } = useWidth<HTMLDivElement>();
+  const count = Math.max(1, buckets.length);
+  const slot = Math.max(MIN_SLOT, Math.floor((available - PAD_LEFT - 8) / count));
+  const width = PAD_LEFT + count * slot + 8;
+  const ticks = countTicks(Math.max(0, ...buckets.map((b) => b.ok + b.ng + b.pending)));
+  const max = ticks[ticks.length - 1] ?? 1;
   const plot = HEIGHT - PAD_TOP - PAD_BOTTOM;
   const y = (v: number) => PAD_TOP + plot - (v / max) * plot;
-  const ticks = [0, max / 2, max];
   return (
     <figure className="chart" data-testid="chart">
-      <div className="chart__scroll">
+      <div className="chart__scroll" ref={ref}>
         <svg
           role="img"
           aria-label={title}
@@ -48,14 +80,14 @@ export function BarChart({ buckets, title, labels, describe }: Props) {
           {ticks.map((tick) => (
             <g key={tick}>
               <line x1={PAD_LEFT} x2={width} y1={y(tick)} y2={y(tick)} className="chart__grid" />
-              <text x={PAD_LEFT - 6} y={y(tick) + 4} textAnchor="end" className="chart__tick">
-                {Number.isInteger(tick) ? tick : tick.toFixed(1)}
+              <text x={PAD_LEFT - 6} y={y(tick) + 4} textAnchor="end" className="chart__tick" data-testid="chart-tick">
+                {tick}
               </text>
             </g>
           ))}
           {buckets.map((b, i) => {
-            const x = PAD_LEFT + i * slot + 10;
-            const w = slot - 20;
+            const w = Math.min(MAX_BAR, slot - 20);
+            const x = PAD_LEFT + i * slot + (slot - w) / 2;
             let base = 0;
             const parts: [keyof typeof labels, number][] = [
               ['ok', b.ok],

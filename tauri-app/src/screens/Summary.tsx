@@ -47,7 +47,7 @@ export function Summary({ sessionId, from }: { sessionId: string; from: 'session
           ) : null}
           <div>
             <dt>{t('summary.inspector')}</dt>
-            <dd>{session.username ?? '—'}</dd>
+            <dd data-testid="summary-inspector">{session.display_name ?? session.username ?? '—'}</dd>
           </div>
           <div>
             <dt>{t('summary.status')}</dt>

@@ -6,6 +6,13 @@ import { criteriaLine, label } from '../lib/inspection';
 import { useApi, useApp } from '../state/app';
 import { navigate } from '../state/route';
 
+// The fields of a work-order label shown beside its order number, and their words.
+const WORK_ORDER_FACTS: readonly (readonly [string, 'target.instruction' | 'target.machine' | 'target.productionDate'])[] = [
+  ['instructionId', 'target.instruction'],
+  ['machineNumber', 'target.machine'],
+  ['productionDate', 'target.productionDate'],
+];
+
 export function Target() {
   const { t, err, lang } = useI18n();
   const api = useApi();
@@ -17,6 +24,8 @@ export function Target() {
     navigate({ name: 'scan' });
     return null;
   }
+
+  const workOrder = scan.unit.format.startsWith('work_order');
 
   const start = async () => {
     setBusy(true);
@@ -48,10 +57,28 @@ export function Target() {
             <dt>{t('target.version')}</dt>
             <dd>{scan.target.version}</dd>
           </div>
-          <div>
-            <dt>{t('target.batch')}</dt>
-            <dd data-testid="target-batch">{scan.unit.batch_id}</dd>
-          </div>
+          {/* A work-order label names its order, machine and production day; it has no lot. */}
+          {workOrder ? (
+            <>
+              <div>
+                <dt data-testid="target-batch-label">{t('target.workOrder')}</dt>
+                <dd data-testid="target-batch">{scan.unit.batch_id}</dd>
+              </div>
+              {WORK_ORDER_FACTS.map(([field, key]) =>
+                typeof scan.unit.fields[field] === 'string' || typeof scan.unit.fields[field] === 'number' ? (
+                  <div key={field}>
+                    <dt>{t(key)}</dt>
+                    <dd data-testid={`target-${field}`}>{String(scan.unit.fields[field])}</dd>
+                  </div>
+                ) : null,
+              )}
+            </>
+          ) : (
+            <div>
+              <dt data-testid="target-batch-label">{t('target.batch')}</dt>
+              <dd data-testid="target-batch">{scan.unit.batch_id}</dd>
+            </div>
+          )}
           {scan.unit.serial ? (
             <div>
               <dt>{t('target.serial')}</dt>
