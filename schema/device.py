@@ -350,6 +350,8 @@ class InspectionTargetMaster(DeviceTable, table=True):
     id: str = Field(primary_key=True)
     product_code: str = Field(sa_column_kwargs={"unique": True})
     product_name: str
+    # The name in English, for the UI in English; null: the (Japanese) name serves both.
+    product_name_en: str | None = None
     version: str
     description: str | None = None
     created_at: datetime = _created()
@@ -374,6 +376,7 @@ class InspectionItemMaster(DeviceTable, table=True):
     target_id: str = Field(foreign_key="inspection_targets_master.id")
     item_code: str
     item_name: str
+    item_name_en: str | None = None
     inspection_type: str
     ai_enabled: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     pipeline_id: str | None = Field(default=None, foreign_key="pipelines.id")

@@ -147,6 +147,8 @@ class InspectionTargetMaster(ServerTable, table=True):
     id: uuid.UUID = _uuid_pk()
     product_code: str = Field(max_length=100, sa_column_kwargs={"unique": True})
     product_name: str = Field(max_length=255)
+    # The name in English, for the UI in English; null: the (Japanese) name serves both.
+    product_name_en: str | None = Field(default=None, max_length=255)
     version: str = Field(max_length=50)
     description: str | None = None
     created_at: datetime = _created()
@@ -173,6 +175,7 @@ class InspectionItemMaster(ServerTable, table=True):
     target_id: uuid.UUID = Field(foreign_key="inspection_targets_master.id")
     item_code: str = Field(max_length=100)
     item_name: str = Field(max_length=255)
+    item_name_en: str | None = Field(default=None, max_length=255)
     inspection_type: str = Field(max_length=50)
     ai_enabled: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     pipeline_id: uuid.UUID | None = Field(default=None, foreign_key="pipelines.id")

@@ -45,23 +45,28 @@ DEMO_DEVICES = ("TAB-01", "TAB-02")
 
 # BRK-100's items when the demo models folder is missing (SCENARIO.md's table).
 FALLBACK_ITEMS: list[dict[str, Any]] = [
-    {"order_sequence": 1, "item_code": "V-SCRATCH", "name": "外観キズ", "type": "VISUAL",
+    {"order_sequence": 1, "item_code": "V-SCRATCH", "name": "外観キズ",
+     "name_en": "Surface scratches", "type": "VISUAL",
      "required": True,
      "criteria": {"judgment_type": "THRESHOLD", "measurement": "defect_probability",
                   "operator": "LT", "threshold": 0.5, "review_band": [0.3, 0.7]}},
-    {"order_sequence": 2, "item_code": "V-FOREIGN", "name": "異物付着", "type": "VISUAL",
+    {"order_sequence": 2, "item_code": "V-FOREIGN", "name": "異物付着",
+     "name_en": "Foreign matter", "type": "VISUAL",
      "required": True,
      "criteria": {"judgment_type": "THRESHOLD", "measurement": "anomaly_score",
                   "operator": "LT", "threshold": 0.5}},
-    {"order_sequence": 3, "item_code": "T-MARKING", "name": "刻印文字", "type": "TEXT",
+    {"order_sequence": 3, "item_code": "T-MARKING", "name": "刻印文字",
+     "name_en": "Stamped marking", "type": "TEXT",
      "required": True,
      "criteria": {"judgment_type": "PATTERN", "measurement": "text",
                   "pattern": "LOT [A-Z][0-9]{2}-[0-9]{4}", "equals": "$target.batch_id"}},
-    {"order_sequence": 4, "item_code": "D-BORE", "name": "穴径", "type": "DIMENSION",
+    {"order_sequence": 4, "item_code": "D-BORE", "name": "穴径",
+     "name_en": "Bore diameter", "type": "DIMENSION",
      "required": True,
      "criteria": {"judgment_type": "NUMERICAL", "measurement": "bore_mm", "min": 11.95,
                   "max": 12.05, "unit": "mm"}},
-    {"order_sequence": 5, "item_code": "F-PISTON", "name": "ピストン作動", "type": "FUNCTION",
+    {"order_sequence": 5, "item_code": "F-PISTON", "name": "ピストン作動",
+     "name_en": "Piston operation", "type": "FUNCTION",
      "required": False,
      "criteria": {"judgment_type": "BINARY", "measurement": "ok", "expected": True}},
 ]
@@ -113,14 +118,15 @@ def seed_demo(
             report.notes.append(f"device {name} exists; its token is unchanged "
                                 "(--new-tokens issues new ones)")
 
-    for code, product, version, description in (
-        ("BRK-100", "ブレーキキャリパー (brake caliper)", "3", "SCENARIO.md demo product"),
-        ("PMP-220", "オイルポンプ (oil pump)", "1", "SCENARIO.md demo product"),
+    for code, product, product_en, version, description in (
+        ("BRK-100", "ブレーキキャリパー", "Brake caliper", "3", "SCENARIO.md demo product"),
+        ("PMP-220", "オイルポンプ", "Oil pump", "1", "SCENARIO.md demo product"),
     ):
         try:
             masters.find_target(session, code)
         except NotFound:
-            masters.add_target(session, code, product, version, description)
+            masters.add_target(session, code, product, version, description,
+                               product_name_en=product_en)
         report.targets.append(f"{code} v{version}")
 
     items_file = models_dir / "brk-100-items.json"
@@ -154,6 +160,7 @@ def seed_demo(
         except NotFound:
             masters.add_item(
                 session, "BRK-100", item_code=item["item_code"], item_name=item["name"],
+                item_name_en=item.get("name_en"),
                 inspection_type=item["type"], criteria=item["criteria"],
                 order_sequence=int(item["order_sequence"]), required=bool(item["required"]),
                 ai_enabled=bool(item.get("ai_enabled")) and pipeline is not None,

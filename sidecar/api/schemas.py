@@ -133,6 +133,8 @@ class ItemMasterPublic(BaseModel):
     id: str
     item_code: str
     item_name: str
+    # The name in English where the master has one; the UI in English falls back to the name.
+    item_name_en: str | None = None
     inspection_type: str
     ai_enabled: bool
     pipeline_id: str | None
@@ -146,6 +148,7 @@ class TargetMasterPublic(BaseModel):
     id: str
     product_code: str
     product_name: str
+    product_name_en: str | None = None
     version: str
     description: str | None
 
@@ -315,6 +318,7 @@ class SessionItemPublic(BaseModel):
     item_id: str
     item_code: str
     item_name: str
+    item_name_en: str | None = None
     inspection_type: str
     order_sequence: int
     required: bool
@@ -352,6 +356,7 @@ class SessionPublic(BaseModel):
     result: str | None
     product_code: str | None
     product_name: str | None
+    product_name_en: str | None = None
     target_version: str | None
     batch_id: str
     serial: str | None

@@ -243,7 +243,9 @@ class Puller:
     def _upsert_target(self, session: Session, rows: list[dict[str, Any]]) -> None:
         values = [
             {"id": r["id"], "product_code": r["product_code"], "product_name": r["product_name"],
-             "version": str(r["version"]), "description": r.get("description"),
+             # A server from before English names sends none: the name serves both languages.
+             "product_name_en": r.get("product_name_en"), "version": str(r["version"]),
+             "description": r.get("description"),
              "created_at": _sqlite(r.get("created_at")), "updated_at": _sqlite(r.get("updated_at")),
              "deleted_at": None}
             for r in rows
@@ -257,7 +259,8 @@ class Puller:
     def _upsert_item(self, session: Session, rows: list[dict[str, Any]]) -> None:
         values = [
             {"id": r["id"], "target_id": r["target_id"], "item_code": r["item_code"],
-             "item_name": r["item_name"], "inspection_type": r["inspection_type"],
+             "item_name": r["item_name"], "item_name_en": r.get("item_name_en"),
+             "inspection_type": r["inspection_type"],
              "ai_enabled": int(bool(r.get("ai_enabled"))), "pipeline_id": r.get("pipeline_id"),
              "criteria": json.dumps(r.get("criteria") or {}),
              "order_sequence": int(r["order_sequence"]),

@@ -113,6 +113,8 @@ class DeviceIn(BaseModel):
 class TargetIn(BaseModel):
     product_code: Code
     product_name: Name
+    # The name in English, for the UI in English (absent: the name serves both languages).
+    product_name_en: Name | None = None
     version: Version = "1"
     description: Description | None = None
 
@@ -120,6 +122,7 @@ class TargetIn(BaseModel):
 class TargetPatch(BaseModel):
     product_code: Code | None = None
     product_name: Name | None = None
+    product_name_en: Name | None = None
     version: Version | None = None
     description: Description | None = None
 
@@ -127,6 +130,7 @@ class TargetPatch(BaseModel):
 class ItemIn(BaseModel):
     item_code: Code
     item_name: Name
+    item_name_en: Name | None = None
     inspection_type: Kind
     criteria: JsonObject
     order_sequence: Order
@@ -140,6 +144,7 @@ class ItemIn(BaseModel):
 class ItemPatch(BaseModel):
     item_code: Code | None = None
     item_name: Name | None = None
+    item_name_en: Name | None = None
     inspection_type: Kind | None = None
     criteria: JsonObject | None = None
     order_sequence: Order | None = None

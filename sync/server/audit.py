@@ -149,11 +149,18 @@ def _table(model: type[Any]) -> sa.Table:
     return table
 
 
+# Columns added to a record after its audit entries began, left out of the digest while null:
+# an entry written before the column existed still matches the row it digested.
+ADDED_LATER = {"target": {"product_name_en"}, "item": {"item_name_en"}}
+
+
 def server_row(entity: str, row: Mapping[str, Any] | sa.RowMapping) -> dict[str, Any]:
     """The form of a server record that its digest covers: every column as JSON text would
     carry it, less the ones that change without an administrative act."""
     skip = VOLATILE.get(entity, set())
-    return {name: _jsonable(value) for name, value in row.items() if name not in skip}
+    later = ADDED_LATER.get(entity, set())
+    return {name: _jsonable(value) for name, value in row.items()
+            if name not in skip and not (name in later and value is None)}
 
 
 def _read_server_row(session: Session, entity: str, key: str) -> dict[str, Any] | None:

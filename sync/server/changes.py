@@ -157,6 +157,7 @@ def serialize(entity_type: str, row: Any) -> dict[str, Any]:
             "id": str(row.id),
             "product_code": row.product_code,
             "product_name": row.product_name,
+            "product_name_en": row.product_name_en,
             "version": row.version,
             "description": row.description,
             "created_at": _iso(row.created_at),
@@ -168,6 +169,7 @@ def serialize(entity_type: str, row: Any) -> dict[str, Any]:
             "target_id": str(row.target_id),
             "item_code": row.item_code,
             "item_name": row.item_name,
+            "item_name_en": row.item_name_en,
             "inspection_type": row.inspection_type,
             "ai_enabled": row.ai_enabled,
             "pipeline_id": str(row.pipeline_id) if row.pipeline_id else None,
@@ -369,13 +371,15 @@ def _later_parents(
 _PG_DATA = {
     "target": (
         "SELECT json_build_object('id', t.id, 'product_code', t.product_code, "
-        "'product_name', t.product_name, 'version', t.version, 'description', t.description, "
+        "'product_name', t.product_name, 'product_name_en', t.product_name_en, "
+        "'version', t.version, 'description', t.description, "
         "'created_at', t.created_at, 'updated_at', t.updated_at) "
         "FROM inspection_targets_master t WHERE t.id = cl.entity_id::uuid AND t.deleted_at IS NULL"
     ),
     "item": (
         "SELECT json_build_object('id', i.id, 'target_id', i.target_id, 'item_code', "
-        "i.item_code, 'item_name', i.item_name, 'inspection_type', i.inspection_type, "
+        "i.item_code, 'item_name', i.item_name, 'item_name_en', i.item_name_en, "
+        "'inspection_type', i.inspection_type, "
         "'ai_enabled', i.ai_enabled, 'pipeline_id', i.pipeline_id, 'criteria', i.criteria, "
         "'order_sequence', i.order_sequence, 'required', i.required, "
         "'auto_analyse', i.auto_analyse, 'defect_types', i.defect_types, "

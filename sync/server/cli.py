@@ -309,13 +309,15 @@ def target_add(
     product_name: str,
     version: Annotated[str, typer.Option(help="Master version.")] = "1",
     description: Annotated[str | None, typer.Option()] = None,
+    name_en: Annotated[str | None, typer.Option(help="The name in English.")] = None,
     database_url: DatabaseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     from sync.server import masters
 
     with server_session(database_url, data_dir) as (session, _):
-        row = masters.add_target(session, product_code, product_name, version, description)
+        row = masters.add_target(session, product_code, product_name, version, description,
+                                 product_name_en=name_en)
         typer.echo(f"target {row.product_code} v{row.version} id {row.id}")
 
 
@@ -326,6 +328,7 @@ def target_update(
     product_name: Annotated[str | None, typer.Option("--name")] = None,
     version: Annotated[str | None, typer.Option()] = None,
     description: Annotated[str | None, typer.Option()] = None,
+    name_en: Annotated[str | None, typer.Option(help="The name in English.")] = None,
     database_url: DatabaseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -334,7 +337,7 @@ def target_update(
     with server_session(database_url, data_dir) as (session, _):
         row = masters.update_target(session, ref, product_code=product_code,
                                     product_name=product_name, version=version,
-                                    description=description)
+                                    description=description, product_name_en=name_en)
         typer.echo(f"target {row.product_code} v{row.version} updated")
 
 
@@ -389,6 +392,7 @@ def item_add(
         bool, typer.Option(help="Analyse as soon as a photo is attached (AI items).")
     ] = True,
     defect_types: DefectTypesOpt = None,
+    name_en: Annotated[str | None, typer.Option(help="The item's name in English.")] = None,
     database_url: DatabaseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -402,7 +406,7 @@ def item_add(
             session, target, item_code=item_code, item_name=item_name,
             inspection_type=inspection_type, criteria=parsed, order_sequence=order,
             required=not optional, ai_enabled=pipeline is not None, pipeline_id=pipeline,
-            auto_analyse=auto_analyse, defect_types=_codes(defect_types),
+            auto_analyse=auto_analyse, defect_types=_codes(defect_types), item_name_en=name_en,
         )
         typer.echo(f"item {row.item_code} of {target} id {row.id}")
 
@@ -420,6 +424,7 @@ def item_update(
         bool | None, typer.Option("--auto-analyse/--no-auto-analyse")
     ] = None,
     defect_types: DefectTypesOpt = None,
+    name_en: Annotated[str | None, typer.Option(help="The item's name in English.")] = None,
     database_url: DatabaseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -430,7 +435,7 @@ def item_update(
             session, target, item, item_name=item_name, criteria=_json_arg(criteria, "criteria"),
             order_sequence=order, required=required, pipeline_id=pipeline,
             ai_enabled=True if pipeline else None, auto_analyse=auto_analyse,
-            defect_types=_codes(defect_types),
+            defect_types=_codes(defect_types), item_name_en=name_en,
         )
         typer.echo(f"item {row.item_code} updated")
 

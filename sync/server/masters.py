@@ -108,9 +108,10 @@ def add_target(
     product_name: str,
     version: str = "1",
     description: str | None = None,
+    product_name_en: str | None = None,
 ) -> s.InspectionTargetMaster:
     _fits(s.InspectionTargetMaster, product_code=product_code, product_name=product_name,
-          version=version, description=description)
+          product_name_en=product_name_en, version=version, description=description)
     row = session.exec(
         select(s.InspectionTargetMaster).where(
             s.InspectionTargetMaster.product_code == product_code
@@ -120,12 +121,13 @@ def add_target(
         raise Conflict(f"target {product_code} already exists")
     if row is None:
         row = s.InspectionTargetMaster(
-            product_code=product_code, product_name=product_name, version=version,
-            description=description,
+            product_code=product_code, product_name=product_name,
+            product_name_en=product_name_en, version=version, description=description,
         )
     else:
         # Re-adding a deleted product revives its row: the code stays unique, history intact.
         row.product_name, row.version, row.description = product_name, version, description
+        row.product_name_en = product_name_en
         row.deleted_at = None
         row.updated_at = utcnow()
     audit.stamp(session, row, created=True)
@@ -139,7 +141,7 @@ def add_target(
 def update_target(session: Session, ref: str, **fields: Any) -> s.InspectionTargetMaster:
     row = find_target(session, ref)
     before = audit.snapshot(session, "target", str(row.id))
-    allowed = {"product_code", "product_name", "version", "description"}
+    allowed = {"product_code", "product_name", "product_name_en", "version", "description"}
     _fits(s.InspectionTargetMaster, **fields)
     _apply_fields(row, fields, allowed)
     row.updated_at = utcnow()
@@ -238,15 +240,17 @@ def add_item(
     pipeline_id: str | None = None,
     auto_analyse: bool = True,
     defect_types: list[str] | None = None,
+    item_name_en: str | None = None,
 ) -> s.InspectionItemMaster:
     _fits(s.InspectionItemMaster, item_code=item_code, item_name=item_name,
+          item_name_en=item_name_en,
           inspection_type=inspection_type, criteria=criteria, order_sequence=order_sequence)
     target = find_target(session, target_ref)
     if inspection_type not in INSPECTION_TYPES:
         raise InvalidRequest(f"inspection_type must be one of {', '.join(INSPECTION_TYPES)}")
     pipeline = find_pipeline(session, pipeline_id).id if pipeline_id else None
     fields: dict[str, Any] = {
-        "item_name": item_name, "inspection_type": inspection_type,
+        "item_name": item_name, "item_name_en": item_name_en, "inspection_type": inspection_type,
         "criteria": validate_criteria(criteria), "order_sequence": order_sequence,
         "required": required, "ai_enabled": ai_enabled and pipeline is not None,
         "pipeline_id": pipeline, "auto_analyse": auto_analyse,
@@ -289,7 +293,8 @@ def update_item(
         raise InvalidRequest(f"inspection_type must be one of {', '.join(INSPECTION_TYPES)}")
     if fields.get("pipeline_id") is not None:
         fields["pipeline_id"] = find_pipeline(session, str(fields["pipeline_id"])).id
-    allowed = {"item_code", "item_name", "inspection_type", "criteria", "order_sequence",
+    allowed = {"item_code", "item_name", "item_name_en", "inspection_type", "criteria",
+               "order_sequence",
                "required", "ai_enabled", "pipeline_id", "auto_analyse", "defect_types"}
     _apply_fields(row, fields, allowed)
     row.updated_at = utcnow()

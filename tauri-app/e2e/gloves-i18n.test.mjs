@@ -4,7 +4,8 @@
 // allow-list: codes and product or lot numbers (upper case: BRK-100, V-SCRATCH, LOT A12-3456,
 // AI, QR), units (mm), URLs, the product's name and the Enter key. Developer words
 // ("completed"), measurement names (bore_found), English reasons ("fails"), patterns and
-// pipeline ids are what it catches. In English the same AI reasons and measurements are English.
+// pipeline ids are what it catches. In English the same AI reasons and measurements are English,
+// and so are the product's and the items' names (the masters carry both).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -268,8 +269,15 @@ test(`en at ${WIDTH} px: the same reasons and measurements in English`, async ()
     await page.getByTestId('wedge').fill(JSON.stringify({ product_id: 'BRK-100', batch_id: BATCH, serial: 'SN-0043' }));
     await page.getByTestId('wedge').press('Enter');
     await page.getByTestId('target-screen').waitFor();
+    // The masters' English names, where the Japanese screens show the factory's own.
+    assert.match(await page.getByTestId('target-screen').textContent(), /BRK-100 Brake caliper/);
+    assert.deepEqual(
+      await page.getByTestId('target-item').evaluateAll((els) => els.map((e) => e.querySelector('strong')?.textContent)),
+      ['Surface scratches', 'Foreign matter', 'Stamped marking', 'Bore diameter', 'Piston operation'],
+    );
     await page.getByTestId('start').click();
     const panel = await currentItem(page, 'V-SCRATCH');
+    assert.match(await panel.locator('.item__head h2').textContent(), /^1\. Surface scratches V-SCRATCH$/);
     await photoAndAi(page, panel, 'photo-1.jpg');
     const reason = await panel.getByTestId('ai-reason').textContent();
     assert.match(reason, /^Defect probability = [0-9.]+(: (meets|fails) defect_probability < 0\.5| is in the review band 0\.3–0\.7 \(by the rule alone: (OK|NG)\))$/);

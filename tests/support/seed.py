@@ -71,6 +71,7 @@ def seed_device(path: Path, key: DataKey | None = None) -> None:
                     id="target-brk100",
                     product_code="BRK-100",
                     product_name="ブレーキキャリパー",
+                    product_name_en="Brake caliper",
                     version="3",
                 )
             )
@@ -79,6 +80,7 @@ def seed_device(path: Path, key: DataKey | None = None) -> None:
                     id="target-pmp220",
                     product_code="PMP-220",
                     product_name="オイルポンプ",
+                    product_name_en="Oil pump",
                     version="1",
                 )
             )
@@ -93,6 +95,7 @@ def seed_device(path: Path, key: DataKey | None = None) -> None:
                         target_id="target-brk100",
                         item_code=item["item_code"],
                         item_name=item["name"],
+                        item_name_en=item.get("name_en"),
                         inspection_type=item["type"],
                         ai_enabled=item["ai_enabled"],
                         pipeline_id=item["pipeline_id"],

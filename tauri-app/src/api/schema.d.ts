@@ -941,6 +941,8 @@ export interface components {
             item_code: string;
             /** Item Name */
             item_name: string;
+            /** Item Name En */
+            item_name_en?: string | null;
             /** Order Sequence */
             order_sequence: number;
             /** Pipeline Id */
@@ -1133,6 +1135,8 @@ export interface components {
             item_id: string;
             /** Item Name */
             item_name: string;
+            /** Item Name En */
+            item_name_en?: string | null;
             /** Order Sequence */
             order_sequence: number;
             /** Pipeline Id */
@@ -1172,6 +1176,8 @@ export interface components {
             product_code: string | null;
             /** Product Name */
             product_name: string | null;
+            /** Product Name En */
+            product_name_en?: string | null;
             /** Qr Code */
             qr_code: string;
             /** Result */
@@ -1491,6 +1497,8 @@ export interface components {
             product_code: string;
             /** Product Name */
             product_name: string;
+            /** Product Name En */
+            product_name_en?: string | null;
             /** Version */
             version: string;
         };

@@ -106,3 +106,9 @@ export function auditChange(
   };
   return 'before' in change ? `${name}: ${show(change.before)} → ${show(change.after)}` : `${name}: ${show(change.after)}`;
 }
+
+/** A master's name in the UI's language: its English name in English where the master has
+ * one, else the name (the factory's own, Japanese). */
+export function localName(lang: Lang, name: string | null | undefined, nameEn: string | null | undefined): string {
+  return (lang === 'en' && nameEn ? nameEn : name) ?? '';
+}

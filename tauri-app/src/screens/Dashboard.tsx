@@ -5,12 +5,13 @@ import { BarChart } from '../components/BarChart';
 import { ErrorText } from '../components/ErrorText';
 import { useI18n } from '../i18n';
 import { useApi } from '../state/app';
+import { localName } from '../lib/words';
 
 type Period = 'day' | 'week' | 'month';
 const PERIODS: Period[] = ['day', 'week', 'month'];
 
 export function Dashboard() {
-  const { t, err } = useI18n();
+  const { t, err, lang } = useI18n();
   const api = useApi();
   const [period, setPeriod] = useState<Period>('day');
   const [product, setProduct] = useState('');
@@ -66,7 +67,7 @@ export function Dashboard() {
             <option value="">{t('dash.allProducts')}</option>
             {targets.map((target) => (
               <option key={target.id} value={target.product_code}>
-                {target.product_code} {target.product_name}
+                {target.product_code} {localName(lang, target.product_name, target.product_name_en)}
               </option>
             ))}
           </select>

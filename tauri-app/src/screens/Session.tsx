@@ -10,9 +10,10 @@ import { useApi, useApp } from '../state/app';
 import { navigate } from '../state/route';
 import { useSession } from '../state/useSession';
 import { ItemPanel } from './ItemPanel';
+import { localName } from '../lib/words';
 
 export function SessionScreen({ sessionId, itemId }: { sessionId: string; itemId: string | null }) {
-  const { t, err } = useI18n();
+  const { t, err, lang } = useI18n();
   const api = useApi();
   const { login } = useApp();
   const { session, setSession, error, refresh } = useSession(sessionId);
@@ -69,7 +70,7 @@ export function SessionScreen({ sessionId, itemId }: { sessionId: string; itemId
       <header className="card session__head">
         <div className="session__title">
           <h1>
-            {session.product_code} {session.product_name}
+            {session.product_code} {localName(lang, session.product_name, session.product_name_en)}
           </h1>
           <span className="muted">
             {t('target.batch')} {session.batch_id}
@@ -102,7 +103,7 @@ export function SessionScreen({ sessionId, itemId }: { sessionId: string; itemId
                 >
                   <span className="item-row__order">{i.order_sequence}</span>
                   <span className="item-row__name">
-                    {i.item_name}
+                    {localName(lang, i.item_name, i.item_name_en)}
                     <span className="muted small">
                       {i.item_code} · {i.required ? t('item.required') : t('item.optional')}
                     </span>

@@ -7,9 +7,10 @@ import { useI18n } from '../i18n';
 import { confidencePercent, itemStateLabel, label, latest, sessionStateLabel } from '../lib/inspection';
 import { navigate } from '../state/route';
 import { useSession } from '../state/useSession';
+import { localName } from '../lib/words';
 
 export function Summary({ sessionId, from }: { sessionId: string; from: 'session' | 'history' }) {
-  const { t, err, dateTime } = useI18n();
+  const { t, err, dateTime, lang } = useI18n();
   const { session, error, refresh } = useSession(sessionId);
   if (!session) {
     return (
@@ -32,7 +33,7 @@ export function Summary({ sessionId, from }: { sessionId: string; from: 'session
           <div>
             <dt>{t('target.product')}</dt>
             <dd>
-              {session.product_code} {session.product_name}
+              {session.product_code} {localName(lang, session.product_name, session.product_name_en)}
             </dd>
           </div>
           <div>
@@ -83,7 +84,7 @@ export function Summary({ sessionId, from }: { sessionId: string; from: 'session
                 <tr key={item.item_id} data-code={item.item_code}>
                   <td data-label="#">{item.order_sequence}</td>
                   <td data-label={t('summary.item')}>
-                    {item.item_name} <span className="muted small">{item.item_code}</span>
+                    {localName(lang, item.item_name, item.item_name_en)} <span className="muted small">{item.item_code}</span>
                   </td>
                   <td data-label={t('summary.ai')}>
                     {ai ? `${label(t, 'result', ai.overall_result)} (${confidencePercent(ai.confidence)})` : '—'}

@@ -5,6 +5,7 @@ import { useI18n } from '../i18n';
 import { criteriaLine, label } from '../lib/inspection';
 import { useApi, useApp } from '../state/app';
 import { navigate } from '../state/route';
+import { localName } from '../lib/words';
 
 // The fields of a work-order label shown beside its order number, and their words.
 const WORK_ORDER_FACTS: readonly (readonly [string, 'target.instruction' | 'target.machine' | 'target.productionDate'])[] = [
@@ -50,7 +51,7 @@ export function Target() {
           <div>
             <dt>{t('target.product')}</dt>
             <dd data-testid="target-product">
-              {scan.target.product_code} {scan.target.product_name}
+              {scan.target.product_code} {localName(lang, scan.target.product_name, scan.target.product_name_en)}
             </dd>
           </div>
           <div>
@@ -93,7 +94,7 @@ export function Target() {
           <li key={item.id} className="step card" data-testid="target-item" data-code={item.item_code}>
             <span className="step__order">{item.order_sequence}</span>
             <span className="step__body">
-              <strong>{item.item_name}</strong> <span className="muted">{item.item_code}</span>
+              <strong>{localName(lang, item.item_name, item.item_name_en)}</strong> <span className="muted">{item.item_code}</span>
               <span className="step__tags">
                 <span className="tag">{label(t, 'itype', item.inspection_type)}</span>
                 <span className="tag">{item.ai_enabled ? t('item.ai') : t('item.byEye')}</span>

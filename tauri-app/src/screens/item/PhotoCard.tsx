@@ -9,6 +9,7 @@ import { ProgressBar } from '../../components/ProgressBar';
 import { useI18n } from '../../i18n';
 import type { Session, SessionItem } from '../../lib/inspection';
 import { useApi } from '../../state/app';
+import { localName } from '../../lib/words';
 
 interface Props {
   session: Session;
@@ -41,7 +42,7 @@ function keepCamera(open: boolean): void {
 }
 
 export function PhotoCard({ session, item, image, overlay, closed, refresh, onAttached }: Props) {
-  const { t, err } = useI18n();
+  const { t, err, lang } = useI18n();
   const api = useApi();
   const [uploading, setUploading] = useState(false);
   const [camera, setCamera] = useState(() => !closed && image === null && cameraKept());
@@ -92,7 +93,7 @@ export function PhotoCard({ session, item, image, overlay, closed, refresh, onAt
             onClose={() => openCamera(false)}
           />
         ) : image ? (
-          <PhotoView imageId={image.id} alt={t('item.photoAlt', { item: item.item_name })} overlay={overlay} overlayLabel={t('item.overlay')} />
+          <PhotoView imageId={image.id} alt={t('item.photoAlt', { item: localName(lang, item.item_name, item.item_name_en) })} overlay={overlay} overlayLabel={t('item.overlay')} />
         ) : (
           <p className="photo__none">{t('item.noPhoto')}</p>
         )}
