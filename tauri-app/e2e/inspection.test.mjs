@@ -174,7 +174,7 @@ for (const lang of ['ja', 'en']) {
           await panel.getByTestId('analyse').click();
           await panel.getByTestId('ai-result').filter({ hasText: T.ok }).waitFor({ timeout: 60_000 });
           assert.equal(await panel.getByTestId('ai-confidence').textContent(), T.noConfidence);
-          assert.match(await panel.getByTestId('ai-measurements').textContent(), /bore_mm\s*12\.0/);
+          assert.match(await panel.getByTestId('ai-measurements').textContent(), lang === 'ja' ? /穴径\s*12\.0/ : /Bore diameter\s*12\.0/);
           assert.equal(await panel.getByTestId('verdict-OK').getAttribute('aria-pressed'), 'true');
           await h.shot(page, name('06-item-measured'));
           await panel.getByTestId('submit-verdict').click();
