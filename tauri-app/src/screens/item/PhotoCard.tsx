@@ -102,8 +102,9 @@ export function PhotoCard({ session, item, image, overlay, closed, refresh, onAt
         {uploading ? <ProgressBar value={null} label={t('progress.uploading')} small testId="upload-progress" /> : null}
       </div>
       <ErrorText message={photoError ? err(photoError) : null} testId="photo-error" />
-      {!closed && !camera ? (
-        <div className="actions">
+      {!closed ? (
+        // Kept in place while the camera's own buttons show, so the card keeps its height.
+        <div className={`actions${camera ? ' is-hidden' : ''}`} aria-hidden={camera || undefined}>
           <button type="button" className="btn" onClick={() => openCamera(true)} disabled={uploading} data-testid="take-photo">
             {t('item.takePhoto')}
           </button>
