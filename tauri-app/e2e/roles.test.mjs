@@ -39,6 +39,9 @@ test('only the admin is offered the connection to a server', async () => {
       assert.equal(await page.getByTestId('server-url').count(), offered ? 1 : 0, user);
       assert.equal(await page.getByTestId('connect').count(), offered ? 1 : 0, user);
       assert.equal(await page.getByTestId('connect-admin-only').count(), offered ? 0 : 1, user);
+      // The harness's plaintext development store is a warning on the settings screen, for
+      // every role.
+      assert.match((await page.getByTestId('plaintext-store').textContent()) ?? '', /暗号化されていません/, user);
       if (!offered) await h.shot(page, `roles-ja-900-settings-${user}`);
       assert.deepEqual(page.problems, []);
     } finally {
