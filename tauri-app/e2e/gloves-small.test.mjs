@@ -1,8 +1,13 @@
 // The small ones with gloves, in a real browser against a real sidecar: the event stream's URL
 // carries a single-use ticket, never the launch token; a started inspection says so; the
 // summary names the inspector as people know them; the dashboard's axis counts whole
-// inspections over the chart's whole width; a work-order label shows its order as an order.
+// inspections over the chart's whole width; a work-order label shows its order as an order; a
+// connected tablet's settings show its server; the AI button disabled for want of a photo says
+// so; and on a phone the tab labels keep to one line, the header to two rows, and the history's
+// search button sits above the tab bar.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as h from './harness.mjs';
 
@@ -137,6 +142,102 @@ for (const lang of ['ja', 'en']) {
       assert.doesNotMatch(await page.getByTestId('target-screen').textContent(), new RegExp(`${W.lot}\\s*${order.workOrderId}`));
       assert.deepEqual(await h.smallTargets(page), []);
       await h.shot(page, `gloves-small-${lang}-800-work-order`);
+      assert.deepEqual(page.problems, []);
+    } finally {
+      await page.close();
+    }
+  });
+}
+
+const SERVER = 'https://kensa-server.example:8443';
+
+/** A tablet connected to a server, as `kensa device connect` leaves it (the server is not there). */
+async function connectedTablet() {
+  const own = h.seed();
+  const script = [
+    'import sys',
+    'from pydantic import SecretStr',
+    'from schema.db import Database, create_sqlite_engine',
+    'from sync.device import config',
+    'db = Database(create_sqlite_engine(sys.argv[1]))',
+    'with db.atomic() as session:',
+    '    config.swap(session, sys.argv[2], SecretStr("t" * 32), "dev-1", "TAB-01")',
+    'db.dispose()',
+  ].join('\n');
+  execFileSync(h.PYTHON, ['-c', script, join(own.data, 'kensa.db'), SERVER], { cwd: h.REPO, stdio: 'inherit' });
+  return h.startSidecar({ data: own.data });
+}
+
+const TEXT = {
+  ja: { needsPhoto: 'AI 判定には写真が必要です', run: 'AI 判定を実行' },
+  en: { needsPhoto: 'AI judgment needs a photo first', run: 'Run AI judgment' },
+};
+
+test('a connected tablet shows its server in settings, and the AI button without a photo says one is needed', async () => {
+  const tablet = await connectedTablet();
+  const base = sidecar;
+  sidecar = tablet; // logIn goes to `sidecar`
+  try {
+    for (const lang of ['ja', 'en']) {
+      const page = await h.newPage(800);
+      try {
+        await logIn(page, 'admin', lang);
+        await page.getByTestId('nav-settings').click();
+        await page.getByTestId('settings-screen').waitFor();
+        await page.waitForFunction((url) => document.querySelector('[data-testid="server-url"]')?.value === url, SERVER);
+        await h.shot(page, `gloves-small-${lang}-800-settings-connected`);
+
+        const api = h.apiFor(tablet);
+        await api.login('tanaka');
+        const started = await api.call('POST', '/sessions', { qr_code: JSON.stringify({ product_id: 'BRK-100', batch_id: `AI-${lang}` }) });
+        const item = started.items.find((i) => i.ai_enabled);
+        assert.ok(item, 'an item with AI');
+        await page.getByTestId('logout').click();
+        await logIn(page, 'tanaka', lang);
+        await page.evaluate(([sid, iid]) => (window.location.hash = `#/session/${sid}/item/${iid}`), [started.id, item.item_id]);
+        const button = page.locator(`[data-testid="item-panel"][data-code="${item.item_code}"] [data-testid="analyse"]`);
+        await button.waitFor();
+        assert.equal(await button.isDisabled(), true);
+        assert.equal((await button.textContent()).trim(), TEXT[lang].needsPhoto);
+        assert.deepEqual(page.problems, []);
+      } finally {
+        await page.close();
+      }
+    }
+  } finally {
+    sidecar = base;
+    await tablet.stop();
+  }
+});
+
+for (const lang of ['ja', 'en']) {
+  test(`${lang}: on a phone the tab labels keep to one line, the header to two rows, and the history's search sits above the tab bar`, async () => {
+    const page = await h.newPage(390);
+    await page.setViewportSize({ width: 390, height: 844 });
+    try {
+      await logIn(page, 'tanaka', lang);
+      await page.getByTestId('nav-history').click();
+      await page.getByTestId('history-screen').waitFor();
+      const facts = await page.evaluate(() => {
+        const lines = (el) => {
+          const range = document.createRange();
+          range.selectNodeContents(el);
+          return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+        };
+        return {
+          labels: [...document.querySelectorAll('.nav__label')].map((el) => [el.textContent, lines(el)]),
+          topbar: document.querySelector('.topbar').getBoundingClientRect().height,
+          search: document.querySelector('[data-testid="h-search"]').getBoundingClientRect().bottom,
+          tabs: document.querySelector('.nav').getBoundingClientRect().top,
+          width: document.documentElement.scrollWidth,
+        };
+      });
+      for (const [text, lines] of facts.labels) assert.equal(lines, 1, `tab label ${text} on ${lines} lines`);
+      // Two rows of 48 px controls and padding: brand and user, then the sync facts.
+      assert.ok(facts.topbar <= 100, `header ${facts.topbar} px high`);
+      assert.ok(facts.search <= facts.tabs, `search button ends at ${facts.search}, tab bar starts at ${facts.tabs}`);
+      assert.ok(facts.width <= 390, `page ${facts.width} px wide`);
+      await h.shot(page, `gloves-small-${lang}-390-history`);
       assert.deepEqual(page.problems, []);
     } finally {
       await page.close();

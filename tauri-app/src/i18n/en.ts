@@ -190,6 +190,7 @@ export const en: Record<MessageKey, string> = {
   'item.noPhoto': 'No photo yet',
   'item.photoAlt': 'Photo of {item}',
   'item.analyse': 'Run AI judgment',
+  'item.analyseNeedsPhoto': 'AI judgment needs a photo first',
   'item.analysing': 'AI judging…',
   'item.aiUnavailable': 'AI unavailable on this tablet — judge by eye.',
   'item.aiResult': 'AI judgment',

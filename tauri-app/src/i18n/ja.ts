@@ -190,6 +190,7 @@ export const ja = {
   'item.noPhoto': 'まだ写真がありません',
   'item.photoAlt': '{item} の写真',
   'item.analyse': 'AI 判定を実行',
+  'item.analyseNeedsPhoto': 'AI 判定には写真が必要です',
   'item.analysing': 'AI 判定中…',
   'item.aiUnavailable': 'この端末では AI 判定を使えません — 目視で判定してください。',
   'item.aiResult': 'AI 判定',

@@ -70,6 +70,14 @@ export function Settings() {
     void loadStatus();
   }, [api, beat]);
 
+  // The field starts from where the tablet is connected (this browser may never have typed it),
+  // until the administrator types another address.
+  const connectedUrl = syncStatus?.status.server_url ?? null;
+  const [urlEdited, setUrlEdited] = useState(false);
+  useEffect(() => {
+    if (connectedUrl && !urlEdited) setServerUrl(connectedUrl);
+  }, [connectedUrl, urlEdited]);
+
   const connect = async (e: FormEvent | null, replaceServerUrl?: string) => {
     e?.preventDefault();
     setMessage(null);
@@ -150,7 +158,10 @@ export function Settings() {
                 autoComplete="off"
                 placeholder="https://kensa.example:8443"
                 value={serverUrl}
-                onChange={(e) => setServerUrl(e.target.value)}
+                onChange={(e) => {
+                  setUrlEdited(true);
+                  setServerUrl(e.target.value);
+                }}
                 data-testid="server-url"
               />
             </label>

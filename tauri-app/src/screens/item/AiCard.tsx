@@ -75,8 +75,16 @@ export function AiCard({ item, ai, hasPhoto, analysis, closed }: Props) {
         </p>
       ) : null}
       {!closed ? (
-        <button type="button" className="btn" disabled={!hasPhoto || running} onClick={() => void analysis.analyse()} data-testid="analyse">
-          {t('item.analyse')}
+        // Disabled for want of a photo, the button says so itself: a greyed "run" explains nothing.
+        <button
+          type="button"
+          className="btn"
+          disabled={!hasPhoto || running}
+          onClick={() => void analysis.analyse()}
+          data-testid="analyse"
+          data-needs-photo={hasPhoto ? undefined : 'true'}
+        >
+          {hasPhoto ? t('item.analyse') : t('item.analyseNeedsPhoto')}
         </button>
       ) : null}
     </section>
