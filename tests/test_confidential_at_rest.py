@@ -277,6 +277,9 @@ def test_a_whole_inspection_leaves_nothing_readable_on_the_tablet(site: dict[str
         n.startswith("thumbnails/") for n in names) and any(
         n.startswith("models/") for n in names), names
     assert _scan(data_dir, forbidden) == {}
+    # The sidecar's stderr goes to the shell, outside the data folder, with the log's lines: it
+    # names nothing either.
+    assert _findings(site["stderr"].read_bytes(), forbidden) == []
 
     # The same key opens it all again: the inspection, its history, its photos as taken.
     again = SidecarProcess(data_dir, key=key, stderr_path=site["stderr"])
