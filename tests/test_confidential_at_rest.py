@@ -10,6 +10,9 @@ syncs. Then the sidecar stops and every file under the data folder (the database
 and -shm, the photos, the thumbnails, the models, the logs) is read whole: no username, no QR
 text, no defect type, no device token, no SQLite header, no JPEG or PNG. Started again with the
 same key, the sidecar shows the same inspection, its photos as they were taken.
+
+The dev tooling's shift driver takes the key as the ``kensa`` commands do, and keeps its tablet
+encrypted the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +38,7 @@ from schema.migrate import SQLITE_MAGIC, upgrade_device
 from scripts.devkit import synthetic
 from scripts.devkit.seed_demo import DEMO_USERS
 from scripts.devkit.seed_demo import app as seed_demo_app
-from sidecar import key_source
+from sidecar import key_source, photo_crypto
 from sidecar.app import create_app
 from sidecar.cli import app as kensa_app
 from sidecar.domain import signatures
@@ -42,7 +47,7 @@ from sidecar.settings import Settings
 from tests.support.ai_jobs import analyse
 from tests.support.seed import qr_png
 from tests.support.sidecar import SidecarProcess
-from tests.support.sync_harness import ServerProcess, wait_until
+from tests.support.sync_harness import REPO, ServerProcess, seed_site, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -314,3 +319,47 @@ def test_the_settings_screen_learns_a_plaintext_store_from_health(tmp_path: Path
     upgrade_device(settings.database_path)
     with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         assert client.get("/health").json()["encrypted"] is False
+
+
+def _shift(
+    data_dir: Path, server_url: str, token: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """The shift driver (``python -m scripts.devkit.shift``) as a desk runs it: no plaintext store
+    allowed, the key only where ``env`` puts it."""
+    base = {k: v for k, v in os.environ.items() if k not in ("KENSA_PLAINTEXT", "KENSA_KEY_FILE")}
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.devkit.shift", "--data-dir", str(data_dir),
+         "--server", server_url, "--inspections", "2", "--sync-interval", "0.5",
+         "--exit-when-synced"],
+        env={**base, "KENSA_DEVICE_TOKEN": token, **env},
+        cwd=REPO, capture_output=True, text=True, timeout=180,
+    )
+
+
+def test_the_shift_driver_takes_the_tablets_key_as_the_kensa_commands_do(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Given the key file, its store and photos are encrypted and the photos reach the server as
+    themselves; with no key it stops with exit 2 before it writes anything."""
+    files = tmp_path / "files"
+    site = seed_site(pg_url, files.as_uri())
+    key_file = tmp_path / "tablet.key"
+    key_source.write_key_file(key_file, DataKey.generate())
+    with ServerProcess(pg_url, tmp_path / "server", storage=files.as_uri()) as server:
+        token = site.tokens["TAB-01"]
+        refused = _shift(tmp_path / "nokey", server.url, token,
+                         PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")
+        assert refused.returncode == 2, refused.stderr[-3000:]
+        assert json.loads(refused.stdout.splitlines()[-1])["event"] == "error"
+        assert not (tmp_path / "nokey").exists()
+
+        data_dir = tmp_path / "tab01"
+        done = _shift(data_dir, server.url, token, KENSA_KEY_FILE=str(key_file))
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert '"synced"' in done.stdout
+    assert not (data_dir / "kensa.db").read_bytes().startswith(SQLITE_MAGIC)
+    photos = [p for p in (data_dir / "images").rglob("*") if p.is_file()]
+    assert photos and all(photo_crypto.is_encrypted(p) for p in photos)
+    for photo in photos:
+        held = files / photo.name[:2] / photo.name
+        assert hashlib.sha256(held.read_bytes()).hexdigest() == photo.name
