@@ -253,6 +253,44 @@ test(`ja at ${WIDTH} px: no developer English or raw data on any screen`, async 
   }
 });
 
+test(`ja at ${WIDTH} px: a record the server refused reads as what it is, and the server's reason as its words`, async () => {
+  // The server's refusal as a tablet keeps it: an answer that came as a JSON document.
+  execFileSync(
+    h.PYTHON,
+    [
+      '-c',
+      'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); ' +
+        'c.execute("UPDATE outbox SET set_aside_at = \'2026-12-03T01:00:00+00:00\', set_aside_reason = ? ' +
+        'WHERE seq = (SELECT min(seq) FROM outbox WHERE entity_type = \'inspection_session\')", (sys.argv[2],)); ' +
+        'c.commit(); assert c.total_changes == 1',
+      join(sidecar.data, 'kensa.db'),
+      JSON.stringify({ detail: { message: 'version 3 is older than the server\'s 4' } }),
+    ],
+    { cwd: h.REPO },
+  );
+  const page = await h.newPage(WIDTH);
+  await page.addInitScript(recordTexts);
+  const found = [];
+  try {
+    await page.goto(`${sidecar.baseUrl}/`);
+    await page.getByTestId('login-screen').waitFor();
+    await page.getByTestId('lang-ja').click();
+    await page.getByTestId('username').fill('suzuki');
+    await page.getByTestId('password').fill(h.PASSWORD);
+    await page.getByTestId('login-submit').click();
+    await page.getByTestId('wedge').waitFor();
+    await page.getByTestId('nav-settings').click();
+    const op = page.getByTestId('set-aside-op');
+    await op.waitFor();
+    assert.match(await op.textContent(), /^検査 · (作成|変更).*サーバーの理由: version 3 is older than the server's 4$/);
+    await checkScreen(page, 'settings with a record held back', found);
+    assert.deepEqual(found, [], `Latin runs outside the allow-list on the Japanese screens:\n  ${found.join('\n  ')}`);
+    await h.shot(page, 'i18n-ja-set-aside');
+  } finally {
+    await page.close();
+  }
+});
+
 test(`en at ${WIDTH} px: the same reasons and measurements in English`, async () => {
   for (const open of await api.call('GET', '/sessions/interrupted')) {
     await api.call('POST', `/sessions/${open.id}/discard`, { signature: { password: h.PASSWORD, meaning: 'discarded' } });

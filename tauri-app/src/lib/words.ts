@@ -112,3 +112,29 @@ export function auditChange(
 export function localName(lang: Lang, name: string | null | undefined, nameEn: string | null | undefined): string {
   return (lang === 'en' && nameEn ? nameEn : name) ?? '';
 }
+
+/** A record the sync queue holds, as "検査 · 変更" / "Inspection · change". */
+export function recordKind(t: Translate, entity: string, operation: string): string {
+  const entityKey = `audit.entity.${entity}`;
+  const actionKey = `audit.action.${operation.toLowerCase()}`;
+  return `${isMessageKey(entityKey) ? t(entityKey) : t('audit.entity.other')} · ${isMessageKey(actionKey) ? t(actionKey) : t('audit.action.other')}`;
+}
+
+/** The server's reason for refusing a record, as its words: the message of an answer that came
+ * as a JSON document, never the document. */
+export function serverReason(reason: string | null | undefined): string {
+  if (!reason) return '—';
+  const text = reason.trim();
+  if (!text.startsWith('{')) return text;
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    const doc = asRecord(parsed);
+    const detail = asRecord(doc.detail);
+    for (const said of [doc.message, doc.reason, detail.message, doc.detail]) {
+      if (typeof said === 'string' && said.trim()) return said.trim();
+    }
+  } catch {
+    // Not JSON after all: the text is the reason.
+  }
+  return text;
+}

@@ -10,6 +10,7 @@ import { useI18n } from '../i18n';
 import { may } from '../lib/permissions';
 import { plaintextWarning } from '../lib/storeNotice';
 import { useApi, useApp } from '../state/app';
+import { recordKind, serverReason } from '../lib/words';
 
 const SERVER_KEY = 'kensa.serverUrl';
 
@@ -277,12 +278,15 @@ function SyncDetails({
           <h3>{t('settings.setAside')}</h3>
           <ul className="plain" data-testid="set-aside-list">
             {status.set_aside.map((op) => (
-              <li key={op.seq}>
+              <li key={op.seq} data-testid="set-aside-op">
                 {t('settings.setAsideOp', {
-                  what: `${op.entity_type} ${op.operation}`,
+                  what: recordKind(t, op.entity_type, op.operation),
                   when: dateTime(op.set_aside_at),
-                  reason: op.reason ?? '—',
-                })}
+                })}{' '}
+                {/* The server's own words, which are English. */}
+                <span lang="en" data-testid="set-aside-reason">
+                  {serverReason(op.reason)}
+                </span>
               </li>
             ))}
           </ul>
