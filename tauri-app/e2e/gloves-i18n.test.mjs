@@ -180,6 +180,11 @@ test(`ja at ${WIDTH} px: no developer English or raw data on any screen`, async 
 
     await page.getByTestId('wedge').waitFor();
     await checkScreen(page, 'scan', found);
+    // A label of a product the tablet does not know: the message says so in Japanese.
+    await page.getByTestId('wedge').fill(JSON.stringify({ product_id: 'XYZ-999', batch_id: BATCH, serial: 'SN-0001' }));
+    await page.getByTestId('wedge').press('Enter');
+    await page.getByRole('alert').first().waitFor();
+    await checkScreen(page, 'scan of an unknown product', found);
     await page.getByTestId('wedge').fill(QR);
     await page.getByTestId('wedge').press('Enter');
     await page.getByTestId('target-screen').waitFor();
@@ -268,6 +273,10 @@ test(`ja at ${WIDTH} px: a record the server refused reads as what it is, and th
     ],
     { cwd: h.REPO },
   );
+  // A colleague's inspection left open: the supervisor's resume dialog offers it, labelled.
+  const inspector = h.apiFor(sidecar);
+  await inspector.login('tanaka');
+  await inspector.call('POST', '/sessions', { qr_code: JSON.stringify({ product_id: 'BRK-100', batch_id: BATCH, serial: 'SN-0050' }) });
   const page = await h.newPage(WIDTH);
   await page.addInitScript(recordTexts);
   const found = [];
@@ -278,6 +287,9 @@ test(`ja at ${WIDTH} px: a record the server refused reads as what it is, and th
     await page.getByTestId('username').fill('suzuki');
     await page.getByTestId('password').fill(h.PASSWORD);
     await page.getByTestId('login-submit').click();
+    await page.getByTestId('resume-dialog').waitFor();
+    await checkScreen(page, 'resume dialog', found);
+    await page.getByTestId('resume-later').click();
     await page.getByTestId('wedge').waitFor();
     await page.getByTestId('nav-settings').click();
     const op = page.getByTestId('set-aside-op');
