@@ -161,11 +161,13 @@ for (const lang of ['ja', 'en']) {
           await panel.getByTestId('submit-verdict').click();
           await signIfAsked(page, page.locator('[data-testid="item-panel"][data-code="T-MARKING"]'));
 
-          // Item 3: judged by eye.
+          // Item 3: judged by eye. The photo starts the item's AI by itself; should its judgment
+          // come first and differ, the OK is signed.
           panel = await currentItem(page, 'T-MARKING');
           await uploadPhoto(page, panel, 'photo-3.jpg');
           await panel.getByTestId('verdict-OK').click();
           await panel.getByTestId('submit-verdict').click();
+          await signIfAsked(page, page.locator('[data-testid="item-panel"][data-code="D-BORE"]'));
 
           // Item 4: the bore is measured, not classified: the result has no confidence, and the
           // card says so with "—" rather than a number no model gave.

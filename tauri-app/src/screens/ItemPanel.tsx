@@ -21,7 +21,6 @@ export function ItemPanel({ session, item, closed, onChanged, refresh }: Props) 
   const ai = latest(item.ai_results);
   const image = latest(item.images);
   const analysis = useAnalysis(session.id, item.item_id, image?.id ?? null);
-  const aiRunning = analysis.running || item.status === 'ai_running';
   // A photo attached to an item whose master says so starts its AI at once: no tap per photo.
   const attached = () => {
     if (item.auto_analyse && !closed) void analysis.analyse();
@@ -35,7 +34,7 @@ export function ItemPanel({ session, item, closed, onChanged, refresh }: Props) 
       <div className="item__grid">
         <PhotoCard session={session} item={item} image={image} overlay={overlay} closed={closed} refresh={refresh} onAttached={attached} />
         {item.ai_enabled ? <AiCard item={item} ai={ai} hasPhoto={image !== null} analysis={analysis} closed={closed} /> : null}
-        <VerdictCard session={session} item={item} ai={ai} closed={closed} aiRunning={item.ai_enabled && aiRunning} onChanged={onChanged} refresh={refresh} />
+        <VerdictCard session={session} item={item} ai={ai} closed={closed} onChanged={onChanged} refresh={refresh} />
       </div>
     </article>
   );

@@ -26,8 +26,6 @@ interface Props {
   item: SessionItem;
   ai: AIResult | null;
   closed: boolean;
-  /** The item's AI is judging the photo: an OK now would not be the AI's to confirm. */
-  aiRunning: boolean;
   onChanged: (session: Session) => void;
   refresh: () => Promise<Session | null>;
 }
@@ -36,7 +34,7 @@ function suggested(ai: AIResult | null): Verdict | null {
   return ai?.overall_result === 'OK' || ai?.overall_result === 'NG' ? ai.overall_result : null;
 }
 
-export function VerdictCard({ session, item, ai, closed, aiRunning, onChanged, refresh }: Props) {
+export function VerdictCard({ session, item, ai, closed, onChanged, refresh }: Props) {
   const { t, err, time } = useI18n();
   const api = useApi();
   // Overriding the AI or releasing an NG item needs the user's signature (the sidecar says when).
@@ -191,13 +189,13 @@ export function VerdictCard({ session, item, ai, closed, aiRunning, onChanged, r
           <ErrorText message={error} testId="verify-error" />
           <div className="actions">
             {/* An all-OK item is one tap from its photo to the next item: with the AI's OK (or
-                none chosen on an item judged by eye) the one button records OK and moves on. An
-                OK is not recorded while the AI is still judging the photo. */}
+                none chosen on an item judged by eye) the one button records OK and moves on. The
+                person's verdict does not wait for the AI: a stuck job never holds an item. */}
             {result === null ? (
               <button
                 type="button"
                 className="btn btn--primary btn--next"
-                disabled={saving || aiRunning}
+                disabled={saving}
                 onClick={() => void submit('OK')}
                 data-testid="ok-next"
               >
@@ -207,7 +205,7 @@ export function VerdictCard({ session, item, ai, closed, aiRunning, onChanged, r
               <button
                 type="button"
                 className="btn btn--primary btn--next"
-                disabled={saving || (result === 'OK' && aiRunning)}
+                disabled={saving}
                 onClick={() => void submit()}
                 data-testid="submit-verdict"
               >
