@@ -378,6 +378,34 @@ def test_moving_a_connected_tablet_shows_both_servers_and_needs_the_old_one_echo
     assert sync.run_once().pushed == 1 and board.other.pushes
 
 
+def test_the_scheduler_logs_what_changes_not_every_tick(
+    device_db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = FakeServer()
+    sync = service(device_db, tmp_path, server, tick_s=0.02)
+    caplog.set_level(logging.DEBUG, logger="apscheduler")
+    caplog.set_level(logging.INFO)
+    sync.start()
+    try:
+        time.sleep(0.5)  # some twenty ticks with nothing to do
+        add_ops(device_db, 2)
+        sync.trigger()
+        deadline = time.monotonic() + 10
+        while outbox_seqs(device_db) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        sync.stop()
+    assert outbox_seqs(device_db) == []
+    scheduler = [
+        f"{r.name}: {r.getMessage()}"
+        for r in caplog.records
+        if r.levelno >= logging.INFO and r.name.startswith("apscheduler")
+    ]
+    assert not [line for line in scheduler if line.startswith("apscheduler.executors")]
+    # What is left is the job added, the scheduler started and stopped: not a line per tick.
+    assert len(scheduler) <= 4, scheduler
+
+
 def test_scheduler_runs_in_the_background_and_stops(device_db: Database, tmp_path: Path) -> None:
     server = FakeServer()
     sync = service(device_db, tmp_path, server, tick_s=0.05)

@@ -161,6 +161,11 @@ class SyncService:
         if self._scheduler is not None:
             return
         logging.getLogger("apscheduler.scheduler").addFilter(_QUIET_OVERLAP)
+        # The executor logs "Running job" and "executed successfully" at INFO on every tick (each
+        # second while online): a log a support person reads must hold the runs that change
+        # something, which the service logs itself. A job that raises or misses its time is
+        # still a warning or an error.
+        logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
         scheduler = BackgroundScheduler(daemon=True)
         scheduler.add_job(
             self._tick, "interval", seconds=self.tick_s, id="kensa-sync", max_instances=1,
