@@ -11,8 +11,8 @@ import pytest
 from schema.formats.criteria import describe, judge, parse_criteria
 from schema.formats.criteria_text import criteria_texts
 
-# criteria JSON → (English, Japanese): the Japanese line names the pipelines' measurements in
-# Japanese and shows no pattern, only what it must name.
+# criteria JSON → (English, Japanese): both name the pipelines' measurements in words and show no
+# pattern, only what the text must name.
 CASES: dict[str, tuple[dict[str, Any], str, str]] = {
     "threshold with a review band": (
         {"judgment_type": "THRESHOLD", "measurement": "p", "operator": "LT", "threshold": 0.5,
@@ -24,11 +24,11 @@ CASES: dict[str, tuple[dict[str, Any], str, str]] = {
     "range": (
         {"judgment_type": "NUMERICAL", "measurement": "bore_mm", "min": 11.95, "max": 12.05,
          "unit": "mm"},
-        "bore_mm 11.95–12.05 mm", "穴径 11.95〜12.05 mm"),
+        "Bore diameter 11.95–12.05 mm", "穴径 11.95〜12.05 mm"),
     "nominal and tolerance": (
         {"judgment_type": "NUMERICAL", "measurement": "bore_mm", "nominal": 12.0,
          "tolerance": 0.05, "unit": "mm"},
-        "bore_mm 11.95–12.05 mm", "穴径 11.95〜12.05 mm"),
+        "Bore diameter 11.95–12.05 mm", "穴径 11.95〜12.05 mm"),
     "lower limit only": (
         {"judgment_type": "NUMERICAL", "measurement": "gap", "min": 0.2},
         "gap ≥ 0.2", "gap ≥ 0.2"),
@@ -40,14 +40,14 @@ CASES: dict[str, tuple[dict[str, Any], str, str]] = {
         "class ∈ {ok_part, rework}", "class ∈ {ok_part, rework}"),
     "binary": (
         {"judgment_type": "BINARY", "measurement": "has_defect", "expected": False},
-        "has_defect = false", "has_defect: 異常"),
+        "has_defect: no", "has_defect: いいえ"),
     "pattern": (
         {"judgment_type": "PATTERN", "measurement": "text", "pattern": "LOT [A-Z]{2}"},
-        "text matches LOT [A-Z]{2}", "読み取った文字が所定の書式"),
+        "Text read in the expected form", "読み取った文字が所定の書式"),
     "pattern naming a value, with a confidence floor": (
         {"judgment_type": "PATTERN", "measurement": "text", "pattern": "LOT (?P<value>\\S+)",
          "equals": "$target.batch_id", "confidence": "text_score", "min_confidence": 0.8},
-        "text matches LOT (?P<value>\\S+) naming $target.batch_id · review below confidence 0.8",
+        "Text read in the expected form, naming the lot number · review below confidence 0.8",
         "読み取った文字が所定の書式でロット番号と一致 · 信頼度 0.8 未満は要確認"),
 }
 

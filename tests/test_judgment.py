@@ -180,7 +180,7 @@ def test_judgment_reports_the_deciding_measurement() -> None:
     d = j.to_dict()
     assert d["result"] == "NG" and d["measurement"] == "bore_mm" and d["value"] == 12.2
     # The rule in the words the tablet shows under the item (schema.formats.criteria_text).
-    assert d["expected"] == "bore_mm 11.95–12.05 mm" == criteria_texts(BORE)["en"]
+    assert d["expected"] == "Bore diameter 11.95–12.05 mm" == criteria_texts(BORE)["en"]
 
 
 def test_judge_accepts_json_text() -> None:

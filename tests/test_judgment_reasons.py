@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from schema.formats.criteria import REASON_CODES, judge
-from schema.formats.criteria_text import MEASUREMENT_NAMES_JA, criteria_texts
+from schema.formats.criteria_text import MEASUREMENT_NAMES, criteria_texts
 
 REPO = Path(__file__).resolve().parents[1]
 I18N = REPO / "tauri-app" / "src" / "i18n"
@@ -91,7 +91,8 @@ def test_every_reason_code_is_reached() -> None:
 
 def test_a_rule_the_reason_names_comes_in_both_languages() -> None:
     j = judge(BORE, {"bore_mm": 11.9})
-    assert j.reason_params["rule"] == {"ja": "穴径 11.95〜12.05 mm", "en": "bore_mm 11.95–12.05 mm"}
+    assert j.reason_params["rule"] == {"ja": "穴径 11.95〜12.05 mm",
+                                       "en": "Bore diameter 11.95–12.05 mm"}
 
 
 def _keys(lang: str) -> dict[str, str]:
@@ -108,13 +109,14 @@ def test_the_ui_has_words_for_every_reason_code(lang: str) -> None:
 def test_the_ui_names_measurements_as_the_criteria_line_does() -> None:
     # One name for a measurement wherever the inspector reads it: the criteria line under the
     # item (the sidecar's words) and the AI card's table and reason (the UI's).
-    ja, en = _keys("ja"), _keys("en")
-    for name, words in MEASUREMENT_NAMES_JA.items():
-        assert ja.get(f"measure.{name}") == words, name
-        assert f"measure.{name}" in en, name
+    for lang in ("ja", "en"):
+        keys = _keys(lang)
+        for name, words in MEASUREMENT_NAMES[lang].items():
+            assert keys.get(f"measure.{name}") == words, (lang, name)
 
 
-def test_the_japanese_criteria_line_shows_no_identifier_or_pattern() -> None:
+def test_the_criteria_lines_show_no_identifier_or_pattern() -> None:
     for criteria in (SCRATCH, BORE, MARKING, PISTON):
-        ja = criteria_texts(criteria)["ja"]
-        assert re.search(r"[A-Za-z_$\[\]{}]", ja.replace("mm", "")) is None, ja
+        texts = criteria_texts(criteria)
+        assert re.search(r"[A-Za-z_$\[\]{}]", texts["ja"].replace("mm", "")) is None, texts
+        assert re.search(r"[_$\[\]{}]|[a-z][A-Z]", texts["en"]) is None, texts

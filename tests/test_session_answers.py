@@ -85,13 +85,13 @@ def test_the_inspection_says_whether_it_can_complete_and_what_keeps_it_open(
 
 
 CRITERIA = {
-    "V-SCRATCH": ("defect_probability < 0.5 · review band 0.3–0.7",
+    "V-SCRATCH": ("Defect probability < 0.5 · review band 0.3–0.7",
                   "不良の確率 < 0.5 · 要確認帯 0.3〜0.7"),
-    "V-FOREIGN": ("anomaly_score < 6.192", "異常度 < 6.192"),
-    "T-MARKING": ("text matches LOT [A-Z][0-9]{2}-[0-9]{4} naming $target.batch_id",
+    "V-FOREIGN": ("Anomaly score < 6.192", "異常度 < 6.192"),
+    "T-MARKING": ("Text read in the expected form, naming the lot number",
                   "読み取った文字が所定の書式でロット番号と一致"),
-    "D-BORE": ("bore_mm 11.95–12.05 mm", "穴径 11.95〜12.05 mm"),
-    "F-PISTON": ("ok = true", "作動: 正常"),
+    "D-BORE": ("Bore diameter 11.95–12.05 mm", "穴径 11.95〜12.05 mm"),
+    "F-PISTON": ("Operation: yes", "作動: はい"),
 }
 
 

@@ -31,9 +31,9 @@ _TEXT: dict[Lang, dict[str, str]] = {
         "range": "{m} {low}–{high}{unit}",
         "at_least": "{m} ≥ {low}{unit}",
         "at_most": "{m} ≤ {high}{unit}",
-        "binary": "{m} = {expected}",
-        "pattern": "{m} matches {pattern}",
-        "pattern_equals": "{m} matches {pattern} naming {equals}",
+        "binary": "{m}: {expected}",
+        "pattern": "{m} in the expected form",
+        "pattern_equals": "{m} in the expected form, naming the {equals}",
         "categorical": "{m} ∈ {{{allowed}}}",
         "review_band": "review band {low}–{high}",
         "min_confidence": "review below confidence {value}",
@@ -55,8 +55,9 @@ _TEXT: dict[Lang, dict[str, str]] = {
 }
 
 
-# What the pipelines measure, in Japanese: the Japanese line names no measurement by its
-# identifier (an item judged by a measurement not listed here shows the identifier).
+# What the pipelines measure, in words: no line names a measurement by its identifier (an item
+# judged by a measurement not listed here shows the identifier). The UI's dictionaries name
+# them alike (``measure.*``, held to these by the tests).
 MEASUREMENT_NAMES_JA: dict[str, str] = {
     "defect_probability": "不良の確率",
     "label": "分類",
@@ -74,19 +75,40 @@ MEASUREMENT_NAMES_JA: dict[str, str] = {
     "confidence": "信頼度",
 }
 
-# The values of the inspection an item's criteria may refer to (``equals``), in Japanese.
-CONTEXT_NAMES_JA: dict[str, str] = {
-    "$target.batch_id": "ロット番号",
-    "$target.serial": "製造番号",
-    "$target.product_id": "製品番号",
+MEASUREMENT_NAMES_EN: dict[str, str] = {
+    "defect_probability": "Defect probability",
+    "label": "Class",
+    "anomaly_score": "Anomaly score",
+    "anomaly_area": "Anomaly area",
+    "anomaly_peak": "Anomaly peak",
+    "anomaly_bbox": "Anomaly position",
+    "text": "Text read",
+    "text_score": "Text certainty",
+    "text_lines": "Lines",
+    "bore_mm": "Bore diameter",
+    "bore_found": "Bore found",
+    "bore_roundness": "Roundness",
+    "ok": "Operation",
+    "confidence": "Confidence",
+}
+MEASUREMENT_NAMES: dict[Lang, dict[str, str]] = {"ja": MEASUREMENT_NAMES_JA,
+                                                 "en": MEASUREMENT_NAMES_EN}
+
+# The values of the inspection an item's criteria may refer to (``equals``).
+CONTEXT_NAMES: dict[Lang, dict[str, str]] = {
+    "ja": {"$target.batch_id": "ロット番号", "$target.serial": "製造番号",
+           "$target.product_id": "製品番号"},
+    "en": {"$target.batch_id": "lot number", "$target.serial": "serial number",
+           "$target.product_id": "product number"},
 }
 
-_YES_NO_JA = {True: "正常", False: "異常"}
+_YES_NO: dict[Lang, dict[bool, str]] = {"ja": {True: "はい", False: "いいえ"},
+                                        "en": {True: "yes", False: "no"}}
 
 
 def measurement_name(name: str, lang: Lang) -> str:
-    """A measurement as the inspector reads it: its Japanese name, or the identifier in English."""
-    return MEASUREMENT_NAMES_JA.get(name, name) if lang == "ja" else name
+    """A measurement as the inspector reads it, or its identifier where it has no words."""
+    return MEASUREMENT_NAMES[lang].get(name, name)
 
 
 def number(value: float | None) -> str:
@@ -99,7 +121,7 @@ def _say(lang: Lang, key: str, **values: Any) -> str:
 
 
 def rule_text(c: Criteria, lang: Lang) -> str:
-    """The rule alone, e.g. ``defect_probability < 0.5`` or ``bore_mm 11.95–12.05 mm``."""
+    """The rule alone, e.g. ``Defect probability < 0.5`` or ``穴径 11.95〜12.05 mm``."""
     m = measurement_name(c.measurement, lang)
     if c.judgment_type == "THRESHOLD":
         op = OPERATOR_SYMBOLS.get(c.operator or "", c.operator or "?")
@@ -112,13 +134,12 @@ def rule_text(c: Criteria, lang: Lang) -> str:
             return _say(lang, "at_least", m=m, low=number(c.min), unit=unit)
         return _say(lang, "at_most", m=m, high=number(c.max), unit=unit)
     if c.judgment_type == "BINARY":
-        expected = _YES_NO_JA[bool(c.expected)] if lang == "ja" else str(c.expected).lower()
-        return _say(lang, "binary", m=m, expected=expected)
+        return _say(lang, "binary", m=m, expected=_YES_NO[lang][bool(c.expected)])
     if c.judgment_type == "CATEGORICAL":
         return _say(lang, "categorical", m=m, allowed=", ".join(c.allowed))
     pattern = c.pattern.pattern if c.pattern is not None else "?"
     if c.equals:
-        equals = CONTEXT_NAMES_JA.get(c.equals, c.equals) if lang == "ja" else c.equals
+        equals = CONTEXT_NAMES[lang].get(c.equals, c.equals)
         return _say(lang, "pattern_equals", m=m, pattern=pattern, equals=equals)
     return _say(lang, "pattern", m=m, pattern=pattern)
 

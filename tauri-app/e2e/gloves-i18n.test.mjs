@@ -330,7 +330,9 @@ test(`en at ${WIDTH} px: the same reasons and measurements in English`, async ()
     assert.match(await panel.locator('.item__head h2').textContent(), /^1\. Surface scratches V-SCRATCH$/);
     await photoAndAi(page, panel, 'photo-1.jpg');
     const reason = await panel.getByTestId('ai-reason').textContent();
-    assert.match(reason, /^Defect probability = [0-9.]+(: (meets|fails) defect_probability < 0\.5| is in the review band 0\.3–0\.7 \(by the rule alone: (OK|NG)\))$/);
+    // The criteria line too: the measurement in words, the review band, no identifier.
+    assert.equal(await panel.getByTestId('item-criteria').textContent(), 'Criteria: Defect probability < 0.5 · review band 0.3–0.7');
+    assert.match(reason, /^Defect probability = [0-9.]+(: (meets|fails) Defect probability < 0\.5| is in the review band 0\.3–0\.7 \(by the rule alone: (OK|NG)\))$/);
     assert.match(await panel.getByTestId('ai-measurements').textContent(), /Defect probability/);
     assert.doesNotMatch(await panel.getByTestId('ai-card').textContent(), /brk100-|[0-9a-f]{8}-[0-9a-f]{4}-/);
     assert.deepEqual(page.problems, [], 'no page errors');

@@ -90,8 +90,8 @@ export const ja = {
   'reason.not_measured': '{m}を測定できませんでした',
   'reason.in_review_band': '{m} = {value} は要確認帯 {low}〜{high} にあります（基準だけなら{result}）',
   'reason.low_confidence': '信頼度 {confidence} が {minimum} 未満です（基準だけなら{result}）',
-  'reason.yes': '正常',
-  'reason.no': '異常',
+  'reason.yes': 'はい',
+  'reason.no': 'いいえ',
 
   'ref.batch_id': 'ロット番号',
   'ref.serial': '製造番号',
