@@ -51,11 +51,9 @@ after(async () => {
 function recordTexts() {
   const seen = new Set();
   window.__kensaTexts = seen;
-  // Not shown in Japanese: what a browser without scripts shows, text marked as another
-  // language, and the measured values (data as the pipeline gives them; their display has
-  // checks of its own).
-  const skip = (el) =>
-    !el || el.closest('script, style, noscript, [lang]:not([lang="ja"]), [data-testid="ai-measurements"] td');
+  // Not shown in Japanese: what a browser without scripts shows, and text marked as another
+  // language (the server's own words).
+  const skip = (el) => !el || el.closest('script, style, noscript, [lang]:not([lang="ja"])');
   const note = (node) => {
     if (node.nodeType === Node.TEXT_NODE) {
       if (!skip(node.parentElement) && node.textContent.trim()) seen.add(node.textContent.trim());

@@ -67,6 +67,8 @@ export const en: Record<MessageKey, string> = {
   'measure.bore_roundness': 'Roundness',
   'measure.ok': 'Operation',
   'measure.confidence': 'Confidence',
+  'class.ok': 'good',
+  'class.ng': 'defective',
 
   'reason.threshold_met': '{m} = {value}: meets {rule}',
   'reason.threshold_failed': '{m} = {value}: fails {rule}',

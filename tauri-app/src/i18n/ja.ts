@@ -67,6 +67,8 @@ export const ja = {
   'measure.bore_roundness': '真円度',
   'measure.ok': '作動',
   'measure.confidence': '信頼度',
+  'class.ok': '良品',
+  'class.ng': '不良品',
 
   'reason.threshold_met': '{m} = {value}: 基準（{rule}）を満たしています',
   'reason.threshold_failed': '{m} = {value}: 基準（{rule}）を満たしていません',

@@ -3,6 +3,7 @@
 // printed as a list of fractions), a long series as a count. Every cell is short or wraps:
 // nothing here can widen the card it sits in.
 import { locale, type Lang, type Translate } from '../i18n/translate';
+import { className } from './words';
 
 /** Longest text shown as it is; beyond it the rest is cut (the full value stays on file). */
 export const MAX_TEXT = 120;
@@ -91,6 +92,9 @@ export function measurementRows(
 ): MeasurementRow[] {
   return Object.entries(measurements ?? {}).map(([key, value]) => {
     const unit = units?.[key];
-    return { key, ...formatMeasurementValue(lang, t, value, typeof unit === 'string' ? unit : undefined, drawn.includes(key)) };
+    const row = { key, ...formatMeasurementValue(lang, t, value, typeof unit === 'string' ? unit : undefined, drawn.includes(key)) };
+    // A classifier's class is a word of the model's ("ng"): the reader gets it in theirs.
+    const named = key === 'label' && typeof value === 'string' ? className(t, value) : null;
+    return named ? { ...row, value: named } : row;
   });
 }

@@ -138,3 +138,9 @@ export function serverReason(reason: string | null | undefined): string {
   }
   return text;
 }
+
+/** A classifier's class as words ("ng" → 不良品), or null for a class without words. */
+export function className(t: Translate, value: string): string | null {
+  const key = `class.${value.toLowerCase()}`;
+  return isMessageKey(key) ? t(key) : null;
+}
