@@ -13,8 +13,9 @@ import { after, before, test } from 'node:test';
 import * as h from './harness.mjs';
 
 const WIDTH = 800;
+// The phone, the tablet upright and the tablet on its side: words can change with the width.
+const WIDTHS = [390, 800, 1280];
 const BATCH = 'A12-3456';
-const QR = JSON.stringify({ product_id: 'BRK-100', batch_id: BATCH, serial: 'SN-0042' });
 
 let sidecar;
 let api;
@@ -106,11 +107,11 @@ async function screenTexts(page) {
   return page.evaluate(() => [...window.__kensaTexts]);
 }
 
-const reported = new Set();
-
 /** What the screen (and every text since the previous one) showed that the allow-list does not
- * cover, each named once, on the screen it first showed on. */
+ * cover, each named once (per page), on the screen it first showed on. */
 async function checkScreen(page, where, found) {
+  page.reported ??= new Set();
+  const reported = page.reported;
   const bad = strays(await screenTexts(page)).filter((line) => !reported.has(line.split(' ')[0]));
   for (const line of bad) reported.add(line.split(' ')[0]);
   if (bad.length) found.push(`${where}:\n    ${bad.join('\n    ')}`);
@@ -159,11 +160,12 @@ async function judge(page, panel, next) {
   await signIfAsked(page, next);
 }
 
-test(`ja at ${WIDTH} px: no developer English or raw data on any screen`, async () => {
+for (const width of WIDTHS) test(`ja at ${width} px: no developer English or raw data on any screen`, async () => {
   for (const open of await api.call('GET', '/sessions/interrupted')) {
     await api.call('POST', `/sessions/${open.id}/discard`, { signature: { password: h.PASSWORD, meaning: 'discarded' } });
   }
-  const page = await h.newPage(WIDTH);
+  const page = await h.newPage(width);
+  const QR = JSON.stringify({ product_id: 'BRK-100', batch_id: BATCH, serial: `SN-${width}` });
   await page.addInitScript(recordTexts);
   const found = [];
   const reasons = {};
@@ -199,7 +201,7 @@ test(`ja at ${WIDTH} px: no developer English or raw data on any screen`, async 
       const panel = await currentItem(page, code);
       await photoAndAi(page, panel, file);
       reasons[code] = await panel.getByTestId('ai-reason').textContent();
-      await h.shot(page, `i18n-ja-${code}`);
+      await h.shot(page, `i18n-ja-${width}-${code}`);
       await checkScreen(page, `item ${code} with its AI result`, found);
       await judge(page, panel, page.locator(`[data-testid="item-panel"][data-code="${next}"]`));
     }
@@ -234,7 +236,7 @@ test(`ja at ${WIDTH} px: no developer English or raw data on any screen`, async 
     await page.getByTestId('settings-screen').waitFor();
     await page.getByTestId('settings-sync').waitFor();
     await checkScreen(page, 'settings', found);
-    await h.shot(page, 'i18n-ja-settings');
+    await h.shot(page, `i18n-ja-${width}-settings`);
 
     // The jobs' progress was seen, in words (the check above covered it as it showed).
     const seen = await screenTexts(page);
@@ -249,7 +251,7 @@ test(`ja at ${WIDTH} px: no developer English or raw data on any screen`, async 
     assert.deepEqual(found, [], `Latin runs outside the allow-list on the Japanese screens:\n  ${found.join('\n  ')}`);
     assert.deepEqual(page.problems, [], 'no page errors');
   } catch (err) {
-    await h.shot(page, 'i18n-ja-FAILED').catch(() => undefined);
+    await h.shot(page, `i18n-ja-${width}-FAILED`).catch(() => undefined);
     throw err;
   } finally {
     await page.close();
