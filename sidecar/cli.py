@@ -19,6 +19,7 @@ from sidecar.errors import KensaError
 from sidecar.key_cli import encrypt, key_app
 from sidecar.keys import DataKey
 from sidecar.pipeline.cli import doctor, pipeline_app
+from sidecar.pipeline.model_cli import model_app
 from sidecar.qr.cli import qr_app
 from sidecar.user_cli import serve, user_app
 from sync.device.cli import device_app
@@ -46,6 +47,7 @@ db_app.command("encrypt")(encrypt)
 app.add_typer(db_app, name="db")
 app.add_typer(key_app, name="key")
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(model_app, name="model")
 app.command("doctor")(doctor)
 app.add_typer(qr_app, name="qr")
 app.add_typer(user_app, name="user")

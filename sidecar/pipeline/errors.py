@@ -37,6 +37,12 @@ class ModelCorrupt(PipelineError):
     code = "model_corrupt"
 
 
+class ModelIncompatible(PipelineError):
+    """A model file this ONNX Runtime will not run as exported (its opset or IR version)."""
+
+    code = "model_incompatible"
+
+
 class NodeFailed(PipelineError):
     """A step raised while running on a particular image."""
 
