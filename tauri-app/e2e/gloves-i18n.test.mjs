@@ -49,12 +49,12 @@ after(async () => {
 
 // Every text shown, as it is shown: the page records each text node and attribute a reader or
 // screen reader meets, from the first paint on, so words that show for a moment count too.
-function recordTexts() {
+function recordTexts(lang = 'ja') {
   const seen = new Set();
   window.__kensaTexts = seen;
-  // Not shown in Japanese: what a browser without scripts shows, and text marked as another
-  // language (the server's own words).
-  const skip = (el) => !el || el.closest('script, style, noscript, [lang]:not([lang="ja"])');
+  // Not shown in the page's language: what a browser without scripts shows, and text marked as
+  // another language (the server's own words, the language switch).
+  const skip = (el) => !el || el.closest(`script, style, noscript, [lang]:not([lang="${lang}"])`);
   const note = (node) => {
     if (node.nodeType === Node.TEXT_NODE) {
       if (!skip(node.parentElement) && node.textContent.trim()) seen.add(node.textContent.trim());
@@ -308,6 +308,7 @@ test(`en at ${WIDTH} px: the same reasons and measurements in English`, async ()
     await api.call('POST', `/sessions/${open.id}/discard`, { signature: { password: h.PASSWORD, meaning: 'discarded' } });
   }
   const page = await h.newPage(WIDTH);
+  await page.addInitScript(recordTexts, 'en');
   try {
     await page.goto(`${sidecar.baseUrl}/`);
     await page.getByTestId('login-screen').waitFor();
@@ -335,6 +336,14 @@ test(`en at ${WIDTH} px: the same reasons and measurements in English`, async ()
     assert.match(reason, /^Defect probability = [0-9.]+(: (meets|fails) Defect probability < 0\.5| is in the review band 0\.3–0\.7 \(by the rule alone: (OK|NG)\))$/);
     assert.match(await panel.getByTestId('ai-measurements').textContent(), /Defect probability/);
     assert.doesNotMatch(await panel.getByTestId('ai-card').textContent(), /brk100-|[0-9a-f]{8}-[0-9a-f]{4}-/);
+    // Nothing Japanese on the English screens but people's names (the factory writes them so).
+    const japanese = new Set();
+    const shown = await screenTexts(page);
+    assert.ok(shown.some((text) => text === 'Surface scratches'), `the English screens were read (${shown.length} texts)`);
+    for (const text of shown) {
+      for (const run of text.match(/[\u3040-\u30ff\u3400-\u9fff]+/g) ?? []) if (!/^(田中|鈴木|管理者)$/.test(run)) japanese.add(`${run} (in "${text.slice(0, 80)}")`);
+    }
+    assert.deepEqual([...japanese], [], 'Japanese on the English screens');
     assert.deepEqual(page.problems, [], 'no page errors');
   } catch (err) {
     await h.shot(page, 'i18n-en-FAILED').catch(() => undefined);
