@@ -115,7 +115,9 @@ export function VerdictCard({ session, item, ai, closed, onChanged, refresh }: P
     <section className="card item__verify" data-testid="verify-card">
       {dialog}
       <h3>{t('item.verification')}</h3>
-      {done ? (
+      {/* Not while saving: the screen moves on to the next item, and the line would push the
+          buttons down for a moment on the way. */}
+      {done && !saving ? (
         <p className="verified" data-testid="verified-by">
           <span className={`result result--${done.final_result}`}>{label(t, 'result', done.final_result)}</span>{' '}
           {t('item.verifiedBy', {
