@@ -87,3 +87,37 @@ def test_the_settings_are_published_checked_and_pulled(
     assert items["F-PISTON"].defect_types == ["piston_stuck", "other"]
     assert items["D-BORE"].defect_types is None
     assert items["V-SCRATCH"].auto_analyse is False and items["D-BORE"].auto_analyse is True
+
+
+def test_the_server_command_sets_both(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from schema import server as s
+    from sync.server.cli import server_app
+
+    runner = CliRunner()
+    data = ["--data-dir", str(tmp_path / "server")]
+
+    def run(*args: str) -> str:
+        result = runner.invoke(server_app, [*args, *data], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run("target", "add", "GRB-330", "gearbox")
+    run("item", "add", "GRB-330", "F-SPIN", "spin", "--type", "FUNCTION", "--order", "1",
+        "--criteria", '{"judgment_type": "BINARY", "measurement": "ok", "expected": true}',
+        "--defect-types", "other, piston_stuck", "--no-auto-analyse")
+    refused = runner.invoke(server_app, ["item", "update", "GRB-330", "F-SPIN",
+                                         "--defect-types", "burr", *data])
+    assert refused.exit_code != 0 and "burr" in refused.output
+    run("item", "update", "GRB-330", "F-SPIN", "--auto-analyse")
+    (db,) = (tmp_path / "server").glob("*.db")
+    items = s.InspectionItemMaster.__table__  # type: ignore[attr-defined]
+    engine = create_sqlite_engine(db)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(sa.select(items.c.auto_analyse, items.c.defect_types)).one()
+    finally:
+        engine.dispose()
+    assert row.auto_analyse is True
+    assert row.defect_types == ["piston_stuck", "other"]
