@@ -25,6 +25,9 @@ from sync.server import openapi
 from sync.server.api_admin import router as admin_router
 from sync.server.api_sync import router as sync_router
 from sync.server.db_faults import Fault, classify, describe, integrity_error
+from sync.server.logs import RequestIdMiddleware
+from sync.server.metrics import PROCESS
+from sync.server.ops import router as ops_router
 from sync.server.settings import ServerSettings
 from sync.server.state import ServerState
 
@@ -36,6 +39,7 @@ _HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowe
 
 def _error(status: int, code: str, message: str, detail: dict[str, Any] | None = None,
            headers: dict[str, str] | None = None) -> JSONResponse:
+    PROCESS.error(code, status)
     return JSONResponse(
         status_code=status,
         content={"error": {"code": code, "message": message, "detail": detail or {}}},
@@ -63,6 +67,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.kensa = state
     app.include_router(sync_router)
     app.include_router(admin_router)
+    app.include_router(ops_router)
+    app.add_middleware(RequestIdMiddleware, log_access=settings.log_format == "json")
     openapi.install(app)
 
     @app.exception_handler(SyncError)

@@ -64,6 +64,8 @@ StorageOpt = Annotated[
 
 def _settings(database_url: str | None, data_dir: Path | None, storage: str | None,
               **extra: Any) -> Any:
+    from pydantic import ValidationError
+
     from sync.server.settings import ServerSettings
 
     given: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
@@ -73,7 +75,12 @@ def _settings(database_url: str | None, data_dir: Path | None, storage: str | No
         given["data_dir"] = data_dir
     if storage:
         given["storage"] = storage
-    return ServerSettings(**given)
+    try:
+        return ServerSettings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                             for e in exc.errors())
+        raise _fail(f"invalid settings: {problems}") from exc
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -157,6 +164,9 @@ def server_run(
     processors: Annotated[int | None, typer.Option(help="Queue processor threads.")] = None,
     migrate: Annotated[bool, typer.Option(help="Migrate the database at start.")] = True,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING…")] = None,
+    log_format: Annotated[str | None, typer.Option(
+        help="text, or json: a JSON object a line with the request's id "
+             "(default: KENSA_SERVER_LOG_FORMAT, else text).")] = None,
     api_docs: Annotated[bool | None, typer.Option(
         "--api-docs/--no-api-docs",
         help="Serve /docs and /openapi.json (default: KENSA_SERVER_API_DOCS, else off).")] = None,
@@ -166,7 +176,7 @@ def server_run(
 
     settings = _settings(database_url, data_dir, storage, host=host, port=port,
                          processors=processors, migrate=migrate, log_level=log_level,
-                         api_docs=api_docs)
+                         log_format=log_format, api_docs=api_docs)
     serve(settings)
 
 
@@ -230,6 +240,40 @@ def server_prune(
     with server_session(database_url, data_dir) as (session, _):
         pruned = prune_tombstones(session, timedelta(days=keep))
     typer.echo(f"pruned {pruned} tombstones older than {keep} days")
+
+
+@server_app.command("status")
+def server_status(
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object instead.")] = False,
+) -> None:
+    """The queue, its lag and each device, as /metrics reports them (reads; migrates nothing)."""
+    import sqlalchemy as sa
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from schema.db import Database, create_engine
+    from schema.types import utcnow
+    from sync.server.db_faults import describe
+    from sync.server.metrics import figures_json, figures_text, read_figures
+    from sync.server.ops import server_head
+
+    settings = _settings(database_url, data_dir, None)
+    db = Database(create_engine(settings.database))
+    try:
+        with db.read() as session:
+            revisions = [str(r) for r in session.execute(
+                sa.text("SELECT version_num FROM alembic_version")).scalars()]
+            figures = read_figures(session, utcnow())
+    except SQLAlchemyError as exc:
+        raise _fail(f"cannot read the server database: {describe(exc)}") from exc
+    finally:
+        db.dispose()
+    head = server_head()
+    if as_json:
+        typer.echo(json.dumps(figures_json(figures, revisions, head)))
+    else:
+        typer.echo(figures_text(figures, revisions, head))
 
 
 # --- server: devices -------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import uvicorn
 
 from schema.migrate import upgrade_server
 from sync.server.app import create_app
+from sync.server.logs import configure as configure_logging
 from sync.server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,7 @@ class _Server(uvicorn.Server):
 
 
 def serve(settings: ServerSettings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.migrate:
         revision = upgrade_server(settings.database)
@@ -60,6 +58,8 @@ def serve(settings: ServerSettings) -> None:
         create_app(settings),
         log_level=settings.log_level.lower(),
         access_log=False,
+        # Uvicorn's own lines go through the root handler, in the format the settings chose.
+        log_config=None,
         timeout_graceful_shutdown=5,
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,

@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,6 +37,12 @@ class ServerSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8400, ge=0, le=65535)
     log_level: str = "INFO"
+    # "json": one JSON object a line, each with the id of the request it belongs to, and an
+    # access line per request (sync.server.logs); "text" for a person reading a terminal.
+    log_format: Literal["text", "json"] = "text"
+    # The bearer token /metrics asks for; unset, /metrics is off (sync.server.ops says why it
+    # is not the admin API's credentials).
+    metrics_token: SecretStr | None = None
     # TLS served by the server itself (PEM certificate chain and key, KENSA_SERVER_TLS_CERT /
     # KENSA_SERVER_TLS_KEY); without them it speaks plain http, for a reverse proxy in front
     # that terminates TLS, or for loopback.
