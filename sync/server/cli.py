@@ -9,6 +9,7 @@
     kensa-server user add tanaka --role inspector
     kensa-server model add model.onnx
     kensa-server audit verify --device TAB-01   # exit 1 naming the first broken entry
+    kensa-server status                         # the queue, its lag and each device (--json)
 
 Options also come from ``KENSA_SERVER_*`` variables (``KENSA_SERVER_DATABASE_URL``, …). The
 server is installed and run apart from the tablets, so nothing here imports the tablet's code, and
