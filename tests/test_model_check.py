@@ -24,6 +24,7 @@ from scripts.devkit.synthetic import encode, make_surface
 from sidecar.pipeline.errors import ModelCorrupt
 from sidecar.pipeline.model_check import read_header
 from sidecar.pipeline.model_cli import EXIT_INVALID, model_app
+from sidecar.pipeline.runtime import cuda_available
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "scripts/devkit/models"
@@ -215,6 +216,16 @@ def _image_into_model(tmp: Path) -> list[str | Path]:
         tmp, lambda d: step(d, "model").update(input="$steps.rgb.image"))]
 
 
+def _output_the_model_lacks(tmp: Path) -> list[str | Path]:
+    return [CLASSIFIER, "--pipeline",
+            scratch_with(tmp, lambda d: step(d, "label").update(x="$steps.model.probz"))]
+
+
+def _measurement_the_model_lacks(tmp: Path) -> list[str | Path]:
+    return [CLASSIFIER, "--pipeline", scratch_with(
+        tmp, lambda d: d["outputs"].update(defect_probability="$steps.model.logits[0][1]"))]
+
+
 def _another_model(tmp: Path) -> list[str | Path]:
     # The scratch pipeline as published names the classifier, not this file.
     return [PADIM, "--pipeline", MODELS / "pipelines/brk100-v-scratch.json"]
@@ -257,6 +268,11 @@ CASES = [
     Case("wrong dtype", _wrong_dtype, ("step 'model'", "expects float32 but is fed float16")),
     Case("image into model", _image_into_model,
          ("step 'model'", "is fed an image; add a 'normalize' step")),
+    Case("output the model lacks", _output_the_model_lacks,
+         ("step 'label'", "reads output 'probz' of step 'model', which its model does not have "
+          "(its outputs: output, outputs, probs)")),
+    Case("measurement the model lacks", _measurement_the_model_lacks,
+         ("output 'defect_probability' reads output 'logits' of step 'model'",)),
     Case("pipeline runs another model", _another_model,
          ("step 'model'", "no step runs brk100-foreign-padim.onnx", sha_ref(PADIM))),
     Case("not an image", _not_an_image, ("notes.jpg is not an image",)),
@@ -283,6 +299,16 @@ def test_broken_models_pipelines_and_images_exit_2(tmp_path: Path, case: Case) -
         with pytest.raises(DefinitionInvalid) as refused:
             validate_definition(pipeline.read_text(encoding="utf-8"))
         assert refused.value.detail["node"] == case.publish_step
+
+
+@pytest.mark.skipif(cuda_available(), reason="CUDA starts here")
+def test_a_provider_asked_for_that_does_not_start_is_a_failure() -> None:
+    result = check(CLASSIFIER, "--pipeline", MODELS / "pipelines/brk100-v-scratch.json",
+                   "--provider", "cuda")
+    assert result.exit_code == EXIT_INVALID, result.output
+    assert "CUDAExecutionProvider did not start for brk100-scratch-classifier.onnx" in (
+        result.stderr)
+    assert "its session got CPUExecutionProvider" in result.stderr
 
 
 def test_header_reads_ir_version_and_opsets_of_a_whole_model() -> None:

@@ -11,7 +11,8 @@ Then what only the model file tells:
 - the pipeline: some step runs this very file (its ``sha256:`` reference), each model input is
   wired, and the tensors fed match the declared shapes and dtypes (``sidecar.pipeline.validate``,
   as a tablet compiles it);
-- providers: which ones this ONNX Runtime has and which the session actually got;
+- providers: which ones this ONNX Runtime has and which the session actually got; one asked
+  for by name (``--provider cuda``) that did not start is a failure, not a note;
 - images: each is an image, then runs through the whole pipeline, with its outputs and timings.
 
 Every failure is a :class:`~sidecar.errors.KensaError` naming the file or the step.
@@ -274,7 +275,13 @@ def check(
     emit(f"providers: available {', '.join(ort.get_available_providers())}; "
          f"asked {', '.join(wanted)}; got {loaded.provider}")
     if loaded.provider != wanted[0]:
-        emit(f"  note: {wanted[0]} did not start for this model; it ran on {loaded.provider}")
+        message = (f"{wanted[0]} did not start for {model.name}: its session got "
+                   f"{loaded.provider} (this ONNX Runtime has "
+                   f"{', '.join(ort.get_available_providers())})")
+        if provider != "auto":
+            # Asked for by name, a silent fall-back would pass a check that did not happen.
+            raise ModelIncompatible(message, path=str(model), provider=loaded.provider)
+        emit(f"  note: {message}")
     report["model"].update(inputs=[_tensor(t) for t in info.inputs],
                            outputs=[_tensor(t) for t in info.outputs],
                            metadata=dict(info.metadata))

@@ -10,6 +10,7 @@ dictionary's), and adds what only the models tell:
 
 - a value of the wrong kind or shape downstream of a model (a model's output);
 - a tensor whose statically known shape or dtype cannot match the model's declared input;
+- an output of a model's step that the model does not have (``$steps.model.probz``);
 - a missing or corrupt model file (the store's ModelUnavailable / ModelCorrupt).
 
 Each error is a :class:`DefinitionInvalid` (or the store's error) naming the step.
@@ -111,8 +112,21 @@ def validate(definition: PipelineDefinition, models: ModelLookup | None = None) 
     warm: dict[str, dict[str, tuple[int | None, ...]]] = {}
     planned: list[PlannedStep] = []
     by_name = {s.name: s for s in definition.steps}
+    # Outputs of the steps whose outputs only their model names (onnx), once the model is known.
+    named_by_model: dict[str, frozenset[str]] = {}
+
+    def check_field(sel: Selector, reader: str | None, where: str) -> None:
+        known = named_by_model.get(sel.name) if sel.source == "steps" else None
+        if known is not None and sel.field is not None and sel.field not in known:
+            raise DefinitionInvalid(
+                f"{where} reads output '{sel.field}' of step '{sel.name}', which its model does "
+                f"not have (its outputs: {', '.join(sorted(known))})",
+                node=reader, selector=sel.raw, field=where)
+
     for name in order:
         step, spec = by_name[name], specs[name]
+        for key, sel in step.inputs.items():
+            check_field(sel, name, f"input '{key}'")
         in_metas = {k: meta_of(sel, definition, metas) for k, sel in step.inputs.items()}
         # Again with what the models tell: a model's output is known only here.
         _check_kinds(step, OPS[step.type], in_metas)
@@ -129,6 +143,8 @@ def validate(definition: PipelineDefinition, models: ModelLookup | None = None) 
             raise DefinitionInvalid(str(exc), node=name) from exc
         for field_name, meta in out.items():
             metas[(name, field_name)] = meta
+        if spec.dynamic_io and get is not None:
+            named_by_model[name] = frozenset(out)
         if spec.type == "onnx" and get is not None:
             info = get(params[name]["model"])
             first = info.inputs[0].name
@@ -138,6 +154,10 @@ def validate(definition: PipelineDefinition, models: ModelLookup | None = None) 
             }
         planned.append(PlannedStep(name=name, spec=spec, params=params[name], inputs=step.inputs,
                                    deps=deps[name], models=refs))
+    for out_name, sel in definition.outputs.items():
+        check_field(sel, None, f"output '{out_name}'")
+    for art_name, sel in definition.artifacts.items():
+        check_field(sel, None, f"artifact '{art_name}'")
     dependents: dict[str, list[str]] = {s.name: [] for s in definition.steps}
     for ps in planned:
         for d in ps.deps:
