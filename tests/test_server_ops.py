@@ -136,7 +136,11 @@ def test_metrics_parse_and_move_with_the_load(server: Server) -> None:
     assert httpx.get(f"{server.url}/metrics").status_code == 401
     assert httpx.get(f"{server.url}/metrics",
                      headers={"Authorization": "Bearer wrong"}).status_code == 401
+    # A device name may hold what the text format must escape in a label value.
+    odd_name = 'Line 3 "west" \\ spare'
+    server.cli("device", "add", odd_name)
     before = server.scrape()
+    assert one(before, "kensa_device_queue_pending", device=odd_name) == 0
     assert one(before, "kensa_database_up") == 1
     assert one(before, "kensa_queue_pending") == 0
     assert one(before, "kensa_applied_total") == 0
