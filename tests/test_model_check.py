@@ -20,11 +20,12 @@ from typer.testing import CliRunner
 
 from schema.errors import DefinitionInvalid
 from schema.formats.pipeline import validate_definition
-from scripts.devkit.synthetic import encode, make_surface
+from scripts.devkit.synthetic import encode, make_marking, make_surface
 from sidecar.pipeline.errors import ModelCorrupt
 from sidecar.pipeline.model_check import read_header
 from sidecar.pipeline.model_cli import EXIT_INVALID, model_app
 from sidecar.pipeline.runtime import cuda_available
+from sidecar.pipeline.store import package_models_dir
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "scripts/devkit/models"
@@ -95,6 +96,25 @@ def test_demo_anomaly_model_prints_outputs_and_timings(tmp_path: Path) -> None:
     assert "got CPUExecutionProvider" in text
     assert f"{ok.name}: anomaly_score=" in text
     assert " ms: roi " in text and "model " in text
+
+
+def test_an_ocr_model_is_checked_with_its_partner_from_the_wheel(tmp_path: Path) -> None:
+    # The marking pipeline's one step runs two models: the one checked and the detector, which
+    # is found where a tablet finds it, in the rapidocr wheel.
+    ocr_models = package_models_dir("rapidocr")
+    assert ocr_models is not None
+    recogniser = ocr_models / "PP-OCRv6_rec_small.onnx"
+    lot = tmp_path / "lot.png"
+    lot.write_bytes(encode(make_marking("LOT A12-3456", 7)))
+    result = check(recogniser, "--pipeline", MODELS / "pipelines/brk100-t-marking.json", lot,
+                   "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["pipeline"]["model_steps"] == ["ocr"]
+    assert report["model"]["producer"] == ""
+    [run] = report["images"]
+    assert run["outputs"]["text"] == "LOT A12-3456"
+    assert 0 < run["outputs"]["text_score"] <= 1
 
 
 def test_the_installed_command_exits_2_on_a_truncated_model(tmp_path: Path) -> None:

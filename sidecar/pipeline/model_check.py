@@ -144,7 +144,8 @@ def read_header(path: Path, data: bytes) -> ModelHeader:
         missing = "graph" if not has_graph else "IR version"
         raise ModelCorrupt(f"{path.name} is not a complete ONNX model: it has no {missing}",
                            path=str(path))
-    return ModelHeader(ir_version=ir_version, opsets=opsets, producer=" ".join(producer))
+    return ModelHeader(ir_version=ir_version, opsets=opsets,
+                       producer=" ".join(p for p in producer if p))
 
 
 def check_opsets(path: Path, header: ModelHeader) -> None:
@@ -246,7 +247,7 @@ def check(
     checked = _validate_definition(text)
     d = checked.definition
     emit(f"pipeline {d.name} v{d.version}: the server's publish checks pass "
-         f"({len(d.steps)} steps)")
+         f"({len(d.steps)} step{'s' if len(d.steps) != 1 else ''})")
     runs = _steps_running(d, ref)
     if not runs:
         named = {s.name: v for s in d.steps for v in s.params.values()
