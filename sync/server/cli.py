@@ -192,9 +192,12 @@ def server_process(
     import threading
 
     from schema.db import Database, create_engine
+    from sync.server.logs import configure as configure_logging
     from sync.server.processor import QueueProcessor
 
     settings = _settings(database_url, data_dir, None)
+    # The same lines, in the same format, as the processors inside ``kensa-server run``.
+    configure_logging(settings.log_level, settings.log_format)
     db = Database(create_engine(settings.database))
     processor = QueueProcessor(db, batch=settings.processor_batch,
                                retry_s=settings.processor_retry_s)
