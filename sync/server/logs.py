@@ -74,8 +74,11 @@ def configure(level: str, fmt: str) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
-    for old in list(root.handlers):
+    # Only a handler this function added before is replaced: one that a host process installed
+    # (a test runner's capture) stays.
+    for old in [h for h in root.handlers if getattr(h, "kensa_server", False)]:
         root.removeHandler(old)
+    handler.kensa_server = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
 
