@@ -22,6 +22,9 @@ class AuditEntryPublic(BaseModel):
     seq: int
     at: str  # UTC, YYYY-MM-DDTHH:MM:SS.ffffffZ
     username: str | None
+    # Who as people call them now (full name, else the username the entry keeps): the entry
+    # outlives the user row, so a removed user reads as their username.
+    display_name: str | None
     role: str | None
     entity: str
     entity_id: str | None
@@ -72,5 +75,15 @@ def audit_trail(session_id: str, db: DbDep, _: CurrentUser) -> list[AuditEntryPu
                     )
                 ).all()
             )
+        user_ids = {e.user_id for e in entries if e.user_id is not None}
+        users = session.exec(select(d.User).where(col(d.User.id).in_(user_ids))).all()
+        names = {u.id: u.full_name for u in users if u.full_name}
     entries.sort(key=lambda e: e.seq)
-    return [AuditEntryPublic.model_validate(e, from_attributes=True) for e in entries]
+    stored = [f for f in AuditEntryPublic.model_fields if f != "display_name"]
+    return [
+        AuditEntryPublic(
+            **{f: getattr(e, f) for f in stored},
+            display_name=(names.get(e.user_id) if e.user_id is not None else None) or e.username,
+        )
+        for e in entries
+    ]

@@ -74,6 +74,7 @@ def search(
                 product_code=r.session.product_code,
                 batch_id=r.batch_id,
                 username=r.username,
+                display_name=r.full_name or r.username,
                 started_at=r.session.started_at,
                 completed_at=r.session.completed_at,
             )

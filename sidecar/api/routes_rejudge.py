@@ -52,4 +52,4 @@ def rejudge(
             row.final_result, ai.overall_result if ai else None, previous
         )
         signed.sign(session, who, needed, row, session_id)
-    return views.verification(row, user.username)
+    return views.verification(row, user)

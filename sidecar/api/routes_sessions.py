@@ -43,18 +43,18 @@ router = APIRouter(prefix="/sessions", tags=["inspection"], dependencies=[Sessio
 image_router = APIRouter(prefix="/images", tags=["inspection"])
 
 
-def _usernames(session: Session, det: inspection.SessionDetail) -> dict[int, str]:
+def _verifiers(session: Session, det: inspection.SessionDetail) -> dict[int, d.User]:
     ids = {v.user_id for i in det.items for v in i.verifications}
     if not ids:
         return {}
     users = session.exec(select(d.User).where(col(d.User.id).in_(ids))).all()
-    return {u.id: u.username for u in users if u.id is not None}
+    return {u.id: u for u in users if u.id is not None}
 
 
 def _detail(db: Database, session_id: str) -> SessionPublic:
     with db.read() as session:
         det = inspection.detail(session, session_id)
-        public = views.session_detail(det, _usernames(session, det))
+        public = views.session_detail(det, _verifiers(session, det))
         public.signatures = [signed.public(x) for x in signing.of_session(session, session_id)]
         return public
 
@@ -142,7 +142,7 @@ def verify(
             row.final_result, ai.overall_result if ai else None, previous
         )
         signed.sign(session, who, needed, row, session_id)
-    return views.verification(row, user.username)
+    return views.verification(row, user)
 
 
 @router.post("/{session_id}/items/{item_id}/skip")

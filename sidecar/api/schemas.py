@@ -310,6 +310,8 @@ class VerificationPublic(VerificationBase):
     id: str
     item_id: str | None
     username: str | None
+    # Who gave the verdict as people call them (full name, else username).
+    display_name: str | None
     overrode_ai: bool
     created_at: datetime
 
@@ -405,6 +407,8 @@ class HistoryRowPublic(BaseModel):
     product_code: str | None
     batch_id: str
     username: str | None
+    # The inspector as people call them (full name, else username).
+    display_name: str | None
     started_at: datetime
     completed_at: datetime | None
 

@@ -91,11 +91,12 @@ def ai_result(r: d.AIInspectionResult) -> s.AIResultPublic:
     )
 
 
-def verification(v: d.HumanVerificationResult, username: str | None) -> s.VerificationPublic:
+def verification(v: d.HumanVerificationResult, user: d.User | None) -> s.VerificationPublic:
     return s.VerificationPublic(
         id=v.id,
         item_id=v.item_id,
-        username=username,
+        username=user.username if user else None,
+        display_name=(user.full_name or user.username) if user else None,
         overrode_ai=v.overrode_ai,
         created_at=v.created_at,
         final_result=v.final_result,
@@ -107,7 +108,7 @@ def verification(v: d.HumanVerificationResult, username: str | None) -> s.Verifi
     )
 
 
-def session_detail(det: SessionDetail, usernames: dict[int, str]) -> s.SessionPublic:
+def session_detail(det: SessionDetail, users: dict[int, d.User]) -> s.SessionPublic:
     row, target = det.session, det.target
     closed = row.status in SESSION_ENDS
     # The rule ``complete`` enforces, asked the same way, so the UI need not know it.
@@ -159,7 +160,7 @@ def session_detail(det: SessionDetail, usernames: dict[int, str]) -> s.SessionPu
                 attempts=i.item.attempts,
                 images=[image(x) for x in i.images],
                 ai_results=[ai_result(x) for x in i.ai_results],
-                verifications=[verification(x, usernames.get(x.user_id)) for x in i.verifications],
+                verifications=[verification(x, users.get(x.user_id)) for x in i.verifications],
             )
             for i in det.items
         ],

@@ -36,6 +36,7 @@ class Row:
     session: d.InspectionSession
     batch_id: str
     username: str | None
+    full_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def search(session: Session, q: Query) -> Page:
         conditions.append(col(s.started_at) < _aware(q.started_to))
     total = session.exec(select(func.count()).select_from(s).where(*conditions)).one()
     rows = session.exec(
-        select(s, t.batch_id, u.username)
+        select(s, t.batch_id, u.username, u.full_name)
         .join(t, col(t.id) == col(s.target_id))
         .outerjoin(u, col(u.id) == col(s.user_id))
         .where(*conditions)
@@ -83,7 +84,7 @@ def search(session: Session, q: Query) -> Page:
         .limit(q.page_size)
     ).all()
     return Page(
-        rows=[Row(session=r[0], batch_id=r[1], username=r[2]) for r in rows],
+        rows=[Row(session=r[0], batch_id=r[1], username=r[2], full_name=r[3]) for r in rows],
         total=int(total),
         page=q.page,
         page_size=q.page_size,

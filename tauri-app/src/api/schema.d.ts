@@ -737,6 +737,8 @@ export interface components {
             changes: {
                 [key: string]: unknown;
             } | null;
+            /** Display Name */
+            display_name: string | null;
             /** Entity */
             entity: string;
             /** Entity Id */
@@ -849,6 +851,8 @@ export interface components {
             batch_id: string;
             /** Completed At */
             completed_at: string | null;
+            /** Display Name */
+            display_name: string | null;
             /** Id */
             id: string;
             /** Product Code */
@@ -1582,6 +1586,8 @@ export interface components {
             created_at: string;
             /** Defect Types */
             defect_types?: string[] | null;
+            /** Display Name */
+            display_name: string | null;
             /**
              * Final Result
              * @enum {string}

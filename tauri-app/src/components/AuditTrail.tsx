@@ -80,7 +80,7 @@ export function AuditTrail({ sessionId, signatures, version }: { sessionId: stri
                   <tr key={entry.seq} data-testid="audit-entry" data-action={entry.action} data-entity={entry.entity}>
                     <td data-label={t('audit.when')}>{dateTime(entry.at)}</td>
                     <td data-label={t('audit.who')}>
-                      {entry.username ?? '—'}
+                      {entry.display_name ?? entry.username ?? '—'}
                       {entry.role ? ` (${words.role(entry.role)})` : ''}
                     </td>
                     <td data-label={t('audit.what')}>

@@ -145,7 +145,7 @@ export function History() {
                       <td data-label={t('history.started')}>{dateTime(row.started_at)}</td>
                       <td data-label={t('history.product')}>{row.product_code}</td>
                       <td data-label={t('history.batch')}>{row.batch_id}</td>
-                      <td data-label={t('history.inspector')}>{row.username ?? '—'}</td>
+                      <td data-label={t('history.inspector')}>{row.display_name ?? row.username ?? '—'}</td>
                       <td data-label={t('history.status')}>{sessionStateLabel(t, row.status)}</td>
                       <td data-label={t('history.result')}>
                         <span className={`result result--${row.result ?? 'none'}`}>{label(t, 'result', row.result)}</span>

@@ -121,7 +121,7 @@ export function VerdictCard({ session, item, ai, closed, onChanged, refresh }: P
         <p className="verified" data-testid="verified-by">
           <span className={`result result--${done.final_result}`}>{label(t, 'result', done.final_result)}</span>{' '}
           {t('item.verifiedBy', {
-            user: done.username ?? '?',
+            user: done.display_name ?? done.username ?? '?',
             time: time(done.created_at),
             result: label(t, 'result', done.final_result),
           })}
