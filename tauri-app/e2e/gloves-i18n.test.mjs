@@ -85,8 +85,6 @@ const ALLOWED = [
   /^[A-Z][A-Z0-9_-]*$/, // codes, product and lot numbers, AI, QR
   /^https?:\/\//, // the server's and the service's addresses
   /^(mm|kensa|Enter)$/, // a unit, the product's name, the key a scanner presses
-  // Login names are account codes (where a person's name belongs instead, other checks say so).
-  /^(tanaka|suzuki|admin)$/,
 ];
 
 /** The Latin runs in `texts` that the allow-list does not cover, each with the text it is in. */
