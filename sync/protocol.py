@@ -158,6 +158,21 @@ class AuthResponse(BaseModel):
     last_applied_seq: int
 
 
+class EnrollRequest(BaseModel):
+    """A one-time enrollment code (``kensa-server device add NAME --qr``) to trade."""
+
+    code: str = Field(min_length=1, max_length=40)
+
+
+class EnrollResponse(BaseModel):
+    """The device token, given once for a valid code; the code is spent."""
+
+    device_token: str
+    device_id: str
+    device_name: str
+    device_type: DeviceType
+
+
 class Change(BaseModel):
     cursor: str
     entity_type: str

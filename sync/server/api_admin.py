@@ -198,6 +198,22 @@ def rotate_device_token(name: Ref, state: State, admin: Admin) -> dict[str, Any]
         return {**_out(masters.find_device(session, name)), "token": token}
 
 
+@router.post("/devices/{name}/enrollment", status_code=201)
+def enrollment_code(name: Ref, state: State, admin: Admin) -> dict[str, Any]:
+    """A one-time enrollment code for the device, shown once, with the QR text when the
+    server knows its public address (``public_url``)."""
+    from sync.enrollment_code import qr_text
+    from sync.server import enrollment
+
+    with _acting(state, admin) as session:
+        issued = enrollment.issue(session, masters.find_device(session, name),
+                                  state.settings.enrollment_ttl_s)
+    url = state.settings.public_url
+    return {"device_name": issued.device_name, "code": issued.code,
+            "expires_at": issued.expires_at.isoformat(),
+            "qr_text": qr_text(url, issued.code) if url else None}
+
+
 @router.post("/devices/{name}/revoke", status_code=204)
 def revoke_device(name: Ref, state: State, admin: Admin) -> None:
     """Stop a device from syncing, at its next request."""

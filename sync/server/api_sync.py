@@ -13,19 +13,22 @@ from starlette.requests import ClientDisconnect
 
 from schema.types import utcnow
 from sync.bounds import INT64_MAX
-from sync.errors import PayloadTooLarge, TransportError
+from sync.errors import PayloadTooLarge, RateLimited, SyncError, TransportError
 from sync.protocol import (
     API_PREFIX,
     DEVICE_TIME_HEADER,
     AuthResponse,
     ChangesPage,
     ConflictsPage,
+    EnrollRequest,
+    EnrollResponse,
     FileStored,
     MissingRequest,
     MissingResponse,
     RefusedOp,
 )
 from sync.server import changes as change_log
+from sync.server import enrollment
 from sync.server.auth import (
     DeviceIdentity,
     bearer,
@@ -79,6 +82,33 @@ def authenticate(request: Request, state: State) -> AuthResponse:
             device_name=device.name, device_type=device.device_type,
             last_applied_seq=device.last_applied_seq,
         )
+
+
+@router.post("/enroll")
+def enroll(body: EnrollRequest, request: Request, state: State) -> EnrollResponse:
+    """Trade a one-time enrollment code for the device token (once; see ``enrollment``).
+
+    Only wrong, used or expired codes count against the caller's allowance: a tablet whose
+    admin mistyped once is not locked out, a guesser is slowed to a few tries a minute.
+    """
+    client = request.client.host if request.client else "unknown"
+    keys = ((state.enroll_limit, f"addr:{client}"), (state.enroll_limit_all, "all"))
+    wait = max(bucket.wait_s(key) for bucket, key in keys)
+    if wait > 0:
+        raise RateLimited("too many wrong enrollment codes; try again later",
+                          code="enrollment_throttled", retry_after=max(1.0, wait))
+    try:
+        with state.db.atomic() as session:
+            done = enrollment.exchange(session, body.code)
+            return EnrollResponse(
+                device_token=done.token, device_id=str(done.device.id),
+                device_name=done.device.name, device_type=done.device.device_type,
+            )
+    except SyncError as exc:
+        if 400 <= exc.status_code < 500:
+            for bucket, key in keys:
+                bucket.take(key)
+        raise
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

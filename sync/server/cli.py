@@ -3,6 +3,7 @@
     kensa-server run --database-url postgresql+psycopg://… --storage s3://… --port 8400
     kensa-server db upgrade
     kensa-server device add TAB-01            # prints the token once
+    kensa-server device add TAB-02 --qr --server-url https://kensa.example  # one-time code + QR
     kensa-server target add BRK-100 "ブレーキキャリパー" --version 3
     kensa-server item add BRK-100 V-SCRATCH "外観キズ" --type VISUAL --order 1 --criteria '{…}'
     kensa-server pipeline add pipeline.json
@@ -289,18 +290,80 @@ def device_add(
     device_type: Annotated[
         str, typer.Option("--type", help="tablet, desktop or mobile")
     ] = "tablet",
+    qr: Annotated[bool, typer.Option(
+        "--qr", help="Print a one-time enrollment code and its QR instead of the token.")] = False,
+    png: Annotated[Path | None, typer.Option(
+        "--png", help="With --qr: also write the QR to this PNG file.")] = None,
+    server_url: Annotated[str | None, typer.Option(
+        "--server-url", help="The address tablets reach this server at, for the QR "
+        "(default: KENSA_SERVER_PUBLIC_URL).")] = None,
     database_url: DatabaseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Register a device and print its token (shown once; the server keeps only a hash)."""
-    from sync.server import masters
+    """Register a device and print its token (shown once; the server keeps only a hash), or with
+    --qr a short-lived one-time enrollment code the tablet's setup screen trades for it."""
+    from sync.server import enrollment, masters
 
+    settings = _settings(database_url, data_dir, None)
+    url = server_url or settings.public_url
+    if qr and not url:
+        raise _fail("--qr needs the server's address: --server-url https://… "
+                    "(or KENSA_SERVER_PUBLIC_URL)")
     with server_session(database_url, data_dir) as (session, _):
         device, token = masters.add_device(session, name, device_type)
         device_id = str(device.id)
+        issued = enrollment.issue(session, device, settings.enrollment_ttl_s) if qr else None
     typer.echo(f"device {name} ({device_type}) id {device_id}")
-    typer.echo(f"token: {token}")
-    typer.echo("store it now: it is not shown again", err=True)
+    if issued is None:
+        typer.echo(f"token: {token}")
+        typer.echo("store it now: it is not shown again", err=True)
+        return
+    assert url is not None
+    _show_enrollment(url, issued, png)
+
+
+@server_device_app.command("enroll")
+def device_enroll(
+    name: str,
+    png: Annotated[Path | None, typer.Option("--png", help="Also write the QR to a PNG.")] = None,
+    server_url: Annotated[str | None, typer.Option("--server-url")] = None,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """A new one-time enrollment code for a registered device (a reinstalled tablet)."""
+    from sync.server import enrollment, masters
+
+    settings = _settings(database_url, data_dir, None)
+    url = server_url or settings.public_url
+    if not url:
+        raise _fail("the QR needs the server's address: --server-url https://… "
+                    "(or KENSA_SERVER_PUBLIC_URL)")
+    with server_session(database_url, data_dir) as (session, _):
+        issued = enrollment.issue(session, masters.find_device(session, name),
+                                  settings.enrollment_ttl_s)
+    _show_enrollment(url, issued, png)
+
+
+def _show_enrollment(url: str, issued: Any, png: Path | None) -> None:
+    import io
+
+    import qrcode
+
+    from sync.enrollment_code import qr_text
+
+    text = qr_text(url, issued.code)
+    code = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    code.add_data(text)
+    code.make(fit=True)
+    art = io.StringIO()
+    code.print_ascii(out=art, invert=True)
+    typer.echo(art.getvalue())
+    if png is not None:
+        code.make_image().save(str(png))
+        typer.echo(f"QR written to {png}")
+    typer.echo(f"server: {url}")
+    typer.echo(f"enrollment code: {issued.code}")
+    typer.echo(f"valid until {issued.expires_at.isoformat(timespec='seconds')}, once")
 
 
 @server_device_app.command("token")

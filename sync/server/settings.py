@@ -80,6 +80,15 @@ class ServerSettings(BaseSettings):
     admin_login_burst: int = Field(default=10, ge=1)
     admin_login_refill_s: float = Field(default=6.0, gt=0)
 
+    # Enrollment codes (sync.server.enrollment): how long one is valid, and wrong guesses at
+    # /sync/v1/enroll: this many at once per client address (and ten times that across all
+    # clients), then one more every enrollment_refill_s seconds.
+    enrollment_ttl_s: float = Field(default=900.0, gt=0, le=86_400)
+    enrollment_burst: int = Field(default=5, ge=1)
+    enrollment_refill_s: float = Field(default=12.0, gt=0)
+    # The server's address as tablets reach it, for the enrollment QR (`device add --qr`).
+    public_url: str | None = None
+
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'server.db'}"

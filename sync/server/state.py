@@ -15,7 +15,7 @@ from fastapi import Request
 from schema import server as s
 from schema.db import Database, create_engine
 from sync.errors import AuthError
-from sync.server.admin_auth import AdminGate
+from sync.server.admin_auth import AdminGate, TokenBucket
 from sync.server.auth import AccessClaim, DeviceIdentity, identity, load_secret
 from sync.server.changes import epoch
 from sync.server.files import clear_staging
@@ -31,6 +31,9 @@ class ServerState:
     settings: ServerSettings
     db: Database
     admin_gate: AdminGate
+    # Wrong enrollment codes: per client address, and across all clients (many addresses).
+    enroll_limit: TokenBucket
+    enroll_limit_all: TokenBucket
     storage: Storage | None = None
     _secret: bytes | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -43,8 +46,12 @@ class ServerState:
             verify=password_matches, dummy_hash=dummy_password_hash,
             burst=settings.admin_login_burst, refill_s=settings.admin_login_refill_s,
         )
+        limit = TokenBucket(burst=settings.enrollment_burst,
+                            refill_s=settings.enrollment_refill_s)
         return cls(settings=settings, db=Database(create_engine(settings.database)),
-                   admin_gate=gate)
+                   admin_gate=gate, enroll_limit=limit,
+                   enroll_limit_all=TokenBucket(burst=settings.enrollment_burst * 10,
+                                                refill_s=settings.enrollment_refill_s / 10))
 
     def start(self) -> None:
         self.storage = open_storage(self.settings.storage_url)
