@@ -26,6 +26,7 @@ from sidecar.api import (
     routes_rejudge,
     routes_scan,
     routes_sessions,
+    routes_setup,
 )
 from sidecar.api.announce import AnnounceChanges
 from sidecar.api.deps import SESSION_HEADER, enforce, get_current_user
@@ -211,6 +212,7 @@ def create_app(
     app.include_router(routes_jobs.router)
     app.include_router(routes_events.router)
     app.include_router(sync_api.router)
+    app.include_router(routes_setup.router)
     # Re-pointing the tablet decides where its records go and whose logins it trusts: the
     # route table (``connect``, admins only) decides who may, in ``enforce``.
     app.dependency_overrides[sync_api.authorize_connect] = _connect_checked_by_the_table

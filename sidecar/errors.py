@@ -83,6 +83,18 @@ class Locked(KensaError):
     code = "account_locked"
 
 
+class TooManyAttempts(KensaError):
+    status_code = 429
+    code = "too_many_attempts"
+
+
+class ServerUnreachable(KensaError):
+    """The sync server did not answer, or answered with its own failure."""
+
+    status_code = 502
+    code = "server_unreachable"
+
+
 class PayloadTooLarge(KensaError):
     status_code = 413
     code = "payload_too_large"

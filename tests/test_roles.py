@@ -331,6 +331,12 @@ PROBES: dict[tuple[str, str], Prepare] = {
     # Nothing listens there: the route ran and could not reach the server (502).
     ("POST", "/sync/connect"):            _fixed(
         "/sync/connect", 502, json={"server_url": "http://127.0.0.1:9", "token": "t" * 32}),
+    # This tablet has its users: the first-run routes say so and refuse (409 setup_done).
+    ("GET",  "/setup"):                   _fixed("/setup"),
+    ("POST", "/setup/connect"):           _fixed(
+        "/setup/connect", 409, json={"server_url": "http://127.0.0.1:9", "code": "AAAAA-BBBBB"}),
+    ("POST", "/setup/local-admin"):       _fixed(
+        "/setup/local-admin", 409, json={"username": "boss", "password": "Werk-Halle-7"}),
 }
 # fmt: on
 OWNED = {"{session_id}", "{image_id}", "{job_id}"}

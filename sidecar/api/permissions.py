@@ -77,6 +77,10 @@ ROUTES: dict[tuple[str, str], Open | Action] = {
     ("GET",  "/sync/status"):                 LAUNCH,
     ("POST", "/sync/now"):                    LAUNCH,
     ("POST", "/sync/connect"):                Action.CONNECT,
+    # First run: nobody exists to log in yet; closed (409 setup_done) once anyone does.
+    ("GET",  "/setup"):                       LAUNCH,
+    ("POST", "/setup/connect"):               LAUNCH,
+    ("POST", "/setup/local-admin"):           LAUNCH,
 }
 # fmt: on
 

@@ -57,6 +57,7 @@ from sync.protocol import (
     AuthResponse,
     ChangesPage,
     ConflictsPage,
+    EnrollResponse,
     FileStored,
     MissingResponse,
     PushResponse,
@@ -196,6 +197,12 @@ class SyncClient:
         self.identity = _parse(AuthResponse, response)
         self._access = self.identity.access_token
         return self.identity
+
+    def enroll(self, code: str) -> EnrollResponse:
+        """Trade a one-time enrollment code for this device's token (no credentials needed)."""
+        response = self._send("POST", "/enroll", json={"code": code})
+        raise_for(response, now=self._clock)
+        return _parse(EnrollResponse, response)  # type: ignore[no-any-return]
 
     def _call(
         self,

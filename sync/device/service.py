@@ -308,6 +308,25 @@ class SyncService:
         return ConnectResult(server_url=url, verified=True, device_id=identity.device_id,
                              device_name=identity.device_name, message="connected")
 
+    def enroll(self, server_url: str, code: str, *, pin: str | None = None) -> ConnectResult:
+        """Connect with a one-time enrollment code instead of a device token: the server trades
+        the code for the token (once), which is then verified and stored as ``connect`` does."""
+        url = config.normalise_url(server_url)
+        pinned = parse_pin(pin) if pin is not None and pin.strip() else None
+        probe = SyncClient(url, SecretStr(""), app_version=self.app_version,
+                           transport=self.transport, clock=self.clock,
+                           transit=self._transit(pinned))
+        try:
+            answer = probe.enroll(code.strip())
+        except TransportError as exc:
+            raise type(exc)(
+                f"the server at {url} cannot be reached ({exc.code}); nothing was changed",
+                retry_after=exc.retry_after,
+            ) from exc
+        finally:
+            probe.close()
+        return self.connect(url, answer.device_token, pin=pin)
+
     # --- running -----------------------------------------------------------------------------
 
     def _tick(self) -> None:

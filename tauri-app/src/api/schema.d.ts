@@ -569,6 +569,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/setup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Setup State */
+        get: operations["setup_state_setup_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/setup/connect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Setup Connect */
+        post: operations["setup_connect_setup_connect_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/setup/local-admin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Setup Local Admin */
+        post: operations["setup_local_admin_setup_local_admin_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/stats": {
         parameters: {
             query?: never;
@@ -763,6 +814,19 @@ export interface components {
             /** Text */
             text: string;
         };
+        /** ConnectedSetup */
+        ConnectedSetup: {
+            /** Device Name */
+            device_name: string;
+            /** Pull Error */
+            pull_error?: string | null;
+            /** Pulled */
+            pulled: boolean;
+            /** Server Url */
+            server_url: string;
+            /** Users */
+            users: number;
+        };
         /** ConnectIn */
         ConnectIn: {
             /** Replace Server Url */
@@ -786,6 +850,17 @@ export interface components {
             server_url: string;
             /** Verified */
             verified: boolean;
+        };
+        /** ConnectSetup */
+        ConnectSetup: {
+            /** Code */
+            code?: string | null;
+            /** Qr */
+            qr?: string | null;
+            /** Server Pin */
+            server_pin?: string | null;
+            /** Server Url */
+            server_url?: string | null;
         };
         /**
          * CriteriaTextPublic
@@ -1005,6 +1080,22 @@ export interface components {
             /** Waiting Ahead */
             waiting_ahead: number;
         };
+        /** LocalAdminIn */
+        LocalAdminIn: {
+            /** Password */
+            password?: string | null;
+            /** Username */
+            username: string;
+        };
+        /** LocalAdminOut */
+        LocalAdminOut: {
+            /** Password */
+            password?: string | null;
+            /** Role */
+            role: string;
+            /** Username */
+            username: string;
+        };
         /** LoginCreate */
         LoginCreate: {
             /** Password */
@@ -1223,6 +1314,11 @@ export interface components {
             seq: number;
             /** Set Aside At */
             set_aside_at: string | null;
+        };
+        /** SetupState */
+        SetupState: {
+            /** First Run */
+            first_run: boolean;
         };
         /**
          * SignatureCreate
@@ -3911,6 +4007,182 @@ export interface operations {
             };
             /** @description A Host that is not loopback, or a role that may not do this */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The request does not match this document, or cannot be processed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+        };
+    };
+    setup_state_setup_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SetupState"];
+                };
+            };
+            /** @description No or wrong launch token, or no valid login */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description A Host that is not loopback, or a role that may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+        };
+    };
+    setup_connect_setup_connect_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConnectSetup"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConnectedSetup"];
+                };
+            };
+            /** @description Bad input: a QR payload or an image that cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description No or wrong launch token, or no valid login */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description A Host that is not loopback, or a role that may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The request body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The request does not match this document, or cannot be processed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+        };
+    };
+    setup_local_admin_setup_local_admin_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LocalAdminIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LocalAdminOut"];
+                };
+            };
+            /** @description Bad input: a QR payload or an image that cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description No or wrong launch token, or no valid login */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description A Host that is not loopback, or a role that may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The request body is over the limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
