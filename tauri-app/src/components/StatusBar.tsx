@@ -8,7 +8,8 @@ export function StatusBar() {
   const { t } = useI18n();
   const { events, lost } = useApp();
   return (
-    <section className="statusbar" aria-label={t('status.bar')} data-testid="statusbar">
+    // Focusable: on a phone the facts scroll sideways, and a keyboard must reach what is hidden.
+    <section className="statusbar" aria-label={t('status.bar')} tabIndex={0} data-testid="statusbar">
       <SyncFacts received={events.sync} lost={lost} compact />
     </section>
   );

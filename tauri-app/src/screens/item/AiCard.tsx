@@ -1,5 +1,6 @@
 // The AI's judgment of the item: verdict, confidence, measurements, the running job's progress,
 // and the button that queues a new analysis.
+import { useId } from 'react';
 import { ProgressBar } from '../../components/ProgressBar';
 import { useI18n } from '../../i18n';
 import { confidencePercent, label, type AIResult, type SessionItem } from '../../lib/inspection';
@@ -19,6 +20,7 @@ interface Props {
 export function AiCard({ item, ai, hasPhoto, analysis, closed }: Props) {
   const { t, lang } = useI18n();
   const { job, progress } = analysis;
+  const heading = useId();
   const running = analysis.running || item.status === 'ai_running';
   const reason = reasonText(t, lang, (ai?.detailed_results as { judgment?: JudgmentReason } | null | undefined)?.judgment);
   const details = (ai?.detailed_results ?? null) as { units?: Record<string, unknown>; overlay?: { drawn?: unknown } } | null;
@@ -26,9 +28,11 @@ export function AiCard({ item, ai, hasPhoto, analysis, closed }: Props) {
   const measurements = measurementRows(lang, t, ai?.measurements as Record<string, unknown> | null | undefined, details?.units, drawn);
   return (
     <section className="card item__ai" data-testid="ai-card">
-      <h3>{t('item.aiResult')}</h3>
+      <h3 id={heading}>{t('item.aiResult')}</h3>
       {ai ? (
-        <div className="ai">
+        // A region a keyboard can reach: on a phone the card has a set height and the result
+        // scrolls inside it.
+        <div className="ai" role="region" aria-labelledby={heading} tabIndex={0}>
           <div className="ai__verdict">
             <span className={`result result--big result--${ai.overall_result}`} data-testid="ai-result">
               {label(t, 'result', ai.overall_result)}
