@@ -166,7 +166,8 @@ def setup_local_admin(body: LocalAdminIn, db: DbDep) -> LocalAdminOut:
         secrets.choice(_PASSWORD_ALPHABET) for _ in range(14))
     problem = _password_problem(body.username, password)
     if problem is not None:
-        raise InvalidInput(problem, field="password")
+        raise InvalidInput(problem, code="password_rules", field="password",
+                           min_length=MIN_PASSWORD)
     with db.atomic() as session:
         # Checked again inside the write: two screens racing make one administrator.
         if not _first_run(session):

@@ -6,8 +6,8 @@ import { StatusBar } from './components/StatusBar';
 import { useI18n } from './i18n';
 import { Dashboard } from './screens/Dashboard';
 import { History } from './screens/History';
-import { Login } from './screens/Login';
 import { Scan } from './screens/Scan';
+import { LoginOrSetup } from './screens/Setup';
 import { SessionScreen } from './screens/Session';
 import { Settings } from './screens/Settings';
 import { Summary } from './screens/Summary';
@@ -130,7 +130,7 @@ function Shell() {
           <ResumeDialog />
         </div>
       ) : (
-        <Login />
+        <LoginOrSetup />
       )}
     </div>
   );

@@ -46,6 +46,15 @@ const SIMPLE: Record<string, MessageKey> = {
   pipeline_error: 'err.pipeline_error',
   internal_error: 'err.internal_error',
   bad_response: 'err.bad_response',
+  setup_done: 'err.setup_done',
+  enrollment_code_invalid: 'err.enrollment_code_invalid',
+  enrollment_code_used: 'err.enrollment_code_used',
+  enrollment_code_expired: 'err.enrollment_code_expired',
+  enrollment_code_malformed: 'err.enrollment_code_malformed',
+  enrollment_throttled: 'err.enrollment_throttled',
+  not_enrollment_qr: 'err.not_enrollment_qr',
+  server_unreachable: 'err.server_unreachable',
+  password_rules: 'err.password_rules',
 };
 
 /** Codes that mean "no AI on this tablet for this item": the inspector judges by eye. */
