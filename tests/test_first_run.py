@@ -49,9 +49,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc = ServerProcess("", root / "server", storage=(root / "files").as_uri(),
                          extra_env={"KENSA_SERVER_ENROLLMENT_BURST": "50"})
     with proc:
-        added = server_cli(proc, "user", "add", "tanaka", "--role", "inspector",
-                           "--password", "tanaka-pass-1")
-        assert added.returncode == 0, added.stderr
+        for name, role in (("tanaka", "inspector"), ("chief", "admin")):
+            added = server_cli(proc, "user", "add", name, "--role", role,
+                               "--password", f"{name}-pass-1")
+            assert added.returncode == 0, added.stderr
         yield proc
 
 
@@ -65,7 +66,9 @@ def test_a_code_is_traded_for_the_device_token_once(server: ServerProcess,
     assert code is not None
     assert "token:" not in done.stdout  # the long token is never printed with --qr
     # The terminal art and the PNG carry the server and the code, as the tablet reads them.
-    text, _, _ = cv2.QRCodeDetector().detectAndDecode(cv2.imread(str(png)))
+    image = cv2.imread(str(png))
+    assert image is not None
+    text, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
     assert text.startswith("kensa://enroll?server=http%3A%2F%2F127.0.0.1")
     assert text.endswith(f"&code={code.group(1)}")
     assert "█" in done.stdout or "▀" in done.stdout
@@ -110,6 +113,22 @@ def test_issuing_and_spending_codes_is_in_the_servers_audit_chain(server: Server
     assert verified.returncode == 0, verified.stdout + verified.stderr
     listed = server_cli(server, "device", "list")
     assert "TAB-33" in listed.stdout
+
+
+def test_an_admin_issues_a_code_over_the_admin_api(server: ServerProcess) -> None:
+    assert server_cli(server, "device", "add", "TAB-36").returncode == 0
+    url = f"{server.url}/admin/v1/devices/TAB-36/enrollment"
+    assert httpx.post(url, auth=("tanaka", "tanaka-pass-1"), timeout=30).status_code in (401, 403)
+    issued = httpx.post(url, auth=("chief", "chief-pass-1"), timeout=30)
+    assert issued.status_code == 201, issued.text
+    body = issued.json()
+    assert body["device_name"] == "TAB-36"
+    assert re.fullmatch(r"[2-9A-Z]{5}-[2-9A-Z]{5}", body["code"])
+    assert body["qr_text"] is None  # this server was not told its public address
+    assert exchange(server, body["code"]).json()["device_name"] == "TAB-36"
+    missing = httpx.post(f"{server.url}/admin/v1/devices/NOPE/enrollment",
+                         auth=("chief", "chief-pass-1"), timeout=30)
+    assert missing.status_code == 404
 
 
 def test_wrong_codes_are_throttled(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ server is the settings screen's, for an administrator's login.
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -29,7 +30,7 @@ from sidecar import errors
 from sidecar.api.deps import DbDep
 from sidecar.errors import Conflict, InvalidInput, KensaError
 from sync.device import config
-from sync.device.service import SyncService
+from sync.device.service import RunReport, SyncService
 from sync.enrollment_code import normalise, parse_qr
 from sync.errors import RateLimited, SyncError
 
@@ -138,13 +139,24 @@ async def setup_connect(
                                      retry_after=exc.retry_after) from exc
     except SyncError as exc:
         raise _translate(exc) from exc
-    report = await run_in_threadpool(service.run_once)
+    report = await run_in_threadpool(_first_pull, service)
     with db.read() as session:
         users = session.exec(select(func.count()).select_from(d.User)).one()
     return ConnectedSetup(
         server_url=result.server_url, device_name=result.device_name, users=users,
         pulled=report.ok, pull_error=None if report.ok else report.error,
     )
+
+
+def _first_pull(service: SyncService, wait_s: float = 60.0) -> RunReport:
+    """A run that has pulled since the connection: the scheduler, woken by the connect, may
+    be in a run already (``busy``); wait for it and run once more, so the users are here."""
+    deadline = time.monotonic() + wait_s
+    report = service.run_once()
+    while report.skipped == "busy" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        report = service.run_once()
+    return report
 
 
 def _translate(exc: SyncError) -> KensaError:
