@@ -202,9 +202,23 @@ for (const vp of VIEWPORTS) {
         await axe(page, 'signature dialog', found);
         await page.getByTestId('signature-cancel').click();
         await signature.waitFor({ state: 'detached' });
+        // The camera, opened for another photo (Chromium's fake capture device), then closed.
+        await panel.getByTestId('take-photo').click();
+        const camera = panel.getByTestId('camera');
+        await camera.locator('video').waitFor();
+        await page.waitForFunction(() => (document.querySelector('[data-testid="camera"] video')?.readyState ?? 0) >= 2);
+        await axe(page, 'item camera', found);
+        await camera.locator('.actions .btn:not(.btn--primary)').click();
+        await camera.waitFor({ state: 'detached' });
         await go(page, `#/session/${open}`);
         await page.getByTestId('session-items').waitFor();
         await axe(page, 'inspection overview', found);
+        // Cancelling the inspection asks first; the question is checked and answered no.
+        await page.getByTestId('cancel').click();
+        await page.getByTestId('cancel-yes').waitFor();
+        await axe(page, 'cancel confirmation', found);
+        await page.locator('.confirm .btn:not(.btn--danger)').click();
+        await page.getByTestId('cancel').waitFor();
 
         await go(page, `#/session/${completed}/summary`);
         await page.getByTestId('summary-screen').waitFor();
@@ -228,8 +242,26 @@ for (const vp of VIEWPORTS) {
         await page.getByTestId('settings-sync').waitFor();
         await axe(page, 'settings', found);
 
+        // The supervisor: the resume dialog labels a colleague's work, and a completed item can be
+        // re-judged.
+        await page.getByTestId('logout').click();
+        await page.getByTestId('login-screen').waitFor();
+        await page.getByTestId('username').fill('suzuki');
+        await page.getByTestId('password').fill(h.PASSWORD);
+        await page.getByTestId('login-submit').click();
+        await resume.waitFor();
+        await resume.locator('.resume__owner--other').first().waitFor();
+        await axe(page, "resume dialog with a colleague's inspection", found);
+        await page.getByTestId('resume-later').click();
+        await resume.waitFor({ state: 'detached' });
+        await go(page, `#/history/${completed}`);
+        await page.getByTestId('summary-screen').waitFor();
+        await page.getByTestId('rejudge').first().click();
+        await page.getByTestId('rejudge-form').waitFor();
+        await axe(page, 're-judgment', found);
+
         console.log(`# ${tag}: ${page.screens.length} screens checked, ${found.length} serious/critical`);
-        assert.equal(page.screens.length, 16, `every screen was checked: ${page.screens.join(', ')}`);
+        assert.equal(page.screens.length, 20, `every screen was checked: ${page.screens.join(', ')}`);
         assert.deepEqual(found, [], `serious or critical accessibility violations:\n  ${found.join('\n  ')}`);
         assert.deepEqual(page.problems, [], 'no page errors');
       } catch (err) {
