@@ -32,6 +32,7 @@ DESCRIPTIONS = {
     422: "The request does not match this document, or cannot be processed",
     423: "The account is locked after repeated wrong passwords",
     428: "The act needs the user's signature (their password again) with the meaning named",
+    429: "Too many wrong enrollment codes: the server asks to wait",
     502: "The sync server refused or could not be reached",
     503: "Sync is not set up in this app",
 }
@@ -79,6 +80,9 @@ EXTRA: dict[tuple[str, str], frozenset[int]] = {
     ("get", "/sync/status"): frozenset({503}),
     ("post", "/sync/now"): frozenset({503}),
     ("post", "/sync/connect"): frozenset({409, 502, 503}),
+    # First run: already set up (409), the server's refusals of the code, or the server away.
+    ("post", "/setup/connect"): frozenset({409, 429, 502}),
+    ("post", "/setup/local-admin"): frozenset({409}),
 }
 # Acts that may need a signature (``sidecar.api.signed``): 428 without one, 423 when a wrong
 # password locked the user.

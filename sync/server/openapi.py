@@ -36,7 +36,8 @@ DESCRIPTIONS = {
     403: "A device acting for another device, or a user without the admin role",
     404: "No such record or file",
     409: "A master that already exists, or a stale version",
-    410: "A pull cursor older than the server keeps: resync from the start",
+    410: "A pull cursor older than the server keeps (resync from the start), or an expired "
+         "enrollment code",
     413: "A batch or file over the server's limits",
     422: "The request does not match this document, or an operation is refused for good",
     429: "Too many attempts: wait for Retry-After",
@@ -68,6 +69,8 @@ ANSWERS: dict[tuple[str, str], dict[str, Any] | type[BaseModel]] = {
 EXTRA: dict[tuple[str, str], frozenset[int]] = {
     ("post", f"{API_PREFIX}/push"): frozenset({403, 413}),
     ("get", f"{API_PREFIX}/changes"): frozenset({410}),
+    # An enrollment code: unknown (401), used (409), expired (410), too many wrong ones (429).
+    ("post", f"{API_PREFIX}/enroll"): frozenset({404, 409, 410, 429}),
     ("put", f"{API_PREFIX}/files/{{sha256}}"): frozenset({413, 500}),
     ("get", f"{API_PREFIX}/files/{{sha256}}"): frozenset({403, 500}),
     ("put", f"{ADMIN_PREFIX}/models/{{sha256}}"): frozenset({413, 500}),

@@ -4112,6 +4112,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
+            /** @description The inspection, item or job is not in a state that allows this */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
             /** @description The request body is over the limit */
             413: {
                 headers: {
@@ -4123,6 +4132,24 @@ export interface operations {
             };
             /** @description The request does not match this document, or cannot be processed */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description Too many wrong enrollment codes: the server asks to wait */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The sync server refused or could not be reached */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4174,6 +4201,15 @@ export interface operations {
             };
             /** @description A Host that is not loopback, or a role that may not do this */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The inspection, item or job is not in a state that allows this */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
