@@ -115,6 +115,21 @@ def test_issuing_and_spending_codes_is_in_the_servers_audit_chain(server: Server
     assert "TAB-33" in listed.stdout
 
 
+def test_a_reinstalled_tablet_gets_a_new_code_for_its_registration(server: ServerProcess) -> None:
+    assert server_cli(server, "device", "add", "TAB-37").returncode == 0
+    # The QR needs the address tablets reach the server at: refused without one, nothing made.
+    nowhere = server_cli(server, "device", "enroll", "TAB-37")
+    assert nowhere.returncode == 2 and "--server-url" in nowhere.stderr
+    done = server_cli(server, "device", "enroll", "TAB-37",
+                      KENSA_SERVER_PUBLIC_URL=server.url)
+    assert done.returncode == 0, done.stderr
+    found = CODE.search(done.stdout)
+    assert found is not None
+    assert exchange(server, found.group(1)).json()["device_name"] == "TAB-37"
+    unknown = server_cli(server, "device", "enroll", "NOPE", "--server-url", server.url)
+    assert unknown.returncode != 0 and "NOPE" in unknown.stderr
+
+
 def test_an_admin_issues_a_code_over_the_admin_api(server: ServerProcess) -> None:
     assert server_cli(server, "device", "add", "TAB-36").returncode == 0
     url = f"{server.url}/admin/v1/devices/TAB-36/enrollment"
