@@ -3,11 +3,13 @@
 // enrollment QR from a real `kensa-server device add --qr` read by the scan field.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as h from './harness.mjs';
 
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const KENSA_SERVER = join(h.REPO, '.venv', 'bin', 'kensa-server');
 const USER_PASSWORD = 'tanaka-pass-1';
 let root;
@@ -74,6 +76,18 @@ after(async () => {
   }
 });
 
+/** axe-core's serious and critical violations on the setup screen as it is now. */
+async function axe(page, where) {
+  if (!(await page.evaluate(() => 'axe' in window))) await page.addScriptTag({ path: AXE });
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ['violations'] });
+    return result.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id}: ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  });
+  assert.deepEqual(violations, [], where);
+}
+
 /** A sidecar on an empty data folder: no users, no server. */
 async function freshTablet() {
   return h.startSidecar({ data: join(h.tempDir('kensa-fresh-'), 'data') });
@@ -95,6 +109,7 @@ test('stand-alone: the administrator is made, its password shown once, and it lo
     await page.getByTestId('setup-screen').waitFor();
     assert.equal(await page.getByTestId('login-screen').count(), 0);
     assert.deepEqual(await h.smallTargets(page), []);
+    await axe(page, 'choose (ja)');
     await h.shot(page, 'first-run-choose-ja');
 
     await page.getByTestId('setup-standalone').click();
@@ -105,11 +120,13 @@ test('stand-alone: the administrator is made, its password shown once, and it lo
     await page.getByTestId('setup-standalone-submit').click();
     await page.getByTestId('setup-error').waitFor();
     assert.match(await page.getByTestId('setup-error').innerText(), /10 文字以上/);
+    await axe(page, 'stand-alone with an error (ja)');
 
     await page.getByTestId('setup-password-input').fill('');
     await page.getByTestId('setup-standalone-submit').click();
     const password = (await page.getByTestId('setup-password').innerText()).trim();
     assert.ok(password.length >= 10, password);
+    await axe(page, 'password shown once (ja)');
     await h.shot(page, 'first-run-password-once');
     await page.getByTestId('setup-done').click();
 
@@ -149,6 +166,7 @@ test('by enrollment QR: the scan fills server and code, the users arrive, the in
     await page.getByTestId('setup-connect-submit').click();
     await page.getByTestId('setup-error').waitFor();
     assert.match(await page.getByTestId('setup-error').innerText(), /not known/);
+    await axe(page, 'connect with an error (en)');
 
     // The wedge scanner types the QR's text (and Enter) into the focused scan field.
     await page.getByTestId('setup-server-url').fill('');
