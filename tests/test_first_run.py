@@ -91,6 +91,16 @@ def test_a_code_is_traded_for_the_device_token_once(server: ServerProcess,
     assert auth.status_code == 200
 
 
+def test_a_code_raced_from_two_tablets_goes_to_one(server: ServerProcess) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    code = enroll_code(server, "TAB-38")
+    with ThreadPoolExecutor(4) as pool:
+        statuses = sorted(r.status_code for r in pool.map(lambda _: exchange(server, code),
+                                                          range(4)))
+    assert statuses == [200, 409, 409, 409]
+
+
 def test_wrong_malformed_and_expired_codes_are_refused(server: ServerProcess) -> None:
     wrong = exchange(server, "ABCDE-FGHJK")
     assert wrong.status_code == 401
