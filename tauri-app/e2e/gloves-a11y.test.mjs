@@ -221,7 +221,7 @@ for (const vp of VIEWPORTS) {
         await page.getByTestId('cancel').waitFor();
 
         await go(page, `#/session/${completed}/summary`);
-        await page.getByTestId('summary-screen').waitFor();
+        await page.getByTestId('summary-result').waitFor();
         await axe(page, 'summary', found);
 
         await page.getByTestId('nav-history').click();
@@ -229,7 +229,7 @@ for (const vp of VIEWPORTS) {
         await page.getByTestId('h-row').first().waitFor();
         await axe(page, 'history', found);
         await page.locator(`[data-testid="h-row"]:has([data-testid="h-open"])`).first().getByTestId('h-open').click();
-        await page.getByTestId('summary-screen').waitFor();
+        await page.getByTestId('summary-result').waitFor();
         await page.getByTestId('audit-entry').first().waitFor().catch(() => undefined);
         await axe(page, 'history detail', found);
 
@@ -255,7 +255,7 @@ for (const vp of VIEWPORTS) {
         await page.getByTestId('resume-later').click();
         await resume.waitFor({ state: 'detached' });
         await go(page, `#/history/${completed}`);
-        await page.getByTestId('summary-screen').waitFor();
+        await page.getByTestId('summary-result').waitFor();
         await page.getByTestId('rejudge').first().click();
         await page.getByTestId('rejudge-form').waitFor();
         await axe(page, 're-judgment', found);

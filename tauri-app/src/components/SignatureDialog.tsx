@@ -76,56 +76,58 @@ export function SignatureDialog({ meaning, onSign, onCancel }: Props) {
   const user = login?.user;
   return (
     <div className="overlay">
-      <form
+      {/* The dialog holds the form rather than being one: a form may not take the dialog role. */}
+      <div
         className="dialog signature"
         role="dialog"
         aria-modal="true"
         aria-labelledby="signature-title"
-        onSubmit={(e) => void submit(e)}
         onKeyDown={(e) => {
           if (e.key === 'Escape' && !busy) onCancel();
         }}
         data-testid="signature-dialog"
         data-meaning={meaning}
       >
-        <h2 id="signature-title">{t('sig.title')}</h2>
-        <p>{t('sig.intro')}</p>
-        <dl className="facts">
-          <div>
-            <dt>{t('sig.signer')}</dt>
-            <dd data-testid="signature-signer">
-              {user ? `${user.full_name ?? user.username} (${words.role(user.role)})` : '—'}
-            </dd>
+        <form onSubmit={(e) => void submit(e)}>
+          <h2 id="signature-title">{t('sig.title')}</h2>
+          <p>{t('sig.intro')}</p>
+          <dl className="facts">
+            <div>
+              <dt>{t('sig.signer')}</dt>
+              <dd data-testid="signature-signer">
+                {user ? `${user.full_name ?? user.username} (${words.role(user.role)})` : '—'}
+              </dd>
+            </div>
+            <div>
+              <dt>{t('sig.meaningLabel')}</dt>
+              <dd data-testid="signature-meaning">{words.meaning(meaning)}</dd>
+            </div>
+          </dl>
+          <label className="field">
+            <span>{t('sig.password')}</span>
+            <input
+              ref={field}
+              type="password"
+              className="signature__password"
+              autoComplete="current-password"
+              value={password}
+              onChange={(e) => setPassword(e.target.value)}
+              maxLength={1024}
+              data-testid="signature-password"
+            />
+          </label>
+          <p className="muted small">{t('sig.binding')}</p>
+          <ErrorText message={error} testId="signature-error" />
+          <div className="actions">
+            <button type="submit" className="btn btn--primary signature__btn" disabled={busy || !password} data-testid="signature-sign">
+              {busy ? t('sig.signing') : t('sig.sign')}
+            </button>
+            <button type="button" className="btn signature__btn" disabled={busy} onClick={onCancel} data-testid="signature-cancel">
+              {t('sig.cancel')}
+            </button>
           </div>
-          <div>
-            <dt>{t('sig.meaningLabel')}</dt>
-            <dd data-testid="signature-meaning">{words.meaning(meaning)}</dd>
-          </div>
-        </dl>
-        <label className="field">
-          <span>{t('sig.password')}</span>
-          <input
-            ref={field}
-            type="password"
-            className="signature__password"
-            autoComplete="current-password"
-            value={password}
-            onChange={(e) => setPassword(e.target.value)}
-            maxLength={1024}
-            data-testid="signature-password"
-          />
-        </label>
-        <p className="muted small">{t('sig.binding')}</p>
-        <ErrorText message={error} testId="signature-error" />
-        <div className="actions">
-          <button type="submit" className="btn btn--primary signature__btn" disabled={busy || !password} data-testid="signature-sign">
-            {busy ? t('sig.signing') : t('sig.sign')}
-          </button>
-          <button type="button" className="btn signature__btn" disabled={busy} onClick={onCancel} data-testid="signature-cancel">
-            {t('sig.cancel')}
-          </button>
-        </div>
-      </form>
+        </form>
+      </div>
     </div>
   );
 }

@@ -15,6 +15,7 @@ export function Summary({ sessionId, from }: { sessionId: string; from: 'session
   if (!session) {
     return (
       <main className="screen" data-testid="summary-screen">
+        <h1>{t('summary.title')}</h1>
         {error ? <ErrorText message={err(error)} /> : <p className="hint">{t('common.loading')}</p>}
       </main>
     );
