@@ -45,7 +45,9 @@ def test_every_image_is_judged_exactly_once_across_a_sigkill(tmp_path: Path) -> 
         for n in range(BATCH):
             defect = "scratch" if n % 4 == 0 else None
             photo = synthetic.encode(synthetic.make_surface(HELD_OUT + 100 + n, defect), ".jpg")
-            enqueue(db, *capture(db, tmp_path, "V-SCRATCH", photo))
+            # A plaintext store (the sidecar below runs with KENSA_PLAINTEXT=1, so the file can be
+            # read with sqlite3 while it works): its photos are plain too.
+            enqueue(db, *capture(db, tmp_path, "V-SCRATCH", photo, key=None))
     finally:
         db.dispose()
 
