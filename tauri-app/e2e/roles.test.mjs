@@ -87,9 +87,15 @@ test('a supervisor re-judges a completed inspection, signs the release, and the 
   await api.call('POST', `/sessions/${started.id}/complete`);
 
   const summaryAs = async (page, user) => {
+    // The resume dialog follows the list of interrupted inspections, which the scan screen asks
+    // for after the login: wait for that answer before looking for the dialog (a supervisor is
+    // offered the colleague's inspection the test before left open, and the page behind the
+    // dialog takes no taps).
+    const interrupted = page.waitForResponse((r) => r.url().includes('/sessions/interrupted'));
     await logIn(page, user);
+    await interrupted;
     const later = page.getByTestId('resume-later');
-    if (await later.count()) await later.click(); // the inspection the test before left open
+    if (await later.count()) await later.click();
     await page.evaluate((id) => (window.location.hash = `#/history/${id}`), started.id);
     await page.getByTestId('summary-screen').waitFor();
     await page.locator('tr[data-code="F-PISTON"]').waitFor();

@@ -28,7 +28,14 @@ function freePort() {
 }
 
 function kensa(args) {
-  return execFileSync(KENSA, args, { cwd: h.REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  // The tablet's store is the plaintext development kind the harness's sidecar runs
+  // (KENSA_PLAINTEXT=1): without it the command looks for the data key in the OS keystore.
+  return execFileSync(KENSA, args, {
+    cwd: h.REPO,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, KENSA_PLAINTEXT: '1' },
+  });
 }
 
 /** `kensa-server run` on the fixed port, resolved once it prints its ready line. */
