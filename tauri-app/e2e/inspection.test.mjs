@@ -165,6 +165,9 @@ for (const lang of ['ja', 'en']) {
           // come first and differ, the OK is signed.
           panel = await currentItem(page, 'T-MARKING');
           await uploadPhoto(page, panel, 'photo-3.jpg');
+          // Its judgment is awaited, so the OK below is chosen over it (and signed where it
+          // differs) rather than racing it.
+          await panel.getByTestId('ai-result').filter({ hasText: aiLabel }).waitFor({ timeout: 60_000 });
           await panel.getByTestId('verdict-OK').click();
           await panel.getByTestId('submit-verdict').click();
           await signIfAsked(page, page.locator('[data-testid="item-panel"][data-code="D-BORE"]'));
