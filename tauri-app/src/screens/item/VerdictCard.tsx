@@ -49,9 +49,11 @@ export function VerdictCard({ session, item, ai, closed, onChanged, refresh }: P
   const [error, setError] = useState<string | null>(null);
 
   // When an AI result arrives and no choice is made yet, offer its judgment; a person's choice
-  // is never overwritten (so `result` is deliberately not a dependency).
+  // is never overwritten. The check reads the state as it is when the update applies, not as
+  // it was at the render that saw the result: an effect runs after paint, and a tap on a verdict
+  // can land in between (the AI's NG then replaced the inspector's OK).
   useEffect(() => {
-    if (result === null) setResult(suggested(ai));
+    setResult((chosen) => chosen ?? suggested(ai));
   }, [ai?.id]);
 
   const goToNext = (updated: Session | null) => {
