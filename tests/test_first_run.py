@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import httpx
 import pytest
+import zxingcpp
 
 from tests.support.sidecar import SidecarProcess
 from tests.support.sync_harness import PYTHON, REPO, ServerProcess, _env
@@ -68,7 +69,10 @@ def test_a_code_is_traded_for_the_device_token_once(server: ServerProcess,
     # The terminal art and the PNG carry the server and the code, as the tablet reads them.
     image = cv2.imread(str(png))
     assert image is not None
+    # Two readers: the tablet's own (zxing-cpp) and OpenCV's, which needs the full quiet zone.
+    [read] = zxingcpp.read_barcodes(image)
     text, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
+    assert read.text == text
     assert text.startswith("kensa://enroll?server=http%3A%2F%2F127.0.0.1")
     assert text.endswith(f"&code={code.group(1)}")
     assert "█" in done.stdout or "▀" in done.stdout

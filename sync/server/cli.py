@@ -352,7 +352,9 @@ def _show_enrollment(url: str, issued: Any, png: Path | None) -> None:
     from sync.enrollment_code import qr_text
 
     text = qr_text(url, issued.code)
-    code = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    # The quiet zone the QR standard asks for (4 modules): with less, some readers (OpenCV's
+    # among them) miss the code on a tablet's camera or in the PNG.
+    code = qrcode.QRCode(border=4, error_correction=qrcode.constants.ERROR_CORRECT_M)
     code.add_data(text)
     code.make(fit=True)
     art = io.StringIO()
