@@ -539,7 +539,7 @@ def _dialect_of(session: Session) -> sa.Dialect:
 _server_defaults: dict[sa.Table, frozenset[str]] = {}
 
 
-def _with_defaults(table: sa.Table, values: Mapping[str, Any]) -> dict[str, Any]:
+def _with_defaults(table: sa.Table, values: Mapping[str, Any]) -> Mapping[str, Any]:
     defaulted = _server_defaults.get(table)
     if defaulted is None:
         defaulted = _server_defaults[table] = frozenset(
@@ -549,4 +549,4 @@ def _with_defaults(table: sa.Table, values: Mapping[str, Any]) -> dict[str, Any]
     for key in defaulted:
         if key in values and values[key] is None:
             return {k: v for k, v in values.items() if v is not None or k not in defaulted}
-    return values  # type: ignore[return-value]
+    return values
