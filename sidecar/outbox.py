@@ -79,15 +79,9 @@ def payload(session: Session, row: Entity) -> dict[str, Any]:
     return data
 
 
-def digest_view(data: dict[str, Any]) -> dict[str, Any]:
-    """What a record's digest covers (``schema.formats.audit.row_digest``): its payload without
-    the user's server id, which a pull may fill in later without the record changing."""
-    return {key: value for key, value in data.items() if key != "user_server_id"}
-
-
 def digest(session: Session, row: Entity) -> str:
     """The record's digest as it is now, as its newest audit entry carries it."""
-    return row_digest(ENTITY_TYPES[type(row)], digest_view(payload(session, row)))
+    return row_digest(ENTITY_TYPES[type(row)], payload(session, row))
 
 
 def _user_ref(session: Session, user_id: int | None) -> dict[str, Any]:
@@ -211,7 +205,6 @@ def insert(session: Session, model: type[E], /, *, priority: int = 0, **values: 
                 entity=entity,
                 entity_id=record_id,
                 action="insert",
-                # row_digest leaves user_server_id out itself (digest_view's copy is not needed).
                 row_digest=row_digest(entity, data),
             ),
         ],
