@@ -474,6 +474,55 @@ class SyncState(DeviceTable, table=True):
     updated_at: datetime = _updated()
 
 
+class InspectionSync(DeviceTable, table=True):
+    """How far each inspection's operations got: the highest outbox ``seq`` of its own the server
+    has received (stored in its queue). Written when the pushed rows leave the outbox, in the same
+    transaction; whether they are applied too is the server's applied watermark (``sync_state``
+    ``acks``) against this number. An inspection with operations still in the outbox, or with no
+    row here, is still only on this tablet."""
+
+    __tablename__ = "inspection_sync"
+
+    session_id: str = Field(primary_key=True)
+    received_through_seq: int
+
+
+# What became of an operation the server stored but did not apply.
+REFUSAL_KINDS = ("conflict", "rejected", "dead_letter")
+RESOLUTIONS = ("keep_tablet", "keep_server")
+
+
+class SyncRefusal(DeviceTable, table=True):
+    """An operation of this tablet that the server stored and will never apply, with the server's
+    reason (a code the UI words, and the server's text) and, for a version conflict, the server's
+    version of the record, so a supervisor can compare both and choose without a connection.
+    The operation itself stays in ``outbox`` set aside until it is resolved."""
+
+    __tablename__ = "sync_refusals"
+    __table_args__ = (
+        sa.CheckConstraint(_in("kind", REFUSAL_KINDS), name="ck_sync_refusals_kind"),
+        sa.CheckConstraint(
+            f"resolution IS NULL OR {_in('resolution', RESOLUTIONS)}",
+            name="ck_sync_refusals_resolution",
+        ),
+    )
+
+    op_id: str = Field(primary_key=True)
+    seq: int
+    entity_type: str
+    entity_id: str = Field(index=True)
+    operation: str
+    kind: str
+    reason_code: str
+    reason: str
+    data: dict[str, Any] = Field(sa_type=JSONType)
+    server_data: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
+    refused_at: datetime = _created()
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolution: str | None = None
+    resolved_by: str | None = None
+
+
 # ---------------------------------------------------------------------------------------------
 # Audit trail
 # ---------------------------------------------------------------------------------------------

@@ -38,6 +38,12 @@ CREATE TABLE calibrations (
 
 CREATE INDEX ix_calibrations_camera_id ON calibrations (camera_id);
 
+CREATE TABLE inspection_sync (
+	session_id VARCHAR NOT NULL, 
+	received_through_seq INTEGER NOT NULL, 
+	PRIMARY KEY (session_id)
+);
+
 CREATE TABLE inspection_targets_master (
 	id VARCHAR NOT NULL, 
 	product_code VARCHAR NOT NULL, 
@@ -95,6 +101,28 @@ CREATE TABLE pipelines (
 	PRIMARY KEY (id), 
 	CONSTRAINT ck_pipelines_version CHECK (version > 0)
 );
+
+CREATE TABLE sync_refusals (
+	op_id VARCHAR NOT NULL, 
+	seq INTEGER NOT NULL, 
+	entity_type VARCHAR NOT NULL, 
+	entity_id VARCHAR NOT NULL, 
+	operation VARCHAR NOT NULL, 
+	kind VARCHAR NOT NULL, 
+	reason_code VARCHAR NOT NULL, 
+	reason VARCHAR NOT NULL, 
+	data JSON NOT NULL, 
+	server_data JSON, 
+	refused_at DATETIME DEFAULT CURRENT_TIMESTAMP NOT NULL, 
+	resolved_at DATETIME, 
+	resolution VARCHAR, 
+	resolved_by VARCHAR, 
+	PRIMARY KEY (op_id), 
+	CONSTRAINT ck_sync_refusals_kind CHECK (kind IN ('conflict', 'rejected', 'dead_letter')), 
+	CONSTRAINT ck_sync_refusals_resolution CHECK (resolution IS NULL OR resolution IN ('keep_tablet', 'keep_server'))
+);
+
+CREATE INDEX ix_sync_refusals_entity_id ON sync_refusals (entity_id);
 
 CREATE TABLE sync_state (
 	name VARCHAR NOT NULL, 
