@@ -353,6 +353,15 @@ class TauriSyncQueue(ServerTable, table=True):
         ),
         # A device pulls its refusals after a cursor in this per-device order.
         sa.Index("uq_sync_queue_device_refusal", "device_id", "refusal_seq", unique=True),
+        # A device's applied watermark is its lowest sequence still pending: one probe here
+        # rather than a walk over every row it ever sent.
+        sa.Index(
+            "idx_tauri_sync_queue_device_pending",
+            "device_id",
+            "seq",
+            postgresql_where=sa.text("processed_at IS NULL"),
+            sqlite_where=sa.text("processed_at IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
