@@ -169,7 +169,8 @@ def test_results_of_models_the_server_never_published_are_flagged(site: Running)
     known = site.site.model_sha
     assert known is not None
     ops, session, image = _inspection()
-    steps = [STEP, {**STEP, "node": "judge", "op": "judge", "stage": "judge", "ms": 0.5}]
+    steps = [STEP, {**STEP, "node": "judge", "op": "judge", "stage": "judge", "start_ms": 14.0,
+                    "ms": 0.5}]
     results = {
         "known": _result(session, image, model_hashes=[known], image_sha256=H,
                          engine_version="kensa/0.1.0 onnxruntime/1.20.1",
@@ -201,12 +202,27 @@ def test_results_of_models_the_server_never_published_are_flagged(site: Running)
     assert stored[ids["unknown"]][:3] == (False, [H], 0.25)
     assert stored[ids["no model"]][:3] == (True, None, None)
     assert stored[ids["older"]][:3] == (None, None, None)  # nothing to check it by
-    # The engine's steps became the execution's components, by name and duration.
+    # The engine's steps became the execution's components as measured: name, duration, and
+    # start offset from the run's start (processing_time, 50 ms, before it was recorded).
     components = _rows(
-        url, "SELECT c.step_name, c.execution_time_ms FROM component_executions c "
+        url, "SELECT c.step_name, c.execution_time_ms, "
+             "extract(epoch FROM c.started_at - e.started_at) * 1000, "
+             "extract(epoch FROM c.completed_at - c.started_at) * 1000, "
+             "extract(epoch FROM e.completed_at - e.started_at) * 1000 "
+             "FROM component_executions c "
              "JOIN pipeline_executions e ON e.id = c.execution_id WHERE e.ai_result_id = :r "
              "ORDER BY c.started_at", r=ids["known"])
-    assert [tuple(c) for c in components] == [("model", 12), ("judge", 0)]
+    assert [(c[0], c[1]) for c in components] == [("model", 12), ("judge", 0)]
+    assert [(float(c[2]), float(c[3])) for c in components] == [
+        pytest.approx((1.5, 12.25), abs=0.002), pytest.approx((14.0, 0.5), abs=0.002)]
+    assert [float(c[4]) for c in components] == [pytest.approx(50.0, abs=0.002)] * 2
+    # A result from before the engine reported its steps has stage totals only: its execution
+    # is recorded, with no components made up from them.
+    older = _rows(
+        url, "SELECT e.id, (SELECT count(*) FROM component_executions c "
+             "WHERE c.execution_id = e.id) FROM pipeline_executions e WHERE e.ai_result_id = :r",
+        r=ids["older"])
+    assert len(older) == 1 and older[0][1] == 0
 
     # The admin API lists the flagged one (and only it, of this inspection), with its device.
     answer = httpx.get(f"{site.url}/admin/v1/ai-results/unknown-models", auth=ADMIN)

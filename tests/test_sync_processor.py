@@ -62,7 +62,15 @@ class Device:
                 "overall_result": "OK", "confidence": 0.9, "processing_time": 0.05,
                 "detailed_results": '{"label": "ok"}', "pipeline_version": "3",
                 "timings": {"decode": 3.0, "pre": 4.0, "infer": 30.0, "post": 1.0,
-                            "judge": 0.5}, "created_at": now}),
+                            "judge": 0.5},
+                "step_timings": [
+                    {"node": node, "op": op, "stage": stage, "start_ms": start, "ms": ms}
+                    for node, op, stage, start, ms in (
+                        ("roi", "crop", "pre", 3.5, 1.0), ("prep", "resize", "pre", 4.5, 3.0),
+                        ("model", "onnx", "infer", 7.5, 30.0),
+                        ("label", "argmax", "post", 37.5, 1.0),
+                        ("judge", "judge", "judge", 38.5, 0.5))],
+                "created_at": now}),
             self.op("human_verification_result", ids["check"], "INSERT", {
                 "id": ids["check"], "session_id": ids["session"], "ai_result_id": ids["ai"],
                 "final_result": "OK", "verification_time": 2.5, "username": "tanaka",

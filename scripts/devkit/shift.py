@@ -61,9 +61,19 @@ from sync.errors import TransportError
 from sync.policy import BackoffPolicy
 
 PRODUCT = "BRK-100"
-# The stages the pipeline engine times (sidecar.pipeline.engine); the server turns each into a
-# component execution.
+# The stages the pipeline engine times (sidecar.pipeline.engine); the shift's drawn runs have
+# one step per stage, which the server records as a component execution each.
 STAGES = ("decode", "pre", "infer", "post", "judge")
+
+
+def _steps(timings: dict[str, float]) -> list[dict[str, Any]]:
+    """A drawn run's steps as the job runner reports them: one per stage, one after another."""
+    steps, start = [], 0.0
+    for stage, ms in timings.items():
+        steps.append({"node": stage, "op": stage, "stage": stage, "start_ms": round(start, 3),
+                      "ms": ms})
+        start += ms
+    return steps
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -259,6 +269,7 @@ class Shift:
                 processing_time=round(sum(timings.values()) / 1000.0, 4),
                 measurements={"score": score},
                 timings=timings,
+                step_timings=_steps(timings),
                 detailed_results={"judgment": {"result": verdict, "value": score}},
             )
             inspection.record_ai_result(session, session_id, item_id, outcome)

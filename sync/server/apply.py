@@ -661,36 +661,40 @@ WAITING = "waiting"
 # --- pipelines as they ran -------------------------------------------------------------------
 
 
-def _steps(timings: Any) -> list[tuple[str, float]]:
-    """``{"step": ms}`` or ``[{"node"|"name"|"step": …, "ms"|"duration_ms": …}]`` →
-    [(step, ms)]."""
-    steps: list[tuple[str, float]] = []
-    if isinstance(timings, dict):
-        for name, value in timings.items():
-            ms = value.get("ms") if isinstance(value, dict) else value
-            if isinstance(ms, int | float) and not isinstance(ms, bool):
-                steps.append((str(name), float(ms)))
-    elif isinstance(timings, list):
-        for entry in timings:
-            if not isinstance(entry, dict):
-                continue
-            name = entry.get("node") or entry.get("name") or entry.get("step")
-            ms = entry.get("ms", entry.get("duration_ms"))
-            if name and isinstance(ms, int | float) and not isinstance(ms, bool):
-                steps.append((str(name), float(ms)))
+def _steps(timings: Any) -> list[tuple[str, float, float]]:
+    """The engine's ``[{"node", "start_ms", "ms", …}]`` → [(step, start offset, duration)].
+
+    Only steps as the engine measured them: a result without them (one made before the engine
+    reported its steps) has no components, rather than steps made up from its stage totals.
+    The push edge has already bounded them (``sync.bounds``)."""
+    steps: list[tuple[str, float, float]] = []
+    if not isinstance(timings, list):
+        return steps
+    for entry in timings:
+        if not isinstance(entry, dict):
+            continue
+        name, start, ms = entry.get("node"), _ms(entry.get("start_ms")), _ms(entry.get("ms"))
+        if isinstance(name, str) and name and start is not None and ms is not None:
+            steps.append((name, start, ms))
     return steps
 
 
+def _ms(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return None
+
+
 def record_execution(session: Session, row: Any, values: Mapping[str, Any]) -> None:
-    """An applied AI result becomes a pipeline execution with one component execution per step,
-    so the server sees how each device's pipelines ran: the engine's per-step timings where the
-    result has them, else its per-stage ones."""
-    steps = _steps(values.get("step_timings")) or _steps(values.get("timings"))
+    """An applied AI result becomes a pipeline execution with one component execution per step
+    the engine ran, each at its measured start offset and duration, so the server sees how each
+    device's pipelines ran."""
+    steps = _steps(values.get("step_timings"))
     finished = values.get("created_at") or row.created_at
-    total_ms = sum(ms for _, ms in steps) if steps else float(values.get("processing_time") or 0)
-    if not steps:
-        # processing_time is in seconds on the device; keep it as the whole run's duration.
-        total_ms = float(values.get("processing_time") or 0) * 1000.0
+    # processing_time is the whole job in seconds, as the device measured it; the steps' offsets
+    # count from the same start.
+    total_ms = float(values.get("processing_time") or 0) * 1000.0
+    total_ms = max(total_ms, *(start + ms for _, start, ms in steps)) if steps else total_ms
     started = finished - timedelta(milliseconds=total_ms)
     version = values.get("pipeline_version")
     execution_id = uuid.uuid4()
@@ -723,15 +727,11 @@ def record_execution(session: Session, row: Any, values: Mapping[str, Any]) -> N
             created_at=finished,
         )
     )
-    clock = started
-    components = []
-    for name, ms in steps:
-        end = clock + timedelta(milliseconds=ms)
-        components.append(
-            {"id": uuid.uuid4(), "execution_id": execution_id, "status": "completed",
-             "execution_time_ms": round(ms), "started_at": clock, "completed_at": end,
-             "step_name": name}
-        )
-        clock = end
+    components = [
+        {"id": uuid.uuid4(), "execution_id": execution_id, "status": "completed",
+         "execution_time_ms": round(ms), "started_at": started + timedelta(milliseconds=start),
+         "completed_at": started + timedelta(milliseconds=start + ms), "step_name": name}
+        for name, start, ms in steps
+    ]
     if components:
         session.execute(sa.insert(_table(s.ComponentExecution)), components)
