@@ -65,7 +65,7 @@ class Hub:
 
     def publish(self, kind: str, payload: Mapping[str, Any]) -> None:
         """Publish progress of a long task: ``payload`` carries ``id``, ``stage``,
-        ``percentage`` (0–100) and ``eta_s`` (seconds or None).
+        ``percentage`` (0–100, or None while unknown) and ``eta_s`` (seconds or None).
 
         ``kind`` is ``job``, ``warmup`` or ``sync``; ``publish("progress", {"kind": ..., ...})``
         (the event's name first, the kind in the payload) is taken as the same thing.
@@ -78,7 +78,9 @@ class Hub:
             "kind": kind,
             "id": str(payload.get("id", "")),
             "stage": str(payload.get("stage", "")),
-            "percentage": float(max(0.0, min(100.0, float(payload.get("percentage", 0.0))))),
+            # None: no measured durations to estimate from yet; the stage is said alone.
+            "percentage": None if payload.get("percentage") is None
+            else float(max(0.0, min(100.0, float(payload["percentage"])))),
             "eta_s": None if payload.get("eta_s") is None else float(payload["eta_s"]),
         }
         self.publish_event(Event("progress", data))
@@ -136,7 +138,8 @@ def publish(kind: str, payload: Mapping[str, Any]) -> None:
 
 
 def publish_progress(
-    kind: ProgressKind, id: str, stage: str, percentage: float, eta_s: float | None = None
+    kind: ProgressKind, id: str, stage: str, percentage: float | None,
+    eta_s: float | None = None
 ) -> None:
     """The same as :func:`publish`, with the fields spelled out."""
     hub.publish(kind, {"id": id, "stage": stage, "percentage": percentage, "eta_s": eta_s})

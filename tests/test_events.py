@@ -45,6 +45,18 @@ def test_hub_delivers_progress_from_other_threads() -> None:
         "eta_s": 0.5,
     }
     assert by_kind["warmup"]["percentage"] == 100.0  # clamped
+    # A stage with nothing measured to estimate from travels without a number.
+    async def unknown() -> events.Event | None:
+        hub = events.Hub()
+        sub = hub.open()
+        hub.publish("progress", {"kind": "job", "id": "j2", "stage": "preprocessing",
+                                 "percentage": None, "eta_s": None})
+        event = await sub.get(2.0)
+        sub.close()
+        return event
+
+    event = asyncio.run(unknown())
+    assert event is not None and (event.data["percentage"], event.data["eta_s"]) == (None, None)
     with pytest.raises(ValueError, match="kind"):
         events.hub.publish("bogus", {})
 

@@ -245,6 +245,59 @@ def test_demo_pipelines_judge_real_images(
         )
 
 
+# --- progress from measured durations --------------------------------------------------------
+
+
+def test_progress_is_estimated_from_measured_stage_durations(
+    device: tuple[Database, Path], engine: PipelineEngine
+) -> None:
+    db, data_dir = device
+    events: list[dict[str, Any]] = []
+    jobs = JobRunner(db, data_dir, lambda: engine, data_key=KEY,
+                     publish=lambda kind, payload: events.append(payload))
+    ids = []
+    for seed in range(3):
+        sid, iid, image_id = capture(db, data_dir, "D-BORE",
+                                     synthetic.encode(synthetic.make_bore(12.0, seed)))
+        ids.append(enqueue(db, sid, iid, image_id))
+        assert jobs.run_one() is True
+        assert job(db, ids[-1]).status == "completed"
+
+    def said(job_id: str) -> list[tuple[str, float | None, float | None]]:
+        return [(e["stage"], e["percentage"], e["eta_s"]) for e in events if e["id"] == job_id]
+
+    stages = ["preprocessing", "model_execution", "postprocessing", "completed"]
+    # The pipeline's first job: nothing measured yet, so its stages come without a number.
+    first = said(ids[0])
+    assert [s for s, _, _ in first] == stages
+    assert first[:3] == [(s, None, None) for s in stages[:3]]
+    assert first[3] == ("completed", 100.0, 0.0)
+    # Later jobs: percentages and time left from the durations the earlier ones measured.
+    for job_id in ids[1:]:
+        later = said(job_id)
+        assert [s for s, _, _ in later] == stages
+        pcts = [p for _, p, _ in later]
+        etas = [e for _, _, e in later]
+        assert pcts[0] == 0.0 and all(p is not None for p in pcts)
+        assert pcts == sorted(pcts) and 0 < pcts[1] < pcts[2] < 100  # type: ignore[operator]
+        assert all(e is not None and e >= 0 for e in etas)
+        assert etas == sorted(etas, reverse=True)  # type: ignore[type-var]
+    means = [jobs.estimator.average("brk100-d-bore@1", s) for s in stages[:3]]
+    assert all(m is not None and m > 0 for m in means)
+    # The estimate is what the averages say: the share of a run behind the stage entered.
+    est = jobs.estimator.at("brk100-d-bore@1", "postprocessing")
+    total = sum(m for m in means if m is not None)
+    assert est.eta_s == pytest.approx(means[2], abs=1e-3)
+    assert est.percentage == pytest.approx(100 * (total - means[2]) / total, abs=0.1)  # type: ignore[operator]
+    # The job log holds measured progress only: none for the first job's stages.
+    with db.read() as session:
+        logged = {job_id: [(p.current_stage, p.progress_percentage) for p in session.exec(
+            select(d.ProgressLog).where(d.ProgressLog.job_id == job_id)
+            .order_by(col(d.ProgressLog.id))).all()] for job_id in ids}
+    assert logged[ids[0]] == [("completed", 100.0)]
+    assert [s for s, _ in logged[ids[2]]] == stages
+
+
 # --- broken models are an error on the item, not a crashed worker --------------------------------
 
 
@@ -359,8 +412,17 @@ def test_a_job_records_the_provenance_of_its_result(
     # The photo as the pipeline read it, the one the tablet stored.
     assert result.image_sha256 == hashlib.sha256(photo).hexdigest() == image.sha256
     assert result.engine_version == f"kensa/{__version__} onnxruntime/{ort.__version__}"
-    # The engine's own per-step timings, as it measured them for this run.
-    assert result.step_timings == ran.record()["steps"]
+    # The engine's own per-step timings, as it measured them for this run, their start offsets
+    # counted from the job's start (as processing_time is), not the engine's.
+    engine_steps = ran.record()["steps"]
+    assert [{k: v for k, v in s.items() if k != "start_ms"} for s in result.step_timings] == [
+        {k: v for k, v in s.items() if k != "start_ms"} for s in engine_steps]
+    leads = [s["start_ms"] - e["start_ms"]
+             for s, e in zip(result.step_timings, engine_steps, strict=True)]
+    # One measured lead for every step: the job's load, before the engine started.
+    assert min(leads) > 0 and max(leads) - min(leads) < 0.01
+    last = max(s["start_ms"] + s["ms"] for s in result.step_timings)
+    assert last <= result.processing_time * 1000 + 1
     assert [s["node"] for s in result.step_timings] == [s.name for s in
                                                         engine.compile(pipeline.definition).steps]
     assert all(s["ms"] > 0 for s in result.step_timings)

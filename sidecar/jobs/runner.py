@@ -27,6 +27,7 @@ from schema.types import utcnow
 from sidecar import photo_crypto
 from sidecar.errors import ImageInvalid, KensaError
 from sidecar.jobs import queue
+from sidecar.jobs.estimate import StageEstimator
 from sidecar.keys import DataKey
 from sidecar.services import inspection
 
@@ -110,6 +111,8 @@ class JobRunner:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
+        # Measured stage durations per pipeline, for progress and time left (kept per process).
+        self.estimator = StageEstimator()
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -160,6 +163,7 @@ class JobRunner:
             if job is None:
                 return False
             job_id = job.id
+            pipeline = _pipeline_key(job)
             try:
                 self._start_item(session, job)
             except KensaError as exc:
@@ -173,9 +177,9 @@ class JobRunner:
             self._publish("progress", {"kind": "job", "id": job_id, "stage": "failed",
                                        "percentage": 100.0, "eta_s": None})
             return True
-        self._progress(job_id, "preprocessing", 5.0)
+        self._estimated(job_id, pipeline, "preprocessing")
         try:
-            self._process(job_id)
+            self._process(job_id, pipeline)
         except _Stale:
             log.info("AI job %s was cancelled while it ran; its result is discarded", job_id)
         return True
@@ -217,12 +221,15 @@ class JobRunner:
         }
         return job, pipeline.definition, data, item.criteria, context
 
-    def _process(self, job_id: str) -> None:
+    def _process(self, job_id: str, pipeline: str) -> None:
         started = time.perf_counter()
         try:
             job, definition, data, criteria, context = self._load(job_id)
-            self._progress(job_id, "model_execution", 30.0, eta_s=0.5)
+            loaded = time.perf_counter()
+            self._estimated(job_id, pipeline, "model_execution")
+            ran = time.perf_counter()
             result, verdict = self.engine().inspect(definition, data, criteria, context)
+            inspected = time.perf_counter()
         except KensaError as exc:
             # A broken model, pipeline or photo will not heal by retrying: the item shows why.
             self._failed(job_id, exc.message, recoverable=False, action=_suggestion(exc))
@@ -231,8 +238,13 @@ class JobRunner:
             log.exception("AI job %s failed unexpectedly", job_id)
             self._failed(job_id, f"{type(exc).__name__}: {exc}", recoverable=True, action="retry")
             return
-        self._progress(job_id, "postprocessing", 90.0, eta_s=0.05)
+        self._estimated(job_id, pipeline, "postprocessing")
         record = result.record()
+        # The engine times its steps from its own start; the job began earlier (loading the
+        # photo and pipeline), and processing_time counts from there: offsets on the same clock.
+        lead_ms = (ran - started) * 1000
+        steps = [{**step, "start_ms": round(step["start_ms"] + lead_ms, 3)}
+                 for step in record["steps"]]
         heatmap = result.artifacts.get("heatmap")
         details: dict[str, Any] = {
             **record,
@@ -279,7 +291,7 @@ class JobRunner:
             # What the ONNX Runtime sessions got (they fall back silently), not the setting;
             # None for a pipeline that ran no model.
             execution_provider=",".join(providers) or None,
-            step_timings=record["steps"],
+            step_timings=steps,
         )
         with self.db.atomic() as session:
             job = queue.get(session, job_id)
@@ -292,6 +304,11 @@ class JobRunner:
                 raise _Stale(job_id)
             stored = inspection.record_ai_result(session, job.session_id, job.item_id, outcome)
             queue.finish(session, job, stored.id)
+        # Only a run that went through every stage teaches the estimator.
+        for stage, seconds in (("preprocessing", loaded - started),
+                               ("model_execution", inspected - ran),
+                               ("postprocessing", time.perf_counter() - inspected)):
+            self.estimator.record(pipeline, stage, seconds)
         self._progress(job_id, "completed", 100.0, eta_s=0.0)
 
     def _failed(self, job_id: str, message: str, *, recoverable: bool, action: str) -> None:
@@ -310,19 +327,32 @@ class JobRunner:
         # The queue decided (retries left or not); the progress bar says what it decided.
         self._progress(job_id, "failed" if final else "retrying", 100.0)
 
+    def _estimated(self, job_id: str, pipeline: str, stage: str) -> None:
+        estimate = self.estimator.at(pipeline, stage)
+        self._progress(job_id, stage, estimate.percentage, estimate.eta_s)
+
     def _progress(
-        self, job_id: str, stage: str, percentage: float, eta_s: float | None = None
+        self, job_id: str, stage: str, percentage: float | None, eta_s: float | None = None
     ) -> None:
         eta = utcnow() + timedelta(seconds=eta_s) if eta_s is not None else None
         try:
             with self.db.atomic() as session:
-                queue.log_progress(session, queue.get(session, job_id), percentage, stage, eta=eta)
+                job = queue.get(session, job_id)
+                # The log holds measured progress only; a stage with no estimate yet is said by
+                # the event alone (the job's status answers the stage of its last logged step).
+                if percentage is not None:
+                    queue.log_progress(session, job, percentage, stage, eta=eta)
         except KensaError:
             return
         self._publish(
             "progress",
             {"kind": "job", "id": job_id, "stage": stage, "percentage": percentage, "eta_s": eta_s},
         )
+
+
+def _pipeline_key(job: d.AnalysisJob) -> str:
+    """Averages are kept per pipeline version: a new version may run at another speed."""
+    return f"{job.pipeline_id}@{job.pipeline_version}"
 
 
 def _suggestion(exc: KensaError) -> str:

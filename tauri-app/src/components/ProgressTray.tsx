@@ -1,8 +1,19 @@
 // Long work the sidecar reports over its event stream: AI jobs, model warm-up, initial sync.
 import { useI18n } from '../i18n';
+import type { Translate } from '../i18n/translate';
 import { stageLabel } from '../lib/words';
 import { useApp } from '../state/app';
 import { ProgressBar } from './ProgressBar';
+
+/** Time left, else the percentage, else nothing: no number the sidecar did not measure. */
+export function progressDetail(
+  t: Translate,
+  percentage: number | null,
+  eta_s: number | null,
+): string | undefined {
+  if (eta_s !== null && (percentage === null || percentage < 100)) return t('progress.eta', { s: Math.ceil(eta_s) });
+  return percentage === null ? undefined : `${Math.round(percentage)}%`;
+}
 
 export function ProgressTray() {
   const { t } = useI18n();
@@ -17,7 +28,7 @@ export function ProgressTray() {
           small
           value={p.percentage}
           label={`${t(`progress.${p.kind}`)} · ${stageLabel(t, p.stage)}`}
-          detail={p.eta_s !== null && p.percentage < 100 ? t('progress.eta', { s: Math.ceil(p.eta_s) }) : `${Math.round(p.percentage)}%`}
+          detail={progressDetail(t, p.percentage, p.eta_s)}
           testId={`progress-${p.kind}`}
         />
       ))}

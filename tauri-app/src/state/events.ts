@@ -7,7 +7,8 @@ export interface Progress {
   kind: 'job' | 'warmup' | 'sync';
   id: string;
   stage: string;
-  percentage: number;
+  /** Measured progress; null while the sidecar has no measured durations to estimate it from. */
+  percentage: number | null;
   eta_s: number | null;
   updated_at: number;
 }
@@ -17,7 +18,7 @@ const KEEP_DONE_MS = 3000;
 const STALE_MS = 60_000;
 
 export function isDone(p: Progress): boolean {
-  return p.percentage >= 100 || DONE_STAGES.has(p.stage);
+  return (p.percentage ?? 0) >= 100 || DONE_STAGES.has(p.stage);
 }
 
 /** Drop finished entries after a moment, and entries no producer has updated for a minute. */
