@@ -13,7 +13,8 @@ fn main() {
     } else {
         ""
     };
-    let sidecar = PathBuf::from(format!("binaries/kensa-sidecar-{target}{ext}"));
+    // The one-folder bundle bundle.resources carries (scripts/build-sidecar).
+    let sidecar = PathBuf::from(format!("binaries/kensa-sidecar/kensa-sidecar{ext}"));
     println!("cargo:rerun-if-changed={}", sidecar.display());
     match std::fs::read(&sidecar) {
         Err(_) => panic!(
@@ -51,6 +52,7 @@ fn main() {
             "sidecar_endpoint",
             "sidecar_status",
             "sidecar_restart",
+            "ui_shown",
         ]),
     ))
     .expect("tauri-build failed");

@@ -70,9 +70,11 @@ fn the_build_settings_the_ui_relies_on() {
     let config = read_json("tauri.conf.json");
     assert_eq!(config["build"]["frontendDist"], "../dist");
     assert_eq!(config["build"]["devUrl"], "http://localhost:5173");
+    // The one-folder sidecar bundle travels as resources, at the path the shell resolves.
     assert_eq!(
-        config["bundle"]["externalBin"],
-        serde_json::json!([format!("binaries/{}", crate::SIDECAR_BINARY)])
+        config["bundle"]["resources"],
+        serde_json::json!({ "binaries/kensa-sidecar/": format!("{}/", crate::SIDECAR_DIR) })
     );
+    assert!(config["bundle"].get("externalBin").is_none());
     assert_eq!(config["app"]["windows"][0]["label"], "main");
 }

@@ -8,14 +8,20 @@
 //!   `state` one of "starting" | "ready" | "restarting" | "failed" | "stopped".
 //! - command `sidecar_restart()`: start a fresh sidecar (the error screen's "try again");
 //!   resolves once the new start has begun.
+//! - command `ui_shown(screen)`: the UI says which first screen it shows ("login", "setup");
+//!   the shell logs it with the time since launch (what `scripts/bench start` reads as login_s).
 //! - event `sidecar-status` (payload as `sidecar_status`) on every change, and event
 //!   `sidecar-ready` (payload as `sidecar_endpoint`) each time a sidecar, first or restarted,
 //!   is ready, with its new port and token.
+//!
+//! The shell's own log (`shell_log.rs`) is `shell.log` in the app's log folder
+//! (`~/.local/share/com.kensa.client/logs` on Linux).
 
 pub mod keystore;
 pub mod process;
 pub mod ready;
 pub mod restart;
+pub mod shell_log;
 pub mod supervisor;
 pub mod token;
 
@@ -24,17 +30,21 @@ mod config_tests;
 #[cfg(test)]
 mod test_dir;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde::Serialize;
+use tauri::path::BaseDirectory;
 use tauri::{AppHandle, Emitter, Manager, RunEvent, State};
-use tauri_plugin_shell::ShellExt;
 
 use crate::keystore::{KeyStore, OsKeyStore};
+use crate::shell_log::RotatingLog;
 use crate::supervisor::{Endpoint, Status, StatusView, Supervisor, SupervisorConfig};
 
-/// The `bundle.externalBin` entry, without the target-triple suffix the bundler adds.
+/// The sidecar's folder among the app's resources (`bundle.resources` in tauri.conf.json: the
+/// one-folder PyInstaller bundle `scripts/build-sidecar` makes), and its executable inside.
+pub const SIDECAR_DIR: &str = "kensa-sidecar";
 pub const SIDECAR_BINARY: &str = "kensa-sidecar";
 pub const STATUS_EVENT: &str = "sidecar-status";
 pub const READY_EVENT: &str = "sidecar-ready";
@@ -60,6 +70,23 @@ fn sidecar_status(supervisor: State<'_, Supervisor>) -> StatusView {
     supervisor.status().view()
 }
 
+/// When the shell started, for the launch-to-screen time the UI reports.
+struct Launched(Instant);
+
+#[tauri::command]
+fn ui_shown(screen: String, launched: State<'_, Launched>, log: State<'_, Arc<RotatingLog>>) {
+    // Only names the UI has: the text goes into a log file.
+    let screen: String = screen
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(32)
+        .collect();
+    log.line(&format!(
+        "ui: the {screen} screen is shown, {:.3} s after launch",
+        launched.0.elapsed().as_secs_f64()
+    ));
+}
+
 #[tauri::command]
 async fn sidecar_restart(supervisor: State<'_, Supervisor>) -> Result<(), CommandError> {
     supervisor.restart().await;
@@ -71,19 +98,35 @@ fn start_sidecar(app: &AppHandle) -> Result<(), Box<dyn std::error::Error>> {
     // profile, which must not carry a SQLite database and gigabytes of photos (the sidecar's own
     // default picks LOCALAPPDATA for the same reason). Elsewhere the two are the same folder.
     let data_dir = app.path().app_local_data_dir()?;
-    let shell_app = app.clone();
-    // The shell plugin resolves the bundled binary next to our executable (externalBin);
-    // the process itself is run by our supervisor, which needs the stdin and process-group
-    // control the plugin's own spawn does not give.
+    let log = Arc::new(RotatingLog::open(&app.path().app_log_dir()?));
+    app.manage(Arc::clone(&log));
+    log.line(&format!(
+        "kensa shell {} starting (data in {})",
+        app.package_info().version,
+        data_dir.display()
+    ));
+    // The bundle's folder is among the resources: next to the executable in a dev build
+    // (tauri-build copies it into target/), /usr/lib/kensa in the .deb, the install folder on
+    // Windows, Contents/Resources on macOS.
+    let program = app
+        .path()
+        .resolve(sidecar_relative_path(), BaseDirectory::Resource)?;
+    let shown = program.display().to_string();
     let factory = Box::new(move || {
-        shell_app
-            .shell()
-            .sidecar(SIDECAR_BINARY)
-            .map(std::process::Command::from)
-            .map_err(|err| format!("cannot locate the sidecar binary {SIDECAR_BINARY}: {err}"))
+        if program.is_file() {
+            Ok(std::process::Command::new(&program))
+        } else {
+            Err(format!(
+                "the sidecar is missing: {} (scripts/build-sidecar makes it)",
+                program.display()
+            ))
+        }
     });
     let emitter = app.clone();
     let observer = Box::new(move |status: &Status| {
+        if let Some(line) = shell_log::describe(status, &shown) {
+            log.line(&line);
+        }
         let _ = emitter.emit(STATUS_EVENT, status.view());
         if let Status::Ready(endpoint) = status {
             let _ = emitter.emit(READY_EVENT, endpoint);
@@ -95,6 +138,59 @@ fn start_sidecar(app: &AppHandle) -> Result<(), Box<dyn std::error::Error>> {
     app.manage(supervisor);
     tauri::async_runtime::spawn(supervise);
     Ok(())
+}
+
+/// The sidecar's executable, relative to the resource folder.
+pub fn sidecar_relative_path() -> PathBuf {
+    Path::new(SIDECAR_DIR).join(format!("{SIDECAR_BINARY}{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// A dev build (`cargo build`, `tauri dev`) loads the UI from the Vite dev server (`devUrl`);
+/// one with the UI inside (`tauri build`, `--debug` too) does not. Without the server the window
+/// would show the webview's "Could not connect" page; say instead how to get a UI.
+fn explain_missing_dev_server(app: &AppHandle) {
+    use std::net::{TcpStream, ToSocketAddrs};
+    if !tauri::is_dev() {
+        return;
+    }
+    let Some(url) = app.config().build.dev_url.clone() else {
+        return;
+    };
+    let host = url.host_str().unwrap_or("localhost").to_owned();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let reachable = (host.as_str(), port)
+        .to_socket_addrs()
+        .is_ok_and(|mut addrs| {
+            addrs.any(|addr| {
+                TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(300)).is_ok()
+            })
+        });
+    if reachable {
+        return;
+    }
+    let message = dev_server_help(url.as_str());
+    if let Some(log) = app.try_state::<Arc<RotatingLog>>() {
+        log.line(&message.replace("<br>", " "));
+    }
+    if let Some(window) = app.get_webview_window("main") {
+        let page = format!(
+            "data:text/html;charset=utf-8,<!doctype html><title>kensa</title>\
+             <body style='font:16px sans-serif;margin:2em'><h1>kensa</h1><p>{}</p>",
+            message.replace(' ', "%20").replace('#', "%23")
+        );
+        if let Ok(page) = page.parse() {
+            let _ = window.navigate(page);
+        }
+    }
+}
+
+/// What a debug build without its dev server says, in the window and the log.
+pub fn dev_server_help(dev_url: &str) -> String {
+    format!(
+        "This is a debug build: it loads the UI from the Vite dev server at {dev_url}, which is \
+         not running.<br>Start both with scripts/dev --tauri (or npm run dev in tauri-app), or \
+         build the app with the UI inside it: cd tauri-app && npx tauri build --debug"
+    )
 }
 
 /// Where the data key is kept: the OS keystore. A debug build on a machine without one (a
@@ -125,20 +221,27 @@ fn keystore(data_dir: &Path) -> Result<Arc<dyn KeyStore>, String> {
 
 #[cfg_attr(mobile, tauri::mobile_entry_point)]
 pub fn run() {
+    let launched = Launched(Instant::now());
     let app = tauri::Builder::default()
-        // Registered for `ShellExt::sidecar` from Rust; no capability grants the webview any
-        // of its commands.
-        .plugin(tauri_plugin_shell::init())
+        .manage(launched)
         .invoke_handler(tauri::generate_handler![
             sidecar_endpoint,
             sidecar_status,
-            sidecar_restart
+            sidecar_restart,
+            ui_shown
         ])
-        .setup(|app| start_sidecar(app.handle()))
+        .setup(|app| {
+            start_sidecar(app.handle())?;
+            explain_missing_dev_server(app.handle());
+            Ok(())
+        })
         .build(tauri::generate_context!())
         .expect("error while building the kensa shell");
     app.run(|app, event| {
         if let RunEvent::Exit = event {
+            if let Some(log) = app.try_state::<Arc<RotatingLog>>() {
+                log.line("the shell is closing");
+            }
             if let Some(supervisor) = app.try_state::<Supervisor>() {
                 // Close stdin, SIGTERM, SIGKILL, in order, before the process goes away. Should
                 // the shell die without getting here, the sidecar still sees its stdin close.
