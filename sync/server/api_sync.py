@@ -135,7 +135,7 @@ async def push(request: Request, state: State, device: Device) -> JSONResponse:
     body = await _read_body(request, state.settings.max_batch_bytes)
     answer = await run_in_threadpool(
         store_batch, state.db, device, body, state.settings,
-        request.headers.get(DEVICE_TIME_HEADER),
+        request.headers.get(DEVICE_TIME_HEADER), gate=state.push_gate, lag=state.apply_lag,
     )
     return JSONResponse(answer.model_dump())
 

@@ -163,7 +163,12 @@ def server_run(
     storage: StorageOpt = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port (0: any free port).")] = None,
-    processors: Annotated[int | None, typer.Option(help="Queue processor threads.")] = None,
+    processors: Annotated[int | None, typer.Option(
+        help="Queue processors: threads of this process, or with --workers processes of "
+             "their own.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="API processes sharing the port, beside --processors processor processes, "
+             "under one supervisor (default 0: one process).")] = None,
     migrate: Annotated[bool, typer.Option(help="Migrate the database at start.")] = True,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING…")] = None,
     log_format: Annotated[str | None, typer.Option(
@@ -177,7 +182,8 @@ def server_run(
     from sync.server.run import serve
 
     settings = _settings(database_url, data_dir, storage, host=host, port=port,
-                         processors=processors, migrate=migrate, log_level=log_level,
+                         processors=processors, workers=workers, migrate=migrate,
+                         log_level=log_level,
                          log_format=log_format, api_docs=api_docs)
     serve(settings)
 
@@ -194,6 +200,7 @@ def server_process(
 
     from schema.db import Database, create_engine
     from sync.server.logs import configure as configure_logging
+    from sync.server.notify import Wakeup, libpq_dsn
     from sync.server.processor import QueueProcessor
 
     settings = _settings(database_url, data_dir, None)
@@ -209,7 +216,9 @@ def server_process(
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with contextlib.suppress(KeyboardInterrupt):
-            processor.run(stop, settings.processor_idle_s)
+            dsn = libpq_dsn(settings.database)
+            processor.run(stop, settings.processor_idle_s,
+                          Wakeup(dsn, poll_s=settings.processor_poll_s) if dsn else None)
     finally:
         db.dispose()
 

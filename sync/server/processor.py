@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,6 +35,7 @@ from sync.conflicts import Decision
 from sync.errors import ApplyError, ApplyNever, NotOwner
 from sync.server.apply import SPECS, MasterCache, apply_row
 from sync.server.db_faults import FOREIGN_KEY_VIOLATION, Fault, classify, describe, sqlstate
+from sync.server.notify import Wakeup
 from sync.server.queue_policy import (
     CONFLICT,
     DEAD_LETTER,
@@ -250,15 +251,47 @@ class QueueProcessor:
                 break
         return total
 
-    def run(self, stop: threading.Event, idle_s: float = 0.5) -> None:
-        while not stop.is_set():
-            try:
-                claimed = self.process_once()
-            except Exception:
-                log.exception("queue processor failed; retrying")
-                claimed = 0
-            if claimed == 0:
-                stop.wait(idle_s)
+    def run(self, stop: threading.Event, idle_s: float = 0.5,
+            wakeup: Wakeup | None = None) -> None:
+        """Apply batches until ``stop``. Between batches, with ``wakeup`` (PostgreSQL), sleep
+        until a push's notification, the next row whose backoff ends, or the poll interval;
+        without it, poll every ``idle_s``."""
+        if wakeup is not None:
+            # Listening before the first claim: a push committed in between still wakes us.
+            wakeup.listen()
+        try:
+            while not stop.is_set():
+                try:
+                    claimed = self.process_once()
+                except Exception:
+                    log.exception("queue processor failed; retrying")
+                    claimed = 0
+                    stop.wait(idle_s)
+                if claimed:
+                    continue
+                if wakeup is None:
+                    stop.wait(idle_s)
+                    continue
+                wakeup.wait(stop, self._until_next_due(wakeup.poll_s))
+        finally:
+            if wakeup is not None:
+                wakeup.close()
+
+    def _until_next_due(self, poll_s: float) -> float:
+        """Seconds until the earliest row waiting out its backoff is due, at most ``poll_s``."""
+        try:
+            with self.db.read() as session:
+                due = session.execute(
+                    sa.select(sa.func.min(QUEUE.c.next_attempt_at))
+                    .where(QUEUE.c.processed_at.is_(None))
+                ).scalar()
+        except SQLAlchemyError:
+            return poll_s
+        if due is None:
+            return poll_s
+        if due.tzinfo is None:  # SQLite hands timestamps back without their zone (UTC)
+            due = due.replace(tzinfo=UTC)
+        return float(max(0.0, min(poll_s, (due - utcnow()).total_seconds())))
 
 
 def _refuse(session: Session, refusals: list[_Refusal], now: datetime) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import sqlalchemy as sa
@@ -29,10 +29,18 @@ from schema.formats import workflow
 from schema.types import utcnow
 from sync.bounds import provenance_problem, signature_problem
 from sync.conflicts import ORIGINAL_TIMESTAMPS_KEY, clamp_future, clock_offset, correct_timestamps
-from sync.errors import Forbidden, InvalidRequest, OperationRejected, PayloadTooLarge
+from sync.errors import (
+    Forbidden,
+    InvalidRequest,
+    OperationRejected,
+    PayloadTooLarge,
+    RateLimited,
+)
 from sync.protocol import PushBatch, PushOp, PushRequest, PushResponse
 from sync.server.auth import DeviceIdentity
+from sync.server.backpressure import LAG, LagReading, PushGate
 from sync.server.db_faults import Fault, classify, describe
+from sync.server.notify import announce
 from sync.server.settings import ServerSettings
 
 QUEUE = s.TauriSyncQueue.__table__  # type: ignore[attr-defined]
@@ -196,8 +204,13 @@ def store_batch(
     body: bytes,
     settings: ServerSettings,
     device_time_header: str | None = None,
+    *,
+    gate: PushGate | None = None,
+    lag: LagReading | None = None,
 ) -> PushResponse:
     request, ops = parse_batch(body, device, settings)
+    if gate is not None:
+        _admit(gate, lag, device, len(ops))
     received = utcnow()
     device_now = _device_time(device_time_header)
     offset = clock_offset(device_now, received) if device_now else 0.0
@@ -215,6 +228,8 @@ def store_batch(
                 # timestamps had to be moved (then the corrected ops are encoded again).
                 doc = _encode_ops(ops) if moved else body.decode("utf-8")
                 inserted = _insert_postgresql(session, doc, request, received)
+                if inserted:
+                    announce(session)
             else:
                 inserted = _insert_rows(session, _rows(request, ops, received))
             duplicates = _check_duplicates(session, request.device_id, ops, inserted)
@@ -239,6 +254,40 @@ def store_batch(
         duplicates=duplicates,
         last_applied_seq=last,
     )
+
+
+def _admit(gate: PushGate, lag: LagReading | None, device: DeviceIdentity, rows: int) -> None:
+    """Refuse the batch with 429 before anything is stored when the device is over its budget or
+    the processors are behind (``sync.server.backpressure``)."""
+    decision = gate.admit(device.key, rows, lag.current() if lag is not None else 0.0)
+    if decision.admit:
+        return
+    if decision.reason == LAG:
+        raise RateLimited(
+            "the server is behind applying what it received; try again shortly",
+            code="apply_lag", retry_after=decision.retry_after_s,
+        )
+    raise RateLimited(
+        f"device {device.name} is pushing faster than its budget; try again shortly",
+        code="push_budget", retry_after=decision.retry_after_s,
+    )
+
+
+def apply_lag_s(db: Database) -> float:
+    """How long the oldest operation a processor could apply now has waited (received, or
+    since its backoff ended), as /metrics reports it; 0 with nothing due."""
+    now = utcnow()
+    with db.read() as session:
+        oldest = session.execute(
+            sa.select(sa.func.min(sa.func.coalesce(QUEUE.c.next_attempt_at, QUEUE.c.created_at)))
+            .where(QUEUE.c.processed_at.is_(None),
+                   sa.or_(QUEUE.c.next_attempt_at.is_(None), QUEUE.c.next_attempt_at <= now))
+        ).scalar()
+    if oldest is None:
+        return 0.0
+    if oldest.tzinfo is None:  # SQLite hands timestamps back without their zone (UTC)
+        oldest = oldest.replace(tzinfo=UTC)
+    return float(max(0.0, (now - oldest).total_seconds()))
 
 
 def _refused_by_database(

@@ -62,8 +62,22 @@ class ServerSettings(BaseSettings):
     processors: int = Field(default=1, ge=0)
     processor_batch: int = Field(default=200, ge=1)
     processor_idle_s: float = Field(default=0.5, gt=0)
+    # On PostgreSQL processors sleep until a push's NOTIFY wakes them (sync.server.notify), and
+    # look at the queue at least this often anyway.
+    processor_poll_s: float = Field(default=5.0, gt=0)
+    # `kensa-server run --workers N`: N API processes sharing the port, and `processors` queue
+    # processor processes beside them, under one supervisor (sync.server.run); 0: one process
+    # serving the API with `processors` threads.
+    workers: int = Field(default=0, ge=0, le=64)
     # A queue row that failed to apply waits at least this long before the next try.
     processor_retry_s: float = Field(default=2.0, ge=0)
+
+    # Backpressure on pushes (sync.server.backpressure): each device may push push_burst_rows
+    # operations at once, then push_rows_per_s (per server process); while the apply lag is over
+    # max_apply_lag_s every push is answered 429 with Retry-After until the processors catch up.
+    push_rows_per_s: float = Field(default=2000.0, gt=0)
+    push_burst_rows: int = Field(default=20_000, ge=1)
+    max_apply_lag_s: float = Field(default=60.0, gt=0)
 
     page_limit_default: int = Field(default=1000, ge=1)
     page_limit_max: int = Field(default=5000, ge=1)

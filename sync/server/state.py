@@ -17,10 +17,13 @@ from schema.db import Database, create_engine
 from sync.errors import AuthError
 from sync.server.admin_auth import AdminGate, TokenBucket
 from sync.server.auth import AccessClaim, DeviceIdentity, identity, load_secret
+from sync.server.backpressure import LagReading, Limits, PushGate
 from sync.server.changes import epoch
 from sync.server.files import clear_staging
 from sync.server.masters import dummy_password_hash, password_matches
+from sync.server.notify import Wakeup, libpq_dsn
 from sync.server.processor import QueueProcessor
+from sync.server.push import apply_lag_s
 from sync.server.settings import ServerSettings
 from sync.server.storage import Storage, open_storage
 
@@ -35,6 +38,9 @@ class ServerState:
     enroll_limit: TokenBucket
     enroll_limit_all: TokenBucket
     storage: Storage | None = None
+    # Backpressure on pushes (sync.server.backpressure), made by create().
+    push_gate: PushGate | None = None
+    apply_lag: LagReading | None = None
     _secret: bytes | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -48,10 +54,15 @@ class ServerState:
         )
         limit = TokenBucket(burst=settings.enrollment_burst,
                             refill_s=settings.enrollment_refill_s)
-        return cls(settings=settings, db=Database(create_engine(settings.database)),
-                   admin_gate=gate, enroll_limit=limit,
-                   enroll_limit_all=TokenBucket(burst=settings.enrollment_burst * 10,
-                                                refill_s=settings.enrollment_refill_s / 10))
+        state = cls(settings=settings, db=Database(create_engine(settings.database)),
+                    admin_gate=gate, enroll_limit=limit,
+                    enroll_limit_all=TokenBucket(burst=settings.enrollment_burst * 10,
+                                                 refill_s=settings.enrollment_refill_s / 10))
+        state.push_gate = PushGate(Limits(rows_per_s=settings.push_rows_per_s,
+                                          burst_rows=settings.push_burst_rows,
+                                          max_lag_s=settings.max_apply_lag_s))
+        state.apply_lag = LagReading(lambda: apply_lag_s(state.db))
+        return state
 
     def start(self) -> None:
         self.storage = open_storage(self.settings.storage_url)
@@ -64,8 +75,10 @@ class ServerState:
                 self.db, batch=self.settings.processor_batch,
                 retry_s=self.settings.processor_retry_s,
             )
+            dsn = libpq_dsn(self.settings.database)
+            wakeup = Wakeup(dsn, poll_s=self.settings.processor_poll_s) if dsn else None
             thread = threading.Thread(
-                target=processor.run, args=(self._stop, self.settings.processor_idle_s),
+                target=processor.run, args=(self._stop, self.settings.processor_idle_s, wakeup),
                 name=f"kensa-queue-{index}", daemon=True,
             )
             thread.start()
