@@ -94,9 +94,18 @@ def _sync_service(db: Database, settings: Settings, data_key: DataKey | None) ->
     )
 
 
-def _warm_up(runner: JobRunner, db: Database) -> None:
+def _warm_up(
+    runner: JobRunner, db: Database, serving: threading.Event, stopping: threading.Event
+) -> None:
     """Load and warm the models of every cached pipeline, so the first photo is judged as fast
-    as the rest; the UI shows this as a progress bar."""
+    as the rest; the UI shows this as a progress bar.
+
+    Only once the sidecar is serving (its ready line is out): importing ONNX Runtime and OpenCV
+    and building the sessions takes the interpreter for a second or more, which the start to the
+    login screen must not wait for."""
+    while not serving.wait(0.05):
+        if stopping.is_set():
+            return
     with db.read() as session:
         pipelines = session.exec(
             select(d.Pipeline).where(col(d.Pipeline.deleted_at).is_(None))
@@ -137,10 +146,16 @@ def create_app(
     *,
     db: Database | None = None,
     data_key: DataKey | None = None,
+    serving: threading.Event | None = None,
 ) -> FastAPI:
     """Build the sidecar app. The device database must already be migrated (see launch).
-    ``data_key`` opens the store and its photos; None only for a plaintext development store."""
+    ``data_key`` opens the store and its photos; None only for a plaintext development store.
+    ``serving``: set once the ready line is out (``launch``), which the model warm-up waits
+    for; without one it starts with the app."""
     settings = settings or Settings()
+    if serving is None:
+        serving = threading.Event()
+        serving.set()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -158,16 +173,21 @@ def create_app(
         if sync is not None:
             sync.start()
         warm: threading.Thread | None = None
+        stopping = threading.Event()
         if runner is not None:
             runner.start()
             warm = threading.Thread(
-                target=_warm_up, args=(runner, app.state.db), name="warm-up", daemon=True
+                target=_warm_up,
+                args=(runner, app.state.db, serving, stopping),
+                name="warm-up",
+                daemon=True,
             )
             warm.start()
         try:
             yield
         finally:
             events.hub.close_all()
+            stopping.set()
             if warm is not None:
                 # ONNX Runtime aborts the process if it is torn down while a session is being
                 # created on another thread: let a warm-up in progress finish first.

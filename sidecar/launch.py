@@ -130,8 +130,10 @@ def serve(
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", settings.port))
     port = sock.getsockname()[1]
+    # Set once the ready line is out: the model warm-up waits for it (see create_app).
+    serving = threading.Event()
     try:
-        app = create_app(settings, data_key=loaded.key)
+        app = create_app(settings, data_key=loaded.key, serving=serving)
     except KensaError as exc:
         # A configuration no restart can fix (a damaged signing key file, a key folder inside
         # the data folder): exit 2, which the shell does not retry.
@@ -162,6 +164,7 @@ def serve(
             }
             ready_out.write(json.dumps(ready) + "\n")
             ready_out.flush()
+            serving.set()
             log.info("ready on 127.0.0.1:%d (data in %s)", port, settings.data_dir)
 
     def stopper() -> None:
