@@ -121,3 +121,55 @@ def test_the_server_command_sets_both(tmp_path: Path) -> None:
         engine.dispose()
     assert row.auto_analyse is True
     assert row.defect_types == ["piston_stuck", "other"]
+
+
+def test_a_verdict_names_only_the_defect_types_its_item_offers(tmp_path: Path) -> None:
+    from sidecar.errors import InvalidInput
+    from sidecar.qr.payload import parse_payload
+    from sidecar.services import inspection
+
+    path = tmp_path / "kensa.db"
+    migrate.upgrade_device(path)
+    db = Database(create_sqlite_engine(path))
+    try:
+        with db.atomic() as session:
+            user = d.User(id=1, username="ito", password_hash="-")
+            session.add(user)
+            session.add(d.InspectionTargetMaster(
+                id="t", product_code="PST-1", product_name="piston", version="1"))
+            for order, (code, offered) in enumerate(
+                    [("F-PISTON", ["piston_stuck", "other"]), ("V-ANY", None)], start=1):
+                session.add(d.InspectionItemMaster(
+                    id=code, target_id="t", item_code=code, item_name=code,
+                    inspection_type="VISUAL", ai_enabled=False, defect_types=offered,
+                    criteria={"judgment_type": "BINARY", "measurement": "ok", "expected": True},
+                    order_sequence=order))
+        with db.atomic() as session:
+            started = inspection.start(session, parse_payload("PST-1_A12-3456_20260101T0800"),
+                                       user)
+        ng = inspection.Verdict("NG", 1.0, severity="minor", defect_types=["scratch"])
+        with pytest.raises(InvalidInput) as refused, db.atomic() as session:
+            inspection.verify(session, started.id, "F-PISTON", ng, user)
+        assert refused.value.detail["field"] == "defect_types"
+        assert "scratch" in refused.value.message and "piston_stuck" in refused.value.message
+        with db.atomic() as session:
+            item = inspection.get_item(session, started.id, "F-PISTON")
+            assert item.status != "verified"  # the refused verdict left nothing behind
+            assert session.exec(select(d.HumanVerificationResult)).first() is None
+        # An item that names no list offers the whole catalogue, and nothing outside it.
+        with pytest.raises(InvalidInput), db.atomic() as session:
+            inspection.verify(session, started.id, "V-ANY",
+                              inspection.Verdict("NG", 1.0, severity="minor",
+                                                 defect_types=["burr"]), user)
+        with db.atomic() as session:
+            inspection.verify(session, started.id, "F-PISTON",
+                              inspection.Verdict("NG", 1.0, severity="minor",
+                                                 defect_types=["piston_stuck"]), user)
+            inspection.verify(session, started.id, "V-ANY",
+                              inspection.Verdict("NG", 1.0, severity="major",
+                                                 defect_types=["scratch"]), user)
+        with db.atomic() as session:
+            results = {i.item_id: i.result for i in inspection.session_items(session, started.id)}
+        assert results == {"F-PISTON": "NG", "V-ANY": "NG"}
+    finally:
+        db.dispose()

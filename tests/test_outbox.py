@@ -129,7 +129,7 @@ def test_a_whole_inspection_writes_one_row_per_change_in_order(
         inspection.verify(session, sid, items["V-SCRATCH"], inspection.Verdict("OK", 2.5), user)
         for code in ("V-FOREIGN", "T-MARKING"):
             inspection.verify(session, sid, items[code], inspection.Verdict("OK", 1.0), user)
-    ng = inspection.Verdict("NG", 4.0, notes="burr", defect_types=["burr"], severity="major")
+    ng = inspection.Verdict("NG", 4.0, notes="burr", defect_types=["bore_oversize"], severity="major")
     with db.atomic() as session:
         inspection.verify(session, sid, items["D-BORE"], ng, tanaka(session))
     with db.atomic() as session:
@@ -254,7 +254,7 @@ def test_a_whole_inspection_writes_one_row_per_change_in_order(
         assert data["username"] == "tanaka" and data["user_server_id"] == "srv-user-7"
         assert "user_id" not in data
     assert verdicts[0]["ai_result_id"] == ai.id and verdicts[0]["overrode_ai"] is False
-    assert verdicts[-1]["defect_types"] == ["burr"] and verdicts[-1]["severity"] == "major"
+    assert verdicts[-1]["defect_types"] == ["bore_oversize"] and verdicts[-1]["severity"] == "major"
     for data in inserts.values():
         for key in ("created_at", "updated_at", "started_at"):
             if data.get(key) is not None:

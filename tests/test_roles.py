@@ -441,7 +441,7 @@ def test_the_login_answer_carries_what_the_role_may_do(tablet: Tablet, who: str)
 NG_VERDICT = {
     "final_result": "NG",
     "verification_time": 2.0,
-    "defect_types": ["dent"],
+    "defect_types": ["other"],
     "severity": "minor",
 }
 
@@ -631,7 +631,7 @@ def test_a_rejudged_inspection_reaches_the_server_with_both_verdicts(
     assert sync.run_once().ok  # the masters and users
     ok = inspection.Verdict(final_result="OK", verification_time=1.0)
     ng = inspection.Verdict(
-        final_result="NG", verification_time=2.0, defect_types=["dent"], severity="minor"
+        final_result="NG", verification_time=2.0, defect_types=["other"], severity="minor"
     )
     with device_db.atomic() as session:
         users = {u.username: u for u in session.exec(select(d.User))}

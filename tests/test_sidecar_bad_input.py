@@ -589,12 +589,17 @@ def test_sql_at_login(api: Api, text: str, who: str) -> None:
 
 
 @pytest.mark.parametrize("text", SQL)
-def test_sql_in_notes_and_defect_types_is_stored_verbatim(api: Api, text: str) -> None:
+def test_sql_in_notes_is_stored_verbatim_and_refused_as_a_defect_type(api: Api, text: str) -> None:
     start(api)
     before = api.state()
-    body = {"final_result": "NG", "notes": text, "defect_types": [text, "x"], "severity": "minor"}
-    made = verify(api, "bore", {**body, "verification_time": 3})
-    assert made["notes"] == text and made["defect_types"] == [text, "x"]
+    body = {"final_result": "NG", "notes": text, "defect_types": [text, "other"],
+            "severity": "minor", "verification_time": 3}
+    # A defect type is a code the item offers, not text: refused, and nothing written.
+    refused(api, Case("POST", "/sessions/{sid}/items/{bore}/verification", 400, "invalid_input",
+                      json=body, setup="none", says=("offers no defect type",)))
+    body["defect_types"] = ["bore_oversize", "other"]
+    made = verify(api, "bore", body)
+    assert made["notes"] == text and made["defect_types"] == ["bore_oversize", "other"]
     with api.db() as conn:
         notes, defects = conn.execute(
             "SELECT notes, defect_types FROM human_verification_results"
@@ -602,8 +607,8 @@ def test_sql_in_notes_and_defect_types_is_stored_verbatim(api: Api, text: str) -
         (data,) = conn.execute(
             "SELECT data FROM outbox WHERE entity_type = 'human_verification_result'"
         ).fetchone()
-    assert notes == text and json.loads(defects) == [text, "x"]
-    assert json.loads(data)["notes"] == text and json.loads(data)["defect_types"] == [text, "x"]
+    assert notes == text and json.loads(defects) == ["bore_oversize", "other"]
+    assert json.loads(data)["notes"] == text
     assert_intact(api, before)
     shown = api.get("/sessions/{sid}").json()["items"][3]["verifications"][0]
     assert shown["notes"] == text

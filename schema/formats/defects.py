@@ -50,3 +50,13 @@ def parse_defect_types(value: object) -> list[str] | None:
             f"known: {', '.join(DEFECT_TYPES)}"
         )
     return [c for c in DEFECT_TYPES if c in codes]
+
+
+def unoffered(given: Sequence[str], offered: Sequence[str] | None) -> list[str]:
+    """The codes of a verdict that its item does not offer (``offered`` ``None``: every type).
+
+    The tablet shows an inspector only the item's types, so a code outside them comes from a
+    client that did not read the item, and the QA report would count a defect the item cannot
+    have."""
+    allowed = DEFECT_TYPES if offered is None else offered
+    return [code for code in given if code not in allowed]

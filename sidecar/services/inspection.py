@@ -15,6 +15,7 @@ from sqlmodel import Session, col, func, select
 
 from schema import device as d
 from schema.formats import workflow as moves
+from schema.formats.defects import DEFECT_TYPES, unoffered
 from schema.formats.pipeline import MODEL_REF
 from schema.types import utcnow
 from sidecar import outbox
@@ -430,10 +431,25 @@ def verify(
             )
     else:
         ai = _newest_ai(session, session_id, item_id)
+    _check_defect_types(session, item, verdict)
     _set_item(session, item, "verified", result=verdict.final_result)
     record = _verification(session, session_id, item_id, verdict, user, ai)
     _refresh_session(session, row)
     return record
+
+
+def _check_defect_types(session: Session, item: d.InspectionSessionItem, verdict: Verdict) -> None:
+    if not verdict.defect_types:
+        return
+    master = session.get(d.InspectionItemMaster, item.item_id)
+    offered = master.defect_types if master is not None else None
+    unknown = unoffered(verdict.defect_types, offered)
+    if unknown:
+        raise InvalidInput(
+            f"item {item.item_code} offers no defect type {', '.join(unknown)}; it offers "
+            f"{', '.join(offered or DEFECT_TYPES)}",
+            field="defect_types",
+        )
 
 
 def _verification(
@@ -496,6 +512,7 @@ def rejudge(
             code="not_verified",
             state=item.status,
         )
+    _check_defect_types(session, item, verdict)
     previous = item.result
     ai = _newest_ai(session, session_id, item_id)
     if item.result != verdict.final_result:
