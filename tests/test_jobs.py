@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -426,10 +427,21 @@ def test_a_job_records_the_provenance_of_its_result(
     assert [s["node"] for s in result.step_timings] == [s.name for s in
                                                         engine.compile(pipeline.definition).steps]
     assert all(s["ms"] > 0 for s in result.step_timings)
-    # Confidence: the model's own or none. Only the marking's OCR gives one (its text score).
+    # Confidence: the model's own or none. The marking's OCR gives its text score, the scratch
+    # classifier its calibrated top-class probability; the anomaly score and the measured bore
+    # give none.
     if code == "T-MARKING":
         assert result.confidence == ran.outputs["text_score"]
         assert result.confidence is not None and 0 < result.confidence <= 1
+    elif code == "V-SCRATCH":
+        assert result.confidence == ran.outputs["confidence"]
+        # The model's own probabilities, through the temperature its manifest records.
+        temperature = next(m["calibration"]["temperature"] for m in json.loads(
+            (DEMO_MODELS_DIR / "manifest.json").read_text())["models"] if m["kind"] == "classifier")
+        p = ran.outputs["defect_probability"]
+        z = (math.log(max(p, 1e-12)) - math.log(max(1 - p, 1e-12))) / temperature
+        assert result.confidence == pytest.approx(1 / (1 + math.exp(-abs(z))), abs=1e-5)
+        assert result.confidence is not None and 0.5 <= result.confidence <= 1
     else:
         assert result.confidence is None
     # All of it travels to the server with the result.

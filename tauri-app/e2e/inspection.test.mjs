@@ -18,6 +18,7 @@ const TEXT = {
     review: '要確認',
     ngNeeds: '不合格にするには、不良の種類と重大度を選んでください。',
     noConfidence: '信頼度 —',
+    someConfidence: /^信頼度 \d{1,3}(\.\d+)?%$/,
     summary: '検査結果',
   },
   en: {
@@ -27,6 +28,7 @@ const TEXT = {
     review: 'Needs review',
     ngNeeds: 'An NG judgment needs a defect type and a severity.',
     noConfidence: 'Confidence —',
+    someConfidence: /^Confidence \d{1,3}(\.\d+)?%$/,
     summary: 'Inspection result',
   },
 };
@@ -133,9 +135,9 @@ for (const lang of ['ja', 'en']) {
           await panel.getByTestId('analyse').click();
           const aiLabel = new RegExp(`^(${T.ok}|${T.ng}|${T.review})$`);
           await panel.getByTestId('ai-result').filter({ hasText: aiLabel }).waitFor({ timeout: 60_000 });
-          // A probability against a threshold: the model gives no confidence of its own, so none
-          // is shown (it used to be made up from the margin).
-          assert.equal(await panel.getByTestId('ai-confidence').textContent(), T.noConfidence);
+          // The classifier's own confidence: its top probability, calibrated on held-out photos,
+          // shown as a percentage (never made up from the margin to the threshold).
+          assert.match(await panel.getByTestId('ai-confidence').textContent(), T.someConfidence);
           assert.match(await panel.getByTestId('ai-measurements').textContent(), lang === 'ja' ? /不良の確率/ : /Defect probability/);
           await h.shot(page, name('04-item-ai'));
           await noSmallTargets(page, 'item');
@@ -150,6 +152,8 @@ for (const lang of ['ja', 'en']) {
           await panel.getByTestId('analyse').click();
           await panel.getByTestId('ai-result').filter({ hasText: aiLabel }).waitFor({ timeout: 60_000 });
           await panel.getByTestId('heatmap').waitFor();
+          // An anomaly score is no probability of being right: no confidence, shown as "—".
+          assert.equal(await panel.getByTestId('ai-confidence').textContent(), T.noConfidence);
           await panel.getByTestId('verdict-NG').click();
           await panel.getByTestId('submit-verdict').click();
           assert.equal(await panel.getByTestId('verify-error').textContent(), T.ngNeeds);

@@ -165,3 +165,47 @@ op(declared(
     doc="Non-maximum suppression for detector outputs (boxes [N,4], scores [N] or [N,C]).",
 ))
 
+
+
+def calibrate(x: np.ndarray[Any, Any], params: Mapping[str, Any]) -> tuple[
+        np.ndarray[Any, Any], float, int]:
+    """Class probabilities of one sample made calibrated, and the calibrated probability of the
+    best class (how often the model is right when it says this much), with that class's index.
+
+    ``temperature`` divides the logits (from ``input: probs``, their logarithms) before softmax;
+    ``isotonic`` maps the best class's probability through the fitted monotone points, keeping
+    the probabilities as they are.
+    """
+    scores = _scores_1d(x.astype(np.float64))
+    if params["input"] == "probs":
+        if np.any(scores < 0) or not np.isclose(scores.sum(), 1.0, atol=1e-3):
+            raise ValueError("input 'probs' must be probabilities summing to 1")
+        logits = np.log(np.clip(scores, 1e-12, None))
+    else:
+        logits = scores
+    if params["method"] == "temperature":
+        probs = softmax(logits / params["temperature"])
+        index = int(np.argmax(probs))
+        return probs, float(probs[index]), index
+    probs = softmax(logits)
+    index = int(np.argmax(probs))
+    confidence = float(np.interp(probs[index], params["points_x"], params["points_y"]))
+    return probs, min(max(confidence, 0.0), 1.0), index
+
+
+def _calibrate(
+    inputs: Mapping[str, Any], params: Mapping[str, Any], ctx: RunContext
+) -> dict[str, Any]:
+    probs, confidence, index = calibrate(as_tensor(inputs["x"]), params)
+    labels = params["labels"]
+    if labels is not None and len(labels) != probs.shape[0]:
+        raise ValueError(f"{len(labels)} labels for {probs.shape[0]} classes")
+    return {"probs": probs.astype(np.float32)[None, :], "confidence": confidence,
+            "label": labels[index] if labels else str(index), "index": index}
+
+
+op(declared(
+    "calibrate", stage="post", run=_calibrate,
+    doc="A classifier's calibrated probabilities and confidence (temperature scaling or "
+        "isotonic points fitted on held-out photos; see the model's manifest).",
+))
