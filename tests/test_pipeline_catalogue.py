@@ -19,6 +19,7 @@ SAMPLE_INPUTS = {
 REQUIRED: dict[str, dict[str, Any]] = {
     "crop": {"w": 4, "h": 4}, "resize": {"width": 8, "height": 8}, "color": {"to": "rgb"},
     "threshold": {"value": 0.5}, "measure_circle": {"mm_per_px": 0.1},
+    "calibrate": {"method": "temperature", "temperature": 1.5},
     "ocr": {"det_model": "sha256:" + "a" * 64, "rec_model": "sha256:" + "b" * 64},
 }
 
