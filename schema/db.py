@@ -193,6 +193,10 @@ _sqlite_files: weakref.WeakKeyDictionary[Engine, tuple[Path, bool, RawKey | None
 )
 
 
+# Seconds a PostgreSQL connection may take to open (a URL's own ``connect_timeout`` wins).
+POSTGRES_CONNECT_TIMEOUT_S = 5
+
+
 def create_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for a database URL: SQLite files get kensa's pragmas, others are plain."""
     parsed = sa.make_url(url)
@@ -200,6 +204,13 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
         if not parsed.database or parsed.database == ":memory:":
             raise ValueError("kensa needs a SQLite file, not an in-memory database")
         return create_sqlite_engine(parsed.database, **kwargs)
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        # A server that accepts the connection and never answers (a half-dead host, a firewall
+        # that drops packets) would otherwise hold a request, /readyz included, for the operating
+        # system's TCP timeout: minutes, while a load balancer waits on it.
+        connect_args = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
+                        **kwargs.pop("connect_args", {})}
+        kwargs["connect_args"] = connect_args
     return sa.create_engine(url, pool_pre_ping=True, **kwargs)
 
 

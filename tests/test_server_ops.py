@@ -280,3 +280,32 @@ def test_metrics_are_off_without_their_token(pg_cluster: Cluster, tmp_path: Path
     finally:
         _stop(proc)
         pg_cluster.drop_database(database)
+
+
+def test_a_database_that_never_answers_makes_the_server_unready_not_stuck() -> None:
+    """A host that takes the TCP connection and says nothing (a half-dead server, a firewall
+    that drops packets): the readiness check gives up after the connect timeout instead of the
+    operating system's minutes."""
+    import socket
+    from types import SimpleNamespace
+    from typing import cast
+
+    from schema.db import POSTGRES_CONNECT_TIMEOUT_S, Database, create_engine
+    from sync.server.ops import readiness
+    from sync.server.state import ServerState
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    port = silent.getsockname()[1]
+    db = Database(create_engine(f"postgresql+psycopg://kensa@127.0.0.1:{port}/kensa"))
+    try:
+        started = time.monotonic()
+        ready, code, _, detail = readiness(cast(ServerState, SimpleNamespace(db=db)))
+        waited = time.monotonic() - started
+    finally:
+        db.engine.dispose()
+        silent.close()
+    assert (ready, code) == (False, "database_unavailable"), detail
+    # Generous bound: it is the difference between seconds and the OS's minutes that matters.
+    assert POSTGRES_CONNECT_TIMEOUT_S <= waited + 1 < 60, waited
