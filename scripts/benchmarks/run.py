@@ -1,4 +1,8 @@
-"""Runs the benchmarks named on the command line (all by default); see scripts/bench."""
+"""Runs the benchmarks named on the command line (all by default); see scripts/bench.
+
+Options after the names go to the one benchmark named (``scripts/bench fleet --devices 20``).
+The fleet runs only when named: at its full size it takes a large machine most of an hour.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ ORDER = [
     "qr", "write", "start", "history", "pipeline", "judgment", "push", "pull", "backlog",
     "audit",
 ]
+ON_REQUEST = ["fleet"]
 
 
 def load(name: str) -> object:
@@ -26,8 +31,13 @@ def load(name: str) -> object:
 
 def main(argv: list[str]) -> int:
     sys.path.insert(0, str(ROOT))
-    available = [n for n in ORDER if (HERE / f"{n}.py").exists()]
-    names = argv or available
+    available = [n for n in ORDER + ON_REQUEST if (HERE / f"{n}.py").exists()]
+    split = next((i for i, a in enumerate(argv) if a.startswith("-")), len(argv))
+    names, options = argv[:split], argv[split:]
+    if options and len(names) != 1:
+        print("options go to one benchmark: scripts/bench NAME --option …", file=sys.stderr)
+        return 2
+    names = names or [n for n in available if n not in ON_REQUEST]
     unknown = [n for n in names if n not in available]
     if unknown:
         print(
@@ -37,7 +47,8 @@ def main(argv: list[str]) -> int:
         return 2
     for name in names:
         print(f"== {name}", flush=True)
-        figures = load(name).run()  # type: ignore[attr-defined]
+        module = load(name)
+        figures = module.run(options) if options else module.run()  # type: ignore[attr-defined]
         print(json.dumps({"bench": name, **figures}), flush=True)
     return 0
 

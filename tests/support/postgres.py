@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +51,13 @@ def free_port() -> int:
 class Cluster:
     port: int
     user: str = "postgres"
+    # Stops the server as a crash would (no shutdown checkpoint) and starts it again on the
+    # same port and data: the chaos runs' "PostgreSQL restarted".
+    crash_restart: Callable[[], None] | None = None
+
+    def restart(self) -> None:
+        assert self.crash_restart is not None, "this cluster was not started here"
+        self.crash_restart()
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{database}"
@@ -122,7 +129,13 @@ def running_cluster() -> Iterator[Cluster]:
             "60",
             "start",
         )
-        yield Cluster(port=port)
+
+        def crash_restart() -> None:
+            run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+            run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", opts, "-w",
+                "-t", "60", "start")
+
+        yield Cluster(port=port, crash_restart=crash_restart)
     except subprocess.CalledProcessError as exc:
         detail = log.read_text() if log.exists() else ""
         raise RuntimeError(f"PostgreSQL failed to start: {exc.stderr}\n{detail}") from exc
