@@ -23,6 +23,7 @@ from sidecar.api import (
     routes_events,
     routes_history,
     routes_jobs,
+    routes_refusals,
     routes_rejudge,
     routes_scan,
     routes_sessions,
@@ -232,6 +233,7 @@ def create_app(
     app.include_router(routes_jobs.router)
     app.include_router(routes_events.router)
     app.include_router(sync_api.router)
+    app.include_router(routes_refusals.router)
     app.include_router(routes_setup.router)
     # Re-pointing the tablet decides where its records go and whose logins it trusts: the
     # route table (``connect``, admins only) decides who may, in ``enforce``.

@@ -152,3 +152,29 @@ def clamp_future(
         originals[name] = value
         out[name] = server_now.isoformat()
     return out, originals
+
+
+# Why an operation the server stored ended without being applied, as codes both ends and the
+# UI's words share; the server's own text travels beside them for logs.
+REASON_CODES = (
+    "version_conflict",  # the server holds another version of the record
+    "audit_chain_conflict",  # another audit entry under the same sequence
+    "other_device",  # the record belongs to another device
+    "gave_up_waiting",  # what it needed (a parent, an earlier version) never came
+    "cannot_apply",  # it can never apply: a value or reference the server refuses
+)
+REASON_LIMIT = 500
+GAVE_UP = "gave up after "
+
+
+def reason_code(kind: str, entity_type: str, reason: str) -> str:
+    """The code of a refusal of ``kind`` (conflict, rejected, dead_letter) with ``reason``."""
+    if kind == "conflict":
+        return "audit_chain_conflict" if entity_type == "audit_entry" else "version_conflict"
+    if kind == "rejected":
+        return "other_device"
+    return "gave_up_waiting" if reason.startswith(GAVE_UP) else "cannot_apply"
+
+
+def bounded_reason(reason: str) -> str:
+    return reason if len(reason) <= REASON_LIMIT else reason[: REASON_LIMIT - 1] + "…"

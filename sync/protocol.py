@@ -6,8 +6,9 @@ the same definitions.
     GET  /sync/v1/ping                      reachability probe, no credentials
     POST /sync/v1/auth                      device token -> short-lived access token
     POST /sync/v1/push                      a batch of outbox rows -> applied_through_seq
-    GET  /sync/v1/changes?cursor=&limit=    masters changed after a cursor, with tombstones
-    GET  /sync/v1/conflicts?after=          this device's updates the server refused (versions)
+    GET  /sync/v1/changes?cursor=&limit=    masters changed after a cursor, with tombstones, and
+                                            this device's acknowledgements (``Acks``)
+    GET  /sync/v1/conflicts?after=          this device's operations the server refused, why
     POST /sync/v1/files/missing             which of these hashes the server lacks
     PUT  /sync/v1/files/{sha256}            upload a body; stored only if it hashes to its name
     GET  /sync/v1/files/{sha256}            download a model file
@@ -181,6 +182,20 @@ class Change(BaseModel):
     data: dict[str, Any] | None = None
 
 
+class Acks(BaseModel):
+    """Where the asking device's own operations stand on the server, read in one snapshot.
+
+    ``applied_through_seq``: every operation of the device up to this sequence has left the
+    queue — applied, or refused and listed by ``GET /sync/v1/conflicts``. ``received_through_seq``:
+    the highest sequence the server stored. ``refused_through``: the device's newest refusal
+    number; a device that has read its refusals through it knows which of the operations under
+    the watermark ended otherwise."""
+
+    applied_through_seq: int
+    received_through_seq: int
+    refused_through: int
+
+
 class ChangesPage(BaseModel):
     changes: list[Change]
     cursor: str
@@ -188,6 +203,8 @@ class ChangesPage(BaseModel):
     # On the last page of a full resync: every live id per entity type, so the device can
     # tombstone what it holds and the server no longer has.
     live: dict[str, list[str]] | None = None
+    # The device's own acknowledgements; absent from a server that does not send them.
+    acks: Acks | None = None
 
 
 class RefusedOp(BaseModel):
@@ -204,6 +221,11 @@ class RefusedOp(BaseModel):
     reason: str
     data: dict[str, Any]
     kind: Literal["conflict", "rejected", "dead_letter"] = "conflict"
+    # What the UI words in its own language (``sync.conflicts.REASON_CODES``); ``reason`` is the
+    # server's text for people reading logs, bounded.
+    reason_code: str = "cannot_apply"
+    # For a version conflict: the record as the server holds it now, to set beside the tablet's.
+    server_data: dict[str, Any] | None = None
 
 
 class ConflictsPage(BaseModel):

@@ -19,6 +19,7 @@ from sidecar.api.schemas import (
 from sidecar.domain import access
 from sidecar.errors import Forbidden
 from sidecar.services import history
+from sync.device import acks
 
 router = APIRouter(tags=["history"])
 
@@ -65,6 +66,7 @@ def search(
     )
     with db.read() as session:
         found = history.search(session, q)
+        where = acks.states(session, [r.session.id for r in found.rows])
     return HistoryPublic(
         rows=[
             HistoryRowPublic(
@@ -77,6 +79,7 @@ def search(
                 display_name=r.full_name or r.username,
                 started_at=r.session.started_at,
                 completed_at=r.session.completed_at,
+                sync_state=where[r.session.id],
             )
             for r in found.rows
         ],

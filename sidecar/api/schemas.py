@@ -411,6 +411,9 @@ class HistoryRowPublic(BaseModel):
     display_name: str | None
     started_at: datetime
     completed_at: datetime | None
+    # Where its records stand: only on this tablet, received by the server, applied there, or
+    # set aside for a person (``sync.device.acks``).
+    sync_state: Literal["local", "received", "applied", "attention"] = "local"
 
 
 class HistoryPublic(BaseModel):

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from schema.db import Database
 from schema.types import utcnow
 from sync.batching import PendingOp
+from sync.device.acks import RECORD_RECEIVED
 
 _CHUNK = 500  # well under SQLite's bound-parameter limit
 
@@ -89,9 +90,15 @@ class SqliteOutbox:
         ]
 
     def delete(self, seqs: Sequence[int]) -> None:
+        """Forget rows the server has stored, noting how far each inspection got in the same
+        transaction (``sync.device.acks``)."""
         with self.db.atomic() as session:
             for start in range(0, len(seqs), _CHUNK):
                 part = list(seqs[start : start + _CHUNK])
+                session.execute(
+                    sa.text(RECORD_RECEIVED).bindparams(sa.bindparam("seqs", expanding=True)),
+                    {"seqs": part},
+                )
                 session.execute(
                     sa.text("DELETE FROM outbox WHERE seq IN :seqs").bindparams(
                         sa.bindparam("seqs", expanding=True)

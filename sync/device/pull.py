@@ -37,9 +37,10 @@ from schema import device as d
 from schema.db import Database
 from schema.types import utcnow
 from sync.conflicts import may_overwrite_pulled
-from sync.device import state
+from sync.device import acks, state
 from sync.device.client import SyncClient
 from sync.device.outbox_store import SqliteOutbox
+from sync.device.refused import fetch_refused, refused_cursor
 from sync.errors import CursorExpired
 from sync.protocol import MASTER_ENTITY_TYPES, Change, ChangesPage, is_sha256
 
@@ -159,6 +160,10 @@ class Puller:
                 # one stops early the prefetched page is simply dropped.
                 upcoming = prefetch.submit(client.changes, page.cursor, self.page_size)
             self._fetch_models(client, page.changes)
+            if page.acks is not None and page.acks.refused_through > refused_cursor(self.db):
+                # The watermark passes the refused operations too: know which they are first,
+                # or their inspections would read as applied until the next run.
+                fetch_refused(self.db, client)
             applied, cursor, deferred = self.apply_page(page, cursor)
             result.applied += applied
             if deferred:
@@ -193,6 +198,8 @@ class Puller:
             if page.live is not None and not deferred:
                 self._sweep(session, page.live)
             state.set_cursor(session, "pull", new_cursor)
+            if page.acks is not None:
+                acks.store(session, page.acks)
         return applied, new_cursor, deferred
 
     def _apply(self, session: Session, changes: Sequence[Change]) -> int:

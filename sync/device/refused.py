@@ -2,7 +2,9 @@
 record), a rejection (the operation touched another device's record) or a dead letter (it could
 never apply, or the record it needs never came). They come back to the device as set-aside
 outbox rows whose reason starts with that kind, so the status API shows them beside the
-operations the server rejected outright when they were pushed."""
+operations the server rejected outright when they were pushed; ``sync_refusals`` keeps each with
+its reason code and, for a version conflict, the server's version of the record, for a
+supervisor to resolve (``sidecar.services.conflicts``)."""
 
 from __future__ import annotations
 
@@ -25,10 +27,21 @@ _INSERT = sa.text(
 )
 
 
+_KEEP = sa.text(
+    "INSERT OR IGNORE INTO sync_refusals (op_id, seq, entity_type, entity_id, operation, kind, "
+    "reason_code, reason, data, server_data, refused_at) VALUES (:op_id, :seq, :entity_type, "
+    ":entity_id, :operation, :kind, :reason_code, :reason, :data, :server_data, :now)"
+)
+
+
+def refused_cursor(db: Database) -> int:
+    with db.read() as session:
+        return int(state.get(session, STREAM).cursor or 0)
+
+
 def fetch_refused(db: Database, client: SyncClient) -> int:
     """Record every refusal the server reports after the stored cursor; returns how many."""
-    with db.read() as session:
-        after = int(state.get(session, STREAM).cursor or 0)
+    after = refused_cursor(db)
     total = 0
     while True:
         page = client.conflicts(after)
@@ -40,6 +53,15 @@ def fetch_refused(db: Database, client: SyncClient) -> int:
                 {"op_id": op.op_id, "entity_type": op.entity_type, "entity_id": op.entity_id,
                  "operation": op.operation, "data": json.dumps(op.data), "now": now,
                  "reason": f"{op.kind}: {op.reason}"}
+                for op in page.conflicts
+            ])
+            session.execute(_KEEP, [
+                {"op_id": op.op_id, "seq": op.seq, "entity_type": op.entity_type,
+                 "entity_id": op.entity_id, "operation": op.operation, "kind": op.kind,
+                 "reason_code": op.reason_code, "reason": op.reason,
+                 "data": json.dumps(op.data),
+                 "server_data": None if op.server_data is None else json.dumps(op.server_data),
+                 "now": now}
                 for op in page.conflicts
             ])
             state.set_cursor(session, STREAM, str(page.cursor))

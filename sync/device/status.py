@@ -14,6 +14,8 @@ What the values mean (the README's "Sync" section says the same):
 - **last error**: the newest failure of a stream that has not succeeded since; once a later
   attempt of that stream succeeds it is cleared (an old failure is not news).
 - **last success**: the newest success of any stream.
+- **inspections** local / received / applied / attention: where each inspection's records
+  stand, from the server's acknowledgements (``sync.device.acks``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from schema.db import Database
-from sync.device import config, state
+from sync.device import acks, config, state
 from sync.device.outbox_store import SetAside, SqliteOutbox
 from sync.device.state import StreamState
 from sync.device.transit import pin_base64
@@ -51,6 +53,12 @@ class SyncSummary(BaseModel):
     last_error_at: datetime | None = None
     next_attempt_in_s: float | None = None
     set_aside_count: int = 0
+    # Inspections by where their records stand (``sync.device.acks``): still only on this
+    # tablet, received by the server, applied there, or set aside for a person to look at.
+    inspections_local: int = 0
+    inspections_received: int = 0
+    inspections_applied: int = 0
+    inspections_attention: int = 0
 
 
 class StreamStatus(BaseModel):
@@ -136,6 +144,7 @@ def read(
     stats = outbox.stats()
     set_aside = outbox.set_aside_rows(set_aside_limit)
     set_aside_count = _set_aside_count(db)
+    where = acks.counts(db)
     result = outcome(streams.values())
     oldest_age = None
     if stats.oldest_created_at:
@@ -158,6 +167,10 @@ def read(
         last_error_at=error.last_error_at if error else None,
         next_attempt_in_s=live.next_attempt_in_s if live and connection else None,
         set_aside_count=set_aside_count,
+        inspections_local=where.local,
+        inspections_received=where.received,
+        inspections_applied=where.applied,
+        inspections_attention=where.attention,
         server_url=config.display_url(connection.server_url) if connection else None,
         device_id=connection.device_id if connection else None,
         device_name=connection.device_name if connection else None,

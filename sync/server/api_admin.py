@@ -32,7 +32,7 @@ from sync.bounds import (
 )
 from sync.errors import AuthError, TransportError
 from sync.protocol import DeviceType
-from sync.server import masters, provenance
+from sync.server import acks, masters, provenance
 from sync.server.admin_auth import AdminRecord
 from sync.server.files import stage_upload
 from sync.server.processor import QUEUE
@@ -342,6 +342,21 @@ def queue_stats(state: State, _: Admin) -> dict[str, Any]:
             for r in rows
         ]
     }
+
+
+@router.get("/conflicts")
+def version_conflicts(
+    state: State,
+    _: Admin,
+    device: Annotated[str | None, Query(max_length=255)] = None,
+    open_only: Annotated[bool, Query(alias="open")] = True,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    """Version conflicts, newest first: the tablet's operation and the server's record side by
+    side (``tablet``, ``server``), the reason code, and whether a supervisor has resolved it on
+    the tablet (the choice arrives as a later operation on the record, ``resolved_by_op``)."""
+    with state.db.read() as session:
+        return acks.conflicts_for_admin(session, device=device, open_only=open_only, limit=limit)
 
 
 @router.get("/ai-results/unknown-models")

@@ -25,10 +25,10 @@ from sync.protocol import (
     FileStored,
     MissingRequest,
     MissingResponse,
-    RefusedOp,
 )
 from sync.server import changes as change_log
 from sync.server import enrollment
+from sync.server.acks import acks, refused_op
 from sync.server.auth import (
     DeviceIdentity,
     bearer,
@@ -43,7 +43,7 @@ from sync.server.files import (
     stage_upload,
     store_image,
 )
-from sync.server.processor import PREFIXES, QUEUE
+from sync.server.processor import QUEUE
 from sync.server.push import store_batch
 from sync.server.state import ServerState, server_state
 
@@ -150,7 +150,10 @@ def pull(
     size = min(limit or state.settings.page_limit_default, state.settings.page_limit_max)
     with state.db.read() as session:
         body = change_log.page_json(session, cursor, size)
-    # Serialised once, on the server's side; not validated again on the way out.
+        mine = acks(session, device.id)
+    # Serialised once, on the server's side; not validated again on the way out. The page is
+    # a JSON object: this device's acknowledgements go in as its last member.
+    body = f'{body[:-1]},"acks":{mine.model_dump_json()}}}'
     return Response(content=body, media_type="application/json")
 
 
@@ -162,7 +165,8 @@ def conflicts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> ConflictsPage:
     """This device's operations the queue processor refused for good — version conflicts,
-    rejections, dead letters — in the order they were refused (``after``: the last ``id`` seen).
+    rejections, dead letters — in the order they were refused (``after``: the last ``id`` seen),
+    each with its reason code and, for a conflict, the server's version of the record.
     """
     with state.db.read() as session:
         rows = session.execute(
@@ -171,13 +175,7 @@ def conflicts(
             .order_by(QUEUE.c.refusal_seq)
             .limit(limit)
         ).all()
-    found = [
-        RefusedOp(id=r.refusal_seq, seq=r.seq, op_id=str(r.op_id), entity_type=r.entity_type,
-                  entity_id=str(r.entity_id), operation=r.operation, kind=r.refusal,
-                  reason=(r.last_error or "").removeprefix(PREFIXES.get(r.refusal, "")),
-                  data=r.data)
-        for r in rows
-    ]
+        found = [refused_op(session, r) for r in rows]
     return ConflictsPage(conflicts=found, cursor=found[-1].id if found else after)
 
 
