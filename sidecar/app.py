@@ -112,6 +112,9 @@ def _warm_up(
             select(d.Pipeline).where(col(d.Pipeline.deleted_at).is_(None))
         ).all()
     for n, pipeline in enumerate(pipelines, start=1):
+        if stopping.is_set():
+            # A stop asked for right after the ready line waits for one pipeline, not all.
+            return
         percentage = 100.0 * (n - 1) / len(pipelines)
         events.publish("warmup", {"id": pipeline.id, "stage": "loading", "percentage": percentage})
         try:
