@@ -24,17 +24,28 @@ from sync.protocol import Acks, RefusedOp
 from sync.server.apply import SPECS
 from sync.server.processor import PREFIXES, QUEUE
 
-_ACKS = sa.text(
-    "SELECT d.last_applied_seq, "
-    "(SELECT min(q.seq) FROM tauri_sync_queue q "
-    " WHERE q.device_id = :key AND q.processed_at IS NULL), "
-    "(SELECT max(q.refusal_seq) FROM tauri_sync_queue q WHERE q.device_id = :key) "
-    "FROM devices d WHERE d.id = :id"
-)
+_DEVICES: sa.Table = s.Device.__table__  # type: ignore[attr-defined]
+
+
+def _acks_query(device_id: uuid.UUID) -> sa.Select[Any]:
+    key = str(device_id)
+    lowest_pending = (
+        sa.select(sa.func.min(QUEUE.c.seq))
+        .where(QUEUE.c.device_id == key, QUEUE.c.processed_at.is_(None))
+        .scalar_subquery()
+    )
+    newest_refusal = (
+        sa.select(sa.func.max(QUEUE.c.refusal_seq))
+        .where(QUEUE.c.device_id == key)
+        .scalar_subquery()
+    )
+    return sa.select(_DEVICES.c.last_applied_seq, lowest_pending, newest_refusal).where(
+        _DEVICES.c.id == device_id
+    )
 
 
 def acks(session: Session, device_id: uuid.UUID) -> Acks:
-    row = session.execute(_ACKS, {"key": str(device_id), "id": device_id}).first()
+    row = session.execute(_acks_query(device_id)).first()
     if row is None:
         return Acks(applied_through_seq=0, received_through_seq=0, refused_through=0)
     received = int(row[0] or 0)
