@@ -20,6 +20,7 @@ from sidecar.api import (
     params,
     routes_audit,
     routes_auth,
+    routes_calibration,
     routes_events,
     routes_history,
     routes_jobs,
@@ -238,6 +239,7 @@ def create_app(
     app.include_router(sync_api.router)
     app.include_router(routes_refusals.router)
     app.include_router(routes_setup.router)
+    app.include_router(routes_calibration.router)
     # Re-pointing the tablet decides where its records go and whose logins it trusts: the
     # route table (``connect``, admins only) decides who may, in ``enforce``.
     app.dependency_overrides[sync_api.authorize_connect] = _connect_checked_by_the_table

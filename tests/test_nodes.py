@@ -32,6 +32,9 @@ class Ctx:
     def add_stage_time(self, stage: str, ms: float) -> None:
         self.stages[stage] = self.stages.get(stage, 0.0) + ms
 
+    def calibration(self, camera: str) -> float | None:
+        return None
+
 
 def run(op: str, inputs: Mapping[str, Any], ctx: Ctx | None = None, **params: Any
         ) -> dict[str, Any]:

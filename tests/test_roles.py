@@ -30,6 +30,7 @@ from schema import server as s
 from schema.db import Database, create_engine, create_sqlite_engine
 from schema.formats import roles as shared_roles
 from schema.types import new_id, utcnow
+from scripts.devkit import synthetic
 from sidecar.api import permissions
 from sidecar.api.permissions import LAUNCH, PUBLIC, ROUTES
 from sidecar.app import create_app
@@ -60,13 +61,13 @@ NO = None
 # tablet; NO: not at all). "viewer" (the seed system's) and "" are roles this version does not
 # know: nothing.
 _ROWS: dict[str, list[Scope | None]] = {
-    #              read work discard override inspect set_aside users connect
-    "inspector":  [OWN, OWN, OWN,   NO,      ANY,    NO,       NO,   NO],
-    "supervisor": [ANY, OWN, ANY,   ANY,     ANY,    ANY,      ANY,  NO],
-    "admin":      [ANY, OWN, ANY,   NO,      ANY,    ANY,      ANY,  ANY],
-    "viewer":     [NO,  NO,  NO,    NO,      NO,     NO,       NO,   NO],
-    "":           [NO,  NO,  NO,    NO,      NO,     NO,       NO,   NO],
-    "Admin":      [NO,  NO,  NO,    NO,      NO,     NO,       NO,   NO],
+    #              read work discard override inspect set_aside users connect calibrate
+    "inspector":  [OWN, OWN, OWN,   NO,      ANY,    NO,       NO,   NO,     NO],
+    "supervisor": [ANY, OWN, ANY,   ANY,     ANY,    ANY,      ANY,  NO,     ANY],
+    "admin":      [ANY, OWN, ANY,   NO,      ANY,    ANY,      ANY,  ANY,    NO],
+    "viewer":     [NO,  NO,  NO,    NO,      NO,     NO,       NO,   NO,     NO],
+    "":           [NO,  NO,  NO,    NO,      NO,     NO,       NO,   NO,     NO],
+    "Admin":      [NO,  NO,  NO,    NO,      NO,     NO,       NO,   NO,     NO],
 }
 # fmt: on
 EXPECTED = {role: dict(zip(Action, row, strict=True)) for role, row in _ROWS.items()}
@@ -77,6 +78,7 @@ def test_the_matrix_lists_the_actions_in_order() -> None:
     # The columns above are zipped against the enum: a new action must get a column.
     assert [a.value for a in Action] == [
         "read", "work", "discard", "override", "inspect", "set_aside", "users", "connect",
+        "calibrate",
     ]  # fmt: skip
 
 
@@ -331,6 +333,11 @@ PROBES: dict[tuple[str, str], Prepare] = {
     # Nothing listens there: the route ran and could not reach the server (502).
     ("POST", "/sync/connect"):            _fixed(
         "/sync/connect", 502, json={"server_url": "http://127.0.0.1:9", "token": "t" * 32}),
+    ("GET",  "/calibrations"):            _fixed("/calibrations"),
+    ("POST", "/calibrations"):            _fixed(
+        "/calibrations?method=checkerboard&size_mm=5&columns=7&rows=5", 201,
+        content=synthetic.encode(synthetic.make_checkerboard(5.0, 1)),
+        headers={"Content-Type": "image/png"}),
     # This tablet has its users: the first-run routes say so and refuse (409 setup_done).
     ("GET",  "/setup"):                   _fixed("/setup"),
     ("POST", "/setup/connect"):           _fixed(

@@ -177,8 +177,11 @@ OPS: Mapping[str, OpDecl] = {d.type: d for d in (
            params={"threshold": Param("number"), "blur": Param("int", default=0),
                    "heatmap": Param("bool", default=True)}),
     OpDecl("measure_circle", inputs={"image": "image"},
-           outputs=("found", "diameter_px", "diameter_mm", "center", "roundness", "circle"),
-           params={"mm_per_px": Param("number", required=True),
+           outputs=("found", "diameter_px", "diameter_mm", "center", "roundness", "circle",
+                    "mm_per_px"),
+           # The scale is the tablet's calibration of ``camera`` where it has one; the
+           # pipeline's ``mm_per_px`` is the nominal scale until a supervisor calibrates.
+           params={"mm_per_px": Param("number"), "camera": Param("str", default="default"),
                    "method": Param("str", default="contour", choices=("contour", "hough")),
                    "polarity": Param("str", default="dark", choices=("dark", "bright")),
                    "min_diameter_mm": Param("number"), "max_diameter_mm": Param("number"),

@@ -207,6 +207,50 @@ def make_bore(
     return np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
 
 
+def make_checkerboard(
+    square_mm: float,
+    seed: int,
+    mm_per_px: float = 0.05,
+    squares: tuple[int, int] = (8, 6),
+    size: tuple[int, int] = (960, 720),
+    slant: float = 0.0,
+) -> Image:
+    """A printed calibration board of ``squares`` (columns, rows) with sides of ``square_mm``,
+    photographed at ``mm_per_px`` on a grey bench, BGR; ``slant`` foreshortens its far edge by
+    that fraction (a board not flat to the camera). Its inner corners: one fewer each way."""
+    rng = _rng(seed)
+    width, height = size
+    side = square_mm / mm_per_px
+    cols, rows = squares
+    # Drawn at 4× and reduced with area averaging: the square edges fall between pixels as a
+    # camera sees them, so the corners are not on the pixel grid.
+    k = 4
+    big = np.full((height * k, width * k), 150, np.uint8)
+    x0 = width / 2 - cols * side / 2 + rng.uniform(-8, 8)
+    y0 = height / 2 - rows * side / 2 + rng.uniform(-8, 8)
+    margin = side * 0.6
+    cv2.rectangle(big, (int((x0 - margin) * k), int((y0 - margin) * k)),
+                  (int((x0 + cols * side + margin) * k), int((y0 + rows * side + margin) * k)),
+                  235, -1)
+    for r in range(rows):
+        for c in range(cols):
+            if (r + c) % 2 == 0:
+                cv2.rectangle(big, (round((x0 + c * side) * k), round((y0 + r * side) * k)),
+                              (round((x0 + (c + 1) * side) * k) - 1,
+                               round((y0 + (r + 1) * side) * k) - 1), 25, -1)
+    if slant:
+        h4, w4 = big.shape
+        src = np.float32([[0, 0], [w4, 0], [w4, h4], [0, h4]])
+        inset = w4 * slant / 2
+        dst = np.float32([[inset, 0], [w4 - inset, 0], [w4, h4], [0, h4]])
+        big = cv2.warpPerspective(big, cv2.getPerspectiveTransform(src, dst), (w4, h4),
+                                  borderValue=150)
+    img = cv2.resize(big, (width, height), interpolation=cv2.INTER_AREA)
+    img = cv2.GaussianBlur(img, (3, 3), 0.6)
+    noisy = img.astype(np.float32) + rng.normal(0, 2.0, img.shape)
+    return cv2.cvtColor(np.clip(noisy, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+
+
 def encode(img: Image, ext: str = ".png", quality: int = 95) -> bytes:
     """Encode as a camera or upload would deliver it (PNG by default, JPEG with ``ext=".jpg"``)."""
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext in (".jpg", ".jpeg") else []

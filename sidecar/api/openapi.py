@@ -39,7 +39,7 @@ DESCRIPTIONS = {
 
 # Photos are read from the request itself (``sidecar.api.uploads``: a multipart field ``file``
 # or the raw body), so FastAPI does not see, and cannot document, their bodies.
-UPLOADS = frozenset({"/scan", "/sessions/{session_id}/items/{item_id}/images"})
+UPLOADS = frozenset({"/scan", "/sessions/{session_id}/items/{item_id}/images", "/calibrations"})
 _BINARY = {"type": "string", "format": "binary"}
 UPLOAD_BODY: dict[str, Any] = {
     "required": True,

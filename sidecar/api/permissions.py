@@ -77,6 +77,8 @@ ROUTES: dict[tuple[str, str], Open | Action] = {
     ("GET",  "/sync/status"):                 LAUNCH,
     ("POST", "/sync/now"):                    LAUNCH,
     ("POST", "/sync/connect"):                Action.CONNECT,
+    ("GET",  "/calibrations"):                Action.INSPECT,
+    ("POST", "/calibrations"):                Action.CALIBRATE,
     ("GET",  "/sync/refusals"):               Action.SET_ASIDE,
     ("POST", "/sync/refusals/{op_id}/resolve"): Action.OVERRIDE,
     # First run: nobody exists to log in yet; closed (409 setup_done) once anyone does.

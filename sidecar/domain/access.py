@@ -28,7 +28,9 @@ Actions on one inspection (its photos, verdicts and AI jobs) are granted on the 
 - ``inspect``: scan a code, start an inspection, read the product masters;
 - ``set_aside``: see the operations the server set aside, with its reasons;
 - ``users``: lift a user's lockout (the users themselves come from the server);
-- ``connect``: connect the tablet to a server, or move it to another.
+- ``connect``: connect the tablet to a server, or move it to another;
+- ``calibrate``: take a camera's calibration photo (its scale for measurements): the shift's
+  supervisor, who answers for the measurements.
 
 An unknown role may do nothing, not even with its own rows: roles come from the server, and a
 role this version does not know must not be taken for an inspector's.
@@ -57,6 +59,7 @@ class Action(StrEnum):
     SET_ASIDE = "set_aside"
     USERS = "users"
     CONNECT = "connect"
+    CALIBRATE = "calibrate"
 
 
 class Scope(StrEnum):
@@ -65,7 +68,8 @@ class Scope(StrEnum):
 
 
 # Actions on the tablet itself, not on an inspection: no owner, so only ever ``ANY``.
-DEVICE_ACTIONS = frozenset({Action.INSPECT, Action.SET_ASIDE, Action.USERS, Action.CONNECT})
+DEVICE_ACTIONS = frozenset({Action.INSPECT, Action.SET_ASIDE, Action.USERS, Action.CONNECT,
+                            Action.CALIBRATE})
 
 OWN, ANY = Scope.OWN, Scope.ANY
 
@@ -80,6 +84,7 @@ MATRIX: dict[Role, dict[Action, Scope]] = {
         Action.READ: ANY, Action.WORK: OWN, Action.DISCARD: ANY,
         Action.OVERRIDE: ANY,
         Action.INSPECT: ANY, Action.SET_ASIDE: ANY, Action.USERS: ANY,
+        Action.CALIBRATE: ANY,
     },
     Role.ADMIN: {
         Action.READ: ANY, Action.WORK: OWN, Action.DISCARD: ANY,

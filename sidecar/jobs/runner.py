@@ -29,7 +29,7 @@ from sidecar.errors import ImageInvalid, KensaError
 from sidecar.jobs import queue
 from sidecar.jobs.estimate import StageEstimator
 from sidecar.keys import DataKey
-from sidecar.services import inspection
+from sidecar.services import calibration, inspection
 
 log = logging.getLogger("kensa.jobs")
 
@@ -205,6 +205,8 @@ class JobRunner:
             target = session.get(
                 d.InspectionTarget, inspection.get_session(session, job.session_id).target_id
             )
+            # The cameras' scales as calibrated now: a measurement uses the newest.
+            scales = calibration.current(session)
         if image is None:
             raise ImageInvalid("the photo of this item is no longer on the tablet")
         if pipeline is None or item is None:
@@ -217,7 +219,8 @@ class JobRunner:
                 "product_id": target.product_id if target else None,
                 "batch_id": target.batch_id if target else None,
                 "serial": target.serial if target else None,
-            }
+            },
+            "calibrations": scales,
         }
         return job, pipeline.definition, data, item.criteria, context
 

@@ -121,11 +121,15 @@ def jsonable(v: Any) -> Any:
 class _StepContext:
     """Handed to an op while it runs: model sessions, and extra stage attribution."""
 
-    __slots__ = ("extra", "pool")
+    __slots__ = ("calibrations", "extra", "pool")
 
-    def __init__(self, pool: SessionPool) -> None:
+    def __init__(self, pool: SessionPool, calibrations: Mapping[str, float]) -> None:
         self.pool = pool
         self.extra: dict[str, float] | None = None
+        self.calibrations = calibrations
+
+    def calibration(self, camera: str) -> float | None:
+        return self.calibrations.get(camera)
 
     def session(self, model_ref: str) -> LoadedModel:
         return self.pool.get(model_ref)
@@ -134,6 +138,12 @@ class _StepContext:
         if self.extra is None:
             self.extra = {}
         self.extra[stage] = self.extra.get(stage, 0.0) + ms
+
+
+def _calibrations(context: Mapping[str, Any] | None) -> Mapping[str, float]:
+    raw = (context or {}).get("calibrations") or {}
+    return {str(k): float(v) for k, v in raw.items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and v > 0}
 
 
 def _resolve(sel: Selector, inputs: Mapping[str, Any], values: Mapping[str, Mapping[str, Any]],
@@ -194,8 +204,9 @@ class PipelineEngine:
     ) -> PipelineResult:
         """Run on one image (bytes are decoded; an array is used as is) or on named ``inputs``.
 
-        ``context`` (``{"target": {...}}``) is not used by ops today; it is accepted so that callers
-        hand the same context to ``run`` and ``judge``.
+        ``context`` is what callers also hand to ``judge`` (``{"target": {...}}``); its
+        ``calibrations`` (camera → mm per pixel, the tablet's measured scales) reach the
+        measuring ops.
         """
         plan = self.compile(definition)
         d = plan.definition
@@ -220,11 +231,13 @@ class PipelineEngine:
 
         values: dict[str, Mapping[str, Any]] = {}
         timings: list[NodeTiming] = []
+        scales = _calibrations(context)
         if plan.width <= 1 or self._max_workers <= 1:
             for step in plan.steps:
-                values[step.name] = self._execute(step, bound, values, timings, stage_ms, t_start)
+                values[step.name] = self._execute(step, bound, values, timings, stage_ms, t_start,
+                                                  scales)
         else:
-            self._run_parallel(plan, bound, values, timings, stage_ms, t_start)
+            self._run_parallel(plan, bound, values, timings, stage_ms, t_start, scales)
 
         outputs = {k: jsonable(_resolve(sel, bound, values, None)) for k, sel in d.outputs.items()}
         artifacts = {k: _resolve(sel, bound, values, None) for k, sel in d.artifacts.items()}
@@ -267,8 +280,9 @@ class PipelineEngine:
     def _execute(
         self, step: PlannedStep, bound: Mapping[str, Any], values: Mapping[str, Mapping[str, Any]],
         timings: list[NodeTiming], stage_ms: dict[str, float], t_start: float,
+        scales: Mapping[str, float],
     ) -> Mapping[str, Any]:
-        ctx = _StepContext(self.pool)
+        ctx = _StepContext(self.pool, scales)
         t0 = time.perf_counter()
         try:
             args = {k: _resolve(sel, bound, values, step.name) for k, sel in step.inputs.items()}
@@ -297,6 +311,7 @@ class PipelineEngine:
     def _run_parallel(
         self, plan: Plan, bound: Mapping[str, Any], values: dict[str, Mapping[str, Any]],
         timings: list[NodeTiming], stage_ms: dict[str, float], t_start: float,
+        scales: Mapping[str, float],
     ) -> None:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self._max_workers, thread_name_prefix="pipeline")
@@ -308,7 +323,7 @@ class PipelineEngine:
         def task(step: PlannedStep) -> Mapping[str, Any]:
             local_t: list[NodeTiming] = []
             local_s = dict.fromkeys(stage_ms, 0.0)
-            out = self._execute(step, bound, values, local_t, local_s, t_start)
+            out = self._execute(step, bound, values, local_t, local_s, t_start, scales)
             with lock:
                 timings.extend(local_t)
                 for k, v in local_s.items():

@@ -54,6 +54,9 @@ class RunContext(Protocol):
     def add_stage_time(self, stage: str, ms: float) -> None:
         """Attribute part of this op's time to another stage (OCR does pre, infer and post)."""
 
+    def calibration(self, camera: str) -> float | None:
+        """The tablet's measured scale of ``camera`` in mm per pixel, if it was calibrated."""
+
 
 @dataclass(frozen=True)
 class StaticContext:

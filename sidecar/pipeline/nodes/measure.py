@@ -112,7 +112,10 @@ def refine_circle(
 
 def _run(inputs: Mapping[str, Any], params: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
     grey = _grey(as_image(inputs["image"]))
-    mm_per_px = params["mm_per_px"]
+    mm_per_px = ctx.calibration(params["camera"]) or params["mm_per_px"]
+    if mm_per_px is None:
+        raise ValueError(f"camera '{params['camera']}' is not calibrated and the pipeline gives "
+                         "no mm_per_px: a supervisor takes a calibration photo")
     if mm_per_px <= 0:
         raise ValueError("mm_per_px must be positive")
     rmin = (params["min_diameter_mm"] / mm_per_px / 2) if params["min_diameter_mm"] else 3.0
@@ -123,7 +126,7 @@ def _run(inputs: Mapping[str, Any], params: Mapping[str, Any], ctx: RunContext) 
               else find_circle_hough(grey, rmin, rmax))
     if coarse is None:
         return {"found": False, "diameter_px": None, "diameter_mm": None, "center": None,
-                "roundness": None, "circle": None}
+                "roundness": None, "circle": None, "mm_per_px": mm_per_px}
     circle, roundness = coarse, 1.0
     if params["refine"]:
         # Twice: a coarse circle off by a few pixels (Hough, or a contour that took a chamfer
@@ -138,10 +141,12 @@ def _run(inputs: Mapping[str, Any], params: Mapping[str, Any], ctx: RunContext) 
         "center": [circle[0], circle[1]],
         "roundness": roundness,
         "circle": list(circle),
+        "mm_per_px": mm_per_px,
     }
 
 
 op(declared(
     "measure_circle", stage="infer", run=_run,
-    doc="Find a circle (bore, pin) and measure its diameter in mm (px × mm_per_px calibration).",
+    doc="Find a circle (bore, pin) and measure its diameter in mm: px × the camera's calibrated "
+        "mm per pixel (the pipeline's mm_per_px until it is calibrated).",
 ))

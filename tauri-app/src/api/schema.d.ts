@@ -58,6 +58,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/calibrations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Calibrations */
+        get: operations["calibrations_calibrations_get"];
+        put?: never;
+        /**
+         * Take
+         * @description Measure a calibration photo: a checkerboard (``size_mm`` the square's side, ``columns``
+         *     × ``rows`` its inner corners) or a ring (``size_mm`` its inner diameter).
+         */
+        post: operations["take_calibrations_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/events": {
         parameters: {
             query?: never;
@@ -675,6 +697,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sync/refusals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Refusals */
+        get: operations["refusals_sync_refusals_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sync/refusals/{op_id}/resolve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Resolve */
+        post: operations["resolve_sync_refusals__op_id__resolve_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/sync/status": {
         parameters: {
             query?: never;
@@ -721,7 +777,7 @@ export interface components {
          * Action
          * @enum {string}
          */
-        Action: "read" | "work" | "discard" | "override" | "inspect" | "set_aside" | "users" | "connect";
+        Action: "read" | "work" | "discard" | "override" | "inspect" | "set_aside" | "users" | "connect" | "calibrate";
         /** AIResultPublic */
         AIResultPublic: {
             /** Confidence */
@@ -806,6 +862,58 @@ export interface components {
             seq: number;
             /** Username */
             username: string | null;
+        };
+        /** CalibrationPublic */
+        CalibrationPublic: {
+            /** Camera Id */
+            camera_id: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: string;
+            /** Mm Per Px */
+            mm_per_px: number;
+            /** Notes */
+            notes: string | null;
+        };
+        /** CalibrationsPublic */
+        CalibrationsPublic: {
+            /** Current */
+            current: {
+                [key: string]: number;
+            };
+            /** Recent */
+            recent: components["schemas"]["CalibrationPublic"][];
+        };
+        /** CalibrationTaken */
+        CalibrationTaken: {
+            /** Camera Id */
+            camera_id: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: string;
+            /**
+             * Method
+             * @enum {string}
+             */
+            method: "checkerboard" | "ring";
+            /** Mm Per Px */
+            mm_per_px: number;
+            /** Notes */
+            notes: string | null;
+            /** Reference Mm */
+            reference_mm: number;
+            /** Reference Px */
+            reference_px: number;
+            /** Spread */
+            spread: number;
         };
         /** CodePublic */
         CodePublic: {
@@ -944,6 +1052,12 @@ export interface components {
              * @enum {string}
              */
             status: "scanning" | "identified" | "in_progress" | "ai_completed" | "human_review" | "completed" | "failed" | "cancelled" | "product_not_found" | "qr_decode_failed";
+            /**
+             * Sync State
+             * @default local
+             * @enum {string}
+             */
+            sync_state: "local" | "received" | "applied" | "attention";
             /** Username */
             username: string | null;
         };
@@ -1131,6 +1245,57 @@ export interface components {
             model_hashes?: string[] | null;
             /** Step Timings */
             step_timings?: components["schemas"]["StepTiming"][] | null;
+        };
+        /** RefusalPublic */
+        RefusalPublic: {
+            /** Entity Id */
+            entity_id: string;
+            /** Entity Type */
+            entity_type: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "conflict" | "rejected" | "dead_letter";
+            /** Op Id */
+            op_id: string;
+            /** Operation */
+            operation: string;
+            /** Reason */
+            reason: string;
+            /** Reason Code */
+            reason_code: string;
+            /**
+             * Refused At
+             * Format: date-time
+             */
+            refused_at: string;
+            /** Resolution */
+            resolution?: ("keep_tablet" | "keep_server") | null;
+            /** Resolved At */
+            resolved_at?: string | null;
+            /** Resolved By */
+            resolved_by?: string | null;
+            /** Server */
+            server: {
+                [key: string]: unknown;
+            } | null;
+            /** Session Id */
+            session_id: string | null;
+            /** Tablet */
+            tablet: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /** ResolveIn */
+        ResolveIn: {
+            /**
+             * Keep
+             * @enum {string}
+             */
+            keep: "tablet" | "server";
+            /** Reason */
+            reason?: string | null;
         };
         /** RunReport */
         RunReport: {
@@ -1449,6 +1614,26 @@ export interface components {
             device_id?: string | null;
             /** Device Name */
             device_name?: string | null;
+            /**
+             * Inspections Applied
+             * @default 0
+             */
+            inspections_applied: number;
+            /**
+             * Inspections Attention
+             * @default 0
+             */
+            inspections_attention: number;
+            /**
+             * Inspections Local
+             * @default 0
+             */
+            inspections_local: number;
+            /**
+             * Inspections Received
+             * @default 0
+             */
+            inspections_received: number;
             /** Last Error */
             last_error?: string | null;
             /** Last Error At */
@@ -1519,6 +1704,26 @@ export interface components {
         SyncSummary: {
             /** Configured */
             configured: boolean;
+            /**
+             * Inspections Applied
+             * @default 0
+             */
+            inspections_applied: number;
+            /**
+             * Inspections Attention
+             * @default 0
+             */
+            inspections_attention: number;
+            /**
+             * Inspections Local
+             * @default 0
+             */
+            inspections_local: number;
+            /**
+             * Inspections Received
+             * @default 0
+             */
+            inspections_received: number;
             /**
              * Last Error
              * @default null
@@ -1892,6 +2097,145 @@ export interface operations {
             };
             /** @description A Host that is not loopback, or a role that may not do this */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The request does not match this document, or cannot be processed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+        };
+    };
+    calibrations_calibrations_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "X-Kensa-Session"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalibrationsPublic"];
+                };
+            };
+            /** @description Bad input: a QR payload or an image that cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description No or wrong launch token, or no valid login */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description A Host that is not loopback, or a role that may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The request does not match this document, or cannot be processed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+        };
+    };
+    take_calibrations_post: {
+        parameters: {
+            query: {
+                camera_id?: string;
+                columns?: number | null;
+                method: "checkerboard" | "ring";
+                rows?: number | null;
+                size_mm: number;
+            };
+            header?: {
+                "X-Kensa-Session"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+                "multipart/form-data": {
+                    /** Format: binary */
+                    file: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalibrationTaken"];
+                };
+            };
+            /** @description Bad input: a QR payload or an image that cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description No or wrong launch token, or no valid login */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description A Host that is not loopback, or a role that may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The request body is over the limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4454,6 +4798,146 @@ export interface operations {
             };
             /** @description Sync is not set up in this app */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+        };
+    };
+    refusals_sync_refusals_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "X-Kensa-Session"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefusalPublic"][];
+                };
+            };
+            /** @description Bad input: a QR payload or an image that cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description No or wrong launch token, or no valid login */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description A Host that is not loopback, or a role that may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The request does not match this document, or cannot be processed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+        };
+    };
+    resolve_sync_refusals__op_id__resolve_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "X-Kensa-Session"?: string | null;
+            };
+            path: {
+                op_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ResolveIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefusalPublic"];
+                };
+            };
+            /** @description Bad input: a QR payload or an image that cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description No or wrong launch token, or no valid login */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description A Host that is not loopback, or a role that may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description No such record, or one this user may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The request body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The request does not match this document, or cannot be processed */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
