@@ -7,13 +7,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sync.conflicts import (
+    REASON_CODES,
+    REASON_LIMIT,
     Decision,
+    bounded_reason,
     clock_offset,
     correct_timestamps,
     decide_delete,
     decide_insert,
     decide_update,
     may_overwrite_pulled,
+    reason_code,
 )
 
 
@@ -82,3 +86,31 @@ def test_device_timestamps_move_onto_the_server_clock(
     assert out["status"] == "completed" and out["completed_at"] is None
     assert out["created_at"] == "not a time"
     assert data["started_at"] == field_value  # the input is not modified
+
+
+# (kind, entity type, the server's reason) -> the code the tablet words
+REFUSALS = {
+    "version conflict": ("conflict", "inspection_session", "server holds version 3",
+                         "version_conflict"),
+    "audit chain": ("conflict", "audit_entry", "entry 4 differs", "audit_chain_conflict"),
+    "another device's record": ("rejected", "inspection_session", "owned by TAB-02",
+                                "other_device"),
+    "waited too long": ("dead_letter", "inspection_image", "gave up after 25 attempts: parent",
+                        "gave_up_waiting"),
+    "can never apply": ("dead_letter", "inspection_session", "completed_at: 'x' is not a time",
+                        "cannot_apply"),
+}
+
+
+@pytest.mark.parametrize(("kind", "entity", "reason", "code"), REFUSALS.values(),
+                         ids=REFUSALS.keys())
+def test_every_refusal_has_a_code_the_ui_words(kind: str, entity: str, reason: str,
+                                                code: str) -> None:
+    assert reason_code(kind, entity, reason) == code
+    assert code in REASON_CODES
+
+
+def test_the_servers_reason_travels_bounded() -> None:
+    assert bounded_reason("short") == "short"
+    long = bounded_reason("x" * 5000)
+    assert len(long) == REASON_LIMIT and long.endswith("…")
