@@ -2,8 +2,10 @@
 
 It claims due rows in the seed's order (``processed_at IS NULL ORDER BY priority DESC,
 created_at ASC``, then the insertion order) with ``FOR UPDATE SKIP LOCKED``, so any number of
-processors — threads of the server, or ``kensa-server process`` elsewhere — share the queue
-without taking the same row twice. Each row is applied and marked ``processed_at`` in the same
+processors — threads of the server, processes of ``kensa-server run --workers``, or
+``kensa-server process`` elsewhere — share the queue without taking the same row twice; on
+PostgreSQL each device's rows go to one processor at a time (``DEVICE_LOCK_NS``), so they apply
+in the order the device pushed them. Each row is applied and marked ``processed_at`` in the same
 transaction. A row that did not apply is handled by ``sync.server.queue_policy``: one that waits
 for something is kept with its error, its ``apply_attempts`` and a ``next_attempt_at`` after an
 exponential backoff, and dead-lettered when the policy's attempts are spent; one that can never
@@ -87,6 +89,39 @@ def _claim(now: datetime, limit: int) -> sa.Select[Any]:
     )
 
 
+# PostgreSQL: the devices whose rows a processor may claim are those it holds this transaction-
+# scoped lock for (namespace, hash of the device key), so one device's rows are applied by one
+# processor at a time, in the order the device pushed them. Without it, two processors taking
+# consecutive batches of one device's push would apply a child before its parent committed, and
+# the child would wait out a backoff. Different devices still go to different processors.
+DEVICE_LOCK_NS = 0x6B656E  # "ken"
+# How many devices with due rows a claim looks at: enough to fill a batch from several devices.
+DEVICE_CANDIDATES = 64
+
+_DUE_DEVICES = sa.text(
+    "SELECT DISTINCT device_id FROM tauri_sync_queue WHERE processed_at IS NULL "
+    "AND (next_attempt_at IS NULL OR next_attempt_at <= :now) LIMIT :n"
+)
+_LOCK_DEVICES = sa.text(
+    "SELECT d FROM unnest(CAST(:devices AS text[])) AS d "
+    "WHERE pg_try_advisory_xact_lock(:ns, hashtext(d))"
+)
+
+
+def _claim_rows(session: Session, now: datetime, limit: int) -> list[Any]:
+    if session.get_bind().dialect.name != "postgresql":
+        return list(session.execute(_claim(now, limit)).all())
+    due = [str(d) for d in session.execute(
+        _DUE_DEVICES, {"now": now, "n": DEVICE_CANDIDATES}).scalars()]
+    if not due:
+        return []
+    mine = [str(d) for d in session.execute(
+        _LOCK_DEVICES, {"devices": due, "ns": DEVICE_LOCK_NS}).scalars()]
+    if not mine:
+        return []  # every device with due rows is being applied by another processor
+    return list(session.execute(_claim(now, limit).where(QUEUE.c.device_id.in_(mine))).all())
+
+
 def _database_failure(exc: BaseException) -> Failure:
     """A value or constraint the database refuses fails the same way every time — except a
     missing parent, which may yet arrive."""
@@ -147,7 +182,7 @@ class QueueProcessor:
             if session.get_bind().dialect.name == "postgresql":
                 session.execute(sa.text("SET CONSTRAINTS ALL IMMEDIATE"))
             now = utcnow()
-            rows = session.execute(_claim(now, limit)).all()
+            rows = _claim_rows(session, now, limit)
             self.cache.new_batch()
             applied: list[int] = []
             refused: list[_Refusal] = []
