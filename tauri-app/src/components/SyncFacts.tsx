@@ -50,6 +50,22 @@ export function SyncFacts({ received, lost = false, compact = false }: Props) {
       <Item className="statusbar__item" data-testid={compact ? 'last-sync' : undefined} data-fact="last-sync" data-value={sync.last_success_at ?? ''}>
         {sync.last_success_at ? t('status.lastSync', { time: time(sync.last_success_at) }) : t('status.neverSynced')}
       </Item>
+      <Item
+        className="statusbar__item"
+        data-fact="inspections"
+        data-value={`${sync.inspections_local ?? 0}/${sync.inspections_received ?? 0}/${sync.inspections_applied ?? 0}`}
+      >
+        {t('status.inspections', {
+          local: sync.inspections_local ?? 0,
+          received: sync.inspections_received ?? 0,
+          applied: sync.inspections_applied ?? 0,
+        })}
+      </Item>
+      {sync.inspections_attention ? (
+        <Item className="statusbar__item statusbar__warn" data-fact="attention" data-value={String(sync.inspections_attention)}>
+          {t('status.attention', { count: sync.inspections_attention })}
+        </Item>
+      ) : null}
       {sync.set_aside_count ? (
         <Item className="statusbar__item statusbar__warn" data-fact="set-aside" data-value={String(sync.set_aside_count)}>
           {t('status.setAside', { count: sync.set_aside_count })}

@@ -134,6 +134,7 @@ export function History() {
                     <th scope="col">{t('history.inspector')}</th>
                     <th scope="col">{t('history.status')}</th>
                     <th scope="col">{t('history.result')}</th>
+                    <th scope="col">{t('history.sync')}</th>
                     <th scope="col">
                       <span className="visually-hidden">{t('history.open')}</span>
                     </th>
@@ -149,6 +150,11 @@ export function History() {
                       <td data-label={t('history.status')}>{sessionStateLabel(t, row.status)}</td>
                       <td data-label={t('history.result')}>
                         <span className={`result result--${row.result ?? 'none'}`}>{label(t, 'result', row.result)}</span>
+                      </td>
+                      <td data-label={t('history.sync')}>
+                        <span className={`sync-state sync-state--${row.sync_state}`} data-testid="h-sync" data-state={row.sync_state}>
+                          {t(`sync.state.${row.sync_state}`)}
+                        </span>
                       </td>
                       <td>
                         <button

@@ -5,6 +5,7 @@ import { useEffect, useState, type FormEvent } from 'react';
 import { ApiError, type Schemas } from '../api/client';
 import { ErrorText } from '../components/ErrorText';
 import { LanguageSwitch } from '../components/LanguageSwitch';
+import { Refusals } from '../components/Refusals';
 import { SyncFacts } from '../components/SyncFacts';
 import { useI18n } from '../i18n';
 import { may } from '../lib/permissions';
@@ -234,6 +235,9 @@ export function Settings() {
       <section className="card" data-testid="settings-sync">
         <h2>{t('settings.syncStatus')}</h2>
         {syncStatus ? <SyncDetails status={syncStatus.status} receivedAt={syncStatus.receivedAt} dateTime={dateTime} /> : null}
+        {may(login?.user, 'set_aside') ? (
+          <Refusals beat={syncStatus?.receivedAt ?? 0} mayResolve={may(login?.user, 'override')} onResolved={() => void loadStatus()} />
+        ) : null}
       </section>
       <section className="card">
         <h2>{t('settings.device')}</h2>
