@@ -58,6 +58,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/calibrations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Calibrations */
+        get: operations["calibrations_calibrations_get"];
+        put?: never;
+        /**
+         * Take
+         * @description Measure a calibration photo: a checkerboard (``size_mm`` the square's side, ``columns``
+         *     × ``rows`` its inner corners) or a ring (``size_mm`` its inner diameter).
+         */
+        post: operations["take_calibrations_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/events": {
         parameters: {
             query?: never;
@@ -755,7 +777,7 @@ export interface components {
          * Action
          * @enum {string}
          */
-        Action: "read" | "work" | "discard" | "override" | "inspect" | "set_aside" | "users" | "connect";
+        Action: "read" | "work" | "discard" | "override" | "inspect" | "set_aside" | "users" | "connect" | "calibrate";
         /** AIResultPublic */
         AIResultPublic: {
             /** Confidence */
@@ -840,6 +862,58 @@ export interface components {
             seq: number;
             /** Username */
             username: string | null;
+        };
+        /** CalibrationPublic */
+        CalibrationPublic: {
+            /** Camera Id */
+            camera_id: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: string;
+            /** Mm Per Px */
+            mm_per_px: number;
+            /** Notes */
+            notes: string | null;
+        };
+        /** CalibrationsPublic */
+        CalibrationsPublic: {
+            /** Current */
+            current: {
+                [key: string]: number;
+            };
+            /** Recent */
+            recent: components["schemas"]["CalibrationPublic"][];
+        };
+        /** CalibrationTaken */
+        CalibrationTaken: {
+            /** Camera Id */
+            camera_id: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: string;
+            /**
+             * Method
+             * @enum {string}
+             */
+            method: "checkerboard" | "ring";
+            /** Mm Per Px */
+            mm_per_px: number;
+            /** Notes */
+            notes: string | null;
+            /** Reference Mm */
+            reference_mm: number;
+            /** Reference Px */
+            reference_px: number;
+            /** Spread */
+            spread: number;
         };
         /** CodePublic */
         CodePublic: {
@@ -2023,6 +2097,145 @@ export interface operations {
             };
             /** @description A Host that is not loopback, or a role that may not do this */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The request does not match this document, or cannot be processed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+        };
+    };
+    calibrations_calibrations_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "X-Kensa-Session"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalibrationsPublic"];
+                };
+            };
+            /** @description Bad input: a QR payload or an image that cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description No or wrong launch token, or no valid login */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description A Host that is not loopback, or a role that may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The request does not match this document, or cannot be processed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+        };
+    };
+    take_calibrations_post: {
+        parameters: {
+            query: {
+                camera_id?: string;
+                columns?: number | null;
+                method: "checkerboard" | "ring";
+                rows?: number | null;
+                size_mm: number;
+            };
+            header?: {
+                "X-Kensa-Session"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+                "multipart/form-data": {
+                    /** Format: binary */
+                    file: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalibrationTaken"];
+                };
+            };
+            /** @description Bad input: a QR payload or an image that cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description No or wrong launch token, or no valid login */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description A Host that is not loopback, or a role that may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The request body is over the limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
