@@ -92,6 +92,8 @@ def seed(data_dir: Path, fixtures: Path | None, *, pipelines: bool = True) -> di
             # confidence).
             "bore.jpg": synthetic.encode(synthetic.make_bore(12.0, 7)),
             "heatmap.png": _heatmap(),
+            # A calibration board of 5 mm squares (7 × 5 inner corners) seen at 0.06 mm a pixel.
+            "checkerboard.png": synthetic.encode(synthetic.make_checkerboard(5.0, 1, 0.06)),
         }
         for name, data in files.items():
             (fixtures / name).write_bytes(data)

@@ -27,6 +27,7 @@ const SIMPLE: Record<string, MessageKey> = {
   login_expired: 'err.login_invalid',
   unauthorized: 'err.unauthorized',
   forbidden_role: 'err.forbidden_role',
+  calibration_invalid: 'err.calibration_invalid',
   not_your_inspection: 'err.not_yours',
   not_your_job: 'err.not_yours',
   not_your_inspections: 'err.not_yours',

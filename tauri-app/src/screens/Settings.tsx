@@ -3,6 +3,7 @@
 // A plaintext development store (KENSA_PLAINTEXT=1) is a banner above everything else.
 import { useEffect, useState, type FormEvent } from 'react';
 import { ApiError, type Schemas } from '../api/client';
+import { Calibration } from '../components/Calibration';
 import { ErrorText } from '../components/ErrorText';
 import { LanguageSwitch } from '../components/LanguageSwitch';
 import { Refusals } from '../components/Refusals';
@@ -239,6 +240,7 @@ export function Settings() {
           <Refusals beat={syncStatus?.receivedAt ?? 0} mayResolve={may(login?.user, 'override')} onResolved={() => void loadStatus()} />
         ) : null}
       </section>
+      {may(login?.user, 'calibrate') ? <Calibration /> : null}
       <section className="card">
         <h2>{t('settings.device')}</h2>
         <ul className="plain">
