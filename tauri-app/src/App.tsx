@@ -1,4 +1,6 @@
-import { Component, useLayoutEffect, useRef, type ErrorInfo, type ReactNode } from 'react';
+import { Component, useEffect, useLayoutEffect, useRef, useState, type ErrorInfo, type ReactNode } from 'react';
+import { onShellStatus, type ShellStatus } from './api/endpoint';
+import { startStage } from './lib/startStage';
 import { ConnectionBanner } from './components/ConnectionBanner';
 import { ProgressTray } from './components/ProgressTray';
 import { ResumeDialog } from './components/ResumeDialog';
@@ -136,9 +138,28 @@ function Shell() {
   );
 }
 
+/** The shell's word on its sidecar while it starts: a real stage, never a made-up percentage. */
+function useShellStatus(): ShellStatus | null {
+  const [status, setStatus] = useState<ShellStatus | null>(null);
+  useEffect(() => {
+    let stop: (() => void) | null = null;
+    let live = true;
+    void onShellStatus((next) => live && setStatus(next)).then((unlisten) => {
+      if (live) stop = unlisten;
+      else unlisten();
+    });
+    return () => {
+      live = false;
+      stop?.();
+    };
+  }, []);
+  return status;
+}
+
 function Starting() {
   const { t } = useI18n();
   const { endpointError, retryEndpoint } = useApp();
+  const stage = startStage(useShellStatus(), t);
   return (
     <main className="login" data-testid="starting">
       <div className="card login__card">
@@ -153,7 +174,12 @@ function Starting() {
             </button>
           </>
         ) : (
-          <p className="hint">{t('app.starting')}</p>
+          <div role="status" aria-live="polite">
+            <div className="splash__bar" aria-hidden="true" />
+            <p className="hint" data-testid="starting-stage">
+              {stage}
+            </p>
+          </div>
         )}
       </div>
     </main>

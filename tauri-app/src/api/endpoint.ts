@@ -74,3 +74,40 @@ export async function onEndpointChange(callback: (endpoint: Endpoint) => void): 
     if (event.payload && event.payload.token) callback(fromShell(event.payload));
   });
 }
+
+/** What the shell says of its sidecar while the UI waits for it (`sidecar_status`). */
+export interface ShellStatus {
+  state: 'starting' | 'ready' | 'restarting' | 'failed' | 'stopped';
+  attempt?: number;
+  retryInMs?: number;
+}
+
+/**
+ * In the Tauri shell: the sidecar's state now and on every change, for the start screen's stage
+ * line. Returns the unsubscribe function (a no-op elsewhere, where there is no stage to show).
+ */
+export async function onShellStatus(callback: (status: ShellStatus) => void): Promise<() => void> {
+  if (!isTauri()) return () => undefined;
+  const [{ invoke }, { listen }] = await Promise.all([import('@tauri-apps/api/core'), import('@tauri-apps/api/event')]);
+  const stop = await listen<ShellStatus>('sidecar-status', (event) => callback(event.payload));
+  try {
+    callback(await invoke<ShellStatus>('sidecar_status'));
+  } catch {
+    // An older shell without the command: the events alone.
+  }
+  return stop;
+}
+
+let shownReported = false;
+
+/**
+ * In the Tauri shell: tell it once which first screen is on the glass ("login" or "setup"); it
+ * logs the time since launch, which is what `scripts/bench start` measures as login_s.
+ */
+export function reportFirstScreen(screen: 'login' | 'setup'): void {
+  if (shownReported || !isTauri()) return;
+  shownReported = true;
+  void import('@tauri-apps/api/core')
+    .then(({ invoke }) => invoke('ui_shown', { screen }))
+    .catch(() => undefined);
+}

@@ -4,6 +4,8 @@ import type { MessageKey } from './ja';
 export const en: Record<MessageKey, string> = {
   'app.title': 'kensa inspection',
   'app.starting': 'Connecting to the kensa service…',
+  'app.stageStarting': 'Starting the kensa service and opening its data…',
+  'app.stageRestarting': 'The kensa service stopped; starting it again in {seconds} s (attempt {attempt})…',
   'app.noService': 'The kensa service cannot be reached.',
   'app.retry': 'Try again',
 

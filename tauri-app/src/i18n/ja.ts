@@ -4,6 +4,8 @@
 export const ja = {
   'app.title': 'kensa 検査',
   'app.starting': 'kensa サービスに接続しています…',
+  'app.stageStarting': 'kensa サービスを起動し、データを開いています…',
+  'app.stageRestarting': 'kensa サービスが停止しました。{seconds} 秒後に再起動します（{attempt} 回目）…',
   'app.noService': 'kensa サービスに接続できません。',
   'app.retry': '再試行',
 

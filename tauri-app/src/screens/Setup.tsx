@@ -2,6 +2,7 @@
 // connect to a server with the one-time enrollment code (typed, or the admin's QR read by a
 // wedge scanner into the scan field), or work stand-alone with a local administrator.
 import { useEffect, useState, type FormEvent } from 'react';
+import { reportFirstScreen } from '../api/endpoint';
 import { ErrorText } from '../components/ErrorText';
 import { LanguageSwitch } from '../components/LanguageSwitch';
 import { useI18n } from '../i18n';
@@ -24,6 +25,9 @@ export function LoginOrSetup() {
       live = false;
     };
   }, [api]);
+  useEffect(() => {
+    if (firstRun !== null) reportFirstScreen(firstRun ? 'setup' : 'login');
+  }, [firstRun]);
   if (firstRun === null) return null;
   return firstRun ? <Setup onDone={() => setFirstRun(false)} /> : <Login />;
 }
