@@ -26,8 +26,11 @@ class SidecarProcess:
         *,
         key: DataKey | None = None,
         stderr_path: Path | None = None,
+        command: list[str] | None = None,
     ) -> None:
         self.data_dir = data_dir
+        # Another way to run it, e.g. the PyInstaller bundle's executable.
+        self.command = command or [sys.executable, "-m", "sidecar"]
         self.token = token or secrets.token_urlsafe(24)
         self.extra_env = env or {}
         # With a key, the sidecar is started as the shell starts it: --key-stdin, the key as
@@ -45,7 +48,7 @@ class SidecarProcess:
             "KENSA_TOKEN": self.token,
             "KENSA_DATA_DIR": str(self.data_dir),
         }
-        args = [sys.executable, "-m", "sidecar"]
+        args = list(self.command)
         if self.key is not None:
             args.append("--key-stdin")
             env.pop("KENSA_PLAINTEXT", None)

@@ -1,0 +1,304 @@
+"""The desktop app end to end, as a tablet runs it: the built shell (``tauri build``: the UI inside,
+the one-folder sidecar bundle among its resources) driven through ``tauri-driver`` and WebKitGTK's
+WebDriver (Debian's ``webkit2gtk-driver``) on a virtual display, with a real Secret Service for
+its data key and a real ``kensa-server``.
+
+A fresh install shows the setup screen; the enrollment code the server's admin made connects it
+and pulls the users; the inspector logs in; the sidecar is SIGKILLed and the window carries on
+with the restarted one (same login); closing the window leaves no process of the app behind.
+Screenshots go to ``artifacts/desktop/``.
+
+The app is built by ``scripts/build-desktop``; without it, or without tauri-driver, Xvfb or
+gnome-keyring (``scripts/bootstrap`` installs them), the test is skipped and says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+APP = Path(os.environ.get("KENSA_SHELL", REPO / "tauri-app/src-tauri/target/release/kensa"))
+ARTIFACTS = REPO / "artifacts" / "desktop"
+IDENTIFIER = "com.kensa.client"
+READY = re.compile(r"sidecar #(\d+) ready on 127\.0\.0\.1:(\d+) \(pid (\d+)\)")
+PASSWORD = "tanaka-pass-1"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="tauri-driver: Linux here"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name) or (
+        str(Path.home() / ".cargo/bin" / name)
+        if (Path.home() / ".cargo/bin" / name).exists()
+        else None
+    )
+    if found is None:
+        pytest.skip(f"{name} is not installed (scripts/bootstrap)")
+    return found
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, Callable[..., str]]]:
+    data, port = tmp_path / "server", _free_port()
+    exe = str(REPO / ".venv/bin/kensa-server")
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [exe, *args, "--data-dir", str(data)], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    proc = subprocess.Popen(
+        [exe, "run", "--data-dir", str(data), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=(tmp_path / "server-stderr.log").open("wb"),
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if b'"ready"' in line:
+                break
+        else:
+            pytest.fail((tmp_path / "server-stderr.log").read_text()[-3000:])
+        yield f"http://127.0.0.1:{port}", cli
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+@pytest.fixture
+def display() -> Iterator[str]:
+    xvfb_exe = _tool("Xvfb")
+    read, write = os.pipe()
+    xvfb = subprocess.Popen(
+        [xvfb_exe, "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+        pass_fds=(write,),
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write)
+    with os.fdopen(read) as numbers:
+        number = numbers.readline().strip()
+    try:
+        assert number, "Xvfb did not start"
+        yield f":{number}"
+    finally:
+        xvfb.terminate()
+        xvfb.wait(10)
+
+
+class WebDriver:
+    """The W3C WebDriver protocol over HTTP, as much of it as the test needs."""
+
+    def __init__(self, base: str) -> None:
+        self.http = httpx.Client(base_url=base, timeout=120)
+        self.session = ""
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        url = f"/session/{self.session}{path}" if self.session else path
+        r = self.http.request(method, url, json=body)
+        value = r.json().get("value") if r.content else None
+        if r.status_code != 200:
+            raise AssertionError(f"{method} {url}: {r.status_code} {value}")
+        return value
+
+    def start(self, application: Path) -> None:
+        options = {"tauri:options": {"application": str(application)}}
+        caps = {"capabilities": {"alwaysMatch": options}}
+        self.session = self.call("POST", "/session", caps)["sessionId"]
+
+    def find(self, testid: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        query = {"using": "css selector", "value": f'[data-testid="{testid}"]'}
+        while True:
+            found = self.call("POST", "/elements", query)
+            if found:
+                return str(next(iter(found[0].values())))
+            if time.monotonic() > deadline:
+                self.shot(f"missing-{testid}")
+                raise AssertionError(f"no [data-testid={testid}] within {timeout} s")
+            time.sleep(0.2)
+
+    def gone(self, testid: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        query = {"using": "css selector", "value": f'[data-testid="{testid}"]'}
+        while self.call("POST", "/elements", query):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"[data-testid={testid}] still there after {timeout} s")
+            time.sleep(0.2)
+
+    def click(self, testid: str) -> None:
+        self.call("POST", f"/element/{self.find(testid)}/click", {})
+
+    def type(self, testid: str, text: str) -> None:
+        element = self.find(testid)
+        self.call("POST", f"/element/{element}/clear", {})
+        self.call("POST", f"/element/{element}/value", {"text": text})
+
+    def text(self, testid: str) -> str:
+        return str(self.call("GET", f"/element/{self.find(testid)}/text"))
+
+    def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        png = base64.b64decode(self.call("GET", "/screenshot"))
+        (ARTIFACTS / f"{name}.png").write_bytes(png)
+
+    def quit(self) -> None:
+        if self.session:
+            with contextlib.suppress(Exception):
+                self.call("DELETE", "")
+            self.session = ""
+
+
+def _app_pids(sidecar: Path) -> dict[int, str]:
+    """The shell's and the sidecar's processes, found by their executables."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            exe = os.readlink(entry / "exe")
+        except OSError:
+            continue
+        if exe in (str(APP), str(sidecar)):
+            found[int(entry.name)] = exe
+    return found
+
+
+def _ready(log: Path, generation: int, timeout: float = 120) -> tuple[int, int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists():
+            for found in READY.finditer(log.read_text(errors="replace")):
+                if int(found.group(1)) == generation:
+                    return int(found.group(2)), int(found.group(3))
+        time.sleep(0.2)
+    text = log.read_text() if log.exists() else "(no log)"
+    raise AssertionError(f"sidecar #{generation} not ready:\n{text}")
+
+
+def test_fresh_install_enrolls_logs_in_survives_a_sidecar_kill_and_leaves_nothing(
+    server: tuple[str, Callable[..., str]], display: str, tmp_path: Path
+) -> None:
+    sidecar = APP.parent / "kensa-sidecar" / "kensa-sidecar"
+    if not APP.is_file() or not sidecar.is_file():
+        pytest.skip(f"no built app at {APP} with its sidecar: scripts/build-desktop builds it")
+    if b"KENSA-PLACEHOLDER-SIDECAR" in sidecar.read_bytes()[:4096]:
+        pytest.skip("the app carries the placeholder sidecar: scripts/build-desktop")
+    driver_exe = _tool("tauri-driver")
+    native = _tool("WebKitWebDriver")
+    _tool("dbus-run-session")
+    _tool("gnome-keyring-daemon")
+    assert _app_pids(sidecar) == {}, "the app is already running"
+
+    url, cli = server
+    cli("user", "add", "tanaka", "--role", "inspector", "--password", PASSWORD,
+        "--full-name", "田中")
+    made = cli("device", "add", "TAB-DESKTOP", "--qr", "--server-url", url)
+    code = re.search(r"enrollment code: (\S+)", made)
+    assert code, made
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (tmp_path / "run").mkdir(mode=0o700)
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("KENSA_", "DBUS_"))},
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / ".local/share"),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_RUNTIME_DIR": str(tmp_path / "run"),
+        "DISPLAY": display,
+        "WEBKIT_DISABLE_COMPOSITING_MODE": "1",
+    }
+    script = (
+        "printf kensa-test | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1"
+        ' && exec "$0" --port "$1" --native-driver "$2"'
+    )
+    driver_log = tmp_path / "tauri-driver.log"
+    with driver_log.open("wb") as out:
+        session = subprocess.Popen(
+            ["dbus-run-session", "--", "sh", "-c", script, driver_exe, str(port), native],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    log = home / ".local/share" / IDENTIFIER / "logs" / "shell.log"
+    wd = WebDriver(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if wd.http.get("/status").status_code == 200:
+                    break
+            assert time.monotonic() < deadline, driver_log.read_text()[-3000:]
+            time.sleep(0.2)
+        wd.start(APP)
+
+        # A fresh install: the setup screen, connected by the admin's enrollment code.
+        wd.find("setup-screen", timeout=120)
+        wd.shot("01-setup")
+        wd.click("setup-connect")
+        wd.type("setup-server-url", url)
+        wd.type("setup-code", code.group(1))
+        wd.shot("02-connect")
+        wd.click("setup-connect-submit")
+        wd.find("login-screen", timeout=120)
+        wd.type("username", "tanaka")
+        wd.type("password", PASSWORD)
+        wd.click("login-submit")
+        assert wd.text("user-name") == "田中"
+        wd.shot("03-logged-in")
+
+        # The sidecar dies: the shell starts another, the window carries on with it.
+        _, pid = _ready(log, 1)
+        os.kill(pid, signal.SIGKILL)
+        _ready(log, 2)
+        wd.find("conn-back", timeout=60)  # "reconnected", in place of the lost banner
+        wd.gone("conn-banner", timeout=60)
+        assert wd.text("user-name") == "田中"
+        wd.shot("04-after-sidecar-kill")
+        text = log.read_text()
+        assert "sidecar #1 ended" in text and "SIGKILL" in text, text
+        assert "restart attempt 1" in text, text
+
+        # Closing the window ends the app and its sidecar.
+        wd.quit()
+        deadline = time.monotonic() + 30
+        while _app_pids(sidecar) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _app_pids(sidecar) == {}, "the app or its sidecar is still running"
+    finally:
+        wd.quit()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(session.pid, signal.SIGKILL)
+        session.wait(10)
+        for pid in _app_pids(sidecar):
+            os.kill(pid, signal.SIGKILL)
