@@ -1,4 +1,4 @@
-"""Make sense of the text of a scanned QR code: which product, which batch or work order.
+"""Make sense of the text of a scanned code: which product, which batch or work order.
 
 Pure (no I/O), so the same rules apply to camera frames and to keyboard-wedge scanners. Accepted
 spellings (DESIGN.md, "Inspection workflow"):
@@ -15,6 +15,14 @@ spellings (DESIGN.md, "Inspection workflow"):
     with a header, hand-made codes usually without. Standard CSV quoting applies.
 ``legacy``
     ``PRODUCT_BATCH_TIMESTAMP`` such as ``BRK-100_A12-3456_20261127T0800`` (seconds optional).
+``gs1``
+    A GS1 element string (GS1-128, GS1 DataMatrix, GS1 QR), in its printed form
+    ``(01)09501101530003(17)261231(10)ABC123(21)S1`` or as a scanner sends it: an AIM symbology
+    identifier (``]C1``, ``]d2``, ``]Q3``, ``]e0``, ``]J1``) or a leading group separator (FNC1,
+    ASCII 29), then the elements, each variable-length one ended by a group separator. The
+    product is the GTIN (01), whose check digit must hold; the unit is the batch/lot (10), else
+    the serial (21). Expiry (17), best-before (15) and production (11) dates become ISO dates.
+    See :func:`parse_gs1`.
 
 Identifiers (product, batch, serial, work-order ids, machine) are 1–64 letters or digits of any
 script (Japanese included) plus ``- _ . / # : + ( )`` and inner spaces. That is stricter than the
@@ -38,9 +46,12 @@ from typing import Any, Literal, NoReturn
 
 from sidecar.errors import QrPayloadInvalid
 
-__all__ = ["MAX_LENGTH", "WORK_ORDER_FIELDS", "PayloadFormat", "ScannedUnit", "parse_payload"]
+__all__ = [
+    "MAX_LENGTH", "WORK_ORDER_FIELDS", "Gs1Elements", "PayloadFormat", "ScannedUnit", "parse_gs1",
+    "parse_payload",
+]
 
-PayloadFormat = Literal["json", "work_order_json", "work_order_csv", "legacy"]
+PayloadFormat = Literal["json", "work_order_json", "work_order_csv", "legacy", "gs1"]
 
 # A version-40 QR code holds at most 4,296 alphanumeric characters; real labels carry well under
 # a hundred. The cap keeps a runaway wedge scanner (or a pasted document) out of the parser.
@@ -60,6 +71,7 @@ _LABELS = {
     "work_order_json": "work-order JSON",
     "work_order_csv": "work-order CSV",
     "legacy": "legacy PRODUCT_BATCH_TIMESTAMP payload",
+    "gs1": "GS1 element string",
     "unknown": "QR payload",
 }
 _DATE = re.compile(r"(\d{4})[-/](\d{2})[-/](\d{2})")
@@ -95,6 +107,8 @@ def parse_payload(text: str) -> ScannedUnit:
     kind = _looks_like(raw)
     if len(raw) > MAX_LENGTH:
         _fail(kind, f"{len(raw)} characters long; at most {MAX_LENGTH} are accepted")
+    if kind == "gs1":
+        return _gs1_unit(raw)
     _reject_control_characters(kind, raw)
     if kind in ("json", "work_order_json"):
         return _parse_json(raw)
@@ -102,11 +116,13 @@ def parse_payload(text: str) -> ScannedUnit:
         return _parse_csv(raw)
     if kind == "legacy":
         return _parse_legacy(raw)
-    _fail(kind, "matches no known format (JSON object, work-order CSV or "
-                "PRODUCT_BATCH_TIMESTAMP)")
+    _fail(kind, "matches no known format (JSON object, work-order CSV, "
+                "PRODUCT_BATCH_TIMESTAMP or GS1 element string)")
 
 
 def _looks_like(raw: str) -> str:
+    if raw.startswith(_GS) or raw[:3] in _AIM_GS1 or _HRI_START.match(raw):
+        return "gs1"
     if raw.startswith(("{", "[")):
         return "work_order_json" if "workOrderId" in raw else "json"
     if "," in raw:
@@ -292,6 +308,213 @@ def _timestamp(kind: str, text: str) -> datetime:
                         int(second or 0))
     except ValueError:
         _fail(kind, f"timestamp {text!r} is not a real date and time", field="timestamp")
+
+
+# --- GS1 -------------------------------------------------------------------------------------
+
+_GS = "\x1d"
+# AIM symbology identifiers that announce GS1 data: GS1-128, GS1 DataMatrix, GS1 QR, GS1 DataBar,
+# GS1 Composite/Aztec. A scanner set to send identifiers puts one before the data.
+_AIM_GS1 = frozenset({"]C1", "]d2", "]Q3", "]e0", "]J1", "]z1"})
+_HRI_START = re.compile(r"\((\d{2,4})\)")
+# GS1 General Specifications, 3.2: the application identifiers a part or a lot label carries.
+# AI -> (name, fixed length or None, maximum length, digits only).
+_AIS: dict[str, tuple[str, int | None, int, bool]] = {
+    "00": ("sscc", 18, 18, True),
+    "01": ("gtin", 14, 14, True),
+    "02": ("content_gtin", 14, 14, True),
+    "10": ("batch", None, 20, False),
+    "11": ("production_date", 6, 6, True),
+    "12": ("due_date", 6, 6, True),
+    "13": ("packaging_date", 6, 6, True),
+    "15": ("best_before", 6, 6, True),
+    "16": ("sell_by", 6, 6, True),
+    "17": ("expiry", 6, 6, True),
+    "20": ("variant", 2, 2, True),
+    "21": ("serial", None, 20, False),
+    "22": ("cpv", None, 20, False),
+    "240": ("additional_id", None, 30, False),
+    "241": ("customer_part_number", None, 30, False),
+    "250": ("secondary_serial", None, 30, False),
+    "30": ("count", None, 8, True),
+    "37": ("count_of_items", None, 8, True),
+    "400": ("order_number", None, 30, False),
+    "410": ("ship_to_gln", 13, 13, True),
+    "414": ("location_gln", 13, 13, True),
+    "420": ("ship_to_postal_code", None, 20, False),
+    "7003": ("expiry_time", 10, 10, True),
+    "90": ("internal_90", None, 30, False),
+    **{f"9{n}": (f"internal_9{n}", None, 90, False) for n in range(1, 10)},
+    # Trade measures: four-digit AIs 31nn-36nn (the last digit places the decimal point).
+    **{f"3{a}{b}{d}": (f"measure_3{a}{b}{d}", 6, 6, True)
+       for a in range(1, 7) for b in range(10) for d in range(10)},
+}
+_DATE_AIS = frozenset({"11", "12", "13", "15", "16", "17"})
+# GS1's 82-character set (General Specifications, figure 7.11-1): what an element value may hold.
+_GS1_CHARS = frozenset(
+    "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz")
+
+
+@dataclass(frozen=True, slots=True)
+class Gs1Elements:
+    """A parsed GS1 element string: ``elements`` maps each AI to its value in order, and the
+    properties name the ones a unit is identified by (``None`` where absent)."""
+
+    elements: dict[str, str]
+
+    @property
+    def gtin(self) -> str | None:
+        return self.elements.get("01")
+
+    @property
+    def batch(self) -> str | None:
+        return self.elements.get("10")
+
+    @property
+    def serial(self) -> str | None:
+        return self.elements.get("21")
+
+    @property
+    def expiry(self) -> date | None:
+        value = self.elements.get("17")
+        return None if value is None else _gs1_date("17", value)
+
+    @property
+    def hri(self) -> str:
+        """The printed (human-readable) spelling: ``(01)…(10)…``."""
+        return "".join(f"({ai}){value}" for ai, value in self.elements.items())
+
+    def fields(self) -> dict[str, Any]:
+        """Every element by name (dates as ISO ``YYYY-MM-DD``), as a scan shows them."""
+        out: dict[str, Any] = {}
+        for ai, value in self.elements.items():
+            name = _AIS[ai][0]
+            out[name] = _gs1_date(ai, value).isoformat() if ai in _DATE_AIS else value
+        return out
+
+
+def parse_gs1(text: str, *, bare: bool = False) -> Gs1Elements:
+    """Parse a GS1 element string in any spelling :mod:`this module <sidecar.qr.payload>` lists.
+
+    ``bare`` is for text a decoder already knows to be GS1 (the symbol's leading FNC1 was read
+    and dropped): elements without parentheses, variable-length ones ended by a group separator.
+    Raises :class:`QrPayloadInvalid` naming the element and position at fault.
+    """
+    body = text
+    if body[:3] in _AIM_GS1:
+        body = body[3:]
+    elif body.startswith(_GS):
+        body = body[1:]
+    elif _HRI_START.match(body):
+        return _validated(_split_hri(body))
+    elif not bare:
+        _fail("gs1", "does not start with a symbology identifier, FNC1 or an (AI)")
+    return _validated(_split_raw(body))
+
+
+def _split_hri(text: str) -> list[tuple[str, str, int]]:
+    parts: list[tuple[str, str, int]] = []
+    matches = list(_HRI_START.finditer(text))
+    for index, match in enumerate(matches):
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
+        parts.append((match.group(1), text[match.end():end], match.start()))
+    return parts
+
+
+def _split_raw(text: str) -> list[tuple[str, str, int]]:
+    parts: list[tuple[str, str, int]] = []
+    pos = 0
+    while pos < len(text):
+        if text[pos] == _GS:  # a separator after a fixed-length element is allowed
+            pos += 1
+            continue
+        ai = next((text[pos:pos + n] for n in (2, 3, 4) if text[pos:pos + n] in _AIS), None)
+        if ai is None:
+            _fail("gs1", f"unknown application identifier {text[pos:pos + 4]!r} at position "
+                         f"{pos}", field=text[pos:pos + 4])
+        fixed = _AIS[ai][1]
+        start = pos + len(ai)
+        if fixed is not None:
+            end = start + fixed
+        else:
+            separator = text.find(_GS, start)
+            end = len(text) if separator < 0 else separator
+        parts.append((ai, text[start:end], pos))
+        pos = end
+    return parts
+
+
+def _validated(parts: list[tuple[str, str, int]]) -> Gs1Elements:
+    if not parts:
+        _fail("gs1", "holds no elements")
+    elements: dict[str, str] = {}
+    for ai, value, position in parts:
+        if ai not in _AIS:
+            _fail("gs1", f"unknown application identifier ({ai}) at position {position}",
+                  field=ai)
+        name, fixed, longest, digits = _AIS[ai]
+        where = f"({ai}) {name} at position {position}"
+        if ai in elements:
+            _fail("gs1", f"{where} appears twice", field=ai)
+        if not value:
+            _fail("gs1", f"{where} is empty", field=ai)
+        if fixed is not None and len(value) != fixed:
+            _fail("gs1", f"{where} must be {fixed} characters, got {len(value)}", field=ai)
+        if len(value) > longest:
+            _fail("gs1", f"{where} is longer than {longest} characters", field=ai)
+        if digits and not (value.isascii() and value.isdigit()):
+            _fail("gs1", f"{where} must be digits, got {value!r}", field=ai)
+        bad = next((c for c in value if c not in _GS1_CHARS), None)
+        if bad is not None:
+            _fail("gs1", f"{where} contains {bad!r}, which GS1 does not allow", field=ai)
+        if ai in ("01", "02") and not _gtin_check_ok(value):
+            _fail("gs1", f"{where}: check digit {value[-1]} is wrong, expected "
+                         f"{_gtin_check_digit(value[:-1])}", field=ai)
+        if ai in _DATE_AIS:
+            _gs1_date(ai, value)
+        elements[ai] = value
+    return Gs1Elements(elements)
+
+
+def _gtin_check_digit(body: str) -> int:
+    # GS1 mod-10: weights 3, 1, 3, … from the rightmost digit of the body.
+    total = sum(int(c) * (3 if i % 2 == 0 else 1) for i, c in enumerate(reversed(body)))
+    return (10 - total % 10) % 10
+
+
+def _gtin_check_ok(value: str) -> bool:
+    return _gtin_check_digit(value[:-1]) == int(value[-1])
+
+
+def _gs1_date(ai: str, value: str) -> date:
+    """YYMMDD; DD 00 means the month's last day. The century follows GS1's rule: the year
+    within 49 years before and 50 after the current one (General Specifications, 7.12)."""
+    yy, month, day = int(value[:2]), int(value[2:4]), int(value[4:6])
+    this_year = date.today().year
+    year = this_year - this_year % 100 + yy
+    if year - this_year > 50:
+        year -= 100
+    elif this_year - year > 49:
+        year += 100
+    try:
+        if day == 0:
+            following = date(year + month // 12, month % 12 + 1, 1)
+            return date.fromordinal(following.toordinal() - 1)
+        return date(year, month, day)
+    except ValueError:
+        _fail("gs1", f"({ai}) {_AIS[ai][0]} {value!r} is not a real date YYMMDD", field=ai)
+
+
+def _gs1_unit(raw: str) -> ScannedUnit:
+    parsed = parse_gs1(raw)
+    gtin = parsed.gtin
+    if gtin is None:
+        _fail("gs1", "has no GTIN (01) to name the product", field="01")
+    unit = parsed.batch or parsed.serial
+    if unit is None:
+        _fail("gs1", "has neither a batch/lot (10) nor a serial (21) to name the unit",
+              field="10")
+    return ScannedUnit(gtin, unit, parsed.serial, "gs1", parsed.fields(), raw)
 
 
 # --- shared ----------------------------------------------------------------------------------
