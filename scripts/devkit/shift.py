@@ -265,7 +265,8 @@ class Shift:
                 pipeline_version=str(pipeline.version),
                 model_sha256=models[0] if models else None,
                 overall_result=verdict,
-                confidence=round(self.rng.uniform(0.6, 1.0), 4),
+                # No model ran: there is no confidence to report, and none is made up.
+                confidence=None,
                 processing_time=round(sum(timings.values()) / 1000.0, 4),
                 measurements={"score": score},
                 timings=timings,
