@@ -157,9 +157,14 @@ def test_image_without_code_gives_empty_list(image: npt.NDArray[np.uint8]) -> No
     assert decode_image(png(image)) == []
 
 
-def test_photo_without_readable_code_gives_empty_list() -> None:
-    # The one photo of the set that neither engine reads, at any stage.
-    assert decode_image((DATA / "qrcode-2/13.png").read_bytes()) == []
+def test_photo_the_set_labels_differently_reads_as_its_twin() -> None:
+    # Dark modules filled with an aerial photo: the chain reads it with 83 % of its error
+    # correction unused, and it says what its twin qrcode-2/12 says ("photography"), where the
+    # set's text file says "photograph". A Reed-Solomon read with so little corrected is not a
+    # misread; the benchmark lists it, the one frame of the set where text file and symbol differ.
+    [code] = decode_image((DATA / "qrcode-2/13.png").read_bytes())
+    assert code.text == expected_text("qrcode-2/12.png")
+    assert code.unused_ec is not None and code.unused_ec > 0.5
 
 
 # --- not images ------------------------------------------------------------------------------
