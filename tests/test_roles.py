@@ -280,6 +280,23 @@ def _fixed(path: str, ok: int = 200, **kwargs: Any) -> Prepare:
     return lambda t, owner: Probe(path, dict(kwargs), ok)
 
 
+def _conflict(t: Tablet, owner: str) -> Probe:
+    """A version conflict the server reported on one of ``owner``'s inspections."""
+    sid, op_id = t.inspection(owner), str(uuid.uuid4())
+    with sqlite3.connect(t.proc.data_dir / "kensa.db") as conn:
+        (version,) = conn.execute(
+            "SELECT version FROM inspection_sessions WHERE id = ?", (sid,)
+        ).fetchone()
+        server = f'{{"status": "identified", "result": "NG", "version": {version + 1}}}'
+        conn.execute(
+            "INSERT INTO sync_refusals (op_id, seq, entity_type, entity_id, operation, kind, "
+            "reason_code, reason, data, server_data) VALUES (?, 1, 'inspection_session', ?, "
+            "'UPDATE', 'conflict', 'version_conflict', 'server holds another version', '{}', ?)",
+            (op_id, sid, server),
+        )
+    return Probe(f"/sync/refusals/{op_id}/resolve", {"json": {"keep": "server"}})
+
+
 _S = "/sessions/{session_id}"
 _I = _S + "/items/{item_id}"
 # fmt: off
@@ -333,6 +350,8 @@ PROBES: dict[tuple[str, str], Prepare] = {
     # Nothing listens there: the route ran and could not reach the server (502).
     ("POST", "/sync/connect"):            _fixed(
         "/sync/connect", 502, json={"server_url": "http://127.0.0.1:9", "token": "t" * 32}),
+    ("GET",  "/sync/refusals"):           _fixed("/sync/refusals"),
+    ("POST", "/sync/refusals/{op_id}/resolve"): _conflict,
     ("GET",  "/calibrations"):            _fixed("/calibrations"),
     ("POST", "/calibrations"):            _fixed(
         "/calibrations?method=checkerboard&size_mm=5&columns=7&rows=5", 201,
