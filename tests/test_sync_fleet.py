@@ -13,7 +13,7 @@ import httpx
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from tests.support.fleet import Chaos, FleetServer, fill_targets, fleet
+from tests.support.fleet import Chaos, FleetServer, fill_targets, fleet, open_tablet
 from tests.support.postgres import Cluster, free_port
 from tests.support.sync_harness import seed_site
 
@@ -45,7 +45,6 @@ def test_the_supervisor_runs_its_children_wakes_processors_and_replaces_the_dead
     from sync.device.client import SyncClient
     from sync.device.outbox_store import SqliteOutbox
     from sync.device.push import Pusher
-    from tests.support.sync_bench import Bench
 
     storage = (tmp_path / "files").as_uri()
     site = seed_site(pg_url, storage)
@@ -57,7 +56,7 @@ def test_the_supervisor_runs_its_children_wakes_processors_and_replaces_the_dead
         assert len(api) == 2 and len(processors) == 2
         assert all(_alive(pid) for pid in api + processors)
         time.sleep(1.0)  # every processor is asleep on its LISTEN connection by now
-        db, _ = Bench(tmp_path, pg_url, site, tmp_path / "files").device_db()
+        db = open_tablet(tmp_path / "tab", create=True)
         fill_targets(db, 300)
         client = SyncClient(server.url, SecretStr(site.tokens["TAB-01"]), app_version="0.1.0")
         try:
@@ -69,7 +68,7 @@ def test_the_supervisor_runs_its_children_wakes_processors_and_replaces_the_dead
                 time.sleep(0.05)
         finally:
             client.close()
-            db.dispose()  # type: ignore[attr-defined]
+            db.dispose()
 
         # An API process killed: the supervisor starts another, the port answers throughout.
         killed = server.kill_child("api")

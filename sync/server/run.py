@@ -222,6 +222,8 @@ class Supervisor:
                         child.pid, child.exitcode)
             if time.monotonic() - self.started_at[key] < QUICK_DEATH_S:
                 time.sleep(QUICK_DEATH_S)
+            # A start that fails counts as a start: the next try waits too.
+            self.started_at[key] = time.monotonic()
             try:
                 new = self._start(role, index)
             except RuntimeError as exc:

@@ -189,11 +189,12 @@ class Tablet:
     images: int = 0
 
 
-def _open(home: Path, *, create: bool = False) -> Any:
+def open_tablet(home: Path, *, create: bool = False) -> Any:
     from schema.db import Database, create_sqlite_engine
     from schema.migrate import upgrade_device
 
     if create:
+        home.mkdir(parents=True, exist_ok=True)
         # Alembic keeps its context in module globals: one migration at a time per process.
         with _MIGRATING:
             upgrade_device(home / "kensa.db")
@@ -214,7 +215,7 @@ def _prepare_one(server_url: str, name: str, home: str, device_id: str, code: st
     from sync.device.service import SyncService
 
     folder = Path(home)
-    db = _open(folder, create=True)
+    db = open_tablet(folder, create=True)
     service = SyncService(db, folder, APP_VERSION, backoff=_backoff())
     try:
         service.enroll(server_url, code)
@@ -262,7 +263,7 @@ def _sync_one(home: str, figures: PushFigures, lock: threading.Lock, limit_s: fl
     from sync.device.service import SyncService
 
     folder = Path(home)
-    db = _open(folder)
+    db = open_tablet(folder)
     service = SyncService(db, folder, APP_VERSION, backoff=_backoff())
     try:
         client = service.client()
@@ -538,7 +539,7 @@ def fleet(clients: int) -> Iterator[Fleet]:
     root = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
     context = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="kensa-fleet-", dir=root) as tmp, \
-            running_cluster() as cluster, running_seaweed() as endpoint, \
+            running_cluster() as cluster, running_seaweed(max_volumes=64) as endpoint, \
             ProcessPoolExecutor(max_workers=clients, mp_context=context,
                                 initializer=_warm) as pool:
         url = cluster.url(cluster.create_database())

