@@ -1,5 +1,6 @@
-"""The desktop app end to end, as a tablet runs it: the built shell (``tauri build``: the UI inside,
-the one-folder sidecar bundle among its resources) driven through ``tauri-driver`` and WebKitGTK's
+"""The desktop app end to end, as a tablet runs it: the built package (``tauri build``'s .deb, the
+UI inside the shell, the one-folder sidecar bundle among its resources), unpacked with
+``dpkg-deb -x``, driven through ``tauri-driver`` and WebKitGTK's
 WebDriver (Debian's ``webkit2gtk-driver``) on a virtual display, with a real Secret Service for
 its data key and a real ``kensa-server``.
 
@@ -8,8 +9,9 @@ and pulls the users; the inspector logs in; the sidecar is SIGKILLed and the win
 with the restarted one (same login); closing the window leaves no process of the app behind.
 Screenshots go to ``artifacts/desktop/``.
 
-The app is built by ``scripts/build-desktop``; without it, or without tauri-driver, Xvfb or
-gnome-keyring (``scripts/bootstrap`` installs them), the test is skipped and says so.
+The package is built by ``scripts/build-desktop`` (``scripts/test`` builds it with ``--debug``);
+without it, or without tauri-driver, Xvfb or gnome-keyring (``scripts/bootstrap`` installs them),
+the test is skipped and says so.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.desktop import built_deb
+
 REPO = Path(__file__).resolve().parents[1]
-APP = Path(os.environ.get("KENSA_SHELL", REPO / "tauri-app/src-tauri/target/release/kensa"))
 ARTIFACTS = REPO / "artifacts" / "desktop"
 IDENTIFIER = "com.kensa.client"
 READY = re.compile(r"sidecar #(\d+) ready on 127\.0\.0\.1:(\d+) \(pid (\d+)\)")
@@ -175,8 +178,8 @@ class WebDriver:
             self.session = ""
 
 
-def _app_pids(sidecar: Path) -> dict[int, str]:
-    """The shell's and the sidecar's processes, found by their executables."""
+def _app_pids(root: Path) -> dict[int, str]:
+    """The shell's and the sidecar's processes: every executable inside the unpacked package."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -185,7 +188,7 @@ def _app_pids(sidecar: Path) -> dict[int, str]:
             exe = os.readlink(entry / "exe")
         except OSError:
             continue
-        if exe in (str(APP), str(sidecar)):
+        if exe.startswith(str(root) + os.sep):
             found[int(entry.name)] = exe
     return found
 
@@ -205,16 +208,18 @@ def _ready(log: Path, generation: int, timeout: float = 120) -> tuple[int, int]:
 def test_fresh_install_enrolls_logs_in_survives_a_sidecar_kill_and_leaves_nothing(
     server: tuple[str, Callable[..., str]], display: str, tmp_path: Path
 ) -> None:
-    sidecar = APP.parent / "kensa-sidecar" / "kensa-sidecar"
-    if not APP.is_file() or not sidecar.is_file():
-        pytest.skip(f"no built app at {APP} with its sidecar: scripts/build-desktop builds it")
-    if b"KENSA-PLACEHOLDER-SIDECAR" in sidecar.read_bytes()[:4096]:
-        pytest.skip("the app carries the placeholder sidecar: scripts/build-desktop")
+    deb = built_deb()
+    if deb is None:
+        pytest.skip("no .deb built: scripts/build-desktop builds it")
     driver_exe = _tool("tauri-driver")
     native = _tool("WebKitWebDriver")
     _tool("dbus-run-session")
     _tool("gnome-keyring-daemon")
-    assert _app_pids(sidecar) == {}, "the app is already running"
+    _tool("dpkg-deb")
+    root = tmp_path / "root"
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True, timeout=300)
+    app = root / "usr" / "bin" / "kensa"
+    assert app.is_file()
 
     url, cli = server
     cli("user", "add", "tanaka", "--role", "inspector", "--password", PASSWORD,
@@ -260,7 +265,7 @@ def test_fresh_install_enrolls_logs_in_survives_a_sidecar_kill_and_leaves_nothin
                     break
             assert time.monotonic() < deadline, driver_log.read_text()[-3000:]
             time.sleep(0.2)
-        wd.start(APP)
+        wd.start(app)
 
         # A fresh install: the setup screen, connected by the admin's enrollment code.
         wd.find("setup-screen", timeout=120)
@@ -292,13 +297,13 @@ def test_fresh_install_enrolls_logs_in_survives_a_sidecar_kill_and_leaves_nothin
         # Closing the window ends the app and its sidecar.
         wd.quit()
         deadline = time.monotonic() + 30
-        while _app_pids(sidecar) and time.monotonic() < deadline:
+        while _app_pids(root) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _app_pids(sidecar) == {}, "the app or its sidecar is still running"
+        assert _app_pids(root) == {}, "the app or its sidecar is still running"
     finally:
         wd.quit()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(session.pid, signal.SIGKILL)
         session.wait(10)
-        for pid in _app_pids(sidecar):
+        for pid in _app_pids(root):
             os.kill(pid, signal.SIGKILL)

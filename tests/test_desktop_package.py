@@ -9,8 +9,8 @@ setup screen, the shell writes its own log; and when the shell is told to stop, 
 sidecar is left running.
 
 The .deb is built by ``scripts/build-desktop`` (``scripts/build-sidecar`` and ``tauri build
---bundles deb``, about ten minutes on two cores); without one (``KENSA_DEB`` or the build's
-output folder) the test is skipped and says so.
+--bundles deb``; ``scripts/test`` builds it with ``--debug``); without one (``KENSA_DEB`` or the
+build's output folder, see ``tests/support/desktop.py``) the test is skipped and says so.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.desktop import built_deb
+
 REPO = Path(__file__).resolve().parents[1]
-DEB_DIR = REPO / "tauri-app" / "src-tauri" / "target" / "release" / "bundle" / "deb"
 IDENTIFIER = "com.kensa.client"
 READY = re.compile(r"sidecar #(\d+) ready on 127\.0\.0\.1:(\d+) \(pid (\d+)\)")
 SHOWN = re.compile(r"ui: the (\w+) screen is shown, ([0-9.]+) s after launch")
@@ -42,13 +43,10 @@ pytestmark = [
 
 
 def _deb() -> Path:
-    named = os.environ.get("KENSA_DEB")
-    if named:
-        return Path(named)
-    debs = sorted(DEB_DIR.glob("kensa_*.deb"), key=lambda p: p.stat().st_mtime)
-    if not debs:
-        pytest.skip(f"no .deb in {DEB_DIR}: scripts/build-desktop builds it")
-    return debs[-1]
+    deb = built_deb()
+    if deb is None:
+        pytest.skip("no .deb built: scripts/build-desktop builds it")
+    return deb
 
 
 def _need(*tools: str) -> None:

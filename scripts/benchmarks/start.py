@@ -3,15 +3,16 @@
 
 - ``ready_s``: the PyInstaller bundle the shell ships (``scripts/build-sidecar``'s one-folder
   build), when it has been built; ``source_ready_s``: ``python -m sidecar`` from the source tree.
-- ``login_s``: the built shell (``tauri build``: the UI inside, the bundle beside it) launched under
+- ``login_s``: the built app (``tauri build``'s .deb, unpacked with ``dpkg-deb -x``: the shell with
+  the UI inside, the sidecar bundle among its resources; the release build's, else the newest, see
+  ``tests/support/desktop.py``) launched under
   a virtual display (Xvfb, where there is no display) with a real Secret Service (gnome-keyring
   on a private D-Bus session) until the login screen is on the glass, as the shell's own log
   records it (``ui: the login screen is shown, N s after launch``: the UI tells the shell once the
   screen is rendered). The first launch on a fresh folder makes the data key and the store and
   shows the setup screen (``first_screen_s``); a local admin is then made through the setup route
   by the same bundle with the key from the same keystore entry, so that the next launches show
-  the login. ``KENSA_SHELL`` names
-  another shell executable (default: ``tauri-app/src-tauri/target/release/kensa``).
+  the login.
 """
 
 from __future__ import annotations
@@ -36,9 +37,6 @@ RUNS = 7
 SHELL_RUNS = 4
 BUNDLE = ROOT / "tauri-app" / "src-tauri" / "binaries" / "kensa-sidecar" / (
     "kensa-sidecar.exe" if sys.platform == "win32" else "kensa-sidecar"
-)
-SHELL = Path(
-    os.environ.get("KENSA_SHELL", ROOT / "tauri-app" / "src-tauri" / "target" / "release" / "kensa")
 )
 # The shell's identifier (tauri.conf.json): its data and log folders are named after it.
 IDENTIFIER = "com.kensa.client"
@@ -114,14 +112,19 @@ def _shell_figures() -> dict[str, object]:
     return result
 
 
+def _deb() -> Path | None:
+    from tests.support.desktop import TARGET, built_deb
+
+    release = sorted((TARGET / "release" / "bundle" / "deb").glob("kensa_*.deb"))
+    return release[-1] if release and "KENSA_DEB" not in os.environ else built_deb()
+
+
 def _shell_missing() -> str | None:
     if not sys.platform.startswith("linux"):
         return "measured on Linux only"
-    if not SHELL.is_file():
-        return f"no built shell at {SHELL} (cd tauri-app && npx tauri build)"
-    if not _is_real_bundle(SHELL.parent / "kensa-sidecar" / BUNDLE.name):
-        return f"no sidecar bundle beside {SHELL} (scripts/build-sidecar, then tauri build)"
-    for tool in ("dbus-run-session", "gnome-keyring-daemon"):
+    if _deb() is None:
+        return "no .deb built (scripts/build-desktop)"
+    for tool in ("dbus-run-session", "gnome-keyring-daemon", "dpkg-deb"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (scripts/bootstrap)"
     if not os.environ.get("DISPLAY") and shutil.which("Xvfb") is None:
@@ -156,7 +159,7 @@ class _Display:
             self.proc.wait(10)
 
 
-def _launch(home: Path, display: str, timeout: float = 60) -> tuple[str, float]:
+def _launch(shell: Path, home: Path, display: str, timeout: float = 60) -> tuple[str, float]:
     """One launch of the shell to its first screen; returns the screen and its time."""
     log = home / ".local" / "share" / IDENTIFIER / "logs" / "shell.log"
     before = log.read_bytes() if log.exists() else b""
@@ -172,8 +175,11 @@ def _launch(home: Path, display: str, timeout: float = 60) -> tuple[str, float]:
         "LIBGL_ALWAYS_SOFTWARE": "1",
     }
     env.pop("KENSA_PLAINTEXT", None)
+    # The shell's own figure counts from its main(); the launch is earlier (exec, dynamic
+    # linking), so the time is taken from here to the log line's wall-clock stamp.
+    launched = time.time()
     proc = subprocess.Popen(
-        [str(SHELL)],
+        [str(shell)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=(home / "shell-stderr.log").open("ab"),
@@ -186,7 +192,9 @@ def _launch(home: Path, display: str, timeout: float = 60) -> tuple[str, float]:
                 text = log.read_bytes()[len(before) :]
                 found = SHOWN.search(text)
                 if found:
-                    shown = float(found.group(2))
+                    stamp = re.search(STAMP + rb"ui: ", text)
+                    assert stamp is not None
+                    shown = _epoch(stamp.group(1)) - launched
                     _breakdown(text, shown)
                     return found.group(1).decode(), shown
             if proc.poll() is not None:
@@ -237,13 +245,18 @@ def _make_admin(data: Path, bundle_dir: Path) -> None:
 STAMP = rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z "
 
 
+def _epoch(stamp: bytes) -> float:
+    from datetime import UTC, datetime
+
+    return datetime.fromisoformat(stamp.decode()).replace(tzinfo=UTC).timestamp()
+
+
 def _breakdown(log: bytes, shown: float) -> None:
     """Where a launch's time went, from the shell's own log lines."""
-    from datetime import datetime
 
     def at(what: bytes) -> float | None:
         found = re.search(STAMP + what, log)
-        return datetime.fromisoformat(found.group(1).decode()).timestamp() if found else None
+        return _epoch(found.group(1)) if found else None
 
     ui, start, ready = at(rb"ui: "), at(rb"sidecar start #1"), at(rb"sidecar #1 ready")
     if ui is None or start is None or ready is None:
@@ -258,7 +271,14 @@ def _breakdown(log: bytes, shown: float) -> None:
 def _shell_runs() -> int:
     """Inside ``dbus-run-session``: a fresh keyring, a fresh home, the launches."""
     with tempfile.TemporaryDirectory(prefix="kensa-bench-shell-") as tmp:
-        home = Path(tmp)
+        home = Path(tmp) / "home"
+        home.mkdir()
+        deb = _deb()
+        assert deb is not None
+        root = Path(tmp) / "root"
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True, timeout=300)
+        shell = root / "usr" / "bin" / "kensa"
+        print(f"  shell: {deb.name} from {deb.parent.parent.parent.name}, unpacked")
         env = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home / ".local" / "share")}
         subprocess.run(
             ["gnome-keyring-daemon", "--unlock", "--components=secrets"],
@@ -271,12 +291,13 @@ def _shell_runs() -> int:
         )
         os.environ.update(env)
         with _Display() as display:
-            screen, first = _launch(home, display, timeout=120)
+            screen, first = _launch(shell, home, display, timeout=120)
             print(f"  shell first launch (new key and store): {screen} screen after {first:.3f} s")
-            _make_admin(home / ".local" / "share" / IDENTIFIER, SHELL.parent / "kensa-sidecar")
+            bundle_dir = root / "usr" / "lib" / "kensa" / "kensa-sidecar"
+            _make_admin(home / ".local" / "share" / IDENTIFIER, bundle_dir)
             times = []
             for i in range(SHELL_RUNS):
-                screen, shown = _launch(home, display)
+                screen, shown = _launch(shell, home, display)
                 if screen != "login":
                     raise RuntimeError(f"launch {i + 1} showed the {screen} screen, not the login")
                 times.append(shown)
