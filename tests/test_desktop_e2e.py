@@ -39,7 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "artifacts" / "desktop"
 IDENTIFIER = "com.kensa.client"
 READY = re.compile(r"sidecar #(\d+) ready on 127\.0\.0\.1:(\d+) \(pid (\d+)\)")
-PASSWORD = "tanaka-pass-1"
+PASSWORD = "tanaka-demo"  # scripts/devkit/seed_demo.py
+LABEL = '{"product_id": "BRK-100", "batch_id": "D-0001", "serial": "S-DESKTOP"}'
 
 pytestmark = [
     pytest.mark.slow,
@@ -66,7 +67,7 @@ def _tool(name: str) -> str:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, Callable[..., str]]]:
+def server(tmp_path: Path) -> Iterator[tuple[str, Callable[..., str], Path]]:
     data, port = tmp_path / "server", _free_port()
     exe = str(REPO / ".venv/bin/kensa-server")
 
@@ -77,6 +78,13 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Callable[..., str]]]:
         assert done.returncode == 0, done.stderr
         return done.stdout
 
+    # The demo site: users with their roles, BRK-100 with its items, pipelines and models,
+    # published through the server's own masters, as a tablet pulls real ones.
+    seeded = subprocess.run(
+        [str(REPO / ".venv/bin/python"), "-m", "scripts.devkit.seed_demo", "--data-dir", str(data)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert seeded.returncode == 0, seeded.stderr[-3000:]
     proc = subprocess.Popen(
         [exe, "run", "--data-dir", str(data), "--port", str(port)],
         stdout=subprocess.PIPE,
@@ -89,7 +97,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Callable[..., str]]]:
                 break
         else:
             pytest.fail((tmp_path / "server-stderr.log").read_text()[-3000:])
-        yield f"http://127.0.0.1:{port}", cli
+        yield f"http://127.0.0.1:{port}", cli, data / "server.db"
     finally:
         proc.terminate()
         proc.wait(20)
@@ -136,16 +144,30 @@ class WebDriver:
         self.session = self.call("POST", "/session", caps)["sessionId"]
 
     def find(self, testid: str, timeout: float = 60) -> str:
+        return self.find_css(f'[data-testid="{testid}"]', timeout)
+
+    def find_css(self, css: str, timeout: float = 60) -> str:
         deadline = time.monotonic() + timeout
-        query = {"using": "css selector", "value": f'[data-testid="{testid}"]'}
+        query = {"using": "css selector", "value": css}
         while True:
             found = self.call("POST", "/elements", query)
             if found:
                 return str(next(iter(found[0].values())))
             if time.monotonic() > deadline:
-                self.shot(f"missing-{testid}")
-                raise AssertionError(f"no [data-testid={testid}] within {timeout} s")
+                self.shot("missing-" + re.sub(r"[^a-zA-Z0-9-]+", "-", css).strip("-"))
+                raise AssertionError(f"no {css} within {timeout} s")
             time.sleep(0.2)
+
+    def present(self, css: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.call("POST", "/elements", {"using": "css selector", "value": css}):
+                return True
+            time.sleep(0.2)
+        return False
+
+    def click_css(self, css: str) -> None:
+        self.call("POST", f"/element/{self.find_css(css)}/click", {})
 
     def gone(self, testid: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -193,6 +215,19 @@ def _app_pids(root: Path) -> dict[int, str]:
     return found
 
 
+def _rows(db: Path, table: str, timeout: float) -> int:
+    """Rows in one of the server's tables, waiting for the first (the sync runs on its own)."""
+    import sqlite3
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.closing(sqlite3.connect(db, timeout=10)) as conn:
+            count: int = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        if count or time.monotonic() > deadline:
+            return count
+        time.sleep(0.5)
+
+
 def _ready(log: Path, generation: int, timeout: float = 120) -> tuple[int, int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -206,7 +241,7 @@ def _ready(log: Path, generation: int, timeout: float = 120) -> tuple[int, int]:
 
 
 def test_fresh_install_enrolls_logs_in_survives_a_sidecar_kill_and_leaves_nothing(
-    server: tuple[str, Callable[..., str]], display: str, tmp_path: Path
+    server: tuple[str, Callable[..., str], Path], display: str, tmp_path: Path
 ) -> None:
     deb = built_deb()
     if deb is None:
@@ -221,9 +256,13 @@ def test_fresh_install_enrolls_logs_in_survives_a_sidecar_kill_and_leaves_nothin
     app = root / "usr" / "bin" / "kensa"
     assert app.is_file()
 
-    url, cli = server
-    cli("user", "add", "tanaka", "--role", "inspector", "--password", PASSWORD,
-        "--full-name", "田中")
+    url, cli, server_db = server
+    photos = tmp_path / "photos"
+    subprocess.run(
+        [str(REPO / ".venv/bin/python"), "-m", "tests.support.seed_cli", str(tmp_path / "unused"),
+         "--fixtures", str(photos)],
+        cwd=REPO, check=True, capture_output=True, timeout=300,
+    )
     made = cli("device", "add", "TAB-DESKTOP", "--qr", "--server-url", url)
     code = re.search(r"enrollment code: (\S+)", made)
     assert code, made
@@ -279,8 +318,30 @@ def test_fresh_install_enrolls_logs_in_survives_a_sidecar_kill_and_leaves_nothin
         wd.type("username", "tanaka")
         wd.type("password", PASSWORD)
         wd.click("login-submit")
-        assert wd.text("user-name") == "田中"
+        assert wd.text("user-name").startswith("田中")
         wd.shot("03-logged-in")
+
+        # One inspection item judged by the on-device AI, confirmed, and synced to the server.
+        wd.type("wedge", LABEL + "\ue007")  # a wedge scanner: the label's text, then Enter
+        wd.find("target-screen")
+        wd.click("start")
+        panel = '[data-testid="item-panel"][data-code="V-SCRATCH"]'
+        wd.find_css(panel)
+        photo = wd.find_css(f'{panel} [data-testid="photo-file"]')
+        wd.call("POST", f"/element/{photo}/value", {"text": str(photos / "photo-1.jpg")})
+        wd.find_css(f'{panel} [data-testid="ai-result"]', timeout=180)
+        wd.shot("04-ai-judgment")
+        wd.click_css(f'{panel} [data-testid="verdict-OK"]')
+        wd.click_css(f'{panel} [data-testid="submit-verdict"]')
+        if wd.present('[data-testid="signature-dialog"]', timeout=5):
+            # The AI said otherwise: the override is signed.
+            wd.type("signature-password", PASSWORD)
+            wd.click("signature-sign")
+        wd.find_css('[data-testid="item-panel"][data-code="V-FOREIGN"]')
+        synced = _rows(server_db, "ai_inspection_results", timeout=120)
+        assert synced >= 1, "the AI judgment did not reach the server"
+        assert _rows(server_db, "human_verification_results", timeout=60) >= 1
+        wd.shot("05-synced")
 
         # The sidecar dies: the shell starts another, the window carries on with it.
         _, pid = _ready(log, 1)
@@ -288,8 +349,8 @@ def test_fresh_install_enrolls_logs_in_survives_a_sidecar_kill_and_leaves_nothin
         _ready(log, 2)
         wd.find("conn-back", timeout=60)  # "reconnected", in place of the lost banner
         wd.gone("conn-banner", timeout=60)
-        assert wd.text("user-name") == "田中"
-        wd.shot("04-after-sidecar-kill")
+        assert wd.text("user-name").startswith("田中")
+        wd.shot("06-after-sidecar-kill")
         text = log.read_text()
         assert "sidecar #1 ended" in text and "SIGKILL" in text, text
         assert "restart attempt 1" in text, text
