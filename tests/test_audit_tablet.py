@@ -70,7 +70,9 @@ def inspect(db: Database, tmp_path: Path) -> tuple[str, dict[str, str]]:
         audit.acting_as(session, user)
         for code in ("V-SCRATCH", "V-FOREIGN", "T-MARKING"):
             inspection.verify(session, sid, items[code], inspection.Verdict("OK", 1.5), user)
-    ng = inspection.Verdict("NG", 4.0, notes="burr", defect_types=["bore_oversize"], severity="major")
+    ng = inspection.Verdict(
+        "NG", 4.0, notes="burr", defect_types=["bore_oversize"], severity="major"
+    )
     with db.atomic() as session:
         audit.acting_as(session, tanaka(session))
         inspection.verify(session, sid, items["D-BORE"], ng, tanaka(session))

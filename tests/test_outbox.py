@@ -129,7 +129,9 @@ def test_a_whole_inspection_writes_one_row_per_change_in_order(
         inspection.verify(session, sid, items["V-SCRATCH"], inspection.Verdict("OK", 2.5), user)
         for code in ("V-FOREIGN", "T-MARKING"):
             inspection.verify(session, sid, items[code], inspection.Verdict("OK", 1.0), user)
-    ng = inspection.Verdict("NG", 4.0, notes="burr", defect_types=["bore_oversize"], severity="major")
+    ng = inspection.Verdict(
+        "NG", 4.0, notes="burr", defect_types=["bore_oversize"], severity="major"
+    )
     with db.atomic() as session:
         inspection.verify(session, sid, items["D-BORE"], ng, tanaka(session))
     with db.atomic() as session:
