@@ -93,6 +93,15 @@ def serve(
             "kensa sidecar: KENSA_TOKEN is not set; refusing to start without one", file=sys.stderr
         )
         return 2
+    from sidecar.pipeline.providers import ProviderSettingInvalid, parse
+
+    try:
+        # Checked at start, not at the first judgment: a typo would otherwise pass unnoticed
+        # until an inspector's photo failed to be judged.
+        parse(os.environ.get("KENSA_ORT_PROVIDER"))
+    except ProviderSettingInvalid as exc:
+        print(f"kensa sidecar: KENSA_ORT_PROVIDER: {exc.message}", file=sys.stderr)
+        return 2
     from sidecar import store_crypto
 
     try:

@@ -100,7 +100,7 @@ def test_config_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KENSA_ORT_THREADS", "3")
     cfg = RuntimeConfig.from_env()
     assert cfg.provider == "cpu" and cfg.threads() == 3
-    monkeypatch.setenv("KENSA_ORT_PROVIDER", "tpu")
+    monkeypatch.setenv("KENSA_ORT_PROVIDER", "")
     assert RuntimeConfig.from_env().provider == "auto"
 
 

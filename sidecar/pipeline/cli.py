@@ -29,7 +29,8 @@ ModelsOpt = Annotated[
     typer.Option("--models", "-m", help="Extra folder of model files (repeatable)."),
 ]
 ProviderOpt = Annotated[
-    str, typer.Option("--provider", help="Execution provider: auto, cpu or cuda.")
+    str, typer.Option("--provider", help="Execution providers in order: auto, or e.g. cuda,cpu "
+                      "(cpu, cuda, directml, coreml, or ONNX Runtime names).")
 ]
 ThreadsOpt = Annotated[
     int | None, typer.Option("--threads", help="ONNX Runtime threads per model (default ≤ 4).")
@@ -79,7 +80,7 @@ def run_cmd(
     from sidecar.pipeline.judgment import judge
     from sidecar.pipeline.runtime import RuntimeConfig
 
-    config = RuntimeConfig(provider=provider, intra_op_threads=threads)  # type: ignore[arg-type]
+    config = RuntimeConfig(provider=provider, intra_op_threads=threads)
     engine = PipelineEngine(_store(models), config)
     defn = _load_definition(definition)
     crit = _criteria(criteria)
@@ -198,7 +199,7 @@ def doctor(
 
     _store_encryption()
     store = _store(models)
-    pool = SessionPool(store, RuntimeConfig(provider=provider))  # type: ignore[arg-type]
+    pool = SessionPool(store, RuntimeConfig(provider=provider))
     rep = pool.report()
     typer.echo(f"onnxruntime {rep['onnxruntime']}")
     typer.echo(f"  available providers: {', '.join(rep['available_providers'])}")

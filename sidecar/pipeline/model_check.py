@@ -218,7 +218,12 @@ def check(
 
     from sidecar.pipeline.engine import PipelineEngine
     from sidecar.pipeline.nodes.image import decode_image
-    from sidecar.pipeline.runtime import RuntimeConfig, SessionPool, requested_providers
+    from sidecar.pipeline.runtime import (
+        RuntimeConfig,
+        SessionPool,
+        provider_choice,
+        requested_providers,
+    )
     from sidecar.pipeline.store import ModelStore, package_models_dir
 
     report: dict[str, Any] = {}
@@ -263,7 +268,7 @@ def check(
 
     scan = [p for p in (package_models_dir("rapidocr"),) if p is not None]
     store = ModelStore(roots=list(model_dirs), files={sha: model}, scan=scan)
-    config = RuntimeConfig(provider=provider, intra_op_threads=threads)  # type: ignore[arg-type]
+    config = RuntimeConfig(provider=provider, intra_op_threads=threads)
     pool = SessionPool(store, config)
     try:
         loaded = pool.get(ref)
@@ -273,10 +278,12 @@ def check(
     emit("  inputs:  " + "; ".join(_describe(t) for t in info.inputs))
     emit("  outputs: " + "; ".join(_describe(t) for t in info.outputs))
     wanted = requested_providers(config)
+    first = provider_choice(config).wanted
     emit(f"providers: available {', '.join(ort.get_available_providers())}; "
          f"asked {', '.join(wanted)}; got {loaded.provider}")
-    if loaded.provider != wanted[0]:
-        message = (f"{wanted[0]} did not start for {model.name}: its session got "
+    if loaded.provider != wanted[0] or (provider != "auto" and loaded.provider != first):
+        asked = first if provider != "auto" else wanted[0]
+        message = (f"{asked} did not start for {model.name}: its session got "
                    f"{loaded.provider} (this ONNX Runtime has "
                    f"{', '.join(ort.get_available_providers())})")
         if provider != "auto":

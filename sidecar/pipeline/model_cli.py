@@ -35,7 +35,8 @@ def check_cmd(
     models: Annotated[list[Path] | None, typer.Option(
         "--models", "-m", help="Folder of the other models the pipeline names (repeatable).")]
     = None,
-    provider: Annotated[str, typer.Option(help="Execution provider: auto, cpu or cuda.")]
+    provider: Annotated[str, typer.Option(
+        help="Execution providers in order: auto, or e.g. cuda,cpu (cpu, cuda, directml, coreml).")]
     = "auto",
     threads: Annotated[int | None, typer.Option(help="ONNX Runtime threads per model.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
@@ -45,9 +46,12 @@ def check_cmd(
     shapes and providers; run the images and print their outputs and timings. Exit 2 naming
     the file or step at fault."""
     from sidecar.pipeline.model_check import check
+    from sidecar.pipeline.providers import ProviderSettingInvalid, parse
 
-    if provider not in ("auto", "cpu", "cuda"):
-        raise typer.BadParameter("auto, cpu or cuda", param_hint="--provider")
+    try:
+        parse(provider)
+    except ProviderSettingInvalid as exc:
+        raise typer.BadParameter(exc.message, param_hint="--provider") from exc
     emit = (lambda line: None) if as_json else typer.echo
     try:
         report = check(model, pipeline, images or [], model_dirs=models or [],

@@ -1,9 +1,9 @@
 """ONNX Runtime sessions: one per model, created once, warmed up, reused by every run.
 
-Execution provider: ``auto`` takes CUDA when onnxruntime-gpu is installed and a GPU answers, else
-CPU; ``cpu`` / ``cuda`` force it (``cuda`` still falls back to CPU if the GPU cannot start, and
-says so). The provider a session actually got is recorded and reported, since ORT falls back
-silently.
+Execution provider: an ordered preference (``sidecar.pipeline.providers``): ``auto`` takes CUDA,
+DirectML or CoreML where this ONNX Runtime build has one, else the CPU; a provider that fails to
+create a session falls back to the CPU, with a log line saying so. The provider a session actually
+got is recorded and reported, since ORT also falls back silently.
 
 Threads, chosen deliberately for a tablet that also runs the UI:
 - ``intra_op_threads`` (per session) defaults to the usable cores, capped at 4 — small vision models
@@ -18,23 +18,27 @@ Threads, chosen deliberately for a tablet that also runs the UI:
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
+from sidecar.pipeline import providers as prov
 from sidecar.pipeline.errors import ModelCorrupt
 from sidecar.pipeline.nodes.base import ModelInfo, TensorSpec
 from sidecar.pipeline.store import ModelStore
 
-Provider = Literal["auto", "cpu", "cuda"]
-_CUDA = "CUDAExecutionProvider"
-_CPU = "CPUExecutionProvider"
+# An ordered preference as ``providers.parse`` reads it: "auto", "cpu", "cuda,cpu", …
+Provider = str
+_CUDA = prov.CUDA
+_CPU = prov.CPU
+log = logging.getLogger("kensa.pipeline")
 _ORT_TYPES = {
     "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
     "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(int32)": "int32",
@@ -67,15 +71,11 @@ class RuntimeConfig:
 
     @classmethod
     def from_env(cls) -> RuntimeConfig:
-        """``KENSA_ORT_PROVIDER`` (auto|cpu|cuda) and ``KENSA_ORT_THREADS`` override defaults."""
-        provider = os.environ.get("KENSA_ORT_PROVIDER", "auto").lower()
+        """``KENSA_ORT_PROVIDER`` (auto, or an ordered list such as ``cuda,cpu``; an unknown name
+        is refused) and ``KENSA_ORT_THREADS`` override defaults."""
+        spec = prov.parse(os.environ.get("KENSA_ORT_PROVIDER", "auto")).spec
         threads = os.environ.get("KENSA_ORT_THREADS")
-        chosen: Provider = "auto"
-        if provider == "cpu":
-            chosen = "cpu"
-        elif provider == "cuda":
-            chosen = "cuda"
-        return cls(provider=chosen,
+        return cls(provider=spec,
                    intra_op_threads=int(threads) if threads and threads.isdigit() else None)
 
     def threads(self) -> int:
@@ -86,12 +86,13 @@ def cuda_available() -> bool:
     return _CUDA in ort.get_available_providers()
 
 
+def provider_choice(config: RuntimeConfig) -> prov.Choice:
+    return prov.choose(prov.parse(config.provider), ort.get_available_providers())
+
+
 def requested_providers(config: RuntimeConfig) -> list[str]:
-    if config.provider == "cpu":
-        return [_CPU]
-    if config.provider == "cuda" or (config.provider == "auto" and cuda_available()):
-        return [_CUDA, _CPU]
-    return [_CPU]
+    """What sessions are created with: the preferred providers this build has, then the CPU."""
+    return list(provider_choice(config).providers)
 
 
 def session_options(config: RuntimeConfig) -> ort.SessionOptions:
@@ -193,15 +194,34 @@ class SessionPool:
 
     def _create(self, sha256: str, path: str) -> LoadedModel:
         t0 = time.perf_counter()
-        try:
-            sess = ort.InferenceSession(path, sess_options=session_options(self.config),
-                                        providers=requested_providers(self.config))
-        except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf types
-            raise ModelCorrupt(
-                f"model file {os.path.basename(path)} could not be loaded by ONNX Runtime: {exc}",
-                model=f"sha256:{sha256}", path=path,
-            ) from exc
+        choice = provider_choice(self.config)
+        name = os.path.basename(path)
+        if choice.explicit and choice.unavailable:
+            log.warning("execution provider %s asked for, but this ONNX Runtime has only %s: "
+                        "model %s runs on %s", ", ".join(choice.unavailable),
+                        ", ".join(ort.get_available_providers()), name, choice.providers[0])
+        sess: ort.InferenceSession | None = None
+        tries = prov.attempts(choice.providers)
+        for i, providers in enumerate(tries):
+            try:
+                sess = ort.InferenceSession(path, sess_options=session_options(self.config),
+                                            providers=list(providers))
+                break
+            except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf types
+                if i + 1 < len(tries):
+                    log.warning("execution provider %s could not create a session for model %s "
+                                "(%s): falling back to %s", providers[0], name, exc,
+                                tries[i + 1][0])
+                    continue
+                raise ModelCorrupt(
+                    f"model file {name} could not be loaded by ONNX Runtime: {exc}",
+                    model=f"sha256:{sha256}", path=path,
+                ) from exc
+        assert sess is not None
         load_ms = (time.perf_counter() - t0) * 1000
+        got = sess.get_providers()[0]
+        if got != choice.providers[0]:
+            log.warning("model %s asked for %s and runs on %s", name, choice.providers[0], got)
         meta = sess.get_modelmeta()
         info = ModelInfo(
             sha256=sha256,
@@ -210,7 +230,7 @@ class SessionPool:
             metadata=dict(meta.custom_metadata_map),
         )
         loaded = LoadedModel(sha256=sha256, path=path, session=sess, info=info,
-                             provider=sess.get_providers()[0], load_ms=load_ms)
+                             provider=got, load_ms=load_ms)
         if self.config.warmup:
             loaded.warm()
         return loaded
@@ -223,7 +243,7 @@ class SessionPool:
         return {
             "onnxruntime": ort.__version__,
             "available_providers": ort.get_available_providers(),
-            "requested": self.config.provider,
+            "requested": prov.parse(self.config.provider).spec,
             "requested_providers": requested_providers(self.config),
             "intra_op_threads": self.config.threads(),
             "inter_op_threads": self.config.inter_op_threads,
