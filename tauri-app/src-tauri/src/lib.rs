@@ -31,11 +31,10 @@ mod config_tests;
 mod test_dir;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use serde::Serialize;
-use tauri::path::BaseDirectory;
 use tauri::{AppHandle, Emitter, Manager, RunEvent, State};
 
 use crate::keystore::{KeyStore, OsKeyStore};
@@ -93,24 +92,55 @@ async fn sidecar_restart(supervisor: State<'_, Supervisor>) -> Result<(), Comman
     Ok(())
 }
 
-fn start_sidecar(app: &AppHandle) -> Result<(), Box<dyn std::error::Error>> {
-    // The local, not the roaming, app data folder: on Windows app_data_dir is the roaming
-    // profile, which must not carry a SQLite database and gigabytes of photos (the sidecar's own
-    // default picks LOCALAPPDATA for the same reason). Elsewhere the two are the same folder.
-    let data_dir = app.path().app_local_data_dir()?;
-    let log = Arc::new(RotatingLog::open(&app.path().app_log_dir()?));
-    app.manage(Arc::clone(&log));
+/// The folders the sidecar and the log live in, and the sidecar's executable, resolved before the
+/// app is built: the sidecar then starts while GTK and the webview come up (about half a second
+/// of a tablet's start) instead of after them.
+struct Early {
+    data_dir: PathBuf,
+    log_dir: PathBuf,
+    program: PathBuf,
+}
+
+impl Early {
+    /// What Tauri's path resolver gives for `app_local_data_dir`, `app_log_dir` and the
+    /// resources (tauri.conf.json sets no directory overrides); `setup` checks they agree.
+    fn resolve(context: &tauri::Context) -> Result<Self, String> {
+        let identifier = &context.config().identifier;
+        // The local, not the roaming, app data folder: on Windows app_data_dir is the roaming
+        // profile, which must not carry a SQLite database and gigabytes of photos (the sidecar's
+        // own default picks LOCALAPPDATA for the same reason). Elsewhere the two are the same.
+        let local = dirs::data_local_dir().ok_or("no local app data folder on this system")?;
+        let data_dir = local.join(identifier);
+        #[cfg(target_os = "macos")]
+        let log_dir = dirs::home_dir()
+            .ok_or("no home folder")?
+            .join("Library/Logs")
+            .join(identifier);
+        #[cfg(not(target_os = "macos"))]
+        let log_dir = data_dir.join("logs");
+        let resources =
+            tauri::utils::platform::resource_dir(context.package_info(), &tauri::Env::default())
+                .map_err(|err| format!("cannot find the app's resources: {err}"))?;
+        Ok(Self {
+            data_dir,
+            log_dir,
+            program: resources.join(sidecar_relative_path()),
+        })
+    }
+}
+
+/// Start supervising the sidecar; status changes reach the webview once `handle` is set.
+fn start_sidecar(
+    early: &Early,
+    version: &str,
+    log: &Arc<RotatingLog>,
+    handle: Arc<OnceLock<AppHandle>>,
+) -> Result<Supervisor, String> {
     log.line(&format!(
-        "kensa shell {} starting (data in {})",
-        app.package_info().version,
-        data_dir.display()
+        "kensa shell {version} starting (data in {})",
+        early.data_dir.display()
     ));
-    // The bundle's folder is among the resources: next to the executable in a dev build
-    // (tauri-build copies it into target/), /usr/lib/kensa in the .deb, the install folder on
-    // Windows, Contents/Resources on macOS.
-    let program = app
-        .path()
-        .resolve(sidecar_relative_path(), BaseDirectory::Resource)?;
+    let program = early.program.clone();
     let shown = program.display().to_string();
     let factory = Box::new(move || {
         if program.is_file() {
@@ -122,22 +152,46 @@ fn start_sidecar(app: &AppHandle) -> Result<(), Box<dyn std::error::Error>> {
             ))
         }
     });
-    let emitter = app.clone();
+    let log = Arc::clone(log);
     let observer = Box::new(move |status: &Status| {
         if let Some(line) = shell_log::describe(status, &shown) {
             log.line(&line);
         }
-        let _ = emitter.emit(STATUS_EVENT, status.view());
-        if let Status::Ready(endpoint) = status {
-            let _ = emitter.emit(READY_EVENT, endpoint);
+        // Before the webview exists nobody listens; it asks for the status when it loads.
+        if let Some(emitter) = handle.get() {
+            let _ = emitter.emit(STATUS_EVENT, status.view());
+            if let Status::Ready(endpoint) = status {
+                let _ = emitter.emit(READY_EVENT, endpoint);
+            }
         }
     });
-    let keystore = keystore(&data_dir)?;
-    let (supervisor, supervise) =
-        Supervisor::new(SupervisorConfig::new(data_dir), factory, keystore, observer);
-    app.manage(supervisor);
+    let keystore = keystore(&early.data_dir)?;
+    let (supervisor, supervise) = Supervisor::new(
+        SupervisorConfig::new(early.data_dir.clone()),
+        factory,
+        keystore,
+        observer,
+    );
     tauri::async_runtime::spawn(supervise);
-    Ok(())
+    Ok(supervisor)
+}
+
+/// What Tauri resolves once the app exists must be what the sidecar was given; a difference
+/// (a directory override added to tauri.conf.json) is said in the log.
+fn check_early(app: &AppHandle, early: &Early, log: &RotatingLog) {
+    let path = app.path();
+    let pairs = [
+        ("data", path.app_local_data_dir().ok(), &early.data_dir),
+        ("log", path.app_log_dir().ok(), &early.log_dir),
+    ];
+    for (what, resolved, used) in pairs {
+        if resolved.as_ref() != Some(used) {
+            log.line(&format!(
+                "the {what} folder Tauri resolves ({resolved:?}) is not the one in use ({})",
+                used.display()
+            ));
+        }
+    }
 }
 
 /// The sidecar's executable, relative to the resource folder.
@@ -222,20 +276,38 @@ fn keystore(data_dir: &Path) -> Result<Arc<dyn KeyStore>, String> {
 #[cfg_attr(mobile, tauri::mobile_entry_point)]
 pub fn run() {
     let launched = Launched(Instant::now());
-    let app = tauri::Builder::default()
+    let context = tauri::generate_context!();
+    let early = Early::resolve(&context).unwrap_or_else(|err| panic!("kensa shell: {err}"));
+    let log = Arc::new(RotatingLog::open(&early.log_dir));
+    let handle = Arc::new(OnceLock::new());
+    let version = context.package_info().version.to_string();
+    let started = start_sidecar(&early, &version, &log, Arc::clone(&handle));
+    let mut builder = tauri::Builder::default()
         .manage(launched)
+        .manage(Arc::clone(&log));
+    let mut failed = None;
+    match started {
+        Ok(supervisor) => builder = builder.manage(supervisor),
+        Err(err) => failed = Some(err),
+    }
+    let app = builder
         .invoke_handler(tauri::generate_handler![
             sidecar_endpoint,
             sidecar_status,
             sidecar_restart,
             ui_shown
         ])
-        .setup(|app| {
-            start_sidecar(app.handle())?;
+        .setup(move |app| {
+            if let Some(err) = failed.take() {
+                log.line(&err);
+                return Err(err.into());
+            }
+            let _ = handle.set(app.handle().clone());
+            check_early(app.handle(), &early, &log);
             explain_missing_dev_server(app.handle());
             Ok(())
         })
-        .build(tauri::generate_context!())
+        .build(context)
         .expect("error while building the kensa shell");
     app.run(|app, event| {
         if let RunEvent::Exit = event {
