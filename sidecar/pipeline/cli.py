@@ -14,6 +14,7 @@ import typer
 from sidecar.errors import KensaError
 
 if TYPE_CHECKING:
+    from sidecar.pipeline.runtime import SessionPool
     from sidecar.pipeline.store import ModelStore
 
 # Imports of numpy / ONNX Runtime happen inside the commands, so that ``kensa --help`` stays fast.
@@ -192,19 +193,32 @@ def doctor(
     load: Annotated[bool, typer.Option(help="Load each model to time it and show its provider.")]
     = True,
 ) -> None:
-    """Show ONNX Runtime providers, the GPU, and every model file with its verified SHA-256."""
+    """Show ONNX Runtime providers, the GPU, every model file with its verified SHA-256, and the
+    provider each installed pipeline's sessions actually got."""
     from sidecar.pipeline.errors import ModelCorrupt
-    from sidecar.pipeline.runtime import RuntimeConfig, SessionPool, cuda_available
+    from sidecar.pipeline.providers import ProviderSettingInvalid
+    from sidecar.pipeline.runtime import RuntimeConfig, SessionPool, provider_choice
     from sidecar.pipeline.store import package_models_dir
+    from sidecar.settings import Settings
 
+    typer.echo(f"data folder: {Settings().data_dir}")
     _store_encryption()
     store = _store(models)
-    pool = SessionPool(store, RuntimeConfig(provider=provider))
+    config = RuntimeConfig(provider=provider)
+    try:
+        choice = provider_choice(config)
+    except ProviderSettingInvalid as exc:
+        raise typer.BadParameter(exc.message, param_hint="--provider") from exc
+    pool = SessionPool(store, config)
     rep = pool.report()
-    typer.echo(f"onnxruntime {rep['onnxruntime']}")
+    typer.echo(f"onnxruntime {rep['onnxruntime']} ({_ort_builds()})")
     typer.echo(f"  available providers: {', '.join(rep['available_providers'])}")
-    typer.echo(f"  requested: {rep['requested']} → {', '.join(rep['requested_providers'])}"
-               f" (CUDA build: {'yes' if cuda_available() else 'no'})")
+    typer.echo(f"  requested: {rep['requested']} → {', '.join(rep['requested_providers'])}")
+    if choice.explicit and choice.unavailable:
+        typer.secho(f"  not in this build: {', '.join(choice.unavailable)}",
+                    fg=typer.colors.YELLOW)
+    typer.echo(f"  chosen: {choice.providers[0]} (what each session asks for first; the "
+               "provider it got is listed per model and pipeline below)")
     typer.echo(f"  threads: intra-op {rep['intra_op_threads']}, inter-op "
                f"{rep['inter_op_threads']}")
     typer.echo("GPU: " + "; ".join(_gpu_lines()))
@@ -239,5 +253,82 @@ def doctor(
             for sha in sorted(known - seen):
                 bad += 1
                 typer.echo(f"  MISSING: sha256:{sha[:16]}… (listed in {manifest})")
+    bad += _pipelines(pool, load)
     if bad:
         raise typer.Exit(1)
+
+
+def _ort_builds() -> str:
+    """The ONNX Runtime distributions installed: which build provides the module (they share it,
+    and two at once overwrite each other's files)."""
+    import importlib.metadata as md
+
+    found = []
+    for dist in ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml"):
+        try:
+            found.append(f"{dist} {md.version(dist)}")
+        except md.PackageNotFoundError:
+            continue
+    if len(found) > 1:
+        return "CONFLICT: " + " and ".join(found) + " share one module; keep one"
+    return found[0] if found else "build not recorded"
+
+
+def _installed_pipelines() -> list[tuple[str, str, int, dict[str, Any]]] | str:
+    """The pipelines synced to this tablet (id, name, version, definition), read-only; or why
+    they cannot be read."""
+    from schema import migrate
+    from schema.db import DRIVER_ERRORS
+    from schema.errors import SchemaError
+    from sidecar import key_source
+    from sidecar.audit_verify import open_read_only
+    from sidecar.settings import Settings
+
+    path = Settings().database_path
+    if not path.is_file() or path.stat().st_size == 0:
+        return []
+    unreadable: tuple[type[Exception], ...] = (OSError, SchemaError, *DRIVER_ERRORS)
+    try:
+        key = None if migrate.is_plaintext_sqlite(path) else key_source.load(path.parent).key
+        conn = open_read_only(path, key)
+        try:
+            rows = conn.execute("SELECT id, name, version, definition FROM pipelines "
+                                "WHERE deleted_at IS NULL ORDER BY id").fetchall()
+        finally:
+            conn.close()
+    except KensaError as exc:
+        return exc.message
+    except unreadable as exc:
+        return f"cannot read {path}: {exc}"
+    return [(str(r[0]), str(r[1]), int(r[2]),
+             json.loads(r[3]) if isinstance(r[3], str) else dict(r[3])) for r in rows]
+
+
+def _pipelines(pool: SessionPool, load: bool) -> int:
+    """Each installed pipeline and the provider its model sessions got; the number that fail."""
+    from sidecar.pipeline.engine import PipelineEngine
+
+    installed = _installed_pipelines()
+    if isinstance(installed, str):
+        typer.secho(f"pipelines: {installed}", fg=typer.colors.RED)
+        return 1
+    typer.echo("pipelines:" if installed else "pipelines: none on this tablet")
+    engine = PipelineEngine(pool=pool)
+    bad = 0
+    for pid, name, version, definition in installed:
+        head = f"  {pid} ({name} v{version})"
+        try:
+            plan = engine.compile(definition)
+            if not plan.models:
+                typer.echo(f"{head}: runs no model")
+                continue
+            if not load:
+                typer.echo(f"{head}: {len(plan.models)} model(s), not loaded (--no-load)")
+                continue
+            got = [pool.get(m).provider for m in plan.models]
+        except KensaError as exc:
+            bad += 1
+            typer.echo(f"{head}: CANNOT RUN: {exc.message}")
+            continue
+        typer.echo(f"{head}: {', '.join(sorted(set(got)))}")
+    return bad
