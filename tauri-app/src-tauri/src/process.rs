@@ -1,15 +1,14 @@
 //! One running sidecar process and how to stop it together with everything it started.
 //!
-//! Unix: the sidecar gets its own process group, so one signal reaches the PyInstaller bootloader,
-//! the Python interpreter it starts, and anything below. Stopping is polite first: close stdin
+//! Unix: the sidecar gets its own process group, so one signal reaches it and anything it
+//! started. Stopping is polite first: close stdin
 //! (the sidecar exits on EOF), then SIGTERM to the group, then SIGKILL to the group.
 //!
-//! Windows has no process groups in this sense. Closing stdin still works there (the Python child
-//! inherits the pipe and exits on EOF, and the bootloader exits with it), but the hard kill
-//! (`TerminateProcess`) reaches only the process the shell spawned, the one-file bootloader, and
-//! not the Python child below it. A complete tree kill on Windows needs a Job Object with
-//! JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE (tauri-plugin-shell's own `spawn` with
-//! `set_process_group(true)` does that); it is not done here yet.
+//! Windows has no process groups in this sense. Closing stdin works there too, and the hard kill
+//! (`TerminateProcess`) reaches the sidecar itself: the one-folder PyInstaller bundle runs Python
+//! in the process the shell spawned (a one-file bundle had a bootloader parent the kill stopped
+//! at). Anything the sidecar started in turn would need a Job Object with
+//! JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE; it starts no processes today.
 
 use std::collections::VecDeque;
 use std::ffi::OsStr;

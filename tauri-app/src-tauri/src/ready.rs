@@ -16,8 +16,9 @@ pub const MAX_READY_LINE: usize = 4096;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ready {
     pub port: u16,
-    /// The pid of the process that serves. Under a PyInstaller one-file bundle this is the
-    /// Python child, not the bootloader the shell spawned, so it is informational only.
+    /// The pid of the process that serves, as it reports it. The one-folder bundle runs Python in
+    /// the process the shell spawned, so it is that one; the shell still signals the process it
+    /// spawned (and its group), never this number.
     pub pid: Option<u32>,
 }
 

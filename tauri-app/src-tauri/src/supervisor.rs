@@ -30,8 +30,8 @@ pub struct SupervisorConfig {
     /// Handed to the sidecar as KENSA_DATA_DIR; its resolved path names the data key's keystore
     /// entry.
     pub data_dir: PathBuf,
-    /// From spawn to ready line. A one-file PyInstaller bundle unpacks itself first, and the
-    /// first start on a tablet also creates the database, so this is generous.
+    /// From spawn to ready line. The first start on a tablet also creates and migrates the
+    /// database, on a slow disk under a virus scanner too, so this is generous.
     pub ready_timeout: Duration,
     pub policy: RestartPolicy,
     pub grace: Grace,
