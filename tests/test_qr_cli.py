@@ -75,7 +75,7 @@ def test_human_readable_output(tmp_path: Path) -> None:
     assert result.exit_code == 0
     found, nothing = result.stdout.splitlines()
     assert found.startswith(f"{photo}: QR_CODE ") and "ﾃﾞｻﾞｲﾝQR" in found and "ms)" in found
-    assert nothing.startswith(f"{tmp_path / 'blank.png'}: no QR code found")
+    assert nothing.startswith(f"{tmp_path / 'blank.png'}: no code found")
 
 
 def test_registered_in_the_kensa_command() -> None:

@@ -1,4 +1,5 @@
-"""``kensa qr``: read QR codes from image files, the same way the sidecar reads uploads."""
+"""``kensa qr``: read codes (QR, Data Matrix, Code 128) from image files, the same way the
+sidecar reads uploads."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-qr_app = typer.Typer(help="Read QR codes from image files.", no_args_is_help=True)
+qr_app = typer.Typer(help="Read QR, Data Matrix and Code 128 codes from image files.",
+                     no_args_is_help=True)
 
 # Exit status when some file could not be read or is not an image; 2 like ``kensa db``'s errors.
 EXIT_UNREADABLE = 2
@@ -23,7 +25,7 @@ def _group() -> None:
 
 
 _DECODE_HELP = (
-    "Print the QR codes found in each image, one line per file.\n\n"
+    "Print the codes (QR, Data Matrix, Code 128) found in each image, one line per file.\n\n"
     'With --json each line is {"path", "codes": [{"text", "format"}], "ms"}, ms being the time '
     "to decode the image (file reading excluded). A file that cannot be read or is not an image "
     'gets "codes": [] and "error": {"code", "message"}; its "ms" is null if it could not be read.'
@@ -74,5 +76,5 @@ def _human(line: dict[str, Any]) -> str:
         return f"{line['path']}: error: {line['error']['message']}"
     # json.dumps quotes the text and escapes its newlines, keeping one line per file.
     found = "; ".join(f"{c['format']} {json.dumps(c['text'], ensure_ascii=False)}"
-                      for c in line["codes"]) or "no QR code found"
+                      for c in line["codes"]) or "no code found"
     return f"{line['path']}: {found} ({line['ms']:.1f} ms)"
