@@ -4,8 +4,9 @@ UI inside the shell, the one-folder sidecar bundle among its resources), unpacke
 WebDriver (Debian's ``webkit2gtk-driver``) on a virtual display, with a real Secret Service for
 its data key and a real ``kensa-server``.
 
-A fresh install shows the setup screen; the enrollment code the server's admin made connects it
-and pulls the users; the inspector logs in; the sidecar is SIGKILLed and the window carries on
+A fresh install shows the setup screen; a mistyped code is refused, and the enrollment QR the
+server's admin made, read into the scan field, connects it and pulls the users and the site's
+masters; the inspector logs in; the sidecar is SIGKILLed and the window carries on
 with the restarted one (same login); closing the window leaves no process of the app behind.
 Screenshots go to ``artifacts/desktop/``.
 
@@ -29,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -183,7 +185,11 @@ class WebDriver:
     def type(self, testid: str, text: str) -> None:
         element = self.find(testid)
         self.call("POST", f"/element/{element}/clear", {})
-        self.call("POST", f"/element/{element}/value", {"text": text})
+        if text:
+            self.call("POST", f"/element/{element}/value", {"text": text})
+
+    def value(self, testid: str) -> str:
+        return str(self.call("GET", f"/element/{self.find(testid)}/property/value"))
 
     def text(self, testid: str) -> str:
         return str(self.call("GET", f"/element/{self.find(testid)}/text"))
@@ -310,8 +316,18 @@ def test_fresh_install_enrolls_logs_in_survives_a_sidecar_kill_and_leaves_nothin
         wd.find("setup-screen", timeout=120)
         wd.shot("01-setup")
         wd.click("setup-connect")
+        # A mistyped code is refused in words and leaves the tablet as it was.
         wd.type("setup-server-url", url)
-        wd.type("setup-code", code.group(1))
+        wd.type("setup-code", "ABCDE-FGHJK")
+        wd.click("setup-connect-submit")
+        wd.find("setup-error")
+        # The admin's QR, read by a wedge scanner into the scan field, fills server and code.
+        wd.type("setup-server-url", "")
+        wd.type("setup-code", "")
+        qr = f"kensa://enroll?server={quote(url, safe='')}&code={code.group(1)}"
+        wd.type("setup-scan", qr + "\ue007")
+        assert wd.value("setup-server-url") == url
+        assert wd.value("setup-code") == code.group(1)
         wd.shot("02-connect")
         wd.click("setup-connect-submit")
         wd.find("login-screen", timeout=120)
