@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,17 @@ def _rows(data_dir: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM calibrations").fetchone()[0])
 
 
+def _assert_scale_from(result: dict[str, Any], calibration: dict[str, Any]) -> None:
+    """The result names the calibration its scale came from: its id, its time, its value."""
+    used = result["detailed_results"]["scales"]["bore"]
+    assert used["source"] == "calibration" and used["camera"] == "default"
+    assert used["calibration_id"] == calibration["id"]
+    assert used["mm_per_px"] == calibration["mm_per_px"]
+    at = datetime.fromisoformat(used["calibrated_at"])
+    taken = datetime.fromisoformat(calibration["created_at"])
+    assert at.replace(tzinfo=at.tzinfo or UTC) == taken.replace(tzinfo=taken.tzinfo or UTC)
+
+
 def test_a_calibration_photo_changes_the_bore_measurement_as_expected(
         sidecar: SidecarProcess) -> None:
     board = "/calibrations?method=checkerboard&size_mm=5&columns=7&rows=5"
@@ -152,6 +164,10 @@ def test_a_calibration_photo_changes_the_bore_measurement_as_expected(
         first = measured()
         assert first["measurements"]["bore_mm"] == pytest.approx(12.0, abs=0.01)
         assert first["overall_result"] == "OK"
+        # The result says which scale made its millimetres: here the pipeline's nominal one.
+        assert first["detailed_results"]["scales"] == {"bore": {
+            "mm_per_px": 0.05, "camera": "default", "source": "pipeline",
+            "calibration_id": None, "calibrated_at": None}}
 
         # An inspector may not calibrate: refused, nothing stored.
         refused = inspector.post(board, **_png(synthetic.make_checkerboard(5.0, 1, 0.06)))
@@ -174,6 +190,7 @@ def test_a_calibration_photo_changes_the_bore_measurement_as_expected(
             12.0 * taken.json()["mm_per_px"] / 0.05, abs=0.01)
         assert second["measurements"]["bore_mm"] == pytest.approx(14.4, abs=0.03)
         assert second["overall_result"] == "NG"
+        _assert_scale_from(second, taken.json())
 
         # A gauge ring of 12 mm photographed at 0.05 mm per pixel puts it back.
         ring = supervisor.post("/calibrations?method=ring&size_mm=12",
@@ -182,6 +199,7 @@ def test_a_calibration_photo_changes_the_bore_measurement_as_expected(
         third = measured()
         assert third["measurements"]["bore_mm"] == pytest.approx(12.0, abs=0.01)
         assert third["overall_result"] == "OK"
+        _assert_scale_from(third, ring.json())
 
         # Both are listed, the newest the camera's scale; anyone working the line may see them.
         listed = inspector.get("/calibrations")

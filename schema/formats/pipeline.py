@@ -178,7 +178,7 @@ OPS: Mapping[str, OpDecl] = {d.type: d for d in (
                    "heatmap": Param("bool", default=True)}),
     OpDecl("measure_circle", inputs={"image": "image"},
            outputs=("found", "diameter_px", "diameter_mm", "center", "roundness", "circle",
-                    "mm_per_px"),
+                    "mm_per_px", "scale"),
            # The scale is the tablet's calibration of ``camera`` where it has one; the
            # pipeline's ``mm_per_px`` is the nominal scale until a supervisor calibrates.
            params={"mm_per_px": Param("number"), "camera": Param("str", default="default"),

@@ -206,7 +206,7 @@ class JobRunner:
                 d.InspectionTarget, inspection.get_session(session, job.session_id).target_id
             )
             # The cameras' scales as calibrated now: a measurement uses the newest.
-            scales = calibration.current(session)
+            scales = calibration.in_use(session)
         if image is None:
             raise ImageInvalid("the photo of this item is no longer on the tablet")
         if pipeline is None or item is None:
@@ -271,6 +271,10 @@ class JobRunner:
             details["heatmap"] = _heatmap_png(heatmap)
         if "boxes" in result.artifacts:
             details["boxes"] = record["artifacts"].get("boxes")
+        if result.scales:
+            # The px→mm scale each measuring step used and where it came from: a measurement
+            # is traceable to its calibration photo, or shown to rest on the nominal value.
+            details["scales"] = record["scales"]
         models = list(result.models.values())
         providers = sorted(set(result.providers.values()))
         outcome = inspection.AIOutcome(

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,7 @@ from sidecar.errors import ImageInvalid, KensaError
 from sidecar.pipeline.definition import parse_definition
 from sidecar.pipeline.errors import NodeFailed
 from sidecar.pipeline.judgment import judge
+from sidecar.pipeline.nodes.base import CameraScale
 from sidecar.pipeline.nodes.image import decode_image
 from sidecar.pipeline.overlay import Overlay
 from sidecar.pipeline.overlay import build as build_overlay
@@ -76,6 +77,9 @@ class PipelineResult:
     engine_version: str = ""  # kensa's and ONNX Runtime's versions (runtime.engine_version)
     # Where the findings lie on the photo (circles, text lines, boxes, heat maps), in its pixels.
     overlay: Overlay | None = None
+    # step → the px→mm scale it measured with: its source (a calibration, by id and time, or
+    # the pipeline's nominal mm_per_px).
+    scales: dict[str, Any] = field(default_factory=dict)
 
     def record(self) -> dict[str, Any]:
         """A JSON-ready summary for storage and sync; array artifacts are described, not inlined."""
@@ -88,6 +92,7 @@ class PipelineResult:
             "models": self.models,
             "providers": self.providers,
             "engine_version": self.engine_version,
+            "scales": self.scales,
             "stage_ms": {k: round(v, 3) for k, v in self.stage_ms.items()},
             "total_ms": round(self.total_ms, 3),
             "steps": [
@@ -123,12 +128,12 @@ class _StepContext:
 
     __slots__ = ("calibrations", "extra", "pool")
 
-    def __init__(self, pool: SessionPool, calibrations: Mapping[str, float]) -> None:
+    def __init__(self, pool: SessionPool, calibrations: Mapping[str, CameraScale]) -> None:
         self.pool = pool
         self.extra: dict[str, float] | None = None
         self.calibrations = calibrations
 
-    def calibration(self, camera: str) -> float | None:
+    def calibration(self, camera: str) -> CameraScale | None:
         return self.calibrations.get(camera)
 
     def session(self, model_ref: str) -> LoadedModel:
@@ -140,10 +145,24 @@ class _StepContext:
         self.extra[stage] = self.extra.get(stage, 0.0) + ms
 
 
-def _calibrations(context: Mapping[str, Any] | None) -> Mapping[str, float]:
+def _positive(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+
+
+def _calibrations(context: Mapping[str, Any] | None) -> Mapping[str, CameraScale]:
+    """camera → scale, from a number (mm per pixel) or a calibration record
+    (``{"mm_per_px", "calibration_id", "calibrated_at"}``, as the job runner hands them)."""
     raw = (context or {}).get("calibrations") or {}
-    return {str(k): float(v) for k, v in raw.items()
-            if isinstance(v, int | float) and not isinstance(v, bool) and v > 0}
+    scales: dict[str, CameraScale] = {}
+    for camera, v in raw.items():
+        if _positive(v):
+            scales[str(camera)] = CameraScale(float(v))
+        elif isinstance(v, Mapping) and _positive(v.get("mm_per_px")):
+            cid, at = v.get("calibration_id"), v.get("calibrated_at")
+            scales[str(camera)] = CameraScale(float(v["mm_per_px"]),
+                                              str(cid) if cid is not None else None,
+                                              str(at) if at is not None else None)
+    return scales
 
 
 def _resolve(sel: Selector, inputs: Mapping[str, Any], values: Mapping[str, Mapping[str, Any]],
@@ -240,6 +259,10 @@ class PipelineEngine:
             self._run_parallel(plan, bound, values, timings, stage_ms, t_start, scales)
 
         outputs = {k: jsonable(_resolve(sel, bound, values, None)) for k, sel in d.outputs.items()}
+        # Every scale a measuring step used, whether or not the pipeline outputs it.
+        used_scales = {s.name: jsonable(values[s.name]["scale"]) for s in plan.steps
+                       if "scale" in s.spec.outputs and s.spec.type == "measure_circle"
+                       and isinstance(values.get(s.name, {}).get("scale"), Mapping)}
         artifacts = {k: _resolve(sel, bound, values, None) for k, sel in d.artifacts.items()}
         models, providers = self._model_report(plan)
         return PipelineResult(
@@ -248,7 +271,7 @@ class PipelineEngine:
             node_timings=timings, stage_ms=stage_ms,
             total_ms=(time.perf_counter() - t_start) * 1000, models=models, providers=providers,
             engine_version=engine_version(),
-            overlay=build_overlay(d, bound, values),
+            overlay=build_overlay(d, bound, values), scales=used_scales,
         )
 
     def _model_report(self, plan: Plan) -> tuple[dict[str, str], dict[str, str]]:
@@ -280,7 +303,7 @@ class PipelineEngine:
     def _execute(
         self, step: PlannedStep, bound: Mapping[str, Any], values: Mapping[str, Mapping[str, Any]],
         timings: list[NodeTiming], stage_ms: dict[str, float], t_start: float,
-        scales: Mapping[str, float],
+        scales: Mapping[str, CameraScale],
     ) -> Mapping[str, Any]:
         ctx = _StepContext(self.pool, scales)
         t0 = time.perf_counter()
@@ -311,7 +334,7 @@ class PipelineEngine:
     def _run_parallel(
         self, plan: Plan, bound: Mapping[str, Any], values: dict[str, Mapping[str, Any]],
         timings: list[NodeTiming], stage_ms: dict[str, float], t_start: float,
-        scales: Mapping[str, float],
+        scales: Mapping[str, CameraScale],
     ) -> None:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self._max_workers, thread_name_prefix="pipeline")

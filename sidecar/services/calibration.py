@@ -7,6 +7,8 @@ scale. Each is an entry in the audit trail with what was measured (method, refer
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel import Session, col, select
 
 from schema import device as d
@@ -37,6 +39,18 @@ def history(session: Session, camera_id: str | None = None, limit: int = 50
     return list(session.exec(
         query.order_by(col(d.Calibration.created_at).desc(), col(d.Calibration.id).desc())
         .limit(limit)).all())
+
+
+def in_use(session: Session) -> dict[str, dict[str, Any]]:
+    """Each camera's newest calibration as a measuring step records it: the scale, and the row
+    and time it came from."""
+    newest: dict[str, d.Calibration] = {}
+    for row in session.exec(select(d.Calibration).order_by(
+            col(d.Calibration.created_at), col(d.Calibration.id))).all():
+        newest[row.camera_id] = row  # later rows win
+    return {camera: {"mm_per_px": row.mm_per_px, "calibration_id": row.id,
+                     "calibrated_at": row.created_at.isoformat()}
+            for camera, row in newest.items()}
 
 
 def current(session: Session) -> dict[str, float]:

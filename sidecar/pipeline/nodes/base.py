@@ -45,6 +45,15 @@ class ModelInfo:
 ModelLookup = Callable[[str], ModelInfo]
 
 
+@dataclass(frozen=True)
+class CameraScale:
+    """A camera's calibrated scale, with the calibration it came from (a result names it)."""
+
+    mm_per_px: float
+    calibration_id: str | None = None
+    calibrated_at: str | None = None  # ISO 8601, when the calibration photo was taken
+
+
 class RunContext(Protocol):
     """What a running op may ask of the engine."""
 
@@ -54,8 +63,8 @@ class RunContext(Protocol):
     def add_stage_time(self, stage: str, ms: float) -> None:
         """Attribute part of this op's time to another stage (OCR does pre, infer and post)."""
 
-    def calibration(self, camera: str) -> float | None:
-        """The tablet's measured scale of ``camera`` in mm per pixel, if it was calibrated."""
+    def calibration(self, camera: str) -> CameraScale | None:
+        """The tablet's measured scale of ``camera``, if it was calibrated."""
 
 
 @dataclass(frozen=True)

@@ -112,12 +112,21 @@ def refine_circle(
 
 def _run(inputs: Mapping[str, Any], params: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
     grey = _grey(as_image(inputs["image"]))
-    mm_per_px = ctx.calibration(params["camera"]) or params["mm_per_px"]
+    calibrated = ctx.calibration(params["camera"])
+    mm_per_px = calibrated.mm_per_px if calibrated is not None else params["mm_per_px"]
     if mm_per_px is None:
         raise ValueError(f"camera '{params['camera']}' is not calibrated and the pipeline gives "
                          "no mm_per_px: a supervisor takes a calibration photo")
     if mm_per_px <= 0:
         raise ValueError("mm_per_px must be positive")
+    # Which scale made the millimetres, so that a result can be traced to its calibration photo
+    # (or shown to rest on the pipeline's nominal value).
+    scale: dict[str, Any] = {
+        "mm_per_px": mm_per_px, "camera": params["camera"],
+        "source": "calibration" if calibrated is not None else "pipeline",
+        "calibration_id": calibrated.calibration_id if calibrated is not None else None,
+        "calibrated_at": calibrated.calibrated_at if calibrated is not None else None,
+    }
     rmin = (params["min_diameter_mm"] / mm_per_px / 2) if params["min_diameter_mm"] else 3.0
     rmax = (params["max_diameter_mm"] / mm_per_px / 2) if params["max_diameter_mm"] else float(
         max(grey.shape))
@@ -126,7 +135,7 @@ def _run(inputs: Mapping[str, Any], params: Mapping[str, Any], ctx: RunContext) 
               else find_circle_hough(grey, rmin, rmax))
     if coarse is None:
         return {"found": False, "diameter_px": None, "diameter_mm": None, "center": None,
-                "roundness": None, "circle": None, "mm_per_px": mm_per_px}
+                "roundness": None, "circle": None, "mm_per_px": mm_per_px, "scale": scale}
     circle, roundness = coarse, 1.0
     if params["refine"]:
         # Twice: a coarse circle off by a few pixels (Hough, or a contour that took a chamfer
@@ -142,11 +151,13 @@ def _run(inputs: Mapping[str, Any], params: Mapping[str, Any], ctx: RunContext) 
         "roundness": roundness,
         "circle": list(circle),
         "mm_per_px": mm_per_px,
+        "scale": scale,
     }
 
 
 op(declared(
     "measure_circle", stage="infer", run=_run,
     doc="Find a circle (bore, pin) and measure its diameter in mm: px × the camera's calibrated "
-        "mm per pixel (the pipeline's mm_per_px until it is calibrated).",
+        "mm per pixel (the pipeline's mm_per_px until it is calibrated); `scale` says which "
+        "was used (source calibration, with its id and time, or pipeline).",
 ))
