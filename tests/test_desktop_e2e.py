@@ -42,6 +42,14 @@ ARTIFACTS = REPO / "artifacts" / "desktop"
 IDENTIFIER = "com.kensa.client"
 READY = re.compile(r"sidecar #(\d+) ready on 127\.0\.0\.1:(\d+) \(pid (\d+)\)")
 PASSWORD = "tanaka-demo"  # scripts/devkit/seed_demo.py
+# BRK-100's five items (scripts/devkit/models/brk-100-items.json) and the photo each gets.
+ITEMS = [
+    ("V-SCRATCH", "photo-1.jpg"),
+    ("V-FOREIGN", "photo-2.jpg"),
+    ("T-MARKING", "photo-3.jpg"),
+    ("D-BORE", "bore.jpg"),
+    ("F-PISTON", None),
+]
 LABEL = '{"product_id": "BRK-100", "batch_id": "D-0001", "serial": "S-DESKTOP"}'
 
 pytestmark = [
@@ -168,6 +176,16 @@ class WebDriver:
             time.sleep(0.2)
         return False
 
+    def first_of(self, *css: str, timeout: float) -> str:
+        """Whichever of the selectors matches first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for one in css:
+                if self.call("POST", "/elements", {"using": "css selector", "value": one}):
+                    return one
+            time.sleep(0.2)
+        raise AssertionError(f"none of {css} within {timeout} s")
+
     def click_css(self, css: str) -> None:
         self.call("POST", f"/element/{self.find_css(css)}/click", {})
 
@@ -221,15 +239,16 @@ def _app_pids(root: Path) -> dict[int, str]:
     return found
 
 
-def _rows(db: Path, table: str, timeout: float) -> int:
-    """Rows in one of the server's tables, waiting for the first (the sync runs on its own)."""
+def _rows(db: Path, table: str, timeout: float, at_least: int = 1) -> int:
+    """Rows in one of the server's tables (with a condition), waiting for the first (the sync
+    runs on its own)."""
     import sqlite3
 
     deadline = time.monotonic() + timeout
     while True:
         with contextlib.closing(sqlite3.connect(db, timeout=10)) as conn:
             count: int = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        if count or time.monotonic() > deadline:
+        if count >= at_least or time.monotonic() > deadline:
             return count
         time.sleep(0.5)
 
@@ -337,27 +356,55 @@ def test_fresh_install_enrolls_logs_in_survives_a_sidecar_kill_and_leaves_nothin
         assert wd.text("user-name").startswith("田中")
         wd.shot("03-logged-in")
 
-        # One inspection item judged by the on-device AI, confirmed, and synced to the server.
+        # One whole inspection: each photo judged by the on-device AI, every verdict OK (signed
+        # where it overrides the AI), completed, and synced to the server.
         wd.type("wedge", LABEL + "\ue007")  # a wedge scanner: the label's text, then Enter
         wd.find("target-screen")
         wd.click("start")
-        panel = '[data-testid="item-panel"][data-code="V-SCRATCH"]'
-        wd.find_css(panel)
-        photo = wd.find_css(f'{panel} [data-testid="photo-file"]')
-        wd.call("POST", f"/element/{photo}/value", {"text": str(photos / "photo-1.jpg")})
-        wd.find_css(f'{panel} [data-testid="ai-result"]', timeout=180)
-        wd.shot("04-ai-judgment")
-        wd.click_css(f'{panel} [data-testid="verdict-OK"]')
-        wd.click_css(f'{panel} [data-testid="submit-verdict"]')
-        if wd.present('[data-testid="signature-dialog"]', timeout=5):
-            # The AI said otherwise: the override is signed.
+        dialog = '[data-testid="signature-dialog"]'
+        for n, (code_, photo_file) in enumerate(ITEMS):
+            panel = f'[data-testid="item-panel"][data-code="{code_}"]'
+            wd.find_css(panel, timeout=120)
+            if photo_file is not None:
+                photo = wd.find_css(f'{panel} [data-testid="photo-file"]')
+                wd.call("POST", f"/element/{photo}/value", {"text": str(photos / photo_file)})
+                result = f'{panel} [data-testid="ai-result"]'
+                if not wd.present(result, timeout=15):
+                    # An item whose photo does not start its AI by itself.
+                    wd.click_css(f'{panel} [data-testid="analyse"]')
+                wd.find_css(result, timeout=180)
+                if n == 0:
+                    wd.shot("04-ai-judgment")
+            ok = wd.find_css(f'{panel} [data-testid="verdict-OK"]')
+            if wd.call("GET", f"/element/{ok}/attribute/aria-pressed") != "true":
+                wd.call("POST", f"/element/{ok}/click", {})
+            wd.click_css(f'{panel} [data-testid="submit-verdict"]')
+            following = (
+                f'[data-testid="item-panel"][data-code="{ITEMS[n + 1][0]}"]'
+                if n + 1 < len(ITEMS)
+                else '[data-testid="complete"]'
+            )
+            if wd.first_of(dialog, following, timeout=120) == dialog:
+                # The AI said otherwise: the override is signed.
+                wd.type("signature-password", PASSWORD)
+                wd.click("signature-sign")
+        complete = wd.find("complete")
+        deadline = time.monotonic() + 60
+        while wd.call("GET", f"/element/{complete}/property/disabled") and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+        wd.click("complete")
+        if wd.first_of(dialog, '[data-testid="summary-screen"]', timeout=120) == dialog:
             wd.type("signature-password", PASSWORD)
             wd.click("signature-sign")
-        wd.find_css('[data-testid="item-panel"][data-code="V-FOREIGN"]')
-        synced = _rows(server_db, "ai_inspection_results", timeout=120)
-        assert synced >= 1, "the AI judgment did not reach the server"
-        assert _rows(server_db, "human_verification_results", timeout=60) >= 1
-        wd.shot("05-synced")
+        assert wd.text("summary-result") in ("合格", "OK")
+        assert _rows(server_db, "ai_inspection_results", timeout=120, at_least=4) >= 4
+        completed = _rows(
+            server_db, "inspection_sessions WHERE status = 'completed'", timeout=120
+        )
+        assert completed == 1, "the completed inspection did not reach the server"
+        wd.shot("05-completed-and-synced")
 
         # The sidecar dies: the shell starts another, the window carries on with it.
         _, pid = _ready(log, 1)
