@@ -24,6 +24,14 @@ const TEXT = {
   en: { onPhoto: 'Shown on the photo', values: '224 values', confidence: /^Confidence (.+)$/, yes: 'Yes' },
 };
 
+// The providers this ONNX Runtime build has: on a build with no GPU provider, every model
+// runs on the CPU, and the card must say so by ONNX Runtime's own name.
+const PROVIDERS = execFileSync(h.PYTHON, ['-c', 'import onnxruntime as o; print(",".join(o.get_available_providers()))'])
+  .toString()
+  .trim()
+  .split(',');
+const CPU_ONLY = !PROVIDERS.some((p) => /^(CUDA|Dml|CoreML)ExecutionProvider$/.test(p));
+
 let sidecar;
 let api;
 let expected;
@@ -229,6 +237,8 @@ for (const { lang, width, height } of VIEWPORTS) {
         assert.match(boreText, /12\.00 mm/, `${where}: ${boreText}`);
         assert.ok(boreText.includes(T.yes), `${where}: bore_found in words: ${boreText}`);
         assert.equal((await panel.getByTestId('ai-confidence').textContent()).match(T.confidence)?.[1], '—');
+        // No model ran: no provider is named.
+        assert.equal(await panel.getByTestId('ai-provider').count(), 0, `${where}: bore names a provider`);
         await nothingWidens(page, panel, `${where} bore`);
         await h.shot(page, `gloves-ai-${lang}-${width}x${height}-bore`);
 
@@ -248,6 +258,10 @@ for (const { lang, width, height } of VIEWPORTS) {
         );
         const ai = (await api.call('GET', `/sessions/${sessionId}`)).items.find((i) => i.item_code === 'T-MARKING').ai_results.at(-1);
         assert.equal(typeof ai.confidence, 'number');
+        // The provider the models' sessions got, as recorded with the result.
+        const provider = await panel.getByTestId('ai-provider').textContent();
+        assert.equal(provider, ai.provenance.execution_provider, `${where}: provider shown`);
+        if (CPU_ONLY) assert.equal(provider, 'CPUExecutionProvider', `${where}: provider shown`);
         const shown = (await panel.getByTestId('ai-confidence').textContent()).match(T.confidence)?.[1];
         const pct = Number(/^([\d.]+)%$/.exec(shown)?.[1]);
         assert.ok(Number.isFinite(pct), `${where}: confidence shown as ${shown}`);

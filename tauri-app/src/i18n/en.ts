@@ -232,6 +232,7 @@ export const en: Record<MessageKey, string> = {
   'item.measurements': 'Measurements',
   'item.processingTime': 'Took {s} s',
   'item.pipeline': 'AI pipeline version {version}',
+  'item.ranOn': 'ran on',
   'item.aiFailed': 'The AI judgment failed: {message}',
   'item.criteria': 'Criteria',
   'item.onPhoto': 'Shown on the photo',

@@ -232,6 +232,7 @@ export const ja = {
   'item.measurements': '測定値',
   'item.processingTime': '処理時間 {s} 秒',
   'item.pipeline': 'AI 判定手順 第{version}版',
+  'item.ranOn': '実行環境',
   'item.aiFailed': 'AI 判定に失敗しました: {message}',
   'item.criteria': '判定基準',
   'item.onPhoto': '写真に表示',

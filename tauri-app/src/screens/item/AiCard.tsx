@@ -25,6 +25,7 @@ export function AiCard({ item, ai, hasPhoto, analysis, closed }: Props) {
   const reason = reasonText(t, lang, (ai?.detailed_results as { judgment?: JudgmentReason } | null | undefined)?.judgment);
   const details = (ai?.detailed_results ?? null) as { units?: Record<string, unknown>; overlay?: { drawn?: unknown } } | null;
   const drawn = Array.isArray(details?.overlay?.drawn) ? (details.overlay.drawn as unknown[]).map(String) : [];
+  const provider = ai?.provenance?.execution_provider ?? null;
   const measurements = measurementRows(lang, t, ai?.measurements as Record<string, unknown> | null | undefined, details?.units, drawn);
   return (
     <section className="card item__ai" data-testid="ai-card">
@@ -60,6 +61,16 @@ export function AiCard({ item, ai, hasPhoto, analysis, closed }: Props) {
           <p className="muted small">
             {t('item.processingTime', { s: ai.processing_time.toFixed(2) })}
             {ai.pipeline_version ? ` · ${t('item.pipeline', { version: ai.pipeline_version })}` : ''}
+            {provider ? (
+              // The provider ONNX Runtime actually ran the models on (not the setting): ONNX
+              // Runtime's own name, which is not translated.
+              <>
+                {` · ${t('item.ranOn')} `}
+                <span className="ai__provider" lang="en" translate="no" data-testid="ai-provider">
+                  {provider}
+                </span>
+              </>
+            ) : null}
           </p>
         </div>
       ) : (
