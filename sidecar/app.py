@@ -68,11 +68,16 @@ def _job_runner(db: Database, settings: Settings, data_key: DataKey | None) -> J
     def engine() -> object:
         # Built on the first job, not at start: loading ONNX Runtime costs the ready line time.
         from sidecar.pipeline.engine import PipelineEngine
-        from sidecar.pipeline.runtime import RuntimeConfig
+        from sidecar.pipeline.runtime import RuntimeConfig, ort_build, requested_providers
         from sidecar.pipeline.store import ModelStore
 
         store = ModelStore.for_device(settings.models_dir)
-        return PipelineEngine(store, RuntimeConfig.from_env())
+        config = RuntimeConfig.from_env()
+        # What a support person asks first about a slow or failing judgment; each model's log
+        # line says if its session got another provider.
+        log.info("AI engine: %s; sessions ask for %s", ort_build(),
+                 ", ".join(requested_providers(config)))
+        return PipelineEngine(store, config)
 
     return JobRunner(
         db, settings.data_dir, engine, workers=settings.ai_workers, publish=events.publish,

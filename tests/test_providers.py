@@ -25,6 +25,7 @@ from sidecar.pipeline.providers import (
 )
 from sidecar.pipeline.runtime import RuntimeConfig, SessionPool, requested_providers
 from sidecar.pipeline.store import ModelStore
+from tests.support.seed import seed_device
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
@@ -140,3 +141,40 @@ def test_the_sidecar_refuses_to_start_with_an_unknown_provider(tmp_path: Path) -
     assert proc.stdout == ""  # no ready line
     assert "KENSA_ORT_PROVIDER: unknown execution provider 'npu'" in proc.stderr
     assert not (tmp_path / "data").exists()  # refused before anything was made
+
+
+def test_a_judgment_on_this_build_names_the_provider_its_model_ran_on(tmp_path: Path) -> None:
+    """Through the real sidecar: the V-SCRATCH classifier judges a photo, the result records the
+    provider its session got (on a build without a GPU provider, the CPU), and the log says which
+    ONNX Runtime build the engine runs on."""
+    from scripts.devkit import synthetic
+    from tests.support.ai_jobs import analyse
+    from tests.support.seed import PASSWORD, QR_JSON
+    from tests.support.sidecar import SidecarProcess
+
+    seed_device(tmp_path / "kensa.db")
+    proc = SidecarProcess(tmp_path, env={"KENSA_LOG_LEVEL": "INFO", "KENSA_ORT_PROVIDER": ""})
+    proc.start()
+    try:
+        with proc.client() as client:
+            login = client.post("/auth/login", json={"username": "tanaka", "password": PASSWORD})
+            assert login.status_code == 200, login.text
+            client.headers["X-Kensa-Session"] = login.json()["token"]
+            started = client.post("/sessions", json={"qr_code": QR_JSON})
+            assert started.status_code == 201, started.text
+            sid = started.json()["id"]
+            item = next(i["item_id"] for i in started.json()["items"]
+                        if i["item_code"] == "V-SCRATCH")
+            photo = synthetic.encode(synthetic.make_surface(11, "scratch"), ".png")
+            up = client.post(f"/sessions/{sid}/items/{item}/images", content=photo,
+                             headers={"Content-Type": "image/png"})
+            assert up.status_code == 201, up.text
+            result = analyse(client, sid, item, up.json()["id"])
+    finally:
+        proc.kill()
+    got = result["provenance"]["execution_provider"]
+    assert got == requested_providers(RuntimeConfig())[0]
+    if not {CUDA, DIRECTML, COREML} & set(ort.get_available_providers()):
+        assert got == CPU
+    log = proc.stderr_path.read_text(encoding="utf-8")
+    assert f"AI engine: onnxruntime {ort.__version__}; sessions ask for {got}" in log, log[-2000:]

@@ -197,7 +197,7 @@ def doctor(
     provider each installed pipeline's sessions actually got."""
     from sidecar.pipeline.errors import ModelCorrupt
     from sidecar.pipeline.providers import ProviderSettingInvalid
-    from sidecar.pipeline.runtime import RuntimeConfig, SessionPool, provider_choice
+    from sidecar.pipeline.runtime import RuntimeConfig, SessionPool, ort_build, provider_choice
     from sidecar.pipeline.store import package_models_dir
     from sidecar.settings import Settings
 
@@ -211,7 +211,7 @@ def doctor(
         raise typer.BadParameter(exc.message, param_hint="--provider") from exc
     pool = SessionPool(store, config)
     rep = pool.report()
-    typer.echo(f"onnxruntime {rep['onnxruntime']} ({_ort_builds()})")
+    typer.echo(f"onnxruntime {rep['onnxruntime']} ({ort_build()})")
     typer.echo(f"  available providers: {', '.join(rep['available_providers'])}")
     typer.echo(f"  requested: {rep['requested']} → {', '.join(rep['requested_providers'])}")
     if choice.explicit and choice.unavailable:
@@ -256,22 +256,6 @@ def doctor(
     bad += _pipelines(pool, load)
     if bad:
         raise typer.Exit(1)
-
-
-def _ort_builds() -> str:
-    """The ONNX Runtime distributions installed: which build provides the module (they share it,
-    and two at once overwrite each other's files)."""
-    import importlib.metadata as md
-
-    found = []
-    for dist in ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml"):
-        try:
-            found.append(f"{dist} {md.version(dist)}")
-        except md.PackageNotFoundError:
-            continue
-    if len(found) > 1:
-        return "CONFLICT: " + " and ".join(found) + " share one module; keep one"
-    return found[0] if found else "build not recorded"
 
 
 def _installed_pipelines() -> list[tuple[str, str, int, dict[str, Any]]] | str:

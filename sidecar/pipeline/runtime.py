@@ -54,6 +54,23 @@ def engine_version() -> str:
     return f"kensa/{__version__} onnxruntime/{ort.__version__}"
 
 
+def ort_build() -> str:
+    """The ONNX Runtime distribution that provides the module, with its version. The builds
+    (CPU, GPU, DirectML) share the one module, and two installed at once overwrite each other's
+    files, which is said rather than hidden."""
+    import importlib.metadata as md
+
+    found = []
+    for dist in ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml"):
+        try:
+            found.append(f"{dist} {md.version(dist)}")
+        except md.PackageNotFoundError:
+            continue
+    if len(found) > 1:
+        return "CONFLICT: " + " and ".join(found) + " share one module; keep one"
+    return found[0] if found else "build not recorded"
+
+
 def usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
