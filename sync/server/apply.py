@@ -58,7 +58,7 @@ from sync.conflicts import (
 from sync.errors import ApplyError, ApplyLater, ApplyNever, NotOwner
 from sync.protocol import is_sha256
 from sync.server import provenance
-from sync.server.audit import ENTRY_TYPE, apply_entry, device_row, fold
+from sync.server.audit import ENTRY_TYPE, EntryBatch, apply_entry, device_row, fold
 
 __all__ = ["ApplyError", "ApplyLater", "ApplyNever", "MasterCache", "NotOwner", "Outcome",
            "apply_row"]
@@ -276,15 +276,50 @@ def owner_of(session: Session, model: type[Any], key: uuid.UUID) -> uuid.UUID | 
 
 class MasterCache:
     """Known ids. Masters: for the processor's life (they change rarely and are never
-    hard-deleted). Device records and their owners: for one claimed batch only (``new_batch``),
-    where a session and the results under it usually arrive together."""
+    hard-deleted). Device records and their owners, users by name, devices' audit chains: for
+    one claimed batch only (``new_batch``, one transaction), where a session and the results
+    under it usually arrive together, by the same user, each change with its audit entry."""
 
     def __init__(self) -> None:
         self._known: dict[tuple[str, uuid.UUID], bool] = {}
         self._batch: dict[tuple[str, uuid.UUID], uuid.UUID] = {}
+        self._users: dict[tuple[Any, Any], uuid.UUID | None] = {}
+        # (table, result id) -> its current version's id, for results applied in the batch
+        self._current: dict[tuple[str, uuid.UUID], uuid.UUID] = {}
+        self._models: dict[tuple[str, ...], dict[str, Any]] = {}
+        self.entries = EntryBatch(self.owner, self.current)
 
     def new_batch(self) -> None:
+        self.rolled_back()
+        self.entries = EntryBatch(self.owner, self.current)
+
+    def rolled_back(self) -> None:
+        """A row's savepoint was rolled back: keep nothing it may have read or written."""
         self._batch.clear()
+        self._users.clear()
+        self._current.clear()
+        self._models.clear()
+        self.entries.forget()
+
+    def saw_version(self, table: sa.Table, key: uuid.UUID, current: uuid.UUID) -> None:
+        self._current[(table.name, key)] = current
+
+    def current(self, session: Session, table: sa.Table, key: uuid.UUID) -> uuid.UUID:
+        found = self._current.get((table.name, key))
+        if found is None:
+            found = self._current[(table.name, key)] = result_versions(session, table,
+                                                                       key)[-1]["id"]
+        return found
+
+    def model_check(self, session: Session, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``provenance.model_check``, once per set of model hashes in a batch."""
+        hashes = values.get("model_hashes")
+        if not isinstance(hashes, list):
+            return provenance.model_check(session, values)  # unchecked: no query
+        key = tuple(str(h) for h in hashes)
+        if key not in self._models:
+            self._models[key] = provenance.model_check(session, values)
+        return dict(self._models[key])
 
     def saw(self, table: sa.Table, key: uuid.UUID, owner: uuid.UUID) -> None:
         self._batch[(table.name, key)] = owner
@@ -314,6 +349,12 @@ class MasterCache:
         return cached
 
     def user_id(self, session: Session, server_id: Any, username: Any) -> uuid.UUID | None:
+        key = (server_id, username)
+        if key not in self._users:
+            self._users[key] = self._user_id(session, server_id, username)
+        return self._users[key]
+
+    def _user_id(self, session: Session, server_id: Any, username: Any) -> uuid.UUID | None:
         # A user is a master: an id the server cannot use falls back to the username.
         try:
             key = _uuid(server_id) if server_id else None
@@ -454,7 +495,7 @@ def _insert_pending(session: Session, entity_type: str, key: uuid.UUID, before_i
 def apply_row(session: Session, row: Any, cache: MasterCache) -> Outcome:
     """Apply one ``tauri_sync_queue`` row (a Row with the queue's columns)."""
     if row.entity_type == ENTRY_TYPE:
-        applied = apply_entry(session, row)
+        applied = apply_entry(session, row, cache.entries)
         return Outcome(applied.decision, applied.note)
     spec = SPECS.get(row.entity_type)
     if spec is None:
@@ -473,7 +514,7 @@ def apply_row(session: Session, row: Any, cache: MasterCache) -> Outcome:
         if "device_id" in spec.table.c:
             values["device_id"] = device
         if row.entity_type == "ai_inspection_result":
-            values.update(provenance.model_check(session, values))
+            values.update(cache.model_check(session, values))
         inserted = _insert_ignore(session, spec.table, values)
         if not inserted:
             # A redelivery of the device's own INSERT is a duplicate; the same id under another
@@ -484,6 +525,8 @@ def apply_row(session: Session, row: Any, cache: MasterCache) -> Outcome:
         decision = decide_insert(exists=not inserted)
         if decision is Decision.APPLY:
             cache.saw(spec.table, key, device)
+            if row.entity_type in VERSIONED_RESULTS:
+                cache.saw_version(spec.table, key, key)  # a new result is its only version
             if row.entity_type == "ai_inspection_result":
                 record_execution(session, row, values)
         return Outcome(decision)
@@ -594,10 +637,11 @@ def _correct_result(session: Session, spec: Spec, row: Any, cache: MasterCache) 
         values.pop("id", None)
         head = dict(line[-1])
         head.pop("received_at", None)
+        version_id = uuid.uuid5(key, _VERSION_ID.format(new))
         session.execute(sa.insert(spec.table).values(
-            {**head, **values, "id": uuid.uuid5(key, _VERSION_ID.format(new)),
-             "supersedes": head["id"]}
+            {**head, **values, "id": version_id, "supersedes": head["id"]}
         ))
+        cache.saw_version(spec.table, key, version_id)
     return Outcome(decision)
 
 

@@ -216,6 +216,7 @@ class QueueProcessor:
                     if classify(exc) is Fault.TRANSIENT:
                         raise
                     self._forget(row)
+                    self.cache.rolled_back()
                     error = f"{type(exc).__name__}: {describe(exc)}"
                     if _database_failure(exc) is Failure.NEVER:
                         refused.append(_Refusal(row, DEAD_LETTER, error))
@@ -228,6 +229,8 @@ class QueueProcessor:
                     refused.append(_Refusal(row, CONFLICT, note))
                 else:
                     applied.append(row.id)
+            # The audit entries kept above are judged now, in this transaction.
+            self.cache.entries.finish(session)
             if applied:
                 session.execute(
                     sa.update(QUEUE).where(QUEUE.c.id.in_(applied))
