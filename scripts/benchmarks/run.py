@@ -15,7 +15,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 ORDER = [
     "qr", "write", "start", "history", "pipeline", "judgment", "push", "pull", "backlog",
-    "audit",
+    "audit", "apply",
 ]
 ON_REQUEST = ["fleet"]
 
