@@ -287,6 +287,8 @@ class MasterCache:
         # (table, result id) -> its current version's id, for results applied in the batch
         self._current: dict[tuple[str, uuid.UUID], uuid.UUID] = {}
         self._models: dict[tuple[str, ...], dict[str, Any]] = {}
+        # (table, id) -> version, of versioned records this batch wrote
+        self._versions: dict[tuple[str, uuid.UUID], int] = {}
         self.entries = EntryBatch(self.owner, self.current)
 
     def new_batch(self) -> None:
@@ -299,7 +301,18 @@ class MasterCache:
         self._users.clear()
         self._current.clear()
         self._models.clear()
+        self._versions.clear()
         self.entries.forget()
+
+    def wrote_version(self, table: sa.Table, key: uuid.UUID, version: int) -> None:
+        self._versions[(table.name, key)] = version
+
+    def version(self, session: Session, spec: Spec, key: uuid.UUID) -> tuple[bool, int | None]:
+        """Whether the record is on the server and its version (None when not versioned)."""
+        found = self._versions.get((spec.table.name, key)) if spec.versioned else None
+        if found is not None:
+            return (True, found)
+        return _current_version(session, spec, key)
 
     def saw_version(self, table: sa.Table, key: uuid.UUID, current: uuid.UUID) -> None:
         self._current[(table.name, key)] = current
@@ -326,6 +339,7 @@ class MasterCache:
 
     def forget(self, table: sa.Table, key: uuid.UUID) -> None:
         self._batch.pop((table.name, key), None)
+        self._versions.pop((table.name, key), None)
 
     def owner(self, session: Session, model: type[Any], key: uuid.UUID) -> uuid.UUID | None:
         """The owner of a device-made record on the server (a parent of the row at hand), or
@@ -525,6 +539,8 @@ def apply_row(session: Session, row: Any, cache: MasterCache) -> Outcome:
         decision = decide_insert(exists=not inserted)
         if decision is Decision.APPLY:
             cache.saw(spec.table, key, device)
+            if spec.versioned and isinstance(values.get("version"), int):
+                cache.wrote_version(spec.table, key, values["version"])
             if row.entity_type in VERSIONED_RESULTS:
                 cache.saw_version(spec.table, key, key)  # a new result is its only version
             if row.entity_type == "ai_inspection_result":
@@ -536,7 +552,7 @@ def apply_row(session: Session, row: Any, cache: MasterCache) -> Outcome:
         _refuse_foreign(row, f"{row.entity_type} {key}", owner)
     if row.entity_type in VERSIONED_RESULTS:
         return _correct_result(session, spec, row, cache)
-    exists, version = _current_version(session, spec, key)
+    exists, version = cache.version(session, spec, key)
 
     try:
         base = int(data.get("base_version", 0))
@@ -560,6 +576,8 @@ def apply_row(session: Session, row: Any, cache: MasterCache) -> Outcome:
                 session.execute(
                     sa.update(spec.table).where(spec.table.c.id == key).values(**values)
                 )
+            if spec.versioned:
+                cache.wrote_version(spec.table, key, new)
         elif decision is Decision.RETRY:
             if not exists and row.apply_attempts and _parent_refused(
                 session, spec.model, key, row.device_id
