@@ -258,6 +258,15 @@ def test_a_whole_inspection_leaves_nothing_readable_on_the_tablet(site: dict[str
                 assert held.read_bytes() == photo  # it left the tablet as itself
             wait_until(lambda: client.get("/sync/status").json()["pending_rows"] == 0, 60,
                        what="every record on the server")
+
+            # Applied, not only received: the history's sync state is final, so the same key
+            # must give the same history back after the restart.
+            def applied() -> bool:
+                client.post("/sync/now", params={"wait": "true"}, timeout=120)
+                rows = client.get("/history").json()["rows"]
+                return [r["sync_state"] for r in rows if r["id"] == sid] == ["applied"]
+
+            wait_until(applied, 60, what="the inspection applied on the server")
             before = client.get(f"/sessions/{sid}").json()
             history = client.get("/history").json()
     finally:
