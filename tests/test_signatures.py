@@ -122,7 +122,7 @@ def ai_says(tablet: Tablet, insp: Inspection, code: str, result: str) -> str:
 def verdict(result: str, **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"final_result": result, "verification_time": 2.0, **extra}
     if result == "NG":
-        body |= {"defect_types": ["scratch"], "severity": "major"}
+        body |= {"defect_types": ["other"], "severity": "major"}
     return body
 
 
