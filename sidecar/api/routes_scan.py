@@ -31,7 +31,8 @@ def _resolve(db: Database, unit: ScannedUnit, codes: list[CodePublic]) -> ScanPu
 
 @router.post("")
 async def scan_image(request: Request, db: DbDep, _: CurrentUser) -> ScanPublic:
-    """Decode a QR code from a photo or camera frame and resolve it to a product and its items."""
+    """Read a code (QR, Data Matrix, Code 128) from a photo or camera frame and resolve it to a
+    product and its items."""
     from sidecar.qr.decode import decode_image
 
     data = await read_image(request)
@@ -41,7 +42,8 @@ async def scan_image(request: Request, db: DbDep, _: CurrentUser) -> ScanPublic:
     codes = await asyncio.to_thread(decode_image, data)
     if not codes:
         raise QrDecodeFailed(
-            "no QR code could be read from the image; hold the label flat and closer",
+            "no code (QR, Data Matrix or Code 128) could be read from the image; hold the label "
+            "flat and closer",
         )
     # Several codes in one frame: the first that parses as a product label wins.
     problems: list[str] = []

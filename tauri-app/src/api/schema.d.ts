@@ -269,7 +269,8 @@ export interface paths {
         put?: never;
         /**
          * Scan Image
-         * @description Decode a QR code from a photo or camera frame and resolve it to a product and its items.
+         * @description Read a code (QR, Data Matrix, Code 128) from a photo or camera frame and resolve it to a
+         *     product and its items.
          */
         post: operations["scan_image_scan_post"];
         delete?: never;
