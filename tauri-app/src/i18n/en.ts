@@ -470,7 +470,7 @@ export const en: Record<MessageKey, string> = {
   'err.account_locked_plain': 'Too many failed logins: this account is locked for a while.',
   'err.product_not_found': 'Product {product} is not in this tablet’s inspection masters.',
   'err.product_not_found_plain': 'This product is not in this tablet’s inspection masters.',
-  'err.qr_decode_failed': 'No QR code could be read. Hold the label flat and closer.',
+  'err.qr_decode_failed': 'No code (QR, Data Matrix, Code 128) could be read. Hold the label flat and closer.',
   'err.qr_payload_invalid': 'The code that was read is not a product label.',
   'err.image_invalid': 'This image cannot be read (JPEG, PNG, WebP, BMP or TIFF).',
   'err.image_truncated': 'The image is cut short. Take it again.',

@@ -37,7 +37,7 @@ describe('API errors in the inspector’s language', () => {
       'The file is too large (26.2 MB). The limit is 20 MB.',
     );
     expect(errorMessage(api('payload_too_large', null, 413), 'ja')).toBe('ファイルが大きすぎます。上限は 20 MB です。');
-    expect(errorMessage(api('qr_decode_failed', null, 422), 'ja')).toContain('QR コードを読み取れませんでした');
+    expect(errorMessage(api('qr_decode_failed', null, 422), 'ja')).toContain('コード（QR・データマトリックス・Code 128）を読み取れませんでした');
   });
 
   it('illegal transitions name the state in the current language', () => {

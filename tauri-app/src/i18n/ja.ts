@@ -470,7 +470,7 @@ export const ja = {
   'err.account_locked_plain': 'ログインの失敗が続いたため、このアカウントはロックされています。しばらく待ってから試してください。',
   'err.product_not_found': '製品 {product} はこの端末の検査マスタにありません。',
   'err.product_not_found_plain': 'この製品はこの端末の検査マスタにありません。',
-  'err.qr_decode_failed': 'QR コードを読み取れませんでした。ラベルを平らにして、近づけて撮ってください。',
+  'err.qr_decode_failed': 'コード（QR・データマトリックス・Code 128）を読み取れませんでした。ラベルを平らにして、近づけて撮ってください。',
   'err.qr_payload_invalid': '読み取ったコードは製品ラベルの形式ではありません。',
   'err.image_invalid': 'この画像は読み込めません（JPEG・PNG・WebP・BMP・TIFF に対応）。',
   'err.image_truncated': '画像が途中で切れています。撮り直してください。',
