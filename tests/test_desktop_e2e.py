@@ -35,7 +35,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.support.desktop import built_deb
+from tests.support.desktop import built_deb, pids_inside
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "artifacts" / "desktop"
@@ -224,21 +224,6 @@ class WebDriver:
             self.session = ""
 
 
-def _app_pids(root: Path) -> dict[int, str]:
-    """The shell's and the sidecar's processes: every executable inside the unpacked package."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            exe = os.readlink(entry / "exe")
-        except OSError:
-            continue
-        if exe.startswith(str(root) + os.sep):
-            found[int(entry.name)] = exe
-    return found
-
-
 def _rows(db: Path, table: str, timeout: float, at_least: int = 1) -> int:
     """Rows in one of the server's tables (with a condition), waiting for the first (the sync
     runs on its own)."""
@@ -421,13 +406,13 @@ def test_fresh_install_enrolls_logs_in_survives_a_sidecar_kill_and_leaves_nothin
         # Closing the window ends the app and its sidecar.
         wd.quit()
         deadline = time.monotonic() + 30
-        while _app_pids(root) and time.monotonic() < deadline:
+        while pids_inside(root) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _app_pids(root) == {}, "the app or its sidecar is still running"
+        assert pids_inside(root) == {}, "the app or its sidecar is still running"
     finally:
         wd.quit()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(session.pid, signal.SIGKILL)
         session.wait(10)
-        for pid in _app_pids(root):
+        for pid in pids_inside(root):
             os.kill(pid, signal.SIGKILL)

@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.desktop import built_deb
+from tests.support.desktop import built_deb, pids_inside
 
 REPO = Path(__file__).resolve().parents[1]
 IDENTIFIER = "com.kensa.client"
@@ -81,21 +81,6 @@ def display() -> Iterator[str]:
     finally:
         xvfb.terminate()
         xvfb.wait(10)
-
-
-def _pids_running(root: Path) -> dict[int, str]:
-    """Every process whose executable lies inside the unpacked package."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            exe = os.readlink(entry / "exe")
-        except OSError:
-            continue
-        if exe.startswith(str(root) + os.sep):
-            found[int(entry.name)] = exe
-    return found
 
 
 def _wait_for(pattern: re.Pattern[str], log: Path, timeout: float) -> re.Match[str] | None:
@@ -157,7 +142,7 @@ def test_the_deb_unpacked_starts_its_sidecar_shows_setup_and_leaves_nothing(
         assert health.status_code == 200, health.text
         assert health.json()["status"] == "ok"
         assert health.json()["encrypted"] is True
-        running = _pids_running(unpacked)
+        running = pids_inside(unpacked)
         assert str(shell) in running.values() and running.get(sidecar_pid) == str(sidecar)
 
         shown = _wait_for(SHOWN, log, timeout=60)
@@ -168,14 +153,14 @@ def test_the_deb_unpacked_starts_its_sidecar_shows_setup_and_leaves_nothing(
         for pid in shell_pids:
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 20
-        while _pids_running(unpacked) and time.monotonic() < deadline:
+        while pids_inside(unpacked) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _pids_running(unpacked) == {}, "processes of the package are still running"
+        assert pids_inside(unpacked) == {}, "processes of the package are still running"
         text = log.read_text()
         assert "sidecar start #1" in text and "kensa shell" in text, text
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(session.pid, signal.SIGKILL)
         session.wait(10)
-        for pid in _pids_running(unpacked):
+        for pid in pids_inside(unpacked):
             os.kill(pid, signal.SIGKILL)

@@ -25,3 +25,19 @@ def built_deb() -> Path | None:
         return Path(named)
     debs = [d for p in PROFILES for d in (TARGET / p / "bundle" / "deb").glob("kensa_*.deb")]
     return _newest(debs)
+
+
+def pids_inside(root: Path) -> dict[int, str]:
+    """Every process whose executable lies inside ``root`` (the unpacked package): the shell's
+    and its sidecar's, by pid."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            exe = os.readlink(entry / "exe")
+        except OSError:
+            continue
+        if exe.startswith(str(root) + os.sep):
+            found[int(entry.name)] = exe
+    return found
