@@ -64,8 +64,8 @@ Contour = npt.NDArray[Any]
 @dataclass(frozen=True, slots=True)
 class Finder:
     """A finder pattern in the frame: its centre, its two side directions (unit vectors, ``u``
-    at an angle in [0, 90) degrees from the x axis, ``v`` about a quarter turn on) and its module
-    size, in pixels."""
+    at about 0-90 degrees from the x axis, ``v`` about a quarter turn on) and its module size, in
+    pixels."""
 
     x: float
     y: float
@@ -82,12 +82,19 @@ class Finder:
 # print; a threshold that moves every edge by a quarter module in either direction gives 1.6 to
 # 4.8.
 _HOLE_CENTRE_RATIO = (1.4, 6.0)
+# Below this the threshold no longer keeps a finder's rings apart; the chain's upscaling stages
+# are for such codes.
 _MIN_MODULE_PX = 1.2
-# The smallest symbol (21 modules) at the smallest module size.
+# A frame narrower than this holds no symbol (21 modules) at that module size.
 _MIN_SIDE = 21
+# More nested squares than this are a pattern (a chequered sticker, a keypad), not a code.
 _MAX_FINDERS = 12
+# A pixel is dark only this many grey levels below its neighbourhood's mean: paper and noise then
+# make no contours at all. With none, a noisy frame gives thousands of specks, and tracing them
+# costs several times the rest.
 _OFFSET = 6
-# The side of a finder pair the symbol lies on shows this much of the other side's detail, at least.
+# A side of a finder pair showing less than this share of the other side's detail is the label
+# beyond the symbol, not the symbol: no third finder is painted there.
 _SIDE_RATIO = 0.8
 # Two finders of one symbol differ in module size by a tilt's foreshortening at most.
 _SIZE_RATIO = 1.35
@@ -105,6 +112,9 @@ def _check(gray: Gray) -> None:
 
 
 def _block(gray: Gray) -> int:
+    # The threshold's window: a fraction of the frame (a region round a code is a few finders
+    # wide), at least a whole finder of the smallest modules, at most a little more than one of
+    # the largest (7 modules of 7 px).
     side = min(gray.shape)
     block = int(side / 8) | 1
     return max(15, min(block, 61))
@@ -123,7 +133,7 @@ def find_finders(gray: Gray) -> list[Finder]:
     contours, hierarchy = cv2.findContours(dark, cv2.RETR_TREE, cv2.CHAIN_APPROX_NONE)
     if hierarchy is None:
         return []
-    tree = hierarchy[0]
+    tree = hierarchy[0]  # per contour: next, previous, first child, parent
     parent = tree[:, 3]
     grand = np.where(parent >= 0, parent[np.maximum(parent, 0)], -1)
     # A dark centre: no hole of its own, inside a hole, which lies inside a dark ring.
@@ -336,8 +346,10 @@ def _ranked(gray: Gray, a: Finder, b: Finder, thirds: list[Finder]) -> list[Find
 
 def repairs(gray: Gray) -> list[Gray]:
     """Copies of ``gray`` with an ideal finder pattern painted where a QR code's third finder
-    would be, when exactly two finders of one symbol show; ``[]`` otherwise. The likeliest
-    place comes first."""
+    would be, when exactly two finders of one symbol show; ``[]`` otherwise (no code, a whole
+    one, a Data Matrix or Code 128, a frame too small). The likeliest place comes first. Dark
+    modules on a light ground only. Raises :class:`ImageInvalid` for anything but a 2-D
+    ``uint8`` frame."""
     finders = find_finders(gray)
     if len(finders) != 2:
         return []
