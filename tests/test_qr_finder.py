@@ -26,28 +26,40 @@ def read(image: Gray) -> list[str]:
     return [str(code.text) for code in found]
 
 
-def photo(text: str, angle: float, washed: str | None, seed: int = 0) -> Gray:
-    """A QR label photographed turned by ``angle`` degrees, with a saturated highlight over the
-    ``washed`` finder ("top-left", "top-right", "bottom-left"; None: no highlight)."""
+def photo(text: str, angle: float, washed: str | None, seed: int = 0, *, tilt: float = 0.0,
+          cover: str = "glare") -> Gray:
+    """A QR label photographed turned by ``angle`` degrees, its far edge ``tilt`` (a share)
+    shorter than its near one as when the label leans back, with the ``washed`` finder
+    ("top-left", "top-right", "bottom-left"; None: none) lost under a saturated highlight
+    (``cover="glare"``) or a grey patch (``cover="patch"``: a finger, a strip of tape)."""
     barcode = zxingcpp.create_barcode(text, zxingcpp.BarcodeFormat.QRCode, ec_level="M")
     symbol = np.array(zxingcpp.write_barcode_to_image(barcode, scale=1, add_quiet_zones=True))
     side = symbol.shape[0] * MODULE
     label = cv2.resize(symbol, (side, side), interpolation=cv2.INTER_NEAREST)
     label = (40 + label.astype(np.float32) * (200 - 40) / 255).astype(np.float32)
     canvas = int(side * 1.5)
-    shift = (canvas - side) / 2
+    centre = canvas / 2
+    square = np.array([[0, 0], [side, 0], [side, side], [0, side]], np.float32)
+    shrink = tilt * side / 2
+    leaning = square + np.array([[shrink, 0], [-shrink, 0], [0, 0], [0, 0]], np.float32)
     turn = cv2.getRotationMatrix2D((side / 2, side / 2), angle, 1.0)
-    turn[:, 2] += shift
-    image = cv2.warpAffine(label, turn, (canvas, canvas), flags=cv2.INTER_LINEAR,
-                           borderValue=120.0)
+    placed = leaning @ turn[:, :2].T + turn[:, 2] + (centre - side / 2)
+    warp = cv2.getPerspectiveTransform(square, placed.astype(np.float32))
+    image = cv2.warpPerspective(label, warp, (canvas, canvas), flags=cv2.INTER_LINEAR,
+                                borderValue=120.0)
     if washed is not None:
         n = symbol.shape[0] - 2 * QUIET
         col, row = {"top-left": (3.5, 3.5), "top-right": (n - 3.5, 3.5),
                     "bottom-left": (3.5, n - 3.5)}[washed]
-        cx, cy = turn @ np.array([(QUIET + col) * MODULE, (QUIET + row) * MODULE, 1.0])
-        yy, xx = np.mgrid[:canvas, :canvas].astype(np.float32)
-        sigma = 3.0 * MODULE
-        image = image + 600.0 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma**2))
+        spot = np.array([[[(QUIET + col) * MODULE, (QUIET + row) * MODULE]]], np.float32)
+        cx, cy = cv2.perspectiveTransform(spot, warp)[0, 0]
+        if cover == "glare":
+            yy, xx = np.mgrid[:canvas, :canvas].astype(np.float32)
+            sigma = 3.0 * MODULE
+            image = image + 600.0 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma**2))
+        else:
+            patch = ((float(cx), float(cy)), (9.0 * MODULE, 8.0 * MODULE), 35.0 - angle)
+            cv2.fillPoly(image, [cv2.boxPoints(patch).astype(np.int32)], 130.0)
     image = cv2.GaussianBlur(image, (0, 0), 0.8)
     image = image + 2 * np.random.default_rng(seed).standard_normal(image.shape, np.float32)
     return np.ascontiguousarray(np.clip(image, 0, 255).astype(np.uint8))
@@ -65,6 +77,13 @@ def test_a_washed_out_finder_is_painted_back_and_the_code_reads(washed: str,
     assert any(read(r) == [TEXT] for r in fixed)
     # Nothing but the exact text comes out of any repair.
     assert all(read(r) in ([], [TEXT]) for r in fixed)
+
+
+@pytest.mark.parametrize("washed", ["top-left", "top-right", "bottom-left"])
+def test_a_covered_finder_on_a_leaning_label_is_painted_back(washed: str) -> None:
+    image = photo(TEXT, 31.0, washed, seed=5, tilt=0.04, cover="patch")
+    assert read(image) == []
+    assert any(read(r) == [TEXT] for r in repairs(image))
 
 
 def test_the_likeliest_place_comes_first() -> None:

@@ -19,7 +19,11 @@ third a span away along the sides of either, on the side where the symbol's modu
 opposite corners have it where a side line of one meets a side line of the other. The fourth
 corner of the square is a candidate too (nothing tells it apart but its detail): candidates
 go from the least busy place (the washed-out or covered finder) to the most. A candidate whose
-finder would cross the frame's edge is left out.
+finder would cross the frame's edge is left out. Two finders do not show how far a label leans
+back: the third is stepped off at their module size, which holds to a module on a label whose
+far edge is up to about 4 % shorter than its near one (a tilt of some 7 degrees for a label a
+third as wide as its distance from the camera); beyond that a third finder on the near side
+lands short.
 
 Painting never makes a wrong read by itself: the codewords still have to pass the symbol's
 Reed-Solomon check, and a finder painted at the wrong corner gives a grid that fails it.
