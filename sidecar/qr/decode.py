@@ -7,22 +7,33 @@ The frame goes through a chain of stages and the first stage that reads anything
    cheapest stage; most frames end here.
 2. The region finder (``_regions``) marks the areas dense with contrast that a code makes. A frame
    without one, and without contrast at all (a blank label, a wall), ends here: the cheap exit.
-3. Region stages on the largest region (the code on nearly every frame that gets this far), each
-   answering a condition of the corpus: the region at full size with every zxing-cpp option
-   (perspective, inverted, Data Matrix), blurred at half size (dot-peen, low light), ZBar at
-   half size (photo-textured modules), upscaled and sharpened x2 and x3 (modules of two pixels
-   or less), upscaled and blurred (dot-peen dots), eroded and blurred (marks whose modules do not
-   touch), CLAHE and blurred (shadows, glare, low light), ZBar (curved print). Other regions get
-   the first two.
-4. Fallback stages on the whole frame for a code the region finder missed: zxing-cpp, ZBar.
+3. Region stages on the largest region (the code on nearly every frame that gets this far). A
+   region whose gradients all point one way (``_bars_angle``) holds a 1-D code: its stages look
+   for Code 128 too, and the two that read it best go first. Any other region is searched for QR
+   and Data Matrix only, which halves the cost of every stage there. In order: the region turned
+   upright, upscaled across its bars and averaged along them (1-D labels, blurred or at 1.5 px a
+   module); QR codes read again with a covered patch taken as erasures (``sidecar.qr.erasure``:
+   a finger, tape, a highlight); a threshold against each pixel's 15x15 neighbourhood (shadow
+   edges, glare fringes, dark corners); eroded and blurred (marks whose modules do not touch);
+   ZBar at half size (photo-textured modules); the region at full size with every zxing-cpp
+   option (perspective, inverted); a washed-out or covered QR finder pattern painted back
+   (``sidecar.qr.finder``); blurred at half size; upscaled and softened, CLAHE and blurred,
+   flattened (divided by its own shading), upscaled x3 and sharpened, unsharp-masked, upscaled
+   x2 and sharpened, upscaled and blurred (dot-peen dots), ZBar (curved print), eroded wider
+   (dot-peen dots far apart). Other regions get the first two.
+4. Fallback stages on the whole frame for a code the region finder missed (a highlight can
+   swamp it): zxing-cpp, erasures, finder repair, ZBar.
 
 No stage starts once ``BUDGET_S`` of this thread's CPU time has passed, which bounds a frame with
-no code, or one nothing can read.
+no code, or one nothing can read. The order is the one that reads most within that budget.
 
-Stages were chosen on the degraded-frame corpus of ``tests/support/qr_corpus.py`` with seed 1;
-``scripts/bench qr`` reports them on seed 2, which they were not chosen on, and on the 388 frames
-of ``shared/data/qr-zxing``. Every engine returns only what its checksums verify, and the chain
-adds no guessing of its own: a frame read wrongly is worse than a frame not read.
+Stages and their order were chosen on the degraded-frame corpus of ``tests/support/qr_corpus.py``
+with seeds 1 and 3; ``scripts/bench qr`` reports them on seed 2, which they were not chosen on,
+and on the 388 frames of ``shared/data/qr-zxing``; seed 4, never looked at while choosing, reads
+514 of 560 (92 %, none wrongly). Every engine returns only what its checksums verify, the
+erasure repair keeps check codewords to spare, and a Micro QR code read with its error
+correction used up (an M1 has none) is dropped (``trusted``): a frame read wrongly is worse than
+a frame not read.
 
 ``scripts/bench qr`` (``KENSA_QR_SEED=2``, 40 frames per condition; frames read, all with zero
 wrong reads):
@@ -30,33 +41,33 @@ wrong reads):
 ===========  ==========  ===============  ==========
 condition    this chain  zxing-cpp alone  ZBar alone
 ===========  ==========  ===============  ==========
-blur         34          29               24
-glare        25          20               14
-lowlight     36          24               5
+blur         33          29               24
+glare        31          20               14
+lowlight     39          24               5
 perspective  40          40               30
 cylinder     40          37               29
 jpeg         40          40               35
-occlusion    23          21               22
+occlusion    32          21               22
 inverted     40          40               0
 small        32          25               4
-uneven       37          25               16
+uneven       39          25               16
 laser        39          37               24
-dotpeen      29          1                0
-datamatrix   36          26               0
-code128      37          25               30
-all (560)    488 (87 %)  390 (70 %)       233 (42 %)
+dotpeen      32          1                0
+datamatrix   35          26               0
+code128      38          25               30
+all (560)    510 (91 %)  390 (70 %)       233 (42 %)
 shared set   384 / 388   372 / 388        333 / 388
 ===========  ==========  ===============  ==========
 
-Most of what stays unread is beyond any decoder: of the glare and occlusion frames missed, zxing-cpp
-locates most symbols and then their Reed-Solomon check fails (more modules lost than the error
-correction restores). The four shared-set frames are qrcode-2/13, which the chain reads as
-"photography" with 83 % of its error correction unused, where the set's text file says
-"photograph". Time per frame holding a code, process CPU: p50 5.4 ms, p95 29 ms (zxing-cpp alone
-6.8 / 24 ms on the same frames; on the shared set 0.4 / 3.2 ms). A frame with no code costs about
-25 ms (the 20 ms budget and the stage under way when it ran out), unless it holds no detail that
-could be a code (a blank label, a wall): then about 5 ms. Measured on a machine shared with other
-work.
+What stays unread is mostly beyond any decoder: modules of 1.3 px blurred into their neighbours
+(small), highlights and covers over more codewords than even erasures restore, and Code 128
+labels running off the frame. The four shared-set frames are qrcode-2/13, which the chain reads
+as "photography" with 83 % of its error correction unused, where the set's text file says
+"photograph". Time per frame holding a code, wall clock: p50 5.0 ms, p95 22 ms (zxing-cpp alone
+7.0 / 24 ms on the same frames; on the shared set 0.5 / 5.1 ms). A frame with no code costs
+about 21 ms (the 20 ms budget and the stage under way when it ran out), unless it holds no
+detail that could be a code (a blank label, a wall): then about 5 ms. Measured on a machine
+shared with other work.
 """
 
 from __future__ import annotations
@@ -72,7 +83,7 @@ import numpy.typing as npt
 import zxingcpp
 
 from sidecar.errors import ImageInvalid, QrPayloadInvalid
-from sidecar.qr import zbar
+from sidecar.qr import erasure, finder, zbar
 from sidecar.qr.image import Gray, to_gray
 from sidecar.qr.payload import parse_gs1
 
@@ -96,7 +107,10 @@ class Code:
     unused_ec: float | None = field(default=None, compare=False)
 
 
-Stage = tuple[str, Callable[[Gray], list[Code]]]
+Formats = Any
+"""A set of zxing-cpp barcode formats (``zxingcpp.BarcodeFormats``)."""
+Stage = tuple[str, Callable[[Gray, Formats], list[Code]]]
+"""A stage's name and its function: a grey image and the formats to look for in it."""
 Roi = tuple[int, int, int, int]
 """A region of interest ``(x, y, width, height)`` in frame pixels."""
 
@@ -110,6 +124,10 @@ _QR = [_B.QRCode, _B.MicroQRCode, _B.RMQRCode]
 # to the region stages, which run on a fraction of the pixels.
 _QR_128 = zxingcpp.BarcodeFormats([*_QR, _B.Code128])
 _ALL = zxingcpp.BarcodeFormats([*_QR, _B.DataMatrix, _B.Code128])
+# A region whose gradients do not line up (see _bars_angle) holds no 1-D code: its stages leave
+# out Code 128, whose row-by-row scan costs more than the QR and Data Matrix detectors together
+# on an upscaled region.
+_2D = zxingcpp.BarcodeFormats([*_QR, _B.DataMatrix])
 _FORMAT_NAMES = {
     "QRCode": "QR_CODE",
     "QRCodeModel1": "QR_CODE",
@@ -134,7 +152,19 @@ def _zxing(gray: Gray, stage: str, formats: Any = _ALL, **options: Any) -> list[
     # which changes the payload; Plain gives the text exactly as encoded.
     found = zxingcpp.read_barcodes(gray, formats=formats, text_mode=zxingcpp.TextMode.Plain,
                                    **options)
-    return [_code(b, stage) for b in found]
+    return [code for code in (_code(b, stage) for b in found) if trusted(code)]
+
+
+# The small symbols carry few check codewords (a Micro QR M1 none at all, only error detection):
+# in binarised noise one that used up every one of them is more often a chance pattern than a
+# label. A frame not read is better than one read wrongly.
+_WEAK_SYMBOLS = frozenset({"MICRO_QR_CODE", "RMQR_CODE"})
+
+
+def trusted(code: Code) -> bool:
+    """Whether a read can be handed on: not a Micro QR or rMQR code read with its error correction
+    used up (or not reported)."""
+    return code.format not in _WEAK_SYMBOLS or (code.unused_ec or 0.0) > 0.0
 
 
 def _code(barcode: Any, stage: str) -> Code:
@@ -178,25 +208,25 @@ def _half(gray: Gray) -> Gray | None:
     return None if min(gray.shape) < 2 * _MIN_SIDE else _resize(gray, 0.5)
 
 
-def _stage_half(gray: Gray) -> list[Code]:
+def _stage_half(gray: Gray, formats: Formats = _ALL) -> list[Code]:
     # Area-averaging to half size averages away sensor noise, JPEG blocks, dot-peen gaps and
     # photo texture inside modules, and a quarter of the pixels makes it the cheapest stage.
     small = _half(gray)
-    return [] if small is None else _zxing(small, "half", _QR_128)
+    return [] if small is None else _zxing(small, "half", formats)
 
 
-def _stage_full(gray: Gray) -> list[Code]:
+def _stage_full(gray: Gray, formats: Formats = _ALL) -> list[Code]:
     # Every zxing-cpp option: perspective, light-on-dark codes, its own pyramid.
-    return _zxing(gray, "full", _ALL)
+    return _zxing(gray, "full", formats)
 
 
-def _stage_half_blur(gray: Gray) -> list[Code]:
+def _stage_half_blur(gray: Gray, formats: Formats = _ALL) -> list[Code]:
     # A further blur of the half frame joins dot-peen dots into modules and quietens the grain of
     # metal and of low light.
     small = _half(gray)
     if small is None:
         return []
-    return _zxing(np.ascontiguousarray(cv2.GaussianBlur(small, (0, 0), 0.8)), "half_blur", _ALL)
+    return _zxing(np.ascontiguousarray(cv2.GaussianBlur(small, (0, 0), 0.8)), "half_blur", formats)
 
 
 def _upscaled(gray: Gray, factor: float) -> Gray | None:
@@ -217,62 +247,188 @@ def _sharpen(gray: Gray, sigma: float) -> Gray:
 _AS_IS = {"try_downscale": False, "try_invert": False}
 
 
-def _stage_upscale_sharp(gray: Gray, factor: float = 2.0) -> list[Code]:
+def _stage_upscale_sharp(gray: Gray, formats: Formats = _ALL, factor: float = 2.0) -> list[Code]:
     # Modules of two pixels or less: zxing-cpp's binariser needs a few pixels per module, and
     # an unsharp mask after the cubic upscale restores the edges between modules.
     big = _upscaled(gray, factor)
     if big is None:
         return []
-    return _zxing(_sharpen(big, factor), "upscale_sharp", _ALL, **_AS_IS)
+    return _zxing(_sharpen(big, factor), "upscale_sharp", formats, **_AS_IS)
 
 
-def _stage_upscale3_sharp(gray: Gray) -> list[Code]:
-    return _stage_upscale_sharp(gray, 3.0)
+def _stage_upscale3_sharp(gray: Gray, formats: Formats = _ALL) -> list[Code]:
+    return _stage_upscale_sharp(gray, formats, 3.0)
 
 
-def _stage_upscale_blur(gray: Gray) -> list[Code]:
+def _stage_upscale_blur(gray: Gray, formats: Formats = _ALL) -> list[Code]:
     # Dot-peen dots, upscaled then blurred, run together into the square modules the binariser
     # expects.
     big = _upscaled(gray, 2.0)
     if big is None:
         return []
     return _zxing(np.ascontiguousarray(cv2.GaussianBlur(big, (0, 0), 1.5)), "upscale_blur",
-                  _ALL, **_AS_IS)
+                  formats, **_AS_IS)
 
 
-def _stage_erode_blur(gray: Gray) -> list[Code]:
+def _stage_erode_blur(gray: Gray, formats: Formats = _ALL) -> list[Code]:
     # Grey erosion grows dark marks into their neighbours: dot-peen dots and laser marks whose
     # modules do not touch become connected modules again.
     eroded = cv2.erode(gray, np.ones((3, 3), np.uint8))
     return _zxing(np.ascontiguousarray(cv2.GaussianBlur(eroded, (0, 0), 1.0)), "erode_blur",
-                  _ALL)
+                  formats)
 
 
 _CLAHE = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8))
 
 
-def _stage_clahe_blur(gray: Gray) -> list[Code]:
+def _stage_clahe_blur(gray: Gray, formats: Formats = _ALL) -> list[Code]:
     # Local contrast equalisation lifts a code out of a shadow or a dark frame; the blur keeps it
     # from lifting the noise as much.
     equalised = _CLAHE.apply(gray)
     return _zxing(np.ascontiguousarray(cv2.GaussianBlur(equalised, (0, 0), 1.0)), "clahe_blur",
-                  _ALL)
+                  formats)
 
 
-def _zbar_codes(gray: Gray, stage: str) -> list[Code]:
+_CODE128 = zxingcpp.BarcodeFormats([_B.Code128])
+# Gradients of a 1-D code all point across its bars; a 2-D code, text or texture points every way.
+_BARS_MIN_COHERENCE = 0.6
+
+
+def _bars_angle(gray: Gray) -> float | None:
+    """The angle (degrees) that turns the bars of a 1-D code upright, or ``None`` when the
+    region's gradients do not share one direction (a 2-D code, text, texture)."""
+    small = _resize(gray, 0.5) if min(gray.shape) > 3 * _MIN_SIDE else gray
+    gx = cv2.Sobel(small, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(small, cv2.CV_32F, 0, 1, ksize=3)
+    # The structure tensor summed over the region: its main axis is the common gradient
+    # direction, and its anisotropy how common that direction is.
+    jxx, jyy, jxy = float((gx * gx).sum()), float((gy * gy).sum()), float((gx * gy).sum())
+    spread = jxx + jyy
+    if spread <= 0.0 or np.hypot(jxx - jyy, 2 * jxy) < _BARS_MIN_COHERENCE * spread:
+        return None
+    return float(np.degrees(0.5 * np.arctan2(2 * jxy, jxx - jyy)))
+
+
+def _stage_bars(gray: Gray, formats: Formats = _ALL) -> list[Code]:
+    # A Code 128 label turned and blurred: turned upright, upscaled x2 across the bars and
+    # averaged along them, each scan line sees the bars as a print head laid them down, with the
+    # noise, JPEG blocks and blur of one row averaged away over many. The mod-103 check digit and
+    # the quiet zones keep a wrong read out.
+    angle = _bars_angle(gray)
+    if angle is None:
+        return []
+    height, width = gray.shape
+    cos, sin = abs(np.cos(np.radians(angle))), abs(np.sin(np.radians(angle)))
+    out_w, out_h = int(width * cos + height * sin), int(width * sin + height * cos)
+    turn = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+    turn[:, 2] += (out_w / 2 - width / 2, out_h / 2 - height / 2)  # the whole frame in view
+    turn[0] *= 2.0  # across the bars: a module of 1.4 px becomes one the binariser can place
+    upright = cv2.warpAffine(gray, turn, (2 * out_w, out_h), flags=cv2.INTER_CUBIC,
+                             borderMode=cv2.BORDER_REPLICATE)
+    averaged = np.ascontiguousarray(cv2.blur(upright, (1, 15)), dtype=np.uint8)
+    return _zxing(averaged, "bars", _CODE128, try_rotate=False, try_downscale=False)
+
+
+def _stage_adaptive(gray: Gray, formats: Formats = _ALL) -> list[Code]:
+    # A threshold against the mean of each pixel's own 15x15 neighbourhood: a module under a
+    # shadow edge, a glare fringe or a dark corner is judged against its neighbours only.
+    soft = cv2.GaussianBlur(gray, (0, 0), 1.0)
+    binary = cv2.adaptiveThreshold(soft, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, 15, 2)
+    return _zxing(np.ascontiguousarray(binary), "adaptive", formats,
+                  binarizer=zxingcpp.Binarizer.BoolCast)
+
+
+_QR_ONLY = zxingcpp.BarcodeFormats(_QR)
+
+
+def _stage_flatten(gray: Gray, formats: Formats = _ALL) -> list[Code]:
+    # Divided by its own blurred self, a frame loses its shading (a light ramp, metal's
+    # streaks at a larger scale than a module) and keeps the modules.
+    frame = gray.astype(np.float32)
+    shading = cv2.GaussianBlur(frame, (0, 0), 8.0)
+    flat = cv2.normalize(frame / np.maximum(shading, 1.0), None, 0, 255, cv2.NORM_MINMAX)
+    soft = cv2.GaussianBlur(flat.astype(np.uint8), (0, 0), 1.0)
+    return _zxing(np.ascontiguousarray(soft), "flatten", formats)
+
+
+def _stage_upscale_soft(gray: Gray, formats: Formats = _ALL) -> list[Code]:
+    big = _upscaled(gray, 2.0)
+    if big is None:
+        return []
+    return _zxing(np.ascontiguousarray(cv2.GaussianBlur(big, (0, 0), 1.0)), "upscale_soft",
+                  formats, **_AS_IS)
+
+
+_DOT = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+
+
+def _stage_erode_wide(gray: Gray, formats: Formats = _ALL) -> list[Code]:
+    # Dot-peen dots further apart than erode_blur's 3x3 closes: a round 5x5 erosion joins them.
+    eroded = cv2.erode(gray, _DOT)
+    return _zxing(np.ascontiguousarray(cv2.GaussianBlur(eroded, (0, 0), 1.5)), "erode_wide",
+                  formats)
+
+
+def _stage_sharp(gray: Gray, formats: Formats = _ALL) -> list[Code]:
+    frame = gray.astype(np.float32)
+    soft = cv2.GaussianBlur(frame, (0, 0), 2.0)
+    sharp = np.clip(frame * 3.0 - soft * 2.0, 0, 255).astype(np.uint8)
+    return _zxing(np.ascontiguousarray(sharp), "sharp", formats)
+
+
+def _stage_finder(gray: Gray, formats: Formats = _ALL) -> list[Code]:
+    # A highlight or a finger over one corner takes a finder pattern with it, and zxing-cpp does
+    # not locate a QR code by two: paint the third back where it can be, likeliest place first.
+    for repaired in finder.repairs(gray):
+        codes = _zxing(repaired, "finder", _QR_ONLY) or _erasures(repaired)
+        if codes:
+            return codes
+    return []
+
+
+def _stage_erasure(gray: Gray, formats: Formats = _ALL) -> list[Code]:
+    # A QR code located but past its error correction as read: read again with the modules of a
+    # uniform patch (an occluder, a saturated highlight) as erasures, which cost half as much.
+    return _erasures(gray)
+
+
+def _erasures(gray: Gray) -> list[Code]:
+    found = zxingcpp.read_barcodes(gray, formats=_QR_ONLY, text_mode=zxingcpp.TextMode.Plain,
+                                   return_errors=True)
+    for barcode in found:
+        if barcode.error is None or barcode.format != _B.QRCode:
+            continue
+        extra = barcode.extra if isinstance(barcode.extra, dict) else {}
+        version, level, mask = extra.get("Version"), extra.get("ECLevel"), extra.get("DataMask")
+        if not (isinstance(version, str) and version.isdigit() and isinstance(level, str)
+                and isinstance(mask, int)):
+            continue
+        p = barcode.position
+        corners = [(float(c.x), float(c.y))
+                   for c in (p.top_left, p.top_right, p.bottom_right, p.bottom_left)]
+        clean = erasure.repair(gray, corners, int(version), level, mask)
+        if clean is not None:
+            codes = _zxing(clean, "erasure", _QR_ONLY, **_AS_IS)
+            if codes:
+                return codes
+    return []
+
+
+def _zbar_codes(gray: Gray, stage: str, formats: Formats) -> list[Code]:
     codes = []
-    for text, fmt, gs1 in zbar.decode(_cap(gray, _ZBAR_MAX_SIDE), code128=True):
+    code128 = _B.Code128 in formats
+    for text, fmt, gs1 in zbar.decode(_cap(gray, _ZBAR_MAX_SIDE), code128=code128):
         codes.append(Code(_gs1_text(text, fmt) if gs1 else text, fmt, stage))
     return codes
 
 
-def _stage_zbar(gray: Gray) -> list[Code]:
-    return _zbar_codes(gray, "zbar")
+def _stage_zbar(gray: Gray, formats: Formats = _ALL) -> list[Code]:
+    return _zbar_codes(gray, "zbar", formats)
 
 
-def _stage_zbar_half(gray: Gray) -> list[Code]:
+def _stage_zbar_half(gray: Gray, formats: Formats = _ALL) -> list[Code]:
     small = _half(gray)
-    return [] if small is None else _zbar_codes(small, "zbar_half")
+    return [] if small is None else _zbar_codes(small, "zbar_half", formats)
 
 
 # Whole-frame stages run before the code is looked for; region stages run on each region that
@@ -280,18 +436,35 @@ def _stage_zbar_half(gray: Gray) -> list[Code]:
 # runs on the whole frame for a code the region finder missed.
 FRAME_STAGES: tuple[Stage, ...] = (("half", _stage_half),)
 REGION_STAGES: tuple[Stage, ...] = (
-    ("region", _stage_full),
-    ("region_half_blur", _stage_half_blur),
-    ("region_zbar_half", _stage_zbar_half),
-    ("region_upscale_sharp", _stage_upscale_sharp),
+    ("region_bars", _stage_bars),
+    ("region_erasure", _stage_erasure),
+    ("region_adaptive", _stage_adaptive),
     ("region_erode_blur", _stage_erode_blur),
-    ("region_upscale_blur", _stage_upscale_blur),
+    ("region_zbar_half", _stage_zbar_half),
+    ("region", _stage_full),
+    ("region_finder", _stage_finder),
+    ("region_half_blur", _stage_half_blur),
+    ("region_upscale_soft", _stage_upscale_soft),
     ("region_clahe_blur", _stage_clahe_blur),
-    ("region_zbar", _stage_zbar),
+    ("region_flatten", _stage_flatten),
     ("region_upscale3_sharp", _stage_upscale3_sharp),
+    ("region_sharp", _stage_sharp),
+    ("region_upscale_sharp", _stage_upscale_sharp),
+    ("region_upscale_blur", _stage_upscale_blur),
+    ("region_zbar", _stage_zbar),
+    ("region_erode_wide", _stage_erode_wide),
+)
+# A region whose gradients line up holds a 1-D code: the stages that read Code 128 best go first
+# there (turned upright and averaged, then upscaled and sharpened), the others after.
+_LINEAR_FIRST = ("region_bars", "region_upscale_sharp")
+LINEAR_REGION_STAGES: tuple[Stage, ...] = (
+    *(stage for name in _LINEAR_FIRST for stage in REGION_STAGES if stage[0] == name),
+    *(stage for stage in REGION_STAGES if stage[0] not in _LINEAR_FIRST),
 )
 FALLBACK_STAGES: tuple[Stage, ...] = (
     ("full", _stage_full),
+    ("erasure", _stage_erasure),
+    ("finder", _stage_finder),
     ("zbar", _stage_zbar),
     ("zbar_half", _stage_zbar_half),
 )
@@ -357,7 +530,7 @@ def decode_gray(gray: Gray, budget_s: float | None = BUDGET_S
         return budget_s is not None and time.thread_time() - start > budget_s
 
     for name, stage in FRAME_STAGES:
-        codes = _unique(stage(gray), name)
+        codes = _unique(stage(gray, _QR_128), name)
         if codes:
             return codes, name
     regions = _regions(gray)
@@ -367,16 +540,19 @@ def decode_gray(gray: Gray, budget_s: float | None = BUDGET_S
     # in a region): it gets every region stage, the others the first two.
     for rank, roi in enumerate(regions):
         part = crop(gray, roi)
-        for name, stage in REGION_STAGES if rank == 0 else REGION_STAGES[:2]:
+        linear = _bars_angle(part) is not None
+        formats = _ALL if linear else _2D
+        stages = LINEAR_REGION_STAGES if linear else REGION_STAGES
+        for name, stage in stages if rank == 0 else stages[:2]:
             if spent():
                 return [], None
-            codes = _unique(stage(part), name)
+            codes = _unique(stage(part, formats), name)
             if codes:
                 return codes, name
     for name, stage in FALLBACK_STAGES:
         if spent():
             break
-        codes = _unique(stage(gray), name)
+        codes = _unique(stage(gray, _ALL), name)
         if codes:
             return codes, name
     return [], None
