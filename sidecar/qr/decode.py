@@ -30,10 +30,10 @@ no code, or one nothing can read. The order is the one that reads most within th
 Stages and their order were chosen on the degraded-frame corpus of ``tests/support/qr_corpus.py``
 with seeds 1 and 3; ``scripts/bench qr`` reports them on seed 2, which they were not chosen on,
 and on the 388 frames of ``shared/data/qr-zxing``; seed 4, never looked at while choosing, reads
-514 of 560 (92 %, none wrongly). Every engine returns only what its checksums verify, the
-erasure repair keeps check codewords to spare, and a Micro QR code read with its error
-correction used up (an M1 has none) is dropped (``trusted``): a frame read wrongly is worse than
-a frame not read.
+516 of 560 (92 %, none wrongly; ``KENSA_QR_SEED=4 scripts/bench qr``). Every engine returns
+only what its checksums verify, the erasure repair keeps check codewords to spare, and a Micro
+QR code read with its error correction used up (an M1 has none) is dropped (``trusted``): a
+frame read wrongly is worse than a frame not read.
 
 ``scripts/bench qr`` (``KENSA_QR_SEED=2``, 40 frames per condition; frames read, all with zero
 wrong reads):
