@@ -41,6 +41,7 @@ from sidecar.domain.access import Action
 from sidecar.errors import KensaError
 from sidecar.jobs.runner import JobRunner
 from sidecar.keys import DataKey
+from sidecar.qr.camera import CameraStreams
 from sidecar.settings import Settings
 from sidecar.ui import mount_ui
 from sync.device import api as sync_api
@@ -258,6 +259,7 @@ def create_app(
     app.add_middleware(PushSoon)
     app.add_middleware(AnnounceChanges)
     app.state.event_tickets = EventTickets()
+    app.state.camera_streams = CameraStreams()
     app.add_middleware(Guard, token=token, tickets=app.state.event_tickets)
     # Outermost, so preflight requests are answered before the token check.
     app.add_middleware(

@@ -11,12 +11,17 @@ returned for each frame.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Iterable
+from typing import TYPE_CHECKING
 
-from sidecar.qr.decode import Code
+if TYPE_CHECKING:
+    # Names only: the app builds its stream registry at start, before OpenCV and zxing-cpp load.
+    from sidecar.qr.decode import Code
 
-__all__ = ["CONFIDENT_UNUSED_EC", "FrameVoter"]
+__all__ = ["CONFIDENT_UNUSED_EC", "CameraStreams", "FrameVoter"]
 
 CONFIDENT_UNUSED_EC = 0.5
 """A read that left at least this share of its error correction unused is confident."""
@@ -70,3 +75,65 @@ class FrameVoter:
         """Forget everything: the next label."""
         self._recent.clear()
         self._decided = None
+
+
+class CameraStreams:
+    """The voters of the camera views open now, one per key (a user and the view's stream id).
+
+    A view that closes says nothing, so a stream is forgotten once it has sent no frame for
+    ``idle_s`` seconds; and since each opening of a view picks a new id, at most ``max_streams``
+    are kept, the one that sent a frame least recently dropped first: a tablet's memory must
+    not grow with the number of scans. ``clock`` answers seconds (monotonic: a wall clock set
+    back would keep dead streams alive). Safe to share between threads.
+    """
+
+    def __init__(self, *, max_streams: int = 32, idle_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 voter: Callable[[], FrameVoter] = FrameVoter) -> None:
+        if max_streams < 1:
+            raise ValueError(f"max_streams must be at least 1, got {max_streams}")
+        if idle_s <= 0:
+            raise ValueError(f"idle_s must be positive, got {idle_s}")
+        self.max_streams = max_streams
+        self.idle_s = idle_s
+        self._clock = clock
+        self._make = voter
+        self._lock = threading.Lock()
+        # Least recently fed first: eviction takes from the front.
+        self._streams: OrderedDict[Hashable, tuple[float, FrameVoter]] = OrderedDict()
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._expire(self._clock())
+            return len(self._streams)
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            self._expire(self._clock())
+            return key in self._streams
+
+    def feed(self, key: Hashable, codes: Iterable[Code]) -> Code | None:
+        """Feed one frame of stream ``key``; the code once decided, else ``None``.
+
+        A decided stream is forgotten at once: the view closes on its answer, and one that
+        scans on (the product was unknown, say) starts the next label from nothing.
+        """
+        with self._lock:
+            now = self._clock()
+            self._expire(now)
+            entry = self._streams.pop(key, None)
+            voter = entry[1] if entry is not None else self._make()
+            decided = voter.feed(codes)
+            if decided is not None:
+                return decided
+            self._streams[key] = (now, voter)
+            while len(self._streams) > self.max_streams:
+                self._streams.popitem(last=False)
+            return None
+
+    def _expire(self, now: float) -> None:
+        while self._streams:
+            key, (seen, _) = next(iter(self._streams.items()))
+            if now - seen < self.idle_s:
+                break
+            del self._streams[key]

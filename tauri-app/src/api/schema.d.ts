@@ -271,6 +271,10 @@ export interface paths {
          * Scan Image
          * @description Read a code (QR, Data Matrix, Code 128) from a photo or camera frame and resolve it to a
          *     product and its items.
+         *
+         *     Without `stream` the image is a photo on its own: the first code in it that parses as a
+         *     product label is resolved. With `stream` it is one frame of a camera view, and the answer
+         *     waits until the frames agree (see `stream`).
          */
         post: operations["scan_image_scan_post"];
         delete?: never;
@@ -2837,7 +2841,12 @@ export interface operations {
     };
     scan_image_scan_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The aiming box `x,y,width,height` in the frame's pixels (integers from 0 to 20000): only this part of the image is searched. A box wholly outside the frame answers `image_invalid`. */
+                roi?: string | null;
+                /** @description Camera mode: an id the camera view picks each time it opens (1-64 letters, digits, - and _), sent with each of its frames. A code read with most of its error correction spent, a Code 128 or a ZBar read is answered only once another recent frame of the same stream reads it too; until then the answer is `qr_decode_failed`. A stream is forgotten after 60 s without a frame. */
+                stream?: string | null;
+            };
             header?: {
                 "X-Kensa-Session"?: string | null;
             };
