@@ -165,6 +165,11 @@ test('unknown product from the wedge scanner (ja, then en), and an undecodable p
 test('the camera reads the QR label (Chromium fake camera playing the label)', async () => {
   await closeOpenInspections();
   const page = await h.newPage(900);
+  const scans = [];
+  page.on('request', (request) => {
+    const url = new URL(request.url());
+    if (request.method() === 'POST' && url.pathname === '/scan') scans.push(url.searchParams);
+  });
   try {
     await logIn(page, sidecar.baseUrl, 'ja');
     await page.getByTestId('scan-camera').click();
@@ -172,7 +177,67 @@ test('the camera reads the QR label (Chromium fake camera playing the label)', a
     await page.getByTestId('target-screen').waitFor({ timeout: 30_000 });
     assert.equal(await text(page, 'target-batch'), 'A12-3456');
     await h.shot(page, 'camera-scan-target');
+
+    // Every frame of the opening names one stream and the aiming box in the frame's pixels:
+    // the middle of the 640x480 fake camera picture, around the label it shows.
+    assert.ok(scans.length >= 1);
+    const streams = new Set(scans.map((q) => q.get('stream')));
+    assert.equal(streams.size, 1);
+    assert.match([...streams][0], /^[0-9a-f-]{36}$/);
+    const [x, y, w, hgt] = scans[0].get('roi').split(',').map(Number);
+    assert.ok(x > 64 && x < 197 && x + w > 443 && x + w < 576, `roi ${scans[0].get('roi')}`);
+    assert.ok(y > 0 && y < 117 && y + hgt > 363 && y + hgt < 480, `roi ${scans[0].get('roi')}`);
   } finally {
+    await page.close();
+  }
+});
+
+test('the torch button shows where the camera has a light, and switches it', async () => {
+  const page = await h.newPage(900);
+  // The camera would read the fake label at once and leave the screen: its frames are held
+  // unanswered instead, so the camera view stays open while its buttons are tried.
+  let release = () => {};
+  const held = new Promise((resolve) => (release = resolve));
+  await page.route((url) => url.pathname === '/scan', async (route) => {
+    await held;
+    await route.abort().catch(() => undefined);
+  });
+  try {
+    await logIn(page, sidecar.baseUrl, 'en');
+    const firstFrame = page.waitForRequest((r) => new URL(r.url()).pathname === '/scan');
+    await page.getByTestId('scan-camera').click();
+    // Frames are sent once the camera has answered what it can do.
+    await firstFrame;
+    assert.equal(await page.getByTestId('camera-torch').count(), 0, 'the fake camera has no light');
+    await page.getByTestId('camera').getByRole('button', { name: 'Close camera' }).click();
+
+    // Chromium's fake capture device reports no torch: give its tracks one that records what
+    // it is asked, as a tablet's rear camera with a light answers.
+    await page.evaluate(() => {
+      const proto = MediaStreamTrack.prototype;
+      const caps = proto.getCapabilities;
+      window.__torch = [];
+      proto.getCapabilities = function () {
+        return { ...caps.call(this), torch: true };
+      };
+      proto.applyConstraints = async function (constraints) {
+        window.__torch.push(constraints.advanced[0].torch);
+      };
+    });
+    await page.getByTestId('scan-camera').click();
+    const torch = page.getByTestId('camera-torch');
+    await torch.waitFor();
+    assert.equal(await torch.textContent(), 'Light');
+    assert.equal(await torch.getAttribute('aria-pressed'), 'false');
+    const box = await torch.boundingBox();
+    assert.ok(box && box.height >= 48 && box.width >= 48, 'large enough for a gloved finger');
+    await torch.click();
+    await page.waitForFunction(() => document.querySelector('[data-testid="camera-torch"]')?.getAttribute('aria-pressed') === 'true');
+    await torch.click();
+    await page.waitForFunction(() => document.querySelector('[data-testid="camera-torch"]')?.getAttribute('aria-pressed') === 'false');
+    assert.deepEqual(await page.evaluate(() => window.__torch), [true, false]);
+  } finally {
+    release();
     await page.close();
   }
 });

@@ -279,6 +279,8 @@ export const en: Record<MessageKey, string> = {
   'camera.notFound': 'No camera found.',
   'camera.unsupported': 'No camera is available here. Choose a photo instead.',
   'camera.failed': 'The camera cannot start: {error}',
+  'camera.torch': 'Light',
+  'camera.torchFailed': 'The light cannot be switched: {error}',
 
   'summary.title': 'Inspection result',
   'summary.result': 'Overall result',

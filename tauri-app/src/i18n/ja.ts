@@ -279,6 +279,8 @@ export const ja = {
   'camera.notFound': 'カメラが見つかりません。',
   'camera.unsupported': 'この環境ではカメラを使えません。画像を選んでください。',
   'camera.failed': 'カメラを起動できません: {error}',
+  'camera.torch': 'ライト',
+  'camera.torchFailed': 'ライトを切り替えられません: {error}',
 
   'summary.title': '検査結果',
   'summary.result': '総合判定',

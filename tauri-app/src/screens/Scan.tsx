@@ -4,7 +4,7 @@
 // chooses to type a code: a scanner needs none, and a keyboard covering half a tablet does harm.
 import { useEffect, useRef, useState, type ChangeEvent, type FormEvent } from 'react';
 import { ApiError, checkPhotoSize, photoForm } from '../api/client';
-import { CameraView } from '../components/CameraView';
+import { CameraView, type FrameInfo } from '../components/CameraView';
 import { ErrorText } from '../components/ErrorText';
 import { ProgressBar } from '../components/ProgressBar';
 import { useI18n } from '../i18n';
@@ -89,14 +89,15 @@ export function Scan() {
     }
   };
 
-  const fromFrame = async (frame: Blob): Promise<boolean> => {
+  const fromFrame = async (frame: Blob, { stream, roi }: FrameInfo): Promise<boolean> => {
     try {
-      const scan = await api.post('/scan', { body: photoForm(frame, 'frame.jpg') });
+      const scan = await api.post('/scan', { body: photoForm(frame, 'frame.jpg'), query: { stream, roi } });
       setCamera(false);
       found(scan);
       return true;
     } catch (caught) {
-      // Frames without a readable code are normal while the label comes into view.
+      // Frames without a readable code are normal while the label comes into view, and so is a
+      // damaged read the next frame has yet to confirm.
       if (caught instanceof ApiError && caught.code === 'qr_decode_failed') return false;
       setError(caught);
       return caught instanceof ApiError && caught.isNetwork ? false : (setCamera(false), true);
