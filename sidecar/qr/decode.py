@@ -128,6 +128,8 @@ _ALL = zxingcpp.BarcodeFormats([*_QR, _B.DataMatrix, _B.Code128])
 # out Code 128, whose row-by-row scan costs more than the QR and Data Matrix detectors together
 # on an upscaled region.
 _2D = zxingcpp.BarcodeFormats([*_QR, _B.DataMatrix])
+# A painted finder or a redrawn symbol helps QR codes only.
+_QR_ONLY = zxingcpp.BarcodeFormats(_QR)
 _FORMAT_NAMES = {
     "QRCode": "QR_CODE",
     "QRCodeModel1": "QR_CODE",
@@ -237,9 +239,11 @@ def _upscaled(gray: Gray, factor: float) -> Gray | None:
     return _resize(gray, factor, cv2.INTER_CUBIC)
 
 
-def _sharpen(gray: Gray, sigma: float) -> Gray:
+def _sharpen(gray: Gray, sigma: float, amount: float = 1.0) -> Gray:
+    """An unsharp mask: ``amount`` times the detail finer than ``sigma`` added back."""
     soft = cv2.GaussianBlur(gray, (0, 0), sigma)
-    return np.ascontiguousarray(cv2.addWeighted(gray, 2.0, soft, -1.0, 0), dtype=np.uint8)
+    return np.ascontiguousarray(cv2.addWeighted(gray, 1.0 + amount, soft, -amount, 0),
+                                dtype=np.uint8)
 
 
 # An upscaled frame is searched at its own size and polarity only: downscaling it again would
@@ -270,12 +274,16 @@ def _stage_upscale_blur(gray: Gray, formats: Formats = _ALL) -> list[Code]:
                   formats, **_AS_IS)
 
 
-def _stage_erode_blur(gray: Gray, formats: Formats = _ALL) -> list[Code]:
+def _eroded(gray: Gray, kernel: npt.NDArray[Any], sigma: float, stage: str,
+            formats: Formats) -> list[Code]:
     # Grey erosion grows dark marks into their neighbours: dot-peen dots and laser marks whose
     # modules do not touch become connected modules again.
-    eroded = cv2.erode(gray, np.ones((3, 3), np.uint8))
-    return _zxing(np.ascontiguousarray(cv2.GaussianBlur(eroded, (0, 0), 1.0)), "erode_blur",
-                  formats)
+    eroded = cv2.erode(gray, kernel)
+    return _zxing(np.ascontiguousarray(cv2.GaussianBlur(eroded, (0, 0), sigma)), stage, formats)
+
+
+def _stage_erode_blur(gray: Gray, formats: Formats = _ALL) -> list[Code]:
+    return _eroded(gray, np.ones((3, 3), np.uint8), 1.0, "erode_blur", formats)
 
 
 _CLAHE = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8))
@@ -313,8 +321,9 @@ def _stage_bars(gray: Gray, formats: Formats = _ALL) -> list[Code]:
     # A Code 128 label turned and blurred: turned upright, upscaled x2 across the bars and
     # averaged along them, each scan line sees the bars as a print head laid them down, with the
     # noise, JPEG blocks and blur of one row averaged away over many. The mod-103 check digit and
-    # the quiet zones keep a wrong read out.
-    angle = _bars_angle(gray)
+    # the quiet zones keep a wrong read out. A region searched without Code 128 is one whose
+    # gradients the caller already found not to line up.
+    angle = _bars_angle(gray) if _B.Code128 in formats else None
     if angle is None:
         return []
     height, width = gray.shape
@@ -337,8 +346,6 @@ def _stage_adaptive(gray: Gray, formats: Formats = _ALL) -> list[Code]:
     return _zxing(np.ascontiguousarray(binary), "adaptive", formats,
                   binarizer=zxingcpp.Binarizer.BoolCast)
 
-
-_QR_ONLY = zxingcpp.BarcodeFormats(_QR)
 
 
 def _stage_flatten(gray: Gray, formats: Formats = _ALL) -> list[Code]:
@@ -364,23 +371,19 @@ _DOT = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 
 def _stage_erode_wide(gray: Gray, formats: Formats = _ALL) -> list[Code]:
     # Dot-peen dots further apart than erode_blur's 3x3 closes: a round 5x5 erosion joins them.
-    eroded = cv2.erode(gray, _DOT)
-    return _zxing(np.ascontiguousarray(cv2.GaussianBlur(eroded, (0, 0), 1.5)), "erode_wide",
-                  formats)
+    return _eroded(gray, _DOT, 1.5, "erode_wide", formats)
 
 
 def _stage_sharp(gray: Gray, formats: Formats = _ALL) -> list[Code]:
-    frame = gray.astype(np.float32)
-    soft = cv2.GaussianBlur(frame, (0, 0), 2.0)
-    sharp = np.clip(frame * 3.0 - soft * 2.0, 0, 255).astype(np.uint8)
-    return _zxing(np.ascontiguousarray(sharp), "sharp", formats)
+    # A strong unsharp mask at the region's own size: edges a defocus or a shake softened.
+    return _zxing(_sharpen(gray, 2.0, 2.0), "sharp", formats)
 
 
 def _stage_finder(gray: Gray, formats: Formats = _ALL) -> list[Code]:
     # A highlight or a finger over one corner takes a finder pattern with it, and zxing-cpp does
     # not locate a QR code by two: paint the third back where it can be, likeliest place first.
     for repaired in finder.repairs(gray):
-        codes = _zxing(repaired, "finder", _QR_ONLY) or _erasures(repaired)
+        codes = _zxing(repaired, "finder", _QR_ONLY) or _stage_erasure(repaired)
         if codes:
             return codes
     return []
@@ -389,10 +392,6 @@ def _stage_finder(gray: Gray, formats: Formats = _ALL) -> list[Code]:
 def _stage_erasure(gray: Gray, formats: Formats = _ALL) -> list[Code]:
     # A QR code located but past its error correction as read: read again with the modules of a
     # uniform patch (an occluder, a saturated highlight) as erasures, which cost half as much.
-    return _erasures(gray)
-
-
-def _erasures(gray: Gray) -> list[Code]:
     found = zxingcpp.read_barcodes(gray, formats=_QR_ONLY, text_mode=zxingcpp.TextMode.Plain,
                                    return_errors=True)
     for barcode in found:
