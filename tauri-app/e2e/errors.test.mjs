@@ -19,7 +19,7 @@ const MSG = {
   },
   en: {
     wrongPassword: 'Wrong username or password (4 more failures lock the account).',
-    locked: /^Too many failed logins: this account is locked until (\d{2}\/\d{2} )?\d{2}:\d{2}\.$/,
+    locked: /^Too many failed logins: this account is locked until (\d{2}\/\d{2}, )?\d{2}:\d{2}\.$/,
     unknownProduct: 'Product XXX-999 is not in this tablet’s inspection masters.',
   },
 };

@@ -14,14 +14,21 @@ describe('API errors in the inspector’s language', () => {
   });
 
   it('locked account, with the unlock time in local time', () => {
-    const until = new Date(Date.now() + 5 * 60_000);
+    // A fixed afternoon, so the unlock falls on the same day whatever the clock says.
+    const now = new Date(2026, 11, 3, 14, 0);
+    const until = new Date(now.getTime() + 5 * 60_000);
     const err = api('account_locked', { locked_until: until.toISOString() }, 423);
-    const hh = String(until.getHours()).padStart(2, '0');
-    const mm = String(until.getMinutes()).padStart(2, '0');
-    expect(errorMessage(err, 'ja', new Date())).toContain(`${hh}:${mm}`);
-    expect(errorMessage(err, 'ja', new Date())).toContain('ロックされています');
-    expect(errorMessage(err, 'en', new Date())).toBe(`Too many failed logins: this account is locked until ${hh}:${mm}.`);
+    expect(errorMessage(err, 'ja', now)).toBe('ログインの失敗が続いたため、このアカウントは 14:05 までロックされています。');
+    expect(errorMessage(err, 'en', now)).toBe('Too many failed logins: this account is locked until 14:05.');
     expect(errorMessage(api('account_locked', null, 423), 'en')).toContain('locked for a while');
+  });
+
+  it('a lock that ends after midnight names the day', () => {
+    const now = new Date(2026, 11, 3, 23, 58);
+    const until = new Date(now.getTime() + 5 * 60_000);
+    const err = api('account_locked', { locked_until: until.toISOString() }, 423);
+    expect(errorMessage(err, 'ja', now)).toBe('ログインの失敗が続いたため、このアカウントは 12/04 00:03 までロックされています。');
+    expect(errorMessage(err, 'en', now)).toBe('Too many failed logins: this account is locked until 04/12, 00:03.');
   });
 
   it('unknown product names the product', () => {
