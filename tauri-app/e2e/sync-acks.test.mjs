@@ -225,6 +225,17 @@ print(sid)
   const conflict = page.locator('[data-testid=refusal][data-kind=conflict]');
   await conflict.waitFor({ timeout: 30_000 });
   assert.equal(await conflict.getAttribute('data-code'), 'version_conflict');
+  // Listed once, with the server's version beside it; not again among the operations set aside.
+  // The screen opened afresh reads the status and the refusals after both were stored.
+  await page.getByTestId('nav-history').click();
+  await page.getByTestId('nav-settings').click();
+  await page.getByTestId('sync-server').waitFor();
+  await conflict.waitFor();
+  assert.equal(
+    await page.locator('[data-testid=settings-sync] [data-fact=set-aside]').getAttribute('data-value'),
+    '1',
+  );
+  assert.equal(await page.getByTestId('set-aside-op').count(), 0);
   const sides = conflict.getByTestId('refusal-sides');
   assert.equal(await sides.locator('[data-field=status] [data-side=tablet]').textContent(), '中止');
   assert.equal(await sides.locator('[data-field=result] [data-side=server]').textContent(), '不合格');

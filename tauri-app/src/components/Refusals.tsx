@@ -45,9 +45,11 @@ interface Props {
   beat: number;
   mayResolve: boolean;
   onResolved: () => void;
+  /** The operations listed here, so that the set-aside list beside it does not list them again. */
+  onListed?: (opIds: ReadonlySet<string>) => void;
 }
 
-export function Refusals({ beat, mayResolve, onResolved }: Props) {
+export function Refusals({ beat, mayResolve, onResolved, onListed }: Props) {
   const { t, err, dateTime } = useI18n();
   const api = useApi();
   const [rows, setRows] = useState<Refusal[] | null>(null);
@@ -55,8 +57,15 @@ export function Refusals({ beat, mayResolve, onResolved }: Props) {
   const [error, setError] = useState<unknown>(null);
 
   const load = useCallback(
-    () => api.get('/sync/refusals').then(setRows, (caught: unknown) => setError(caught)),
-    [api],
+    () =>
+      api.get('/sync/refusals').then(
+        (found) => {
+          setRows(found);
+          onListed?.(new Set(found.map((row) => row.op_id)));
+        },
+        (caught: unknown) => setError(caught),
+      ),
+    [api, onListed],
   );
   useEffect(() => {
     void load();

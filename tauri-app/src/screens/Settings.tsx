@@ -41,6 +41,8 @@ function moveQuestion(caught: unknown): MoveQuestion | null {
   };
 }
 
+const NONE: ReadonlySet<string> = new Set();
+
 export function Settings() {
   const { t, err, dateTime } = useI18n();
   const api = useApi();
@@ -53,8 +55,10 @@ export function Settings() {
   const [health, setHealth] = useState<Health | null>(null);
   const [syncStatus, setSyncStatus] = useState<{ status: SyncStatus; receivedAt: number } | null>(null);
   const [move, setMove] = useState<MoveQuestion | null>(null);
+  const [refused, setRefused] = useState<ReadonlySet<string>>(NONE);
   // Where the tablet's records go and whose logins it trusts is the administrator's decision.
   const mayConnect = may(login?.user, 'connect');
+  const mayRefusals = may(login?.user, 'set_aside');
 
   const loadStatus = () =>
     api.get('/sync/status').then(
@@ -235,9 +239,21 @@ export function Settings() {
       </form>
       <section className="card" data-testid="settings-sync">
         <h2>{t('settings.syncStatus')}</h2>
-        {syncStatus ? <SyncDetails status={syncStatus.status} receivedAt={syncStatus.receivedAt} dateTime={dateTime} /> : null}
-        {may(login?.user, 'set_aside') ? (
-          <Refusals beat={syncStatus?.receivedAt ?? 0} mayResolve={may(login?.user, 'override')} onResolved={() => void loadStatus()} />
+        {syncStatus ? (
+          <SyncDetails
+            status={syncStatus.status}
+            receivedAt={syncStatus.receivedAt}
+            dateTime={dateTime}
+            listedElsewhere={mayRefusals ? refused : NONE}
+          />
+        ) : null}
+        {mayRefusals ? (
+          <Refusals
+            beat={syncStatus?.receivedAt ?? 0}
+            mayResolve={may(login?.user, 'override')}
+            onResolved={() => void loadStatus()}
+            onListed={setRefused}
+          />
         ) : null}
       </section>
       {may(login?.user, 'calibrate') ? <Calibration /> : null}
@@ -257,12 +273,16 @@ function SyncDetails({
   status,
   receivedAt,
   dateTime,
+  listedElsewhere,
 }: {
   status: SyncStatus;
   receivedAt: number;
   dateTime: (iso: string | null | undefined) => string;
+  /** Set-aside operations the refusals list beside this one shows with their reasons. */
+  listedElsewhere: ReadonlySet<string>;
 }) {
   const { t } = useI18n();
+  const setAside = status.set_aside.filter((op) => !listedElsewhere.has(op.op_id));
   return (
     <>
       <SyncFacts received={{ summary: status, receivedAt }} />
@@ -279,11 +299,11 @@ function SyncDetails({
           <li>{t('settings.nextAttempt', { s: Math.ceil(status.next_attempt_in_s) })}</li>
         ) : null}
       </ul>
-      {status.set_aside.length ? (
+      {setAside.length ? (
         <>
           <h3>{t('settings.setAside')}</h3>
           <ul className="plain" data-testid="set-aside-list">
-            {status.set_aside.map((op) => (
+            {setAside.map((op) => (
               <li key={op.seq} data-testid="set-aside-op">
                 {t('settings.setAsideOp', {
                   what: recordKind(t, op.entity_type, op.operation),
