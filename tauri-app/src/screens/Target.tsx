@@ -1,5 +1,5 @@
 // The scanned unit's product and its items in order, before the inspection starts.
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { ErrorText } from '../components/ErrorText';
 import { useI18n } from '../i18n';
 import { criteriaLine, label } from '../lib/inspection';
@@ -21,10 +21,12 @@ export function Target() {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
 
-  if (!scan) {
-    navigate({ name: 'scan' });
-    return null;
-  }
+  // Opened without a scan (a reload, a typed address): back to scanning.
+  useEffect(() => {
+    if (!scan) navigate({ name: 'scan' });
+  }, [scan]);
+
+  if (!scan) return null;
 
   const workOrder = scan.unit.format.startsWith('work_order');
 

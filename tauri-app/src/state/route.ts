@@ -1,5 +1,5 @@
 // Hash routes: the sidecar serves one index.html, and a reload keeps the inspector's place.
-import { useEffect, useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 
 export type Route =
   | { name: 'scan' }
@@ -47,17 +47,32 @@ export function routeHash(route: Route): string {
   }
 }
 
+// Screens that follow the route. A navigation tells them at once, not when the browser's
+// hashchange event arrives: a screen that clears its own state and navigates away (a started
+// inspection clears the scan and opens the session) must leave in the same render, or it renders
+// once without that state. The target screen did, and sent the inspector back to scanning.
+const listeners = new Set<() => void>();
+
+/** Calls `listener` whenever the route may have changed; returns the unsubscribe. */
+export function subscribe(listener: () => void): () => void {
+  listeners.add(listener);
+  window.addEventListener('hashchange', listener);
+  return () => {
+    listeners.delete(listener);
+    window.removeEventListener('hashchange', listener);
+  };
+}
+
 export function navigate(route: Route): void {
   const hash = routeHash(route);
   if (window.location.hash !== hash) window.location.hash = hash;
+  for (const listener of [...listeners]) listener();
 }
 
 export function useRoute(): Route {
-  const [route, setRoute] = useState<Route>(() => parseRoute(window.location.hash));
-  useEffect(() => {
-    const onChange = () => setRoute(parseRoute(window.location.hash));
-    window.addEventListener('hashchange', onChange);
-    return () => window.removeEventListener('hashchange', onChange);
-  }, []);
-  return route;
+  // The hash, not the parsed route, is the state: the same hash again (navigate, then the
+  // browser's hashchange for it) renders nothing new.
+  const [hash, setHash] = useState(() => window.location.hash);
+  useEffect(() => subscribe(() => setHash(window.location.hash)), []);
+  return useMemo(() => parseRoute(hash), [hash]);
 }
