@@ -68,3 +68,12 @@ def test_the_shared_formats_need_no_web_framework_or_database() -> None:
     assert "schema.formats.pipeline" in loaded
     banned = ("fastapi", "starlette", "sqlalchemy", "sqlmodel", "sidecar", "sync", "numpy")
     assert [m for m in loaded if m.split(".")[0] in banned] == []
+
+
+def test_the_sidecar_starts_without_image_or_model_libraries() -> None:
+    # OpenCV, NumPy and ONNX Runtime load with the first photo, scan or judgment: at start they
+    # would cost the tablet's launch a few hundred milliseconds (scripts/bench start).
+    loaded = _loaded_by("sidecar.app", "sidecar.launch")
+    assert "sidecar.app" in loaded
+    heavy = ("cv2", "numpy", "onnxruntime", "zxingcpp", "pyzbar")
+    assert [m for m in loaded if m.split(".")[0] in heavy] == []

@@ -19,7 +19,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
-from sidecar import calibration as cal
 from sidecar.api.deps import CurrentUser, DbDep
 from sidecar.api.uploads import read_image
 from sidecar.services import calibration
@@ -74,6 +73,10 @@ async def take(
 ) -> CalibrationTaken:
     """Measure a calibration photo: a checkerboard (``size_mm`` the square's side, ``columns``
     × ``rows`` its inner corners) or a ring (``size_mm`` its inner diameter)."""
+    # OpenCV loads with the first calibration photo, not with the sidecar: it is a tenth of
+    # the start (scripts/bench start).
+    from sidecar import calibration as cal
+
     data = await read_image(request)
     scale = cal.from_photo(data, method, size_mm, columns=columns, rows=rows)
     notes = (f"{method} {size_mm:g} mm" + (f", {columns}×{rows} corners" if columns else "")

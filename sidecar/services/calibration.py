@@ -7,13 +7,15 @@ scale. Each is an entry in the audit trail with what was measured (method, refer
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
 
 from schema import device as d
 from sidecar import audit
-from sidecar.calibration import Scale
+
+if TYPE_CHECKING:
+    from sidecar.calibration import Scale
 
 DEFAULT_CAMERA = "default"
 
