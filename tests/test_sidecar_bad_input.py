@@ -744,6 +744,9 @@ WRONG_TYPE_CASES = [
     p("history-page-zero", "GET", "/history?page=0", 422, "validation_error"),
     p("history-date-text", "GET", "/history?started_from=yesterday", 422, "validation_error"),
     p("stats-period-unknown", "GET", "/stats?period=year", 422, "validation_error"),
+    p("stats-zone-unknown", "GET", "/stats?tz=Mars/Olympus_Mons", 400, "timezone_unknown"),
+    p("stats-zone-path", "GET", "/stats?tz=../../etc/passwd", 422, "validation_error"),
+    p("stats-zone-long", "GET", "/stats?tz=" + "A" * 65, 422, "validation_error"),
 ]
 # fmt: on
 

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Query
 from sqlmodel import col, select
@@ -17,13 +18,26 @@ from sidecar.api.schemas import (
     TargetMasterPublic,
 )
 from sidecar.domain import access
-from sidecar.errors import Forbidden
+from sidecar.errors import Forbidden, InvalidInput
 from sidecar.services import history
 from sync.device import acks
 
 router = APIRouter(tags=["history"])
 
 Name = Annotated[str | None, Query(max_length=150)]
+
+# An IANA zone name ("Asia/Tokyo", "America/Argentina/Buenos_Aires", "Etc/GMT-9", "UTC").
+ZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$"
+
+
+def _zone(name: str | None) -> tzinfo:
+    if not name:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInput(f"unknown time zone {name!r}", code="timezone_unknown",
+                           tz=name) from exc
 
 
 def _own_only(user: d.User, inspector: str | None) -> int | None:
@@ -97,12 +111,16 @@ def stats(
     since: datetime | None = None,
     until: datetime | None = None,
     product: Name = None,
+    tz: Annotated[str | None, Query(max_length=64, pattern=ZONE_PATTERN)] = None,
 ) -> StatsPublic:
     """Pass/fail counts per day, week or month (the quality dashboard): an inspector's own, or
-    everyone's for the supervisor."""
+    everyone's for the supervisor. `tz` is the IANA time zone whose calendar the periods follow
+    (the UI sends the tablet's; default UTC): 400 `timezone_unknown` for a zone the tablet's
+    time-zone data does not hold."""
+    zone = _zone(tz)
     with db.read() as session:
         buckets = history.stats(
-            session, period, since, until, product, user_id=_own_only(user, None)
+            session, period, since, until, product, user_id=_own_only(user, None), zone=zone
         )
     return StatsPublic(
         period=period,

@@ -96,7 +96,7 @@ for (const lang of ['ja', 'en']) {
       for (const item of detail.items) {
         await api.call('POST', `/sessions/${sessionId}/items/${item.item_id}/verification`, { final_result: 'OK', verification_time: 1 });
       }
-      await api.call('POST', `/sessions/${sessionId}/complete`);
+      const { completed_at: completedAt } = await api.call('POST', `/sessions/${sessionId}/complete`);
       await page.evaluate((id) => (window.location.hash = `#/history/${encodeURIComponent(id)}`), sessionId);
       await page.getByTestId('summary-screen').waitFor();
       assert.equal(await page.getByTestId('summary-inspector').textContent(), '田中');
@@ -107,6 +107,13 @@ for (const lang of ['ja', 'en']) {
       const ticks = await page.getByTestId('chart-tick').allTextContents();
       assert.ok(ticks.length >= 2, ticks.join(','));
       for (const tick of ticks) assert.match(tick.trim(), /^\d+$/, `axis tick ${tick}`);
+      // Counted on its day in the tablet's time zone (Tokyo here), not in UTC, whose date is a
+      // different one from 15:00 to midnight UTC.
+      const localDay = await page.evaluate((at) => new Date(at).toLocaleDateString('sv-SE'), completedAt);
+      assert.ok(
+        (await page.getByTestId('dash-row').evaluateAll((rows) => rows.map((r) => r.dataset.period))).includes(localDay),
+        `a row for ${localDay}`,
+      );
       const { svg, box } = await page.locator('.chart__scroll').evaluate((el) => ({
         svg: el.querySelector('svg').getBoundingClientRect().width,
         box: el.clientWidth,

@@ -657,7 +657,9 @@ export interface paths {
         /**
          * Stats
          * @description Pass/fail counts per day, week or month (the quality dashboard): an inspector's own, or
-         *     everyone's for the supervisor.
+         *     everyone's for the supervisor. `tz` is the IANA time zone whose calendar the periods follow
+         *     (the UI sends the tablet's; default UTC): 400 `timezone_unknown` for a zone the tablet's
+         *     time-zone data does not hold.
          */
         get: operations["stats_stats_get"];
         put?: never;
@@ -4597,6 +4599,7 @@ export interface operations {
                 period?: "day" | "week" | "month";
                 product?: string | null;
                 since?: string | null;
+                tz?: string | null;
                 until?: string | null;
             };
             header?: {

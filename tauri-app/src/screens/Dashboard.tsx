@@ -25,7 +25,9 @@ export function Dashboard() {
 
   useEffect(() => {
     let cancelled = false;
-    api.get('/stats', { query: { period, product: product || undefined } }).then(
+    // Days, weeks and months of this tablet's calendar: the sidecar stores UTC.
+    const tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    api.get('/stats', { query: { period, product: product || undefined, tz } }).then(
       (found) => {
         if (cancelled) return;
         setStats(found);
@@ -107,7 +109,7 @@ export function Dashboard() {
               </thead>
               <tbody>
                 {buckets.map((b) => (
-                  <tr key={b.period}>
+                  <tr key={b.period} data-testid="dash-row" data-period={b.period}>
                     <td>{b.period}</td>
                     <td>{b.ok}</td>
                     <td>{b.ng}</td>
