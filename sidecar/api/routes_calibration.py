@@ -13,6 +13,7 @@ Taking one is ``calibrate`` (a supervisor's); a photo with no usable reference i
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -78,11 +79,18 @@ async def take(
     from sidecar import calibration as cal
 
     data = await read_image(request)
-    scale = cal.from_photo(data, method, size_mm, columns=columns, rows=rows)
-    notes = (f"{method} {size_mm:g} mm" + (f", {columns}×{rows} corners" if columns else "")
-             + f": {scale.reference_px:.2f} px")
-    with db.atomic() as session:
-        row = calibration.record(session, camera_id, scale, notes)
-        public = _public(row)
-    return CalibrationTaken(**public.model_dump(), method=method, reference_mm=scale.reference_mm,
-                            reference_px=scale.reference_px, spread=scale.spread)
+
+    def measure_and_record() -> CalibrationTaken:
+        scale = cal.from_photo(data, method, size_mm, columns=columns, rows=rows)
+        notes = (f"{method} {size_mm:g} mm" + (f", {columns}×{rows} corners" if columns else "")
+                 + f": {scale.reference_px:.2f} px")
+        with db.atomic() as session:
+            row = calibration.record(session, camera_id, scale, notes)
+            public = _public(row)
+        return CalibrationTaken(**public.model_dump(), method=method,
+                                reference_mm=scale.reference_mm,
+                                reference_px=scale.reference_px, spread=scale.spread)
+
+    # OpenCV's search of a whole photo and the durable write run off the event loop: the status
+    # bar's event stream and the other requests are not held for them.
+    return await asyncio.to_thread(measure_and_record)
