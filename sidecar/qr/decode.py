@@ -264,14 +264,18 @@ def _stage_upscale3_sharp(gray: Gray, formats: Formats = _ALL) -> list[Code]:
     return _stage_upscale_sharp(gray, formats, 3.0)
 
 
-def _stage_upscale_blur(gray: Gray, formats: Formats = _ALL) -> list[Code]:
-    # Dot-peen dots, upscaled then blurred, run together into the square modules the binariser
-    # expects.
+def _upscaled_blurred(gray: Gray, sigma: float, stage: str, formats: Formats) -> list[Code]:
     big = _upscaled(gray, 2.0)
     if big is None:
         return []
-    return _zxing(np.ascontiguousarray(cv2.GaussianBlur(big, (0, 0), 1.5)), "upscale_blur",
-                  formats, **_AS_IS)
+    return _zxing(np.ascontiguousarray(cv2.GaussianBlur(big, (0, 0), sigma)), stage, formats,
+                  **_AS_IS)
+
+
+def _stage_upscale_blur(gray: Gray, formats: Formats = _ALL) -> list[Code]:
+    # Dot-peen dots, upscaled then blurred, run together into the square modules the binariser
+    # expects.
+    return _upscaled_blurred(gray, 1.5, "upscale_blur", formats)
 
 
 def _eroded(gray: Gray, kernel: npt.NDArray[Any], sigma: float, stage: str,
@@ -359,11 +363,7 @@ def _stage_flatten(gray: Gray, formats: Formats = _ALL) -> list[Code]:
 
 
 def _stage_upscale_soft(gray: Gray, formats: Formats = _ALL) -> list[Code]:
-    big = _upscaled(gray, 2.0)
-    if big is None:
-        return []
-    return _zxing(np.ascontiguousarray(cv2.GaussianBlur(big, (0, 0), 1.0)), "upscale_soft",
-                  formats, **_AS_IS)
+    return _upscaled_blurred(gray, 1.0, "upscale_soft", formats)
 
 
 _DOT = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))

@@ -166,8 +166,9 @@ def stats(
         )
         .where(*conditions)
         .group_by(quarter)
+        .order_by(quarter)
     )
-    rows = session.execute(query.order_by(quarter)).all()
+    rows = session.execute(query).all()
     labels = period_labels([int(r[0]) for r in rows], zone, period)
     counts: dict[str, list[int]] = {}
     for label, (_, n, ok, ng, pending) in zip(labels, rows, strict=True):
