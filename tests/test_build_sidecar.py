@@ -95,9 +95,11 @@ def _bundled_modules(exe: Path) -> set[str]:
 
 
 # What a tablet never runs: the dev tooling (demo models, model generation, synthetic images,
-# demo seeding, the shift driver) and what only it needs, the tests, and the sync server.
+# demo seeding, the shift driver) and what only it needs, the tests, and the sync server; and
+# httpx's command-line client with the terminal rendering it brings (loaded at start otherwise).
 NOT_BUNDLED = ["scripts", "tests", "onnx", "sklearn", "scipy", "sync.server",
-               "sidecar.pipeline.modelgen", "sidecar.pipeline.synthetic", "sync.device.shiftsim"]
+               "sidecar.pipeline.modelgen", "sidecar.pipeline.synthetic", "sync.device.shiftsim",
+               "httpx._main", "rich", "pygments", "markdown_it"]
 
 
 @pytest.mark.parametrize("module", NOT_BUNDLED)
