@@ -18,6 +18,14 @@ product's own tables (their indexes, CHECKs and the outbox's AUTOINCREMENT are p
 there), and a whole service call, ``inspection.verify``, which also reads the session, the item
 and the roll-up.
 
+``floor`` is the same write coded by hand on a bare ``sqlite3`` connection to the product's
+tables: ids, the record's JSON, its digest and the hash-chained entry made with the product's own
+format functions (``schema.formats.audit``), the chain's head read in the transaction, the four
+rows by prepared statements, nothing of SQLAlchemy's, the model's or the unit of work's.
+``floor_ratio`` (floor over raw) is the least any Python write of this record costs against the
+raw commit on this disk: a target below it cannot be met by the write's code, only by a slower
+commit.
+
 The ratios hold the write's own work against the commit's: where a commit's fsync takes
 milliseconds (a tablet's eMMC) the write is within a few percent of raw; on a fast SSD, where it
 takes a fifth of a millisecond, the same microseconds are a larger share.
@@ -177,6 +185,78 @@ def _product_tables(raw: Any) -> Timed:
     return write
 
 
+def _floor(raw: Any) -> Timed:
+    """The write by hand: what it must compute and store, and nothing else (see the docstring)."""
+    from schema.formats import audit as fmt
+    from schema.types import utcnow
+    from sync.device.outbox_store import sqlite_time
+
+    target = (
+        "INSERT INTO inspection_targets (id, product_id, batch_id, qr_code, created_at, "
+        "updated_at, payload_format, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    queued = (
+        "INSERT INTO outbox (op_id, entity_type, entity_id, operation, data, priority, "
+        "created_at) VALUES (?, ?, ?, 'INSERT', ?, 0, ?)"
+    )
+    logged = (
+        "INSERT INTO audit_log (seq, id, at, user_id, user_server_id, username, role, entity, "
+        "entity_id, action, changes, reason, detail, row_digest, prev_hash, hash) VALUES "
+        "(?, ?, ?, NULL, NULL, NULL, NULL, 'inspection_target', ?, 'insert', NULL, NULL, NULL, "
+        "?, ?, ?)"
+    )
+    last = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+
+    def write() -> None:
+        now = utcnow()
+        stamp, stored = now.isoformat(), sqlite_time(now)
+        key = str(uuid.uuid4())
+        record = {
+            "id": key,
+            "product_id": "BRK-100",
+            "batch_id": "A12-3456",
+            "qr_code": QR,
+            "created_at": stamp,
+            "updated_at": stamp,
+            "master_id": None,
+            "master_version": None,
+            "serial": None,
+            "payload_format": "json",
+            "version": 1,
+        }
+        digest = fmt.row_digest("inspection_target", record)
+        raw.execute("BEGIN IMMEDIATE")
+        raw.execute(target, (key, "BRK-100", "A12-3456", QR, stored, stored, "json", 1))
+        raw.execute(
+            queued, (str(uuid.uuid4()), "inspection_target", key, json.dumps(record), stored)
+        )
+        head = raw.execute(last).fetchone()
+        seq, prev = (head[0] + 1, head[1]) if head is not None else (1, fmt.GENESIS)
+        entry = {
+            "id": str(uuid.uuid4()),
+            "seq": seq,
+            "at": stamp[:26] + "Z",
+            "user_id": None,
+            "user_server_id": None,
+            "username": None,
+            "role": None,
+            "entity": "inspection_target",
+            "entity_id": key,
+            "action": "insert",
+            "changes": None,
+            "reason": None,
+            "detail": None,
+            "row_digest": digest,
+            "prev_hash": prev,
+        }
+        text, sealed = fmt.sealed_entry(prev, entry)
+        raw.execute(logged, (seq, entry["id"], entry["at"], key, digest, prev, sealed))
+        raw.execute(queued, (str(uuid.uuid4()), "audit_entry", entry["id"], text, stored))
+        raw.execute("COMMIT")
+
+    return write
+
+
 def _durable(db: Any) -> Timed:
     from schema import device as d
     from sidecar import outbox
@@ -240,6 +320,7 @@ def _verify_p50(db: Any) -> float:
 def run() -> dict[str, object]:
     from schema.db import Database, create_sqlite_engine
     from schema.migrate import upgrade_device
+    from sidecar import audit_verify
     from sidecar.keys import DataKey
 
     key = DataKey.generate()
@@ -248,11 +329,13 @@ def run() -> dict[str, object]:
         upgrade_device(folder / "plain.db")
         upgrade_device(folder / "encrypted.db", key=key)
         upgrade_device(folder / "raw-product.db")
+        upgrade_device(folder / "floor.db")
         plain = Database(create_sqlite_engine(folder / "plain.db"))
         encrypted = Database(create_sqlite_engine(folder / "encrypted.db", key=key))
         raw_plain = _raw_connection(folder / "raw.db")
         raw_encrypted = _raw_connection(folder / "raw-encrypted.db", key)
         raw_product = _raw_connection(folder / "raw-product.db")
+        raw_floor = _raw_connection(folder / "floor.db")
         plain_same, plain_two = _bare(raw_plain)
         encrypted_same, encrypted_two = _bare(raw_encrypted)
         series: dict[str, Timed] = {
@@ -260,6 +343,7 @@ def run() -> dict[str, object]:
             "raw": plain_same,
             "raw_two_rows": plain_two,
             "raw_product_tables": _product_tables(raw_product),
+            "floor": _floor(raw_floor),
             "encrypted_write": _durable(encrypted),
             "encrypted_raw": encrypted_same,
             "encrypted_raw_two_rows": encrypted_two,
@@ -274,18 +358,37 @@ def run() -> dict[str, object]:
                 fn()
                 times[name].append((time.perf_counter() - t0) * 1000)
         verify_p50 = _verify_p50(plain)
-        for raw in (raw_plain, raw_encrypted, raw_product):
+        for raw in (raw_plain, raw_encrypted, raw_product, raw_floor):
             raw.close()
         plain.dispose()
         encrypted.dispose()
+        # The floor is a floor only if it stores what the write stores: both files must hold a
+        # whole chain whose entries match their records, as the tablet's own check reads them.
+        for name in ("plain.db", "floor.db"):
+            report = audit_verify.verify(folder / name)
+            if not report.clean or report.records < ROUNDS:
+                first: object = report.broken or (
+                    report.records_wrong[0] if report.records_wrong else "too few records"
+                )
+                raise SystemExit(
+                    f"{name}: the audit check fails on {report.records} records, "
+                    f"{len(report.records_wrong)} wrong; first: {first}"
+                )
     p50 = {name: statistics.median(values) for name, values in times.items()}
     ratio = p50["write"] / p50["raw"]
     encrypted_ratio = p50["encrypted_write"] / p50["encrypted_raw"]
+    floor_ratio = p50["floor"] / p50["raw"]
     print(
         f"durable write (outbox.insert in a unit of work: record, outbox row, audit entry, its "
         f"outbox row) p50 {p50['write']:.3f} ms; raw sqlite3 commit of the same four rows p50 "
         f"{p50['raw']:.3f} ms; ratio {ratio:.2f} (target <= 1.2), {ROUNDS} rounds each, "
         f"interleaved"
+    )
+    print(
+        f"floor (the same write by hand on bare sqlite3: the product's formats and tables, no "
+        f"SQLAlchemy) p50 {p50['floor']:.3f} ms; floor_ratio {floor_ratio:.2f}: the least a "
+        f"write of this record from Python costs against the raw commit on this disk; the "
+        f"write over the floor {p50['write'] / p50['floor']:.2f}"
     )
     print(
         f"encrypted (SQLCipher): durable write p50 {p50['encrypted_write']:.3f} ms; raw "
@@ -316,6 +419,9 @@ def run() -> dict[str, object]:
         "encrypted_ratio_to_two_rows": round(
             p50["encrypted_write"] / p50["encrypted_raw_two_rows"], 3
         ),
+        "floor_p50_ms": round(p50["floor"], 3),
+        "floor_ratio": round(floor_ratio, 3),
+        "ratio_to_floor": round(p50["write"] / p50["floor"], 3),
         "raw_product_tables_p50_ms": round(p50["raw_product_tables"], 3),
         "ratio_to_product_tables": round(p50["write"] / p50["raw_product_tables"], 3),
         "verify_p50_ms": round(verify_p50, 3),
