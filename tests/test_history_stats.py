@@ -75,8 +75,24 @@ def test_counts_add_up_per_zone_day_week_and_month(device_db: Database) -> None:
         ("2026-11-30", 1, 0, 1, 0), ("2026-12-01", 3, 2, 0, 1)]
     assert [(b.period, b.total) for b in months] == [("2026-11", 1), ("2026-12", 3)]
     assert [(b.period, b.total) for b in utc_months] == [("2026-11", 2), ("2026-12", 2)]
-    # Monday 30 November and Tuesday 1 December: one week, week 48 of 2026.
-    assert [(b.period, b.total) for b in weeks] == [("2026-W48", 4)]
+    # Monday 30 November and Tuesday 1 December: one week, ISO week 49 of 2026 (the year began
+    # on a Thursday, so 1 January is in week 1).
+    assert [(b.period, b.total) for b in weeks] == [("2026-W49", 4)]
+
+
+def test_weeks_are_iso_weeks_across_the_turn_of_the_year(device_db: Database) -> None:
+    _completed(
+        device_db,
+        ("2026-12-27 03:00:00", "OK"),   # Tokyo: Sunday 27 December, 2026-W52
+        ("2026-12-28 03:00:00", "OK"),   # Tokyo: Monday 28 December, 2026-W53
+        ("2027-01-01 03:00:00", "NG"),   # Tokyo: Friday 1 January 2027, still 2026-W53
+        ("2027-01-04 03:00:00", "OK"),   # Tokyo: Monday 4 January, 2027-W01
+        ("2029-12-31 03:00:00", "OK"),   # Tokyo: Monday 31 December 2029, 2030-W01
+    )
+    with device_db.read() as session:
+        weeks = history.stats(session, "week", zone=TOKYO)
+    assert [(b.period, b.total, b.ng) for b in weeks] == [
+        ("2026-W52", 1, 0), ("2026-W53", 2, 1), ("2027-W01", 1, 0), ("2030-W01", 1, 0)]
 
 
 def test_the_range_and_product_filters_still_apply(device_db: Database) -> None:
@@ -105,7 +121,8 @@ def test_labels_reused_between_midnights_are_the_labels_worked_out_each_time(
     start = int(datetime(2025, 1, 1, tzinfo=UTC).timestamp()) // 900
     rng = random.Random(name + period)
     quarters = sorted(rng.sample(range(start, start + 2 * 365 * 96), 7000))
-    fmt = {"day": "%Y-%m-%d", "week": "%Y-W%W", "month": "%Y-%m"}[period]
+    # glibc's ISO year and week, independent of the code under test.
+    fmt = {"day": "%Y-%m-%d", "week": "%G-W%V", "month": "%Y-%m"}[period]
     expected = [datetime.fromtimestamp(q * 900, zone).strftime(fmt) for q in quarters]
     assert history.period_labels(quarters, zone, period) == expected
 

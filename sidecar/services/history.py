@@ -13,7 +13,19 @@ from schema import device as d
 
 Period = Literal["day", "week", "month"]
 
-_BUCKETS: dict[Period, str] = {"day": "%Y-%m-%d", "week": "%Y-W%W", "month": "%Y-%m"}
+_BUCKETS: dict[Period, str] = {"day": "%Y-%m-%d", "month": "%Y-%m"}
+
+
+def _label(local: datetime, period: Period) -> str:
+    """The period ``local`` falls in: ``2026-12-03``, ``2026-W49``, ``2026-12``.
+
+    Weeks are ISO 8601's (Monday first; week 1 holds the year's first Thursday), so the last
+    days of December can be week 1 of the next year and the first days of January week 52 or
+    53 of the one before, as a plant's calendar shows them."""
+    if period == "week":
+        year, week, _ = local.isocalendar()
+        return f"{year}-W{week:02d}"
+    return local.strftime(_BUCKETS[period])
 _QUARTER_S = 900
 
 
@@ -113,14 +125,13 @@ def period_labels(quarters: list[int], zone: tzinfo, period: Period) -> list[str
     A label can change only at a local midnight, so it is worked out once a local day (a year of
     quarters is 35,000; working each out took 135 ms) and near each midnight, and reused in
     between."""
-    fmt = _BUCKETS[period]
     labels: list[str] = []
     label, reuse_until = "", -1
     for q in quarters:
         at = q * _QUARTER_S
         if at >= reuse_until:
             local = datetime.fromtimestamp(at, zone)
-            label = local.strftime(fmt)
+            label = _label(local, period)
             midnight = datetime.combine(local.date() + timedelta(days=1), time(), tzinfo=zone)
             reuse_until = int(midnight.timestamp()) - _EXACT_BEFORE_MIDNIGHT_S
         labels.append(label)

@@ -659,7 +659,8 @@ export interface paths {
          * @description Pass/fail counts per day, week or month (the quality dashboard): an inspector's own, or
          *     everyone's for the supervisor. `tz` is the IANA time zone whose calendar the periods follow
          *     (the UI sends the tablet's; default UTC): 400 `timezone_unknown` for a zone the tablet's
-         *     time-zone data does not hold.
+         *     time-zone data does not hold. Periods are named `2026-12-03`, ISO 8601 weeks `2026-W49`
+         *     (Monday first, so 1 January 2027 is in `2026-W53`) and `2026-12`.
          */
         get: operations["stats_stats_get"];
         put?: never;
