@@ -7,8 +7,12 @@ Pure: table-tested, no database, no HTTP.
 - Records both sides may edit carry a version. An UPDATE applies only against the version it was
   based on. A row that is not there yet, or is behind the base version, means earlier operations
   have not been applied yet (several queue processors, priorities): try again later. A row
-  already at or past the update's own version has seen it: skip. Anything else is a real
-  conflict: the server keeps its own and reports it.
+  already past the base version changed since the device last saw it: a real conflict, even
+  when its version is the update's own (the server's change and the device's each took the
+  next number), so the server keeps its own and reports it, and a supervisor chooses. An update
+  is never skipped as "seen already": the queue takes each operation id once, so the same
+  operation cannot reach the rules twice, and a different one that finds its version taken is
+  another history of the record, not a redelivery.
 - A DELETE of a missing row is done already — unless its INSERT is still waiting in the queue,
   in which case applying the DELETE now would let that INSERT resurrect the row later.
 - Masters are server-owned: a pulled row never overwrites a local row with pending changes.
@@ -37,7 +41,7 @@ from typing import Any
 
 class Decision(enum.Enum):
     APPLY = "apply"
-    SKIP = "skip"  # already applied: idempotent redelivery
+    SKIP = "skip"  # already applied: an INSERT redelivered, a DELETE of a row already gone
     RETRY = "retry"  # a prerequisite is not applied yet: keep the row and try later
     CONFLICT = "conflict"  # keep the server's row, tell the device
     REJECT = "reject"  # another device's record: never applied, the device is told
@@ -47,13 +51,11 @@ def decide_insert(exists: bool) -> Decision:
     return Decision.SKIP if exists else Decision.APPLY
 
 
-def decide_update(current: int | None, base: int, new: int) -> Decision:
+def decide_update(current: int | None, base: int) -> Decision:
     if current is None or current < base:
         return Decision.RETRY
     if current == base:
         return Decision.APPLY
-    if current >= new:
-        return Decision.SKIP
     return Decision.CONFLICT
 
 

@@ -246,7 +246,9 @@ def test_an_operation_on_another_tablets_inspection_is_rejected(rig: Rig) -> Non
 
 def _conflict(rig: Rig) -> tuple[str, str, int]:
     """An inspection whose record was changed on both sides since the version both held: the
-    server's has a result, the tablet's was cancelled in a version the server never saw."""
+    server's has a result, the tablet's was cancelled. Each side's change took the next version
+    number, so the tablet's update carries the version the server already holds; it is still a
+    conflict, not a redelivery to skip."""
     sid = rig.started()
     rig.applied(sid)
     base = _local_version(rig, sid)
@@ -256,10 +258,10 @@ def _conflict(rig: Rig) -> tuple[str, str, int]:
     op_id = rig.outbox(
         "inspection_session", sid, "UPDATE",
         {"id": sid, "status": "cancelled", "completed_at": stamp.isoformat(),
-         "base_version": base, "version": base + 2},
+         "base_version": base, "version": base + 1},
         local="UPDATE inspection_sessions SET status = 'cancelled', completed_at = :at, "
               "version = :v WHERE id = :i",
-        at=stamp.strftime("%Y-%m-%d %H:%M:%S.%f"), v=base + 2, i=sid,
+        at=stamp.strftime("%Y-%m-%d %H:%M:%S.%f"), v=base + 1, i=sid,
     )
     wait_until(lambda: rig.status()["pending_rows"] == 0, 60, what="the push")
     rig.drain()
@@ -274,7 +276,7 @@ def test_a_supervisor_resolves_a_conflict_and_both_ends_agree(rig: Rig, keep: st
     refused = _refusal(rig, supervisor, op_id)
     assert (refused["kind"], refused["reason_code"]) == ("conflict", "version_conflict")
     # Side by side: what each end holds.
-    assert refused["tablet"]["status"] == "cancelled" and refused["tablet"]["version"] == base + 2
+    assert refused["tablet"]["status"] == "cancelled" and refused["tablet"]["version"] == base + 1
     assert refused["server"]["status"] == "identified" and refused["server"]["result"] == "NG"
     assert refused["server"]["version"] == base + 1
 

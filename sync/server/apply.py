@@ -564,7 +564,7 @@ def apply_row(session: Session, row: Any, cache: MasterCache) -> Outcome:
         except (TypeError, ValueError) as exc:
             raise ApplyNever(f"version: {exc}") from exc
         if spec.versioned:
-            decision = decide_update(version, base, new)
+            decision = decide_update(version, base)
         else:
             decision = Decision.APPLY if exists else Decision.RETRY
         if decision is Decision.APPLY:
@@ -638,7 +638,7 @@ def _correct_result(session: Session, spec: Spec, row: Any, cache: MasterCache) 
         )
     line = result_versions(session, spec.table, key)
     base, new = int(row.data.get("base_version", 0)), int(row.data.get("version", 0))
-    decision = decide_update(len(line) or None, base, new)
+    decision = decide_update(len(line) or None, base)
     if decision is Decision.RETRY:
         if not line and row.apply_attempts and _parent_refused(
             session, spec.model, key, row.device_id
