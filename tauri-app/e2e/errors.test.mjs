@@ -314,7 +314,7 @@ test('the sidecar dies mid-inspection: a clear banner, no blank screen; the work
     assert.deepEqual(page.problems, []);
 
     // The shell starts a new sidecar (new port and token) over the same data: the app offers
-    // to resume, with each step's progress.
+    // to resume, with each item's state.
     doomed = await h.startSidecar({ data: own.data });
     const again = await h.newPage(900);
     try {
@@ -323,10 +323,12 @@ test('the sidecar dies mid-inspection: a clear banner, no blank screen; the work
       await dialog.waitFor();
       assert.equal(await dialog.getByTestId('resume-item').count(), 1);
       assert.equal(await dialog.getByTestId('resume-step').count(), 5);
-      const steps = await dialog.locator('[data-testid="resume-step"] [role="progressbar"]').evaluateAll((els) =>
-        els.map((e) => Number(e.getAttribute('aria-valuenow'))),
+      const steps = await dialog.getByTestId('resume-step').evaluateAll((els) =>
+        els.map((e) => `${e.getAttribute('data-state')}/${e.getAttribute('data-done')}`),
       );
-      assert.deepEqual(steps, [100, 40, 0, 0, 0]);
+      assert.deepEqual(steps, ['verified/true', 'captured/false', 'pending/false', 'pending/false', 'pending/false']);
+      // A state is not a share of the work: no bar but the inspection's own (items done of all).
+      assert.equal(await dialog.locator('[role="progressbar"]').count(), 1);
       await h.shot(again, 'resume-ja-dialog');
       await dialog.getByTestId('resume').click();
       const resumed = again.locator('[data-testid="item-panel"][data-code="V-FOREIGN"]');

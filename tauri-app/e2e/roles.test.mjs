@@ -116,6 +116,11 @@ test('a supervisor re-judges a completed inspection, signs the release, and the 
     const row = await summaryAs(page, 'suzuki');
     await row.getByTestId('rejudge').click();
     await row.getByTestId('rejudge-NG').click();
+    // Only the defect types the item offers: the sidecar refuses any other.
+    const offered = await row.locator('[data-testid^="rejudge-defect-"]').evaluateAll((els) =>
+      els.map((e) => e.getAttribute('data-testid').replace('rejudge-defect-', '')),
+    );
+    assert.deepEqual(offered, ['piston_stuck', 'other']);
     await row.getByTestId('rejudge-defect-piston_stuck').click();
     await row.getByTestId('rejudge-severity-minor').click();
     await row.getByTestId('rejudge-save').click();

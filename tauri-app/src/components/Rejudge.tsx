@@ -5,7 +5,7 @@
 import { useState } from 'react';
 import type { Schemas } from '../api/client';
 import { useI18n } from '../i18n';
-import { DEFECT_TYPES, label, SEVERITIES } from '../lib/inspection';
+import { label, SEVERITIES } from '../lib/inspection';
 import { may } from '../lib/permissions';
 import { useApi, useApp } from '../state/app';
 import { ErrorText } from './ErrorText';
@@ -87,7 +87,8 @@ export function Rejudge({ session, item, onChanged }: { session: Session; item: 
         <>
           <fieldset className="choices">
             <legend>{t('item.defects')}</legend>
-            {DEFECT_TYPES.map((code) => (
+            {/* The types this item's master offers: the sidecar refuses any other. */}
+            {item.defect_types.map((code) => (
               <button
                 key={code}
                 type="button"

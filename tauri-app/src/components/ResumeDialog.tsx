@@ -5,7 +5,7 @@
 import { useEffect, useRef, useState } from 'react';
 import type { Schemas } from '../api/client';
 import { useI18n } from '../i18n';
-import { itemStateLabel, nextOpenItem, stepPercent } from '../lib/inspection';
+import { doneCount, itemStateLabel, nextOpenItem, sharePercent } from '../lib/inspection';
 import { may } from '../lib/permissions';
 import { useApi, useApp } from '../state/app';
 import { useModal } from '../state/dialogs';
@@ -199,17 +199,23 @@ export function ResumeDialog() {
                   </span>
                   <span className="muted small">{t('resume.lastActivity', { time: time(row.last_activity) })}</span>
                 </div>
-                <ProgressBar value={row.progress} label={t('resume.progress', { pct: Math.round(row.progress) })} testId="resume-progress" />
+                <ProgressBar value={row.progress} label={t('resume.progress', { pct: sharePercent(doneCount(row.items), row.items.length) })} testId="resume-progress" />
+                {/* Each item's state as the workflow names it: a state is a step, not a share of
+                    the work, so it gets no bar of its own. */}
                 <ol className="resume__steps">
                   {row.items.map((item) => (
-                    <li key={item.item_code}>
-                      <ProgressBar
-                        small
-                        value={stepPercent(item.status)}
-                        label={item.item_code}
-                        detail={itemStateLabel(t, item.status)}
-                        testId="resume-step"
-                      />
+                    <li
+                      key={item.item_code}
+                      className={item.done ? 'resume__step resume__step--done' : 'resume__step'}
+                      data-testid="resume-step"
+                      data-state={item.status}
+                      data-done={item.done ? 'true' : 'false'}
+                    >
+                      <span className="resume__mark" aria-hidden="true">
+                        {item.done ? '✓' : '○'}
+                      </span>
+                      <span className="resume__code">{item.item_code}</span>
+                      <span className="progress__detail">{itemStateLabel(t, item.status)}</span>
                     </li>
                   ))}
                 </ol>

@@ -380,7 +380,7 @@ export const en: Record<MessageKey, string> = {
   'resume.discard': 'Discard',
   'resume.later': 'Later',
   'resume.lastActivity': 'Last activity {time}',
-  'resume.progress': '{pct}% done',
+  'resume.progress': '{pct} done',
   'resume.owner': 'Inspector: {name}',
   'resume.ownerYou': 'Inspector: you',
   'resume.ownerNobody': 'No inspector',

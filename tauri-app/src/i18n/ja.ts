@@ -380,7 +380,7 @@ export const ja = {
   'resume.discard': '破棄',
   'resume.later': 'あとで',
   'resume.lastActivity': '最終操作 {time}',
-  'resume.progress': '進捗 {pct}%',
+  'resume.progress': '進捗 {pct}',
   'resume.owner': '担当: {name}',
   'resume.ownerYou': '担当: あなた',
   'resume.ownerNobody': '担当者なし',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { translator } from '../i18n/translate';
-import { confidencePercent } from './inspection';
+import { confidencePercent, sharePercent } from './inspection';
 
 describe('confidence', () => {
   it('shows the model\'s own confidence as a percentage to one decimal', () => {
@@ -34,5 +34,15 @@ describe('confidence', () => {
     expect(translator('en')('item.confidence', { pct: confidencePercent(null) })).toBe('Confidence —');
     expect(translator('ja')('item.confidence', { pct: confidencePercent(null) })).toBe('信頼度 —');
     expect(translator('ja')('item.confidence', { pct: confidencePercent(0.5) })).toBe('信頼度 50%');
+  });
+
+  it('shows a share of a count by the same rule: short of all is never 100 %', () => {
+    expect(sharePercent(199, 200)).toBe('99.5%');
+    expect(sharePercent(1999, 2000)).toBe('99.95%');
+    expect(sharePercent(200, 200)).toBe('100%');
+    expect(sharePercent(0, 7)).toBe('0%');
+    expect(sharePercent(1, 3)).toBe('33.3%');
+    expect(sharePercent(1, 2000)).toBe('0.1%');
+    expect(sharePercent(0, 0)).toBe('—');
   });
 });

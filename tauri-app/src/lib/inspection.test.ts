@@ -6,7 +6,6 @@ import {
   nextOpenItem,
   SESSION_STATES,
   sessionStateLabel,
-  stepPercent,
   verdictMissing,
   type SessionItem,
 } from './inspection';
@@ -23,12 +22,6 @@ describe('inspection helpers', () => {
     expect(nextOpenItem(items, 'c')?.item_id).toBe('a');
     expect(nextOpenItem(items, null)?.item_id).toBe('a');
     expect(nextOpenItem([item('a', true)], 'a')).toBeNull();
-  });
-
-  it('gives each step a progress, done steps all the way', () => {
-    expect(['pending', 'captured', 'ai_running', 'ai_completed', 'verified', 'skipped'].map((s) => stepPercent(s as SessionItem['status']))).toEqual([
-      0, 40, 60, 75, 100, 100,
-    ]);
   });
 
   it('names every state of the move table in both languages, each differently', () => {

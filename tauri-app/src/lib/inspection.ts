@@ -53,23 +53,8 @@ const ITEM_STATE_KEYS: Record<ItemState, MessageKey> = {
   failed: 'istatus.failed',
 };
 
-/** How far one item (a step of the inspection) has got, for the per-step progress bars. */
-const STEP_PERCENT: Record<ItemState, number> = {
-  pending: 0,
-  captured: 40,
-  failed: 40,
-  ai_running: 60,
-  ai_completed: 75,
-  verified: 100,
-  skipped: 100,
-};
-
 export const SESSION_STATES = Object.keys(SESSION_STATE_KEYS) as SessionState[];
 export const ITEM_STATES = Object.keys(ITEM_STATE_KEYS) as ItemState[];
-
-export function stepPercent(status: ItemState): number {
-  return STEP_PERCENT[status];
-}
 
 export function sessionStateLabel(t: Translate, status: SessionState): string {
   return t(SESSION_STATE_KEYS[status]);
@@ -137,4 +122,11 @@ export function confidencePercent(confidence: number | null | undefined): string
     if (shown > 0 && shown < 100) return `${shown.toFixed(digits).replace(/\.?0+$/, '')}%`;
   }
   return pct > 50 ? '> 99.9999%' : '< 0.0001%';
+}
+
+/** A share of a count as a percentage, by the rule a confidence follows: a share short of all
+ * never reads 100 %, nor one above none 0 % (199 passed of 200 is 99.5 %, not 100 %); "—" for a
+ * share of nothing. */
+export function sharePercent(part: number, whole: number): string {
+  return whole > 0 ? confidencePercent(part / whole) : '—';
 }

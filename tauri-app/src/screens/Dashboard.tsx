@@ -5,6 +5,7 @@ import { BarChart } from '../components/BarChart';
 import { ErrorText } from '../components/ErrorText';
 import { useI18n } from '../i18n';
 import { useApi } from '../state/app';
+import { sharePercent } from '../lib/inspection';
 import { localName } from '../lib/words';
 
 type Period = 'day' | 'week' | 'month';
@@ -83,7 +84,7 @@ export function Dashboard() {
         </div>
         <div className="card kpi">
           <span className="muted">{t('dash.passRate')}</span>
-          <strong data-testid="kpi-pass">{judged ? `${Math.round((100 * ok) / judged)}%` : '—'}</strong>
+          <strong data-testid="kpi-pass">{sharePercent(ok, judged)}</strong>
         </div>
       </div>
       {stats && buckets.length === 0 ? <p className="notice">{t('dash.empty')}</p> : null}
