@@ -208,6 +208,7 @@ MAX_MODEL_HASHES = 64
 MAX_STEP_TIMINGS = 256
 MAX_STEP_NAME = 100
 MAX_STEP_MS = 86_400_000.0  # a day, in milliseconds
+MAX_PROCESSING_S = 86_400.0  # a whole job, in seconds: a day
 _STEP_TEXT = ("node", "op", "stage")
 _STEP_NUMBERS = ("start_ms", "ms")
 
@@ -225,7 +226,7 @@ def provenance_problem(data: Mapping[str, Any]) -> str | None:
     cannot be stored, or None. Each key may be absent or null (results made before kensa kept
     provenance); present, it must be what a tablet's job runner writes: the model hashes a list
     of distinct lower-case hex SHA-256, the photo's one such hash, the confidence a probability,
-    the steps a list of ``{node, op, stage, start_ms, ms}``."""
+    the job's seconds at most a day, the steps a list of ``{node, op, stage, start_ms, ms}``."""
     hashes = data.get("model_hashes")
     if hashes is not None:
         if not isinstance(hashes, list):
@@ -245,6 +246,12 @@ def provenance_problem(data: Mapping[str, Any]) -> str | None:
         problem = _number_problem(confidence, 0.0, 1.0)
         if problem:
             return f"confidence {problem}"
+    # The job's measured seconds: the server dates the pipeline execution's start by it.
+    seconds = data.get("processing_time")
+    if seconds is not None:
+        problem = _number_problem(seconds, 0.0, MAX_PROCESSING_S)
+        if problem:
+            return f"processing_time {problem}"
     for key in ("engine_version", "execution_provider"):
         text = data.get(key)
         if text is not None:

@@ -45,6 +45,7 @@ GOOD: list[tuple[str, dict[str, Any]]] = [
                           "step_timings": [STEP, {**STEP, "node": "post", "start_ms": 0}],
                           "confidence": 0.93}),
     ("confidence 0 and 1", {"confidence": 0}),
+    ("a job of a day", {"processing_time": 86_400}),
     ("confidence 1", {"confidence": 1.0}),
     ("the most hashes", {"model_hashes": [f"{i:064x}" for i in range(MAX_MODEL_HASHES)]}),
     ("the most steps", {"step_timings": [STEP] * MAX_STEP_TIMINGS}),
@@ -65,6 +66,10 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("confidence negative", {"confidence": -0.1}, "confidence"),
     ("confidence text", {"confidence": "high"}, "confidence"),
     ("confidence boolean", {"confidence": True}, "confidence"),
+    ("job time 1e300 s", {"processing_time": 1e300}, "processing_time"),
+    ("job time over a day", {"processing_time": 86_400.5}, "processing_time"),
+    ("job time negative", {"processing_time": -0.1}, "processing_time"),
+    ("job time text", {"processing_time": "fast"}, "processing_time"),
     ("engine with ESC", {"engine_version": "kensa\x1b[2J"}, "engine_version"),
     ("engine with a tab", {"engine_version": "kensa\t0.1"}, "engine_version"),
     ("provider not text", {"execution_provider": ["CPU"]}, "execution_provider"),
@@ -253,6 +258,7 @@ BAD_AT_THE_EDGE = [
     ("step name 101", {"step_timings": [{**STEP, "node": "n" * 101}]}),
     ("step time negative", {"step_timings": [{**STEP, "ms": -3}]}),
     ("confidence 1.5", {"confidence": 1.5}),
+    ("job time 1e300 s", {"processing_time": 1e300}),
 ]
 
 

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from schema.db import Database, create_engine
+from sync.server.apply import MasterCache, Outcome, apply_row
 from sync.server.auth import DeviceIdentity
 from sync.server.processor import QueueProcessor
 from sync.server.push import store_batch
@@ -177,3 +178,58 @@ def test_the_same_record_inserted_twice_is_one_row(device: Device) -> None:
     assert scalar(device.db, "SELECT count(*) FROM inspection_targets") == 1
     assert scalar(device.db, "SELECT count(*) FROM tauri_sync_queue "
                              "WHERE processed_at IS NULL") == 0
+
+
+def test_a_row_that_fails_as_no_rule_foresaw_is_set_aside_and_the_rest_apply(
+    device: Device,
+) -> None:
+    # Before, such a row took its whole batch down at every claim, for ever: every device's rows
+    # behind it waited.
+    ops, ids = device.inspection()
+    device.push(ops)
+    doomed = uuid.UUID(ids["image"])
+
+    def apply(session: Any, row: Any, cache: MasterCache) -> Outcome:
+        if row.entity_id == doomed:
+            raise OverflowError("date value out of range")
+        return apply_row(session, row, cache)
+
+    processor = QueueProcessor(device.db, retry_s=0.0, apply=apply)
+    processor.drain()
+    # The photo's record is set aside with what went wrong; what does not hang on it applied.
+    with device.db.read() as session:
+        refusal, error = session.execute(sa.text(
+            "SELECT refusal, last_error FROM tauri_sync_queue WHERE entity_id = :i"),
+            {"i": doomed}).one()
+    assert refusal == "dead_letter"
+    assert "could not be applied: OverflowError: date value out of range" in error
+    assert scalar(device.db, "SELECT count(*) FROM inspection_targets WHERE id = :i",
+                  i=uuid.UUID(ids["target"])) == 1
+    assert scalar(device.db, "SELECT count(*) FROM inspection_sessions WHERE id = :i",
+                  i=uuid.UUID(ids["session"])) == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "version"),
+    [
+        ({"pipeline_version": "\u00b2"}, None),  # a digit to str.isdigit, not to int()
+        ({"pipeline_version": "12345678901"}, None),  # past the column
+        ({"created_at": "0001-01-01T00:00:00+00:00", "processing_time": 3600}, 3),
+    ],
+    ids=["superscript two", "eleven digits", "year one"],
+)
+def test_an_ai_result_with_values_at_the_edge_still_applies(
+    device: Device, changes: dict[str, Any], version: int | None
+) -> None:
+    ops, ids = device.inspection()
+    ai = next(op for op in ops if op["entity_type"] == "ai_inspection_result")
+    ai["data"].update(changes)
+    device.push(ops)
+    QueueProcessor(device.db, retry_s=0.0).drain()
+    assert scalar(device.db, "SELECT count(*) FROM tauri_sync_queue "
+                             "WHERE processed_at IS NULL OR refusal IS NOT NULL") == 0
+    assert scalar(device.db, "SELECT count(*) FROM pipeline_executions "
+                             "WHERE ai_result_id = :i", i=uuid.UUID(ids["ai"])) == 1
+    assert scalar(device.db, "SELECT pipeline_version FROM pipeline_executions "
+                             "WHERE ai_result_id = :i", i=uuid.UUID(ids["ai"])) == version
+

@@ -747,6 +747,15 @@ def _ms(value: Any) -> float | None:
     return None
 
 
+def _version_number(version: Any) -> int | None:
+    """A pipeline version that is a plain number ("3"), as the executions table keeps it; None
+    for any other ("1.2", "²" — a digit to ``str.isdigit`` — or one past the column)."""
+    if isinstance(version, str) and 0 < len(version) <= 9 and version.isascii() \
+            and version.isdigit():
+        return int(version)
+    return None
+
+
 def record_execution(session: Session, row: Any, values: Mapping[str, Any]) -> None:
     """An applied AI result becomes a pipeline execution with one component execution per step
     the engine ran, each at its measured start offset and duration, so the server sees how each
@@ -755,9 +764,13 @@ def record_execution(session: Session, row: Any, values: Mapping[str, Any]) -> N
     finished = values.get("created_at") or row.created_at
     # processing_time is the whole job in seconds, as the device measured it; the steps' offsets
     # count from the same start.
-    total_ms = float(values.get("processing_time") or 0) * 1000.0
+    total_ms = (_ms(values.get("processing_time")) or 0.0) * 1000.0
     total_ms = max(total_ms, *(start + ms for _, start, ms in steps)) if steps else total_ms
-    started = finished - timedelta(milliseconds=total_ms)
+    try:
+        started = finished - timedelta(milliseconds=total_ms)
+    except OverflowError:
+        # A device clock that said year 1: the start cannot be told, so it is the finish.
+        started = finished
     version = values.get("pipeline_version")
     execution_id = uuid.uuid4()
     session.execute(
@@ -783,8 +796,7 @@ def record_execution(session: Session, row: Any, values: Mapping[str, Any]) -> N
             started_at=started,
             completed_at=finished,
             device_id=_uuid(row.device_id),
-            pipeline_version=int(version) if isinstance(version, str) and version.isdigit()
-            else None,
+            pipeline_version=_version_number(version),
             ai_result_id=row.entity_id,
             created_at=finished,
         )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,7 +36,7 @@ from schema.db import Database
 from schema.types import utcnow
 from sync.conflicts import Decision
 from sync.errors import ApplyError, ApplyNever, NotOwner
-from sync.server.apply import SPECS, MasterCache, apply_row
+from sync.server.apply import SPECS, MasterCache, Outcome, apply_row
 from sync.server.db_faults import FOREIGN_KEY_VIOLATION, Fault, classify, describe, sqlstate
 from sync.server.notify import Wakeup
 from sync.server.queue_policy import (
@@ -57,6 +58,14 @@ CONFLICT_PREFIX = PREFIXES[CONFLICT]
 # commit order and a device reading after a cursor never skips one still in flight.
 REFUSAL_LOCK_ID = 0x6B656E7372  # "kensr"
 ERROR_LIMIT = 2000
+
+
+ApplyRow = Callable[[Session, Any, MasterCache], Outcome]
+
+
+def _unexpected(exc: Exception) -> str:
+    text = f"could not be applied: {type(exc).__name__}: {exc}"
+    return text if len(text) <= 300 else text[:299] + "…"
 
 
 class _Isolate(Exception):
@@ -138,9 +147,13 @@ class QueueProcessor:
         batch: int = 200,
         retry_s: float = DEFAULT_POLICY.base_s,
         policy: RetryPolicy | None = None,
+        apply: ApplyRow = apply_row,
     ) -> None:
+        """``apply`` applies one row (``sync.server.apply.apply_row``); a test hands in one
+        that fails as no rule foresaw."""
         self.db = db
         self.batch = batch
+        self._apply = apply
         self.policy = policy or RetryPolicy(
             base_s=retry_s,
             cap_s=max(retry_s, DEFAULT_POLICY.cap_s),
@@ -191,11 +204,11 @@ class QueueProcessor:
                 try:
                     if isolate:
                         with session.begin_nested():
-                            outcome = apply_row(session, row, self.cache)
+                            outcome = self._apply(session, row, self.cache)
                     else:
                         # apply_row raises ApplyError only before its first write, so without
                         # a savepoint a refused row still leaves nothing behind.
-                        outcome = apply_row(session, row, self.cache)
+                        outcome = self._apply(session, row, self.cache)
                 except NotOwner as exc:
                     log.warning(
                         "device %s: %s %s %s refused: %s", row.device_id, row.operation,
@@ -222,6 +235,20 @@ class QueueProcessor:
                         refused.append(_Refusal(row, DEAD_LETTER, error))
                     else:
                         waiting.append(_Wait(row, error))
+                    continue
+                except Exception as exc:
+                    # A value no check foresaw made the apply itself fail. Left to the loop, the
+                    # batch would roll back and be claimed again for ever, with every other
+                    # device's rows in it: the row is set aside with what went wrong instead.
+                    if not isolate:
+                        raise _Isolate from exc
+                    log.exception(
+                        "queue row %s: %s %s %s could not be applied", row.id, row.operation,
+                        row.entity_type, row.entity_id,
+                    )
+                    self._forget(row)
+                    self.cache.rolled_back()
+                    refused.append(_Refusal(row, DEAD_LETTER, _unexpected(exc)))
                     continue
                 if outcome.decision is Decision.CONFLICT:
                     note = outcome.note or "version conflict"
