@@ -111,10 +111,13 @@ def correct_timestamps(
         if not isinstance(value, str):
             continue
         try:
-            stamp = datetime.fromisoformat(value)
+            out[name] = (datetime.fromisoformat(value) - shift).isoformat()
         except ValueError:
             continue
-        out[name] = (stamp - shift).isoformat()
+        except OverflowError:
+            # Moved past year 1 or 9999: no clock is that wrong. Kept as sent, as text that is
+            # no time is; a future one is then set to the receive time (``clamp_future``).
+            continue
     return out
 
 

@@ -74,6 +74,9 @@ SERVER_NOW = datetime(2026, 11, 27, 16, 5, tzinfo=UTC)
         (timedelta(days=-1), "2026-11-26T08:00:00+00:00", "2026-11-27T08:00:00+00:00"),
         # Seconds of difference are network delay and drift: left alone.
         (timedelta(seconds=30), "2026-11-27T08:00:00+00:00", "2026-11-27T08:00:00+00:00"),
+        # A move past the calendar's ends is kept as sent, not a 500 for the whole batch.
+        (timedelta(days=1), "0001-01-01T00:00:00+00:00", "0001-01-01T00:00:00+00:00"),
+        (timedelta(days=-1), "9999-12-31T23:00:00", "9999-12-31T23:00:00"),
     ],
 )
 def test_device_timestamps_move_onto_the_server_clock(

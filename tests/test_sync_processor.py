@@ -7,7 +7,7 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +39,11 @@ class Device:
                 "entity_id": entity_id, "operation": operation, "data": data,
                 "priority": priority}
 
-    def push(self, ops: list[dict[str, Any]]) -> None:
+    def push(self, ops: list[dict[str, Any]], device_time: str | None = None) -> None:
         body = {"device_id": self.identity.key, "device_type": "tablet", "app_version": "t",
                 "ops": ops}
-        store_batch(self.db, self.identity, json.dumps(body).encode(), self.settings)
+        store_batch(self.db, self.identity, json.dumps(body).encode(), self.settings,
+                    device_time)
 
     def inspection(self) -> tuple[list[dict[str, Any]], dict[str, str]]:
         now = datetime.now(UTC).isoformat()
@@ -232,4 +233,27 @@ def test_an_ai_result_with_values_at_the_edge_still_applies(
                              "WHERE ai_result_id = :i", i=uuid.UUID(ids["ai"])) == 1
     assert scalar(device.db, "SELECT pipeline_version FROM pipeline_executions "
                              "WHERE ai_result_id = :i", i=uuid.UUID(ids["ai"])) == version
+
+
+@pytest.mark.parametrize(
+    ("ahead", "stamp"),
+    [(timedelta(days=1), "0001-01-01T00:00:00+00:00"), (timedelta(days=-1), "9999-12-31T23:00:00")],
+    ids=["a day ahead, year one", "a day behind, year 9999"],
+)
+def test_a_skewed_clock_with_times_at_the_calendars_ends_is_stored_and_applied(
+    device: Device, ahead: timedelta, stamp: str
+) -> None:
+    # Moving such a time onto the server's clock overflowed: the whole push was a 500, resent
+    # for ever.
+    ops, ids = device.inspection()
+    session_insert = next(op for op in ops if op["entity_type"] == "inspection_session")
+    session_insert["data"]["started_at"] = stamp
+    device.push(ops, device_time=(datetime.now(UTC) + ahead).isoformat())
+    QueueProcessor(device.db, retry_s=0.0).drain()
+    assert scalar(device.db, "SELECT count(*) FROM tauri_sync_queue "
+                             "WHERE processed_at IS NULL OR refusal IS NOT NULL") == 0
+    started = scalar(device.db, "SELECT started_at FROM inspection_sessions WHERE id = :i",
+                     i=uuid.UUID(ids["session"]))
+    # Year one is kept as sent (a past time is); 9999 is in the future, so the receive time.
+    assert started.year == 1 if stamp.startswith("0001") else started.year == datetime.now(UTC).year
 
