@@ -234,12 +234,12 @@ def provenance_problem(data: Mapping[str, Any]) -> str | None:
         if len(hashes) > MAX_MODEL_HASHES:
             return f"model_hashes has {len(hashes)} entries, over the limit of {MAX_MODEL_HASHES}"
         for i, h in enumerate(hashes):
-            if not isinstance(h, str) or not _SHA256.match(h):
+            if not isinstance(h, str) or not _SHA256.fullmatch(h):
                 return f"model_hashes[{i}] is not a SHA-256 in lower-case hex"
         if len(set(hashes)) != len(hashes):
             return "model_hashes names a model twice"
     image = data.get("image_sha256")
-    if image is not None and (not isinstance(image, str) or not _SHA256.match(image)):
+    if image is not None and (not isinstance(image, str) or not _SHA256.fullmatch(image)):
         return "image_sha256 is not a SHA-256 in lower-case hex"
     confidence = data.get("confidence")
     if confidence is not None:

@@ -63,11 +63,12 @@ PUSH_ENTITY_TABLES = {
 # entity_type values the server sends on pull
 MASTER_ENTITY_TYPES = ("user", "pipeline", "model", "target", "item")
 
+# Used with fullmatch: with match, "$" would let a trailing newline through.
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 def is_sha256(value: str) -> bool:
-    return bool(SHA256_RE.match(value))
+    return bool(SHA256_RE.fullmatch(value))
 
 
 class PushOp(BaseModel):

@@ -56,6 +56,8 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("hash upper case", {"model_hashes": [H.upper()]}, "model_hashes[0]"),
     ("hash 63", {"model_hashes": [H[:63]]}, "model_hashes[0]"),
     ("hash with a prefix", {"model_hashes": [f"sha256:{H}"]}, "model_hashes[0]"),
+    ("hash and a newline", {"model_hashes": [H + "\n"]}, "model_hashes[0]"),
+    ("image hash and a newline", {"image_sha256": H + "\n"}, "image_sha256"),
     ("hash not text", {"model_hashes": [1]}, "model_hashes[0]"),
     ("hash twice", {"model_hashes": [H, H]}, "twice"),
     ("too many hashes", {"model_hashes": [f"{i:064x}" for i in range(MAX_MODEL_HASHES + 1)]},

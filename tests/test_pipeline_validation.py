@@ -135,6 +135,14 @@ def test_model_reference_syntax(env: tuple[SessionPool, str]) -> None:
           "'model' must be a model reference")
 
 
+def test_a_model_reference_with_a_trailing_newline_is_no_reference(
+    env: tuple[SessionPool, str],
+) -> None:
+    # A reference names a file in the model store: "$" alone let "…\n" through.
+    check(env, lambda d: d["steps"][2]["params"].update(model="sha256:" + "0" * 64 + "\n"),
+          "model", "'model' must be a model reference")
+
+
 def test_tensor_shape_that_cannot_match_the_model(env: tuple[SessionPool, str]) -> None:
     e = check(env, lambda d: d["steps"][0]["params"].update(width=224, height=224), "model",
               r"expects shape \[1, 3, 8, 8\] but is fed \[1, 3, 224, 224\]")
@@ -210,6 +218,9 @@ def test_corrupt_model_file_names_the_step(tmp_path: Path) -> None:
       "steps": [{"name": "a", "type": "crop"}], "outputs": {}}, "kind 'video'"),
     ({"name": "x", "version": 1,
       "steps": [{"name": "a", "type": "crop", "image": "inputs.image"}], "outputs": {}},
+     "step 'a'.*not a selector"),
+    ({"name": "x", "version": 1,
+      "steps": [{"name": "a", "type": "crop", "image": "$inputs.image\n"}], "outputs": {}},
      "step 'a'.*not a selector"),
     ({"name": "x", "version": 1,
       "steps": [{"name": "a", "type": "crop", "image": "$steps.b"}], "outputs": {}},

@@ -168,6 +168,10 @@ def test_uploads_are_checked_against_their_hash(site_server: Running) -> None:
         wrong = client.put(f"/sync/v1/files/{sha}", content=body + b"!")
         assert wrong.status_code == 422 and error_code(wrong) == "hash_mismatch"
         assert client.put("/sync/v1/files/not-a-hash", content=body).status_code == 400
+        # A hash and a newline names no file: nothing is staged under that name.
+        assert client.put(f"/sync/v1/files/{sha}%0A", content=body).status_code == 400
+        assert client.post("/sync/v1/files/missing",
+                           json={"sha256": [sha + "\n"]}).status_code in (400, 422)
         assert client.put(f"/sync/v1/files/{'0' * 64}", content=b"").status_code == 400
         stored = client.put(f"/sync/v1/files/{sha}", content=body,
                             headers={"Content-Type": "image/jpeg"})

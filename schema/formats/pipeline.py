@@ -107,7 +107,7 @@ def check_param(node: str, key: str, spec: Param, value: object) -> Any:
             raise bad("one of " + ", ".join(repr(c) for c in spec.choices))
         return value
     if t == "model":
-        if not isinstance(value, str) or MODEL_REF.match(value) is None:
+        if not isinstance(value, str) or MODEL_REF.fullmatch(value) is None:
             raise bad("a model reference 'sha256:<64 lowercase hex digits>'")
         return value
     if t.startswith("list["):
@@ -369,7 +369,7 @@ def parse_selector(raw: object, *, node: str | None, where: str) -> Selector:
             f"{where} must be a selector string like '$steps.<step>.<output>', got {raw!r}",
             node=node, field=where,
         )
-    m = _SELECTOR.match(raw)
+    m = _SELECTOR.fullmatch(raw)
     if m is None:
         raise DefinitionInvalid(
             f"{where}: {raw!r} is not a selector ('$inputs.<name>' or '$steps.<step>.<output>')",

@@ -29,7 +29,7 @@ from sidecar.pipeline.nodes.base import MODEL_REF
 
 def parse_ref(ref: str) -> str:
     """``sha256:<hex>`` → ``<hex>``."""
-    m = MODEL_REF.match(ref.strip().lower())
+    m = MODEL_REF.fullmatch(ref.strip().lower())
     if m is None:
         raise ModelUnavailable(f"{ref!r} is not a model reference 'sha256:<64 hex digits>'",
                                model=ref)

@@ -337,7 +337,7 @@ def pipeline_models(definition: Any) -> set[str]:
     while stack:
         value = stack.pop()
         if isinstance(value, str):
-            match = MODEL_REF.match(value)
+            match = MODEL_REF.fullmatch(value)
             if match:
                 found.add(match.group(1))
         elif isinstance(value, dict):

@@ -106,11 +106,11 @@ def id_problem(change: Change) -> str | None:
         return None
     if change.entity_type not in MASTER_ENTITY_TYPES:
         return f"unknown entity type {change.entity_type[:40]!r}"
-    if not _UUID_RE.match(change.entity_id):
+    if not _UUID_RE.fullmatch(change.entity_id):
         return f"a {change.entity_type} id must be a UUID"
     if change.op == "UPSERT":
         named = str((change.data or {}).get("id", ""))
-        if not _UUID_RE.match(named) or uuid.UUID(named) != uuid.UUID(change.entity_id):
+        if not _UUID_RE.fullmatch(named) or uuid.UUID(named) != uuid.UUID(change.entity_id):
             return f"the {change.entity_type}'s data names another id"
     return None
 

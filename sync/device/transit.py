@@ -78,7 +78,7 @@ def parse_pin(text: str) -> str:
             value = value[len(prefix):].strip()
             break
     compact = re.sub(r"[\s:]", "", value).lower()
-    if _HEX.match(compact):
+    if _HEX.fullmatch(compact):
         return compact
     try:
         raw = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
