@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Query
+from pydantic import AfterValidator
 from sqlmodel import col, select
 
 from schema import device as d
@@ -25,6 +26,22 @@ from sync.device import acks
 router = APIRouter(tags=["history"])
 
 Name = Annotated[str | None, Query(max_length=150)]
+
+
+def _storable(value: datetime | None) -> datetime | None:
+    # The store compares in UTC: a time whose UTC falls outside years 1-9999 (year 1 at
+    # +14:00, 9999-12-31 at -01:00) cannot be said there, and converting it overflowed into a
+    # 500. A time without a zone is UTC, as the history reads it.
+    if value is not None and value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError as exc:
+            raise ValueError("is outside the years 1 to 9999 in UTC") from exc
+    return value
+
+
+# A point in time a list is limited by.
+Moment = Annotated[datetime | None, AfterValidator(_storable)]
 
 # An IANA zone name ("Asia/Tokyo", "America/Argentina/Buenos_Aires", "Etc/GMT-9", "UTC").
 ZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$"
@@ -61,8 +78,8 @@ def search(
     batch: Name = None,
     result: Literal["OK", "NG", "PENDING"] | None = None,
     status: Name = None,
-    started_from: datetime | None = None,
-    started_to: datetime | None = None,
+    started_from: Moment = None,
+    started_to: Moment = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> HistoryPublic:
@@ -108,8 +125,8 @@ def stats(
     db: DbDep,
     user: CurrentUser,
     period: Literal["day", "week", "month"] = "day",
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment = None,
+    until: Moment = None,
     product: Name = None,
     tz: Annotated[str | None, Query(max_length=64, pattern=ZONE_PATTERN)] = None,
 ) -> StatsPublic:
