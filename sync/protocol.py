@@ -238,7 +238,7 @@ class ConflictsPage(BaseModel):
 
 
 class MissingRequest(BaseModel):
-    sha256: list[str] = Field(max_length=10_000)
+    sha256: list[Annotated[str, Field(max_length=64)]] = Field(max_length=10_000)
 
 
 class MissingResponse(BaseModel):

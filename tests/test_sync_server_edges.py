@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from schema.db import create_engine
 from sync.bounds import INT32_MAX, INT64_MAX, MAX_DATA_BYTES, MAX_JSON_DEPTH
+from sync.server.body_limit import MAX_JSON_BODY
 from sync.server.cli import server_app as cli_app
 from tests.support.postgres import Cluster
 from tests.support.sync_harness import ServerProcess, seed_site
@@ -569,3 +570,51 @@ def test_a_model_file_name_is_held_to_its_column(
     if status != 201:
         assert answer.json()["error"]["code"] == "invalid_request"
         assert fingerprint(edge_site.site.database_url) == before
+
+
+def _chunks(size: int, chunk: int = 256 * 1024) -> Iterator[bytes]:
+    # A body sent without a length: the server learns its size only by reading it.
+    sent = 0
+    yield b'{"code": "'
+    while sent < size:
+        yield b"A" * chunk
+        sent += chunk
+    yield b'"}'
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["with a length", "chunked"])
+def test_a_body_past_the_json_limit_is_refused_before_it_is_read_whole(
+    edge_site: Running, declared: bool
+) -> None:
+    # /enroll takes no token: before, any client could make the server read and parse a body
+    # of any size before the code's 40 characters were checked.
+    size = MAX_JSON_BODY + 1
+    url = f"{edge_site.url}/sync/v1/enroll"
+    if declared:
+        answer = httpx.post(url, content=b'{"code": "' + b"A" * size + b'"}',
+                            headers={"Content-Type": "application/json"})
+    else:
+        answer = httpx.post(url, content=_chunks(size),
+                            headers={"Content-Type": "application/json"})
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["error"]["code"] == "payload_too_large"
+    # An admin body too, after its login.
+    answer = httpx.post(f"{edge_site.url}/admin/v1/users", content=b"[" + b"1," * size + b"1]",
+                        headers={"Content-Type": "application/json"}, auth=ADMIN)
+    assert answer.status_code == 413, answer.text
+
+
+def test_bodies_under_the_json_limit_and_streamed_files_are_not_held_to_it(
+    edge_site: Running,
+) -> None:
+    # A wrong enrollment code just under the limit is read and refused as a code.
+    answer = httpx.post(f"{edge_site.url}/sync/v1/enroll",
+                        content=b'{"code": "' + b"A" * (MAX_JSON_BODY - 100) + b'"}',
+                        headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    # A model file past the JSON limit streams to its own limit and is stored.
+    body = uuid.uuid4().bytes * (MAX_JSON_BODY // 16 + 1)
+    sha = hashlib.sha256(body).hexdigest()
+    stored = httpx.put(f"{edge_site.url}/admin/v1/models/{sha}", content=body, auth=ADMIN,
+                       headers={"X-Kensa-File-Name": "big.onnx"})
+    assert stored.status_code == 201, stored.text

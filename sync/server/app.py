@@ -24,6 +24,7 @@ from sync.errors import RateLimited, SyncError, TransportError
 from sync.server import openapi
 from sync.server.api_admin import router as admin_router
 from sync.server.api_sync import router as sync_router
+from sync.server.body_limit import BodyLimit
 from sync.server.db_faults import Fault, classify, describe, integrity_error
 from sync.server.logs import RequestIdMiddleware
 from sync.server.metrics import PROCESS
@@ -34,7 +35,8 @@ from sync.server.state import ServerState
 log = logging.getLogger(__name__)
 
 DB_RETRY_AFTER_S = 5
-_HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
+_HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed",
+               413: "payload_too_large"}
 
 
 def _error(status: int, code: str, message: str, detail: dict[str, Any] | None = None,
@@ -68,6 +70,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(sync_router)
     app.include_router(admin_router)
     app.include_router(ops_router)
+    app.add_middleware(BodyLimit)
     app.add_middleware(RequestIdMiddleware, log_access=settings.log_format == "json")
     openapi.install(app)
 
