@@ -347,5 +347,12 @@ def test_the_real_sidecar_serves_its_encrypted_photos_and_refuses_a_damaged_one(
             # The thumbnail, untouched, still opens.
             thumb = client.get(f"/images/{image_id}/thumbnail")
             assert thumb.status_code == 200 and thumb.content.startswith(b"\xff\xd8\xff")
+            # A file gone from the tablet is a 404 that says so, not an unknown image.
+            stored.unlink()
+            gone = client.get(f"/images/{image_id}")
+            assert gone.status_code == 404
+            assert gone.json()["error"]["code"] == "photo_missing"
+            assert gone.json()["error"]["detail"]["reason"] == "missing"
+            assert client.get("/images/nope").json()["error"]["code"] == "not_found"
     finally:
         sidecar.kill()

@@ -252,7 +252,10 @@ def _image_file(
         body = photo_crypto.read(data_dir, relative, key)
     except PhotoUnreadable as exc:
         if exc.detail.get("reason") == "missing":
-            raise NotFound(f"the file of image {image_id} is missing on this tablet") from exc
+            # The record is there and its file is not: a 404 of its own, so the screen can say
+            # which of the two is missing.
+            raise NotFound(f"the file of image {image_id} is missing on this tablet",
+                           code="photo_missing", reason="missing") from exc
         raise
     media = "image/jpeg" if thumbnail else (row.mime_type or "application/octet-stream")
     # Photos are immutable (content-addressed): the browser may keep them for the session.

@@ -3,6 +3,8 @@
 // no AI on the tablet, and the sidecar process dying mid-inspection (then resuming the work).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as h from './harness.mjs';
 
@@ -16,6 +18,7 @@ const MSG = {
     aiUnavailable: 'この端末では AI 判定を使えません — 目視で判定してください。',
     lost: 'kensa サービスとの接続が切れました。再接続しています… 記録済みの内容は端末に保存されています。',
     unreachable: 'kensa サービスに接続できません。しばらく待つか、アプリを再起動してください。',
+    photoMissing: '写真のファイルがこの端末にありません。',
   },
   en: {
     wrongPassword: 'Wrong username or password (4 more failures lock the account).',
@@ -280,6 +283,51 @@ test('a 25 MB photo on an item, and an item whose AI is not on this tablet', asy
     await panel.getByTestId('verdict-OK').click();
     await panel.getByTestId('submit-verdict').click();
     await page.locator('[data-testid="item-panel"][data-code="V-FOREIGN"]').waitFor();
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await page.close();
+  }
+});
+
+/** Every file under `dir`, recursively. */
+function filesUnder(dir) {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath ?? e.path, e.name));
+}
+
+test('a photo the tablet can no longer read says why instead of loading for ever', async () => {
+  await closeOpenInspections();
+  const page = await h.newPage(1280);
+  try {
+    await logIn(page, sidecar.baseUrl, 'ja');
+    await startInspection(page);
+    const panel = page.locator('[data-testid="item-panel"][data-code="V-SCRATCH"]');
+    // A photo of its own (a comment segment makes its bytes, and so its file, new).
+    const photo = readFileSync(`${seeded.fixtures}/photo-1.jpg`);
+    const comment = Buffer.concat([Buffer.from([0xff, 0xfe, 0x00, 0x12]), randomBytes(16)]);
+    const unique = Buffer.concat([photo.subarray(0, 2), comment, photo.subarray(2)]);
+    const images = join(seeded.data, 'images');
+    const before = new Set(filesUnder(images));
+    await panel.getByTestId('photo-file').setInputFiles({ name: 'part.jpg', mimeType: 'image/jpeg', buffer: unique });
+    await panel.locator('img.photo__img').waitFor();
+    const added = filesUnder(images).filter((f) => !before.has(f));
+    assert.equal(added.length, 1, 'one new photo file');
+    rmSync(added[0]);
+
+    // Shown afresh, as on the next start: the screen asks for the photo again, not the cache.
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
+    await page.reload();
+    const dialog = page.getByTestId('resume-dialog');
+    const again = page.locator('[data-testid="item-panel"][data-code="V-SCRATCH"]');
+    await dialog.or(again).first().waitFor();
+    if (await dialog.isVisible()) await dialog.getByTestId('resume').click();
+    assert.equal(await text(again, 'photo-unreadable'), MSG.ja.photoMissing);
+    assert.equal(await again.locator('.photo__placeholder[aria-busy="true"]').count(), 0, 'not shown as loading');
+    await h.shot(page, 'err-ja-photo-missing');
     assert.deepEqual(page.problems, []);
   } finally {
     await page.close();

@@ -19,7 +19,9 @@ export function scaleText(mmPerPx: number): string {
 export function Calibration() {
   const { t, err } = useI18n();
   const api = useApi();
-  const [current, setCurrent] = useState<number | null>(null);
+  // undefined: not known (the list could not be read, and the error says so) — never shown as
+  // "not calibrated", which would send a supervisor to calibrate a camera that is.
+  const [current, setCurrent] = useState<number | null | undefined>(undefined);
   const [method, setMethod] = useState<Method>('checkerboard');
   const [sizeMm, setSizeMm] = useState('5');
   const [columns, setColumns] = useState('7');
@@ -31,7 +33,10 @@ export function Calibration() {
   const load = () =>
     api.get('/calibrations').then(
       (answer) => setCurrent(answer.current[CAMERA] ?? null),
-      () => setCurrent(null),
+      (caught: unknown) => {
+        setCurrent(undefined);
+        setError(caught);
+      },
     );
   useEffect(() => {
     void load();
@@ -63,9 +68,11 @@ export function Calibration() {
   return (
     <section className="card" data-testid="calibration">
       <h2>{t('calibration.title')}</h2>
-      <p data-testid="calibration-current">
-        {current === null ? t('calibration.none') : t('calibration.current', { scale: scaleText(current) })}
-      </p>
+      {current === undefined ? null : (
+        <p data-testid="calibration-current">
+          {current === null ? t('calibration.none') : t('calibration.current', { scale: scaleText(current) })}
+        </p>
+      )}
       <label className="field">
         <span>{t('calibration.method')}</span>
         <select value={method} onChange={(e) => setMethod(e.target.value as Method)} data-testid="calibration-method">

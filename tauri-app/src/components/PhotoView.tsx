@@ -3,6 +3,7 @@
 // placed it in the photo's own pixels. The drawing is laid exactly over the image as shown, at
 // any size the layout gives it.
 import { useEffect, useRef, useState } from 'react';
+import { useI18n } from '../i18n';
 import { parseOverlay, type Shape } from '../lib/overlay';
 import { useApp } from '../state/app';
 import './PhotoView.css';
@@ -93,20 +94,29 @@ function ShapeView({ shape, size }: { shape: Shape; size: number }) {
 
 export function PhotoView({ imageId, alt, overlay, overlayLabel }: Props) {
   const { api } = useApp();
+  const { err } = useI18n();
   const [url, setUrl] = useState<string | null>(null);
+  // Why the photo cannot be shown (missing, damaged, not this tablet's key): said, not a grey
+  // box that looks as if it were still loading.
+  const [failed, setFailed] = useState<unknown>(null);
   const img = useRef<HTMLImageElement>(null);
   const [placed, setPlaced] = useState<Placed | null>(null);
   useEffect(() => {
     if (!api) return;
     let revoked = false;
     let objectUrl: string | null = null;
+    setFailed(null);
     api.blob(`/images/${encodeURIComponent(imageId)}`).then(
       (blob) => {
         if (revoked) return;
         objectUrl = URL.createObjectURL(blob);
         setUrl(objectUrl);
       },
-      () => setUrl(null),
+      (caught: unknown) => {
+        if (revoked) return;
+        setUrl(null);
+        setFailed(caught ?? new Error('photo'));
+      },
     );
     return () => {
       revoked = true;
@@ -139,7 +149,15 @@ export function PhotoView({ imageId, alt, overlay, overlayLabel }: Props) {
   const drawing = parseOverlay(overlay?.overlay);
   return (
     <div className="photo" data-testid="photo">
-      {url ? <img ref={img} src={url} alt={alt} className="photo__img" /> : <div className="photo__placeholder" aria-busy="true" />}
+      {url ? (
+        <img ref={img} src={url} alt={alt} className="photo__img" />
+      ) : failed ? (
+        <div className="photo__placeholder photo__placeholder--failed" role="alert" data-testid="photo-unreadable">
+          {err(failed)}
+        </div>
+      ) : (
+        <div className="photo__placeholder" aria-busy="true" />
+      )}
       {url && placed && drawing && drawing.shapes.length > 0 ? (
         <svg
           className="photo__overlay"

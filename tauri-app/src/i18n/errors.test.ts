@@ -68,6 +68,9 @@ describe('API errors in the inspector’s language', () => {
       'unauthorized', 'validation_error', 'invalid_input', 'not_found', 'conflict', 'pipeline_error',
       'internal_error', 'bad_response', 'qr_payload_invalid', 'no_pipeline', 'model_unavailable',
       'forbidden_role', 'not_your_inspection', 'not_your_job', 'not_your_inspections',
+      'login_busy', 'already_resolved', 'not_resolvable', 'refusal_not_found', 'sync_disabled',
+      'not_completed', 'not_verified', 'too_many_attempts', 'user_exists', 'timezone_unknown',
+      'photo_unreadable',
     ];
     for (const lang of LANGS) {
       for (const code of codes) {
@@ -78,6 +81,24 @@ describe('API errors in the inspector’s language', () => {
     }
     expect(errorMessage(api('brand_new_code'), 'en')).toBe('Something went wrong (brand_new_code).');
     expect(errorMessage(api('items_open', { items: ['D-BORE', 'F-PISTON'] }, 409), 'en')).toContain('D-BORE, F-PISTON');
+  });
+
+  it('a photo the tablet cannot open says why, by its reason', () => {
+    const unreadable = (reason: string | null) => api('photo_unreadable', reason ? { reason } : null, 500);
+    expect(errorMessage(unreadable('missing'), 'en')).toBe('The photo file is missing from this tablet.');
+    expect(errorMessage(unreadable('truncated'), 'ja')).toBe('写真のファイルが壊れていて表示できません。撮り直してください。');
+    expect(errorMessage(unreadable('wrong_key'), 'en')).toBe('The photo cannot be opened with this tablet’s key.');
+    expect(errorMessage(unreadable('unknown_format'), 'en')).toContain('newer kensa');
+    expect(errorMessage(unreadable('io'), 'en')).toBe('The photo cannot be read.');
+    expect(errorMessage(unreadable(null), 'ja')).toBe('写真を読み取れません。');
+    expect(errorMessage(api('photo_missing', { reason: 'missing' }, 404), 'en')).toBe('The photo file is missing from this tablet.');
+  });
+
+  it('a code this UI has no words for is worded by its status, where the status says enough', () => {
+    expect(errorMessage(api('brand_new_refusal', null, 403), 'en')).toBe('Your role does not allow this.');
+    expect(errorMessage(api('brand_new_clash', null, 409), 'ja')).toBe('ほかの操作と競合しました。画面を更新してください。');
+    expect(errorMessage(api('brand_new_limit', null, 429), 'en')).toBe('Too many attempts. Wait a moment and try again.');
+    expect(errorMessage(api('brand_new_fault', null, 500), 'en')).toBe('Something went wrong (brand_new_fault).');
   });
 
   it('non-API errors do not crash the mapping', () => {

@@ -56,6 +56,37 @@ const SIMPLE: Record<string, MessageKey> = {
   not_enrollment_qr: 'err.not_enrollment_qr',
   server_unreachable: 'err.server_unreachable',
   password_rules: 'err.password_rules',
+  login_busy: 'err.login_busy',
+  already_resolved: 'err.already_resolved',
+  not_resolvable: 'err.not_resolvable',
+  refusal_not_found: 'err.refusal_not_found',
+  sync_disabled: 'err.sync_disabled',
+  not_completed: 'err.not_completed',
+  not_verified: 'err.not_verified',
+  too_many_attempts: 'err.too_many_attempts',
+  user_exists: 'err.user_exists',
+  timezone_unknown: 'err.timezone_unknown',
+  photo_unreadable: 'err.photo_unreadable',
+  photo_missing: 'err.photo_missing',
+};
+
+/** For a code this UI has no words of its own for (a newer sidecar's), what its status says. */
+const BY_STATUS: Record<number, MessageKey> = {
+  403: 'err.forbidden_role',
+  404: 'err.not_found',
+  409: 'err.conflict',
+  422: 'err.invalid_input',
+  429: 'err.too_many_attempts',
+};
+
+// A photo the tablet cannot open, by the sidecar's reason.
+const PHOTO_REASONS: Record<string, MessageKey> = {
+  missing: 'err.photo_missing',
+  damaged: 'err.photo_damaged',
+  truncated: 'err.photo_damaged',
+  no_key: 'err.photo_key',
+  wrong_key: 'err.photo_key',
+  unknown_format: 'err.photo_newer',
 };
 
 /** Codes that mean "no AI on this tablet for this item": the inspector judges by eye. */
@@ -144,6 +175,10 @@ export function errorMessage(err: unknown, lang: Lang, now = new Date()): string
       const items = Array.isArray(detail.items) ? detail.items.join(', ') : '';
       return translate(lang, 'err.items_open', { items });
     }
+    case 'photo_unreadable': {
+      const reason = typeof detail.reason === 'string' ? PHOTO_REASONS[detail.reason] : undefined;
+      return translate(lang, reason ?? 'err.photo_unreadable');
+    }
     case 'validation_error': {
       const fields = Array.isArray(err.detail)
         ? (err.detail as { field?: unknown }[])
@@ -158,6 +193,7 @@ export function errorMessage(err: unknown, lang: Lang, now = new Date()): string
         return translate(lang, 'item.aiUnavailable');
       }
       if (err.code in SIMPLE) return translate(lang, SIMPLE[err.code] as MessageKey);
+      if (err.status in BY_STATUS) return translate(lang, BY_STATUS[err.status] as MessageKey);
       return translate(lang, 'err.unknown', { code: err.code });
   }
 }
