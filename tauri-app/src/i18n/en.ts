@@ -523,5 +523,6 @@ export const en: Record<MessageKey, string> = {
   'err.photo_key': 'The photo cannot be opened with this tablet’s key.',
   'err.photo_newer': 'The photo was saved by a newer kensa. Update the app.',
   'err.photo_unreadable': 'The photo cannot be read.',
+  'err.criteria_invalid': 'This item’s judgment criteria cannot be read. Judge by eye and tell the supervisor.',
   'err.unknown': 'Something went wrong ({code}).',
 };

@@ -70,7 +70,8 @@ describe('API errors in the inspector’s language', () => {
       'forbidden_role', 'not_your_inspection', 'not_your_job', 'not_your_inspections',
       'login_busy', 'already_resolved', 'not_resolvable', 'refusal_not_found', 'sync_disabled',
       'not_completed', 'not_verified', 'too_many_attempts', 'user_exists', 'timezone_unknown',
-      'photo_unreadable',
+      'photo_unreadable', 'photo_missing', 'forbidden', 'unprocessable', 'pipeline_step_failed',
+      'criteria_invalid', 'model_incompatible',
     ];
     for (const lang of LANGS) {
       for (const code of codes) {

@@ -68,6 +68,10 @@ const SIMPLE: Record<string, MessageKey> = {
   timezone_unknown: 'err.timezone_unknown',
   photo_unreadable: 'err.photo_unreadable',
   photo_missing: 'err.photo_missing',
+  forbidden: 'err.forbidden_role',
+  unprocessable: 'err.invalid_input',
+  pipeline_step_failed: 'err.pipeline_error',
+  criteria_invalid: 'err.criteria_invalid',
 };
 
 /** For a code this UI has no words of its own for (a newer sidecar's), what its status says. */
@@ -97,6 +101,7 @@ export const AI_UNAVAILABLE_CODES = new Set([
   'pipeline_missing',
   'model_unavailable',
   'model_corrupt',
+  'model_incompatible', // exported for a newer ONNX Runtime than this tablet's
   'pipeline_definition_invalid',
   'ai_disabled',
 ]);

@@ -523,6 +523,7 @@ export const ja = {
   'err.photo_key': 'この端末の鍵では写真を開けません。',
   'err.photo_newer': '写真は新しい kensa で保存されています。アプリを更新してください。',
   'err.photo_unreadable': '写真を読み取れません。',
+  'err.criteria_invalid': 'この項目の判定基準を読み取れません。目視で判定し、監督者に伝えてください。',
   'err.unknown': 'エラーが起きました（{code}）。',
 } as const;
 
