@@ -66,6 +66,18 @@ test("the supervisor may discard another's interrupted inspection but not resume
       assert.equal(await row.getByTestId('discard').count(), discard, user);
       assert.equal(await row.getByTestId('restart').count(), discard, user);
       if (user === 'suzuki') await h.shot(page, 'roles-ja-900-resume-supervisor');
+      if (user === 'tanaka') {
+        // Put off, it is not lost: the scan screen says it is waiting and opens it again.
+        await dialog.getByTestId('resume-later').click();
+        await dialog.waitFor({ state: 'detached' });
+        const notice = page.getByTestId('interrupted-notice');
+        assert.match((await notice.textContent()) ?? '', /中断された検査が 1 件あります/);
+        await h.shot(page, 'roles-ja-900-interrupted-waiting');
+        await notice.getByTestId('interrupted-show').click();
+        await dialog.waitFor();
+        await dialog.locator('[data-testid="resume-item"][data-owner="tanaka"]').getByTestId('resume').click();
+        await page.locator('[data-testid="item-panel"]').first().waitFor();
+      }
       assert.deepEqual(page.problems, []);
     } finally {
       await page.close();

@@ -1,5 +1,5 @@
-// Interrupted inspections (app closed, battery died): resume, start over or discard, with the
-// progress of each step (item) shown as its own bar. An inspector is offered their own work
+// Interrupted inspections (app closed, battery died): resume, start over or discard, with how
+// many items are done and each item's state. An inspector is offered their own work
 // only; a role that may act on others' (the supervisor) sees everyone's, each labelled with whose
 // it is. Discarding asks first, naming what would be lost, and then asks for the signature.
 import { useEffect, useRef, useState } from 'react';
@@ -249,3 +249,38 @@ export function ResumeDialog() {
     </div>
   );
 }
+
+/** On the scan screen, once the dialog was put off ("Later"): how many interrupted inspections
+ * are still waiting, and a way back to them — otherwise only a new login would offer them again,
+ * and a scan of the same unit would start a second inspection beside the first. */
+export function InterruptedNotice() {
+  const { t } = useI18n();
+  const api = useApi();
+  const { resumeOffered, setResumeOffered, login } = useApp();
+  const [count, setCount] = useState(0);
+
+  useEffect(() => {
+    if (!resumeOffered || !login) return;
+    let cancelled = false;
+    api.get('/sessions/interrupted').then(
+      (rows) => {
+        if (!cancelled) setCount(offered(rows, login.user).length);
+      },
+      () => undefined, // the dialog itself says why when it is opened
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [api, resumeOffered, login]);
+
+  if (!count) return null;
+  return (
+    <div className="notice notice--action" data-testid="interrupted-notice">
+      <span>{t('resume.waiting', { n: count })}</span>
+      <button type="button" className="btn" onClick={() => setResumeOffered(false)} data-testid="interrupted-show">
+        {t('resume.show')}
+      </button>
+    </div>
+  );
+}
+

@@ -379,6 +379,8 @@ export const en: Record<MessageKey, string> = {
   'resume.restart': 'Start over',
   'resume.discard': 'Discard',
   'resume.later': 'Later',
+  'resume.waiting': 'Interrupted inspections waiting: {n}',
+  'resume.show': 'Show',
   'resume.lastActivity': 'Last activity {time}',
   'resume.progress': '{pct} done',
   'resume.owner': 'Inspector: {name}',

@@ -379,6 +379,8 @@ export const ja = {
   'resume.restart': '最初からやり直す',
   'resume.discard': '破棄',
   'resume.later': 'あとで',
+  'resume.waiting': '中断された検査が {n} 件あります',
+  'resume.show': '表示',
   'resume.lastActivity': '最終操作 {time}',
   'resume.progress': '進捗 {pct}',
   'resume.owner': '担当: {name}',

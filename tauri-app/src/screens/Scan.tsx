@@ -7,6 +7,7 @@ import { ApiError, checkPhotoSize, photoForm } from '../api/client';
 import { CameraView, type FrameInfo } from '../components/CameraView';
 import { ErrorText } from '../components/ErrorText';
 import { ProgressBar } from '../components/ProgressBar';
+import { InterruptedNotice } from '../components/ResumeDialog';
 import { useI18n } from '../i18n';
 import { useApi, useApp, type ScanResult } from '../state/app';
 import { useAnyModal } from '../state/dialogs';
@@ -109,6 +110,7 @@ export function Scan() {
   return (
     <main className="screen" data-testid="scan-screen">
       <h1>{t('scan.title')}</h1>
+      <InterruptedNotice />
       <form className="card scan__form" onSubmit={(e) => void lookUp(e)}>
         <label className="field" htmlFor="wedge">
           <span>{t('scan.wedgeLabel')}</span>
