@@ -386,6 +386,8 @@ class InterruptedPublic(BaseModel):
     status: SessionState
     product_code: str | None
     batch_id: str
+    # The unit's serial, when its label names one: a scan of the same unit can offer this one.
+    serial: str | None = None
     username: str | None
     # The owner's name as shown to people (full name, else username); null when nobody owns it.
     display_name: str | None

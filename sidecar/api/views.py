@@ -173,6 +173,7 @@ def interrupted(x: Interrupted) -> s.InterruptedPublic:
         status=x.session.status,
         product_code=x.session.product_code,
         batch_id=x.target.batch_id,
+        serial=x.target.serial,
         username=x.username,
         display_name=x.display_name,
         started_at=x.session.started_at,

@@ -86,6 +86,34 @@ test("the supervisor may discard another's interrupted inspection but not resume
   assert.ok(started.id);
 });
 
+test('scanning a unit whose inspection was left open offers that one before a second', async () => {
+  const api = h.apiFor(sidecar);
+  await api.login('tanaka');
+  const waiting = await api.call('GET', '/sessions/interrupted');
+  assert.ok(waiting.length >= 1, 'the test before left one open');
+  const page = await h.newPage(900);
+  try {
+    await logIn(page, 'tanaka');
+    const dialog = page.getByTestId('resume-dialog');
+    await dialog.waitFor();
+    await dialog.getByTestId('resume-later').click();
+    await dialog.waitFor({ state: 'detached' });
+    await page.getByTestId('wedge').fill(h.QR_JSON);
+    await page.keyboard.press('Enter');
+    const open = page.getByTestId('target-open');
+    await open.waitFor();
+    assert.match((await open.textContent()) ?? '', /この製品には中断された検査があります.*担当: あなた/);
+    await h.shot(page, 'roles-ja-900-target-open-already');
+    await open.getByTestId('target-resume').click();
+    await page.locator('[data-testid="item-panel"]').first().waitFor();
+    const after = await api.call('GET', '/sessions/interrupted');
+    assert.deepEqual(after.map((r) => r.id).sort(), waiting.map((r) => r.id).sort(), 'no second inspection');
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await page.close();
+  }
+});
+
 test('a supervisor re-judges a completed inspection, signs the release, and the result follows', async () => {
   const api = h.apiFor(sidecar);
   // The inspection the test before left open would be offered to the supervisor in the resume

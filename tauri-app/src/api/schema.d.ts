@@ -1112,6 +1112,8 @@ export interface components {
             product_code: string | null;
             /** Progress */
             progress: number;
+            /** Serial */
+            serial?: string | null;
             /**
              * Started At
              * Format: date-time

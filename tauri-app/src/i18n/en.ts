@@ -379,6 +379,7 @@ export const en: Record<MessageKey, string> = {
   'resume.restart': 'Start over',
   'resume.discard': 'Discard',
   'resume.later': 'Later',
+  'target.openAlready': 'This unit already has an interrupted inspection (started {time}; {owner}). Resume it rather than start a second one.',
   'resume.waiting': 'Interrupted inspections waiting: {n}',
   'resume.show': 'Show',
   'resume.lastActivity': 'Last activity {time}',

@@ -379,6 +379,7 @@ export const ja = {
   'resume.restart': '最初からやり直す',
   'resume.discard': '破棄',
   'resume.later': 'あとで',
+  'target.openAlready': 'この製品には中断された検査があります（開始 {time}・{owner}）。2 件目を始めずに、続きから検査してください。',
   'resume.waiting': '中断された検査が {n} 件あります',
   'resume.show': '表示',
   'resume.lastActivity': '最終操作 {time}',

@@ -1,8 +1,10 @@
 // The scanned unit's product and its items in order, before the inspection starts.
 import { useEffect, useState } from 'react';
+import type { Schemas } from '../api/client';
 import { ErrorText } from '../components/ErrorText';
 import { useI18n } from '../i18n';
-import { criteriaLine, label } from '../lib/inspection';
+import { criteriaLine, label, nextOpenItem } from '../lib/inspection';
+import { may } from '../lib/permissions';
 import { useApi, useApp } from '../state/app';
 import { navigate } from '../state/route';
 import { localName } from '../lib/words';
@@ -15,18 +17,55 @@ const WORK_ORDER_FACTS: readonly (readonly [string, 'target.instruction' | 'targ
 ];
 
 export function Target() {
-  const { t, err, lang } = useI18n();
+  const { t, err, lang, time } = useI18n();
   const api = useApi();
-  const { scan, setScan } = useApp();
+  const { scan, setScan, login } = useApp();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
+  // An inspection of this very unit left open (same product, lot and serial): offered before a
+  // second one is started beside it.
+  const [open, setOpen] = useState<Schemas['InterruptedPublic'] | null>(null);
 
   // Opened without a scan (a reload, a typed address): back to scanning.
   useEffect(() => {
     if (!scan) navigate({ name: 'scan' });
   }, [scan]);
 
+  useEffect(() => {
+    const serial = scan?.unit.serial;
+    if (!scan || !serial) return; // a lot label names no one unit
+    let cancelled = false;
+    api.get('/sessions/interrupted').then(
+      (rows) => {
+        if (cancelled) return;
+        const same = rows.find(
+          (row) => row.serial === serial && row.product_code === scan.unit.product_code && row.batch_id === scan.unit.batch_id,
+        );
+        setOpen(same ?? null);
+      },
+      () => undefined, // only an offer: the scan itself stands
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [api, scan]);
+
   if (!scan) return null;
+
+  const resume = async (row: Schemas['InterruptedPublic']) => {
+    setBusy(true);
+    setError(null);
+    try {
+      const session = await api.post('/sessions/{session_id}/resume', { path: { session_id: row.id } });
+      setScan(null);
+      const next = nextOpenItem(session.items, null);
+      navigate({ name: 'session', sessionId: session.id, itemId: next ? next.item_id : null });
+    } catch (caught) {
+      setError(caught);
+    } finally {
+      setBusy(false);
+    }
+  };
 
   const workOrder = scan.unit.format.startsWith('work_order');
 
@@ -90,6 +129,21 @@ export function Target() {
           ) : null}
         </dl>
       </section>
+      {open ? (
+        <div className="notice notice--action" data-testid="target-open">
+          <span>
+            {t('target.openAlready', {
+              time: time(open.started_at),
+              owner: login && open.username === login.user.username ? t('resume.ownerYou') : open.display_name ? t('resume.owner', { name: open.display_name }) : t('resume.ownerNobody'),
+            })}
+          </span>
+          {may(login?.user, 'work', open.username) ? (
+            <button type="button" className="btn btn--primary" disabled={busy} onClick={() => void resume(open)} data-testid="target-resume">
+              {t('resume.resume')}
+            </button>
+          ) : null}
+        </div>
+      ) : null}
       <h2>{t('target.items', { count: scan.items.length })}</h2>
       <ol className="steps" data-testid="target-items">
         {scan.items.map((item) => (
