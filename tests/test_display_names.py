@@ -104,3 +104,20 @@ def test_the_history_list_names_each_inspector(tablet: Tablet) -> None:
     r = tablet.call("tanaka", "GET", "/history")
     assert r.status_code == 200, r.text
     assert {row["display_name"] for row in r.json()["rows"]} == {"田中"}
+
+
+def test_the_history_is_filtered_by_the_name_it_shows_or_the_login_name(tablet: Tablet) -> None:
+    tanakas, _ = tablet.verified_item("tanaka")
+    for name in ("田中", "tanaka"):
+        r = tablet.call("admin", "GET", "/history", params={"inspector": name, "page_size": 200})
+        assert r.status_code == 200, r.text
+        rows = r.json()["rows"]
+        assert tanakas in {row["id"] for row in rows}, name
+        assert {row["username"] for row in rows} == {"tanaka"}, name
+    # An inspector may name themself either way; anyone else is refused, not shown their own.
+    for name in ("田中", "tanaka"):
+        r = tablet.call("tanaka", "GET", "/history", params={"inspector": name})
+        assert r.status_code == 200, r.text
+    r = tablet.call("tanaka", "GET", "/history", params={"inspector": "suzuki"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "not_your_inspections"
+

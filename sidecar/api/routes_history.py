@@ -63,7 +63,7 @@ def _own_only(user: d.User, inspector: str | None) -> int | None:
     shown their own rows, so the UI cannot present one person's work as another's."""
     if access.sees_everyones(user.role):
         return None
-    if inspector and inspector != user.username:
+    if inspector and inspector not in (user.username, user.full_name):
         raise Forbidden("an inspector sees only their own inspections", code="not_your_inspections")
     assert user.id is not None  # a logged-in user is a stored row
     return user.id

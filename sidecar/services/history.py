@@ -71,7 +71,9 @@ def search(session: Session, q: Query) -> Page:
     # on one indexed table; the joins are made only for the page of rows that is shown.
     conditions: list[Any] = []
     if q.inspector:
-        conditions.append(col(s.user_id).in_(select(u.id).where(u.username == q.inspector)))
+        # By the name the list shows (the full name) or the one people log in with.
+        named = sa.or_(col(u.username) == q.inspector, col(u.full_name) == q.inspector)
+        conditions.append(col(s.user_id).in_(select(u.id).where(named)))
     if q.user_id is not None:
         conditions.append(s.user_id == q.user_id)
     if q.product:

@@ -50,6 +50,24 @@ test('only the admin is offered the connection to a server', async () => {
   }
 });
 
+test('only a login that reads everyone\'s inspections is offered the inspector filter', async () => {
+  for (const [user, offered] of [['tanaka', 0], ['suzuki', 1]]) {
+    const page = await h.newPage(900);
+    try {
+      await logIn(page, user);
+      const dialog = page.getByTestId('resume-dialog');
+      if (await dialog.isVisible()) await dialog.getByTestId('resume-later').click();
+      await page.getByTestId('nav-history').click();
+      await page.getByTestId('history-screen').waitFor();
+      await page.getByTestId('h-product').waitFor();
+      assert.equal(await page.getByTestId('h-inspector').count(), offered, user);
+      assert.deepEqual(page.problems, []);
+    } finally {
+      await page.close();
+    }
+  }
+});
+
 test("the supervisor may discard another's interrupted inspection but not resume it", async () => {
   const api = h.apiFor(sidecar);
   await api.login('tanaka');

@@ -4,7 +4,8 @@ import type { Schemas } from '../api/client';
 import { ErrorText } from '../components/ErrorText';
 import { useI18n } from '../i18n';
 import { label, sessionStateLabel } from '../lib/inspection';
-import { useApi } from '../state/app';
+import { may } from '../lib/permissions';
+import { useApi, useApp } from '../state/app';
 import { navigate } from '../state/route';
 
 type Filters = { product: string; batch: string; inspector: string; result: '' | 'OK' | 'NG' | 'PENDING'; from: string; to: string };
@@ -21,6 +22,10 @@ function dayEnd(date: string): string | undefined {
 
 export function History() {
   const { t, err, dateTime } = useI18n();
+  const { login } = useApp();
+  // Naming an inspector is for a login that reads everyone's inspections: an inspector's list
+  // is their own, and the sidecar refuses any other name.
+  const seesEveryones = may(login?.user, 'read', null);
   const api = useApi();
   const [form, setForm] = useState<Filters>(EMPTY);
   const [applied, setApplied] = useState<Filters>(EMPTY);
@@ -77,10 +82,12 @@ export function History() {
           <span>{t('history.batch')}</span>
           <input value={form.batch} onChange={set('batch')} data-testid="h-batch" />
         </label>
-        <label className="field">
-          <span>{t('history.inspector')}</span>
-          <input value={form.inspector} onChange={set('inspector')} data-testid="h-inspector" />
-        </label>
+        {seesEveryones ? (
+          <label className="field">
+            <span>{t('history.inspector')}</span>
+            <input value={form.inspector} onChange={set('inspector')} data-testid="h-inspector" />
+          </label>
+        ) : null}
         <label className="field">
           <span>{t('history.result')}</span>
           <select value={form.result} onChange={set('result')} data-testid="h-result">
