@@ -136,6 +136,28 @@ def test_recoverable_failures_retry_up_to_the_limit(device: tuple[Database, Path
     assert job(db, job_id).status == "failed"
 
 
+def test_a_job_that_fails_says_retrying_then_failed_with_no_share_done(
+    device: tuple[Database, Path],
+) -> None:
+    db, data_dir = device
+    job_id = enqueue(db, *capture(db, data_dir, "V-SCRATCH", surface()))
+    events: list[dict[str, Any]] = []
+
+    class Breaks:
+        def inspect(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("the accelerator went away")
+
+    jobs = JobRunner(db, data_dir, lambda: Breaks(), data_key=KEY,
+                     publish=lambda kind, payload: events.append(payload))
+    while job(db, job_id).status != "failed":
+        assert jobs.run_one() is True
+    ends = [(e["stage"], e["percentage"]) for e in events
+            if e["id"] == job_id and e["stage"] in ("retrying", "failed")]
+    # Before, each said 100 %: the tray showed a job that would run again as done.
+    assert ends == [("retrying", None)] * (len(ends) - 1) + [("failed", None)]
+    assert len(ends) == job(db, job_id).retry_count + 1
+
+
 def test_processing_jobs_return_to_the_queue_after_a_crash(device: tuple[Database, Path]) -> None:
     db, data_dir = device
     job_id = enqueue(db, *capture(db, data_dir, "V-SCRATCH", surface()))

@@ -175,7 +175,7 @@ class JobRunner:
         if not started:
             # The UI learns a job ended from the event stream alone: this one too.
             self._publish("progress", {"kind": "job", "id": job_id, "stage": "failed",
-                                       "percentage": 100.0, "eta_s": None})
+                                       "percentage": None, "eta_s": None})
             return True
         self._estimated(job_id, pipeline, "preprocessing")
         try:
@@ -331,8 +331,9 @@ class JobRunner:
                 item = inspection.get_item(session, job.session_id, job.item_id)
                 if row.status not in SESSION_ENDS and item.status == "ai_running":
                     inspection.mark_ai_failed(session, job.session_id, job.item_id)
-        # The queue decided (retries left or not); the progress bar says what it decided.
-        self._progress(job_id, "failed" if final else "retrying", 100.0)
+        # The queue decided (retries left or not); the progress bar says what it decided, with
+        # no share done: a job that will run again, or never will, is not "100 %".
+        self._progress(job_id, "failed" if final else "retrying", None)
 
     def _estimated(self, job_id: str, pipeline: str, stage: str) -> None:
         estimate = self.estimator.at(pipeline, stage)
