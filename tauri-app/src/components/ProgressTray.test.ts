@@ -14,4 +14,9 @@ describe('progress detail', () => {
     expect(progressDetail(t, 40, null)).toBe('40%');
     expect(progressDetail(t, 100, 0)).toBe('100%');
   });
+
+  it('never shows work short of done as 100 %', () => {
+    expect(progressDetail(t, 99.6, null)).toBe('99%');
+    expect(progressDetail(t, 0.4, null)).toBe('0%');
+  });
 });

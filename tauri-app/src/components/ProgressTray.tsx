@@ -12,7 +12,8 @@ export function progressDetail(
   eta_s: number | null,
 ): string | undefined {
   if (eta_s !== null && (percentage === null || percentage < 100)) return t('progress.eta', { s: Math.ceil(eta_s) });
-  return percentage === null ? undefined : `${Math.round(percentage)}%`;
+  // Whole percents, rounded down: work 99.6 % done is not shown as done.
+  return percentage === null ? undefined : `${Math.floor(percentage)}%`;
 }
 
 export function ProgressTray() {
