@@ -243,6 +243,31 @@ def test_an_unnamed_refusal_is_narrowed_down_to_one_operation(
     assert [s.seq for s in sync.status().set_aside] == [bad]
 
 
+@pytest.mark.parametrize("status", [400, 403, 404, 405, 422])
+def test_an_answer_that_is_not_the_servers_sets_nothing_aside(
+    device_db: Database, tmp_path: Path, status: int
+) -> None:
+    # A proxy or a captive portal in the way answers every batch the same: before, a 400 sent
+    # the pusher to one operation at a time, and each was set aside for good in turn.
+    def proxy(_: dict[str, Any]) -> httpx.Response:
+        return httpx.Response(status, headers={"Content-Type": "text/html"},
+                              content=b"<html><body>Bad Request</body></html>")
+
+    server = FakeServer(push_script=[proxy] * 20)
+    sync = service(device_db, tmp_path, server)
+    seqs = add_ops(device_db, 4)
+    report = sync.run_once()
+    assert not report.ok and report.set_aside == 0
+    assert sync.status().set_aside == []
+    assert outbox_seqs(device_db)[-4:] == seqs
+    assert len(server.pushes) == 1  # backed off, not narrowed down
+    # Once the way is clear, everything goes.
+    server.push_script.clear()
+    sync.schedule.next_run_at = 0
+    assert sync.run_once().ok
+    assert not set(seqs) & set(outbox_seqs(device_db))
+
+
 def test_an_oversized_batch_is_halved(device_db: Database, tmp_path: Path) -> None:
     def small_only(body: dict[str, Any]) -> httpx.Response:
         if len(body["ops"]) > 3:

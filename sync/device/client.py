@@ -111,6 +111,14 @@ def raise_for(response: httpx.Response, *, now: Callable[[], datetime] = utcnow)
     if status >= 500:
         raise ServerUnavailable(f"server error {status}: {message}", retry_after=retry_after,
                                 status=status)
+    if code is None and status not in (401, 413):
+        # Not the kensa server's answer (a proxy, a captive portal, a web server at that
+        # address): it says nothing about any operation, so none is set aside for it. The
+        # tablet backs off and tries again, as after any answer that is not the server's.
+        raise ServerUnavailable(
+            f"answer {status} from something other than the kensa server: {message}",
+            retry_after=retry_after, status=status,
+        )
     if status == 422 and code == "hash_mismatch":
         raise HashMismatch(message, **detail)
     if status == 422 and code == "operation_rejected":
