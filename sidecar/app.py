@@ -244,6 +244,7 @@ def create_app(
     app.include_router(routes_events.router)
     app.include_router(sync_api.router)
     app.include_router(routes_refusals.router)
+    app.include_router(routes_refusals.set_aside_router)
     app.include_router(routes_setup.router)
     app.include_router(routes_calibration.router)
     # Re-pointing the tablet decides where its records go and whose logins it trusts: the

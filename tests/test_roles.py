@@ -297,6 +297,19 @@ def _conflict(t: Tablet, owner: str) -> Probe:
     return Probe(f"/sync/refusals/{op_id}/resolve", {"json": {"keep": "server"}})
 
 
+def _set_aside(t: Tablet, owner: str) -> Probe:
+    """An operation the tablet set aside (the server never stored it)."""
+    with sqlite3.connect(t.proc.data_dir / "kensa.db") as conn:
+        seq = conn.execute(
+            "INSERT INTO outbox (op_id, entity_type, entity_id, operation, data, priority, "
+            "created_at, set_aside_at, set_aside_reason) VALUES (?, 'inspection_target', ?, "
+            "'INSERT', '{}', 0, '2026-12-03 08:00:00', '2026-12-03 08:01:00', "
+            "'invalid_request: refused')",
+            (str(uuid.uuid4()), str(uuid.uuid4())),
+        ).lastrowid
+    return Probe(f"/sync/set-aside/{seq}/retry", {}, 204)
+
+
 _S = "/sessions/{session_id}"
 _I = _S + "/items/{item_id}"
 # fmt: off
@@ -352,6 +365,7 @@ PROBES: dict[tuple[str, str], Prepare] = {
         "/sync/connect", 502, json={"server_url": "http://127.0.0.1:9", "token": "t" * 32}),
     ("GET",  "/sync/refusals"):           _fixed("/sync/refusals"),
     ("POST", "/sync/refusals/{op_id}/resolve"): _conflict,
+    ("POST", "/sync/set-aside/{seq}/retry"): _set_aside,
     ("GET",  "/calibrations"):            _fixed("/calibrations"),
     ("POST", "/calibrations"):            _fixed(
         "/calibrations?method=checkerboard&size_mm=5&columns=7&rows=5", 201,

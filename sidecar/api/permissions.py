@@ -81,6 +81,7 @@ ROUTES: dict[tuple[str, str], Open | Action] = {
     ("POST", "/calibrations"):                Action.CALIBRATE,
     ("GET",  "/sync/refusals"):               Action.SET_ASIDE,
     ("POST", "/sync/refusals/{op_id}/resolve"): Action.OVERRIDE,
+    ("POST", "/sync/set-aside/{seq}/retry"):  Action.SET_ASIDE,
     # First run: nobody exists to log in yet; closed (409 setup_done) once anyone does.
     ("GET",  "/setup"):                       LAUNCH,
     ("POST", "/setup/connect"):               LAUNCH,

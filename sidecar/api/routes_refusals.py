@@ -5,9 +5,11 @@
                                            conflict the tablet's and the server's values
     POST /sync/refusals/{op_id}/resolve    {keep: tablet|server, reason?}: the choice, written
                                            as a new update with its audit entry
+    POST /sync/set-aside/{seq}/retry       {reason?}: an operation the tablet set aside (the
+                                           server never stored it) back in the queue
 
-Seeing them is ``set_aside``; choosing is ``override`` (a supervisor): it decides which record
-of an inspection stands (``sidecar.services.conflicts``).
+Seeing them and sending one again is ``set_aside``; choosing is ``override`` (a supervisor): it
+decides which record of an inspection stands (``sidecar.services.conflicts``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from sidecar.api.deps import CurrentUser, DbDep
 from sidecar.services import conflicts
 
 router = APIRouter(prefix="/sync/refusals", tags=["sync"])
+set_aside_router = APIRouter(prefix="/sync/set-aside", tags=["sync"])
+
+# An outbox sequence number (SQLite's 64-bit rowid).
+Seq = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 OpId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
@@ -78,3 +84,20 @@ def refusals(db: DbDep, _: CurrentUser) -> list[RefusalPublic]:
 def resolve(op_id: OpId, body: ResolveIn, db: DbDep, user: CurrentUser) -> RefusalPublic:
     with db.atomic() as session:
         return _public(conflicts.resolve(session, op_id, body.keep, user, body.reason))
+
+
+class ReleaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(
+        default=None, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$"
+    )
+
+
+@set_aside_router.post("/{seq}/retry", status_code=204)
+def release(seq: Seq, db: DbDep, _: CurrentUser, body: ReleaseIn | None = None) -> None:
+    """Send a set-aside operation again (``set_aside``, a supervisor): 404
+    ``set_aside_not_found`` for no such operation, 409 ``refused_by_server`` for one the server
+    refused after storing it (resolve it among the refusals instead)."""
+    with db.atomic() as session:
+        conflicts.release_set_aside(session, seq, body.reason if body else None)
+

@@ -150,3 +150,49 @@ def resolve(
         {"op": op_id},
     )
     return Refusal(row=row, session_id=_session_of(session, row), tablet=None, server=None)
+
+
+def release_set_aside(session: Session, seq: int, reason: str | None = None) -> None:
+    """Put an operation the tablet set aside back in the queue, with an audit entry naming who
+    sent it again and why: after the cause was mended (a server updated to accept it, a proxy
+    taken out of the way). An operation the server refused after storing it is not one of
+    these: it is settled among the refusals (``resolve``), since the server keeps its op id and
+    would take the same operation for a repeat."""
+    row = session.execute(
+        sa.text(
+            "SELECT op_id, entity_type, entity_id, operation, set_aside_reason FROM outbox "
+            "WHERE seq = :seq AND set_aside_at IS NOT NULL"
+        ),
+        {"seq": seq},
+    ).first()
+    if row is None:
+        raise NotFound(f"no set-aside operation {seq}", code="set_aside_not_found")
+    op_id, entity_type, entity_id, operation, cause = row
+    if session.get(d.SyncRefusal, op_id) is not None:
+        raise Conflict(
+            f"the server refused operation {op_id} after storing it; it is settled among the "
+            "refusals, not sent again",
+            code="refused_by_server",
+        )
+    audit.record(
+        session,
+        entity="sync_operation",
+        entity_id=op_id,
+        action="release",
+        reason=reason,
+        detail={
+            "seq": seq,
+            "entity_type": entity_type,
+            "entity_id": entity_id,
+            "operation": operation,
+            "set_aside_reason": (cause or "")[:500] or None,
+        },
+    )
+    session.execute(
+        sa.text(
+            "UPDATE outbox SET set_aside_at = NULL, set_aside_reason = NULL, retry_count = 0 "
+            "WHERE seq = :seq"
+        ),
+        {"seq": seq},
+    )
+

@@ -1,13 +1,17 @@
 // Roles in the UI: a control a role may not use is not offered. The login answer carries the
 // role's grants (the sidecar's one permission matrix); the screens read them, never the role.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as h from './harness.mjs';
 
 let sidecar;
+let seeded;
 
 before(async () => {
-  const seeded = h.seed({ pipelines: false }); // tanaka (inspector), suzuki (supervisor), admin
+  seeded = h.seed({ pipelines: false }); // tanaka (inspector), suzuki (supervisor), admin
   sidecar = await h.startSidecar({ data: seeded.data });
   await h.launchBrowser({ fixtures: seeded.fixtures });
 });
@@ -66,6 +70,45 @@ test('only a login that reads everyone\'s inspections is offered the inspector f
       await page.close();
     }
   }
+});
+
+test('a supervisor sends a set-aside operation again; an inspector is not offered it', async () => {
+  // An operation the tablet set aside (a proxy answered in the server's stead, say).
+  const opId = randomUUID();
+  execFileSync('sqlite3', [
+    join(seeded.data, 'kensa.db'),
+    "INSERT INTO outbox (op_id, entity_type, entity_id, operation, data, priority, created_at, set_aside_at, " +
+      `set_aside_reason) VALUES ('${opId}', 'inspection_target', '${randomUUID()}', 'INSERT', '{}', 0, ` +
+      "'2026-12-03 08:00:00', '2026-12-03 08:01:00', 'invalid_request: refused by a proxy')",
+  ]);
+  for (const [user, offered] of [['tanaka', 0], ['suzuki', 1]]) {
+    const page = await h.newPage(900);
+    try {
+      await logIn(page, user);
+      const dialog = page.getByTestId('resume-dialog');
+      if (await dialog.isVisible()) await dialog.getByTestId('resume-later').click();
+      await page.getByTestId('nav-settings').click();
+      // Both see that one is set aside; only the supervisor is shown which, and may send it.
+      await page.locator('[data-testid="settings-sync"] [data-fact="set-aside"][data-value="1"]').waitFor();
+      const list = page.getByTestId('set-aside-list');
+      if (offered) await list.waitFor();
+      assert.equal(await page.getByTestId('send-again').count(), offered, user);
+      if (offered) {
+        await list.getByTestId('send-again').click();
+        assert.match((await page.getByTestId('send-again-result').textContent()) ?? '', /送信待ちに戻しました/);
+        await list.waitFor({ state: 'detached' });
+        await h.shot(page, 'roles-ja-900-sent-again');
+      }
+      assert.deepEqual(page.problems, []);
+    } finally {
+      await page.close();
+    }
+  }
+  const audited = execFileSync('sqlite3', [
+    join(seeded.data, 'kensa.db'),
+    `SELECT action || ' ' || username FROM audit_log WHERE entity = 'sync_operation' AND entity_id = '${opId}'`,
+  ]).toString().trim();
+  assert.equal(audited, 'release suzuki');
 });
 
 test("the supervisor may discard another's interrupted inspection but not resume it", async () => {

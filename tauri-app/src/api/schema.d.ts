@@ -739,6 +739,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sync/set-aside/{seq}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Release
+         * @description Send a set-aside operation again (``set_aside``, a supervisor): 404
+         *     ``set_aside_not_found`` for no such operation, 409 ``refused_by_server`` for one the server
+         *     refused after storing it (resolve it among the refusals instead).
+         */
+        post: operations["release_sync_set_aside__seq__retry_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/sync/status": {
         parameters: {
             query?: never;
@@ -1296,6 +1318,11 @@ export interface components {
             tablet: {
                 [key: string]: unknown;
             } | null;
+        };
+        /** ReleaseIn */
+        ReleaseIn: {
+            /** Reason */
+            reason?: string | null;
         };
         /** ResolveIn */
         ResolveIn: {
@@ -4906,6 +4933,86 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["RefusalPublic"];
                 };
+            };
+            /** @description Bad input: a QR payload or an image that cannot be read */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description No or wrong launch token, or no valid login */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description A Host that is not loopback, or a role that may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description No such record, or one this user may not see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The request body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The request does not match this document, or cannot be processed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+        };
+    };
+    release_sync_set_aside__seq__retry_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "X-Kensa-Session"?: string | null;
+            };
+            path: {
+                seq: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ReleaseIn"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Bad input: a QR payload or an image that cannot be read */
             400: {

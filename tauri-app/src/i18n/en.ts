@@ -415,6 +415,8 @@ export const en: Record<MessageKey, string> = {
   'settings.serverPinHint': 'SHA-256 of the server’s public key (hex or base64). When set, the tablet connects only to a server with this key.',
   'settings.syncPin': 'Public-key pin: {pin}',
   'settings.nextAttempt': 'Next sync in {s} s',
+  'settings.sendAgain': 'Send again',
+  'settings.sentAgain': 'Queued again; it goes with the next sync.',
   'settings.setAside': 'Records held back',
   'settings.setAsideOp': '{what} ({when}), the server says:',
   'refusal.title': 'Records the server did not apply',
@@ -527,5 +529,7 @@ export const en: Record<MessageKey, string> = {
   'err.photo_newer': 'The photo was saved by a newer kensa. Update the app.',
   'err.photo_unreadable': 'The photo cannot be read.',
   'err.criteria_invalid': 'This item’s judgment criteria cannot be read. Judge by eye and tell the supervisor.',
+  'err.set_aside_not_found': 'This operation is no longer set aside. Refresh the screen.',
+  'err.refused_by_server': 'The server refused this operation after storing it: settle it among the refusals.',
   'err.unknown': 'Something went wrong ({code}).',
 };

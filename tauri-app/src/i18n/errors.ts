@@ -72,6 +72,8 @@ const SIMPLE: Record<string, MessageKey> = {
   unprocessable: 'err.invalid_input',
   pipeline_step_failed: 'err.pipeline_error',
   criteria_invalid: 'err.criteria_invalid',
+  set_aside_not_found: 'err.set_aside_not_found',
+  refused_by_server: 'err.refused_by_server',
 };
 
 /** For a code this UI has no words of its own for (a newer sidecar's), what its status says. */

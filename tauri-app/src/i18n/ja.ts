@@ -415,6 +415,8 @@ export const ja = {
   'settings.serverPinHint': 'サーバー公開鍵の SHA-256（16 進または base64）。設定すると、この鍵のサーバーにだけ接続します。',
   'settings.syncPin': '公開鍵ピン: {pin}',
   'settings.nextAttempt': '次の同期まで {s} 秒',
+  'settings.sendAgain': 'もう一度送る',
+  'settings.sentAgain': '送信待ちに戻しました。次の同期で送られます。',
   'settings.setAside': '送信を保留している記録',
   'settings.setAsideOp': '{what}（{when}）サーバーの理由:',
   'refusal.title': 'サーバーが反映しなかった記録',
@@ -527,6 +529,8 @@ export const ja = {
   'err.photo_newer': '写真は新しい kensa で保存されています。アプリを更新してください。',
   'err.photo_unreadable': '写真を読み取れません。',
   'err.criteria_invalid': 'この項目の判定基準を読み取れません。目視で判定し、監督者に伝えてください。',
+  'err.set_aside_not_found': 'この操作はもう保留されていません。画面を更新してください。',
+  'err.refused_by_server': 'この操作はサーバーが保存したうえで拒否しました。拒否された操作の一覧で解決してください。',
   'err.unknown': 'エラーが起きました（{code}）。',
 } as const;
 

@@ -55,10 +55,23 @@ export function Settings() {
   const [health, setHealth] = useState<Health | null>(null);
   const [syncStatus, setSyncStatus] = useState<{ status: SyncStatus; receivedAt: number } | null>(null);
   const [move, setMove] = useState<MoveQuestion | null>(null);
+  const [sent, setSent] = useState<{ ok: boolean; text: string } | null>(null);
   const [refused, setRefused] = useState<ReadonlySet<string>>(NONE);
   // Where the tablet's records go and whose logins it trusts is the administrator's decision.
   const mayConnect = may(login?.user, 'connect');
   const mayRefusals = may(login?.user, 'set_aside');
+
+  // A set-aside operation sent again once its cause is mended (a supervisor's call, audited).
+  const sendAgain = async (seq: number) => {
+    setSent(null);
+    try {
+      await api.post('/sync/set-aside/{seq}/retry', { path: { seq } });
+      setSent({ ok: true, text: t('settings.sentAgain') });
+    } catch (caught) {
+      setSent({ ok: false, text: err(caught) });
+    }
+    await loadStatus();
+  };
 
   const loadStatus = () =>
     api.get('/sync/status').then(
@@ -245,7 +258,17 @@ export function Settings() {
             receivedAt={syncStatus.receivedAt}
             dateTime={dateTime}
             listedElsewhere={mayRefusals ? refused : NONE}
+            onSendAgain={mayRefusals ? sendAgain : null}
           />
+        ) : null}
+        {sent ? (
+          sent.ok ? (
+            <p className="success" role="status" data-testid="send-again-result">
+              {sent.text}
+            </p>
+          ) : (
+            <ErrorText message={sent.text} testId="send-again-result" />
+          )
         ) : null}
         {mayRefusals ? (
           <Refusals
@@ -274,12 +297,15 @@ function SyncDetails({
   receivedAt,
   dateTime,
   listedElsewhere,
+  onSendAgain,
 }: {
   status: SyncStatus;
   receivedAt: number;
   dateTime: (iso: string | null | undefined) => string;
   /** Set-aside operations the refusals list beside this one shows with their reasons. */
   listedElsewhere: ReadonlySet<string>;
+  /** Sends one again; null where the login may not. */
+  onSendAgain: ((seq: number) => Promise<void>) | null;
 }) {
   const { t } = useI18n();
   const setAside = status.set_aside.filter((op) => !listedElsewhere.has(op.op_id));
@@ -312,7 +338,12 @@ function SyncDetails({
                 {/* The server's own words, which are English. */}
                 <span lang="en" data-testid="set-aside-reason">
                   {serverReason(op.reason)}
-                </span>
+                </span>{' '}
+                {onSendAgain ? (
+                  <button type="button" className="btn" onClick={() => void onSendAgain(op.seq)} data-testid="send-again">
+                    {t('settings.sendAgain')}
+                  </button>
+                ) : null}
               </li>
             ))}
           </ul>
