@@ -118,6 +118,10 @@ class SyncSchedule:
     failures: int = 0
     online: bool | None = None
     last_failure: Failure | None = None
+    # A probe that finds the server brings the next run forward once; if that run fails too (a
+    # server that answers /ping but times out on every push), the backoff decides until a sync
+    # succeeds, instead of a full run every probe interval.
+    early_run_spent: bool = False
 
     def due(self, now: float) -> bool:
         return now >= self.next_run_at
@@ -134,6 +138,7 @@ class SyncSchedule:
         self.failures = 0
         self.online = True
         self.last_failure = None
+        self.early_run_spent = False
         self.next_run_at = now if more_pending else now + self.interval
         return self.next_run_at
 
@@ -158,11 +163,13 @@ class SyncSchedule:
             return False
         came_back = self.online is False
         self.online = True
-        if came_back:
-            # Run now, but keep the failure count: only a successful sync resets the backoff, so
-            # a server that answers probes yet fails every sync is not hammered.
-            self.next_run_at = now
-        return came_back
+        if not came_back or self.early_run_spent:
+            return False
+        # Run now, but keep the failure count: only a successful sync resets the backoff, so
+        # a server that answers probes yet fails every sync is not hammered.
+        self.early_run_spent = True
+        self.next_run_at = now
+        return True
 
     def delay_until_next(self, now: float) -> float:
         return max(0.0, self.next_run_at - now)

@@ -134,6 +134,27 @@ def test_probe_runs_only_while_offline_and_brings_the_run_forward() -> None:
     assert schedule.failures == 5
 
 
+def test_a_server_that_answers_probes_but_fails_each_run_is_left_to_the_backoff() -> None:
+    # /ping answers, every push times out (read as offline): before, each probe's success ran a
+    # whole push again, every probe interval, whatever the backoff said.
+    schedule = SyncSchedule(policy=BackoffPolicy(base=1.0, cap=300.0), probe_interval=2.0)
+    schedule.failed(0.0, Failure.OFFLINE, rand=0.99)
+    assert schedule.probed(2.0, reachable=True) is True  # once: it may just have come back
+    early = [2.0]
+    now = 2.0
+    for _ in range(6):
+        schedule.failed(now, Failure.OFFLINE, rand=0.99)
+        now += 2.0
+        if schedule.probed(now, reachable=True):
+            early.append(now)
+    assert early == [2.0]
+    assert schedule.next_run_at > now  # the backoff's time, grown with each failure
+    # A sync that succeeds gives the next outage its early run back.
+    schedule.succeeded(schedule.next_run_at)
+    schedule.failed(1000.0, Failure.OFFLINE, rand=0.99)
+    assert schedule.probed(1002.0, reachable=True) is True
+
+
 def test_trigger_only_brings_the_run_forward() -> None:
     schedule = SyncSchedule(policy=POLICY, interval=30.0)
     schedule.succeeded(0.0)
