@@ -31,6 +31,8 @@ translated at the boundary with ``raise ... from exc``.
     ├── CursorExpired           410  a pull cursor older than the server keeps: full resync
     ├── PayloadTooLarge         413  a batch or a file over the server's limits
     ├── StorageError            500  the object store failed (server side)
+    ├── LocalFailure            -    the tablet's own side of a run failed (its store locked or
+    │                                full, a pulled row it could not apply): shown, backed off
     └── ApplyError              -    a stored queue row the processor cannot apply (server side)
         ├── ApplyLater               waits for a parent or an earlier version: backoff, then
         │                            dead letter after the queue policy's attempts
@@ -173,6 +175,10 @@ class CursorExpired(SyncError):
 class PayloadTooLarge(SyncError):
     status_code = 413
     code = "payload_too_large"
+
+
+class LocalFailure(SyncError):
+    code = "local_error"
 
 
 class StorageError(SyncError):

@@ -52,6 +52,8 @@ class FakeServer:
     expired: set[str] = field(default_factory=set)
     pushes: list[dict[str, Any]] = field(default_factory=list)
     headers: list[httpx.Headers] = field(default_factory=list)
+    # The pull's one page, when a test needs it to carry something.
+    changes: dict[str, Any] | None = None
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -76,7 +78,8 @@ class FakeServer:
             respond = self.push_script.pop(0) if self.push_script else ok_push
             return respond(body)
         if path == "/sync/v1/changes":
-            return httpx.Response(200, json={"changes": [], "cursor": "e:0", "has_more": False})
+            return httpx.Response(200, json=self.changes or {
+                "changes": [], "cursor": "e:0", "has_more": False})
         if path == "/sync/v1/conflicts":
             return httpx.Response(200, json={"conflicts": [], "cursor": 0})
         if path == "/sync/v1/files/missing":
@@ -266,6 +269,28 @@ def test_an_answer_that_is_not_the_servers_sets_nothing_aside(
     sync.schedule.next_run_at = 0
     assert sync.run_once().ok
     assert not set(seqs) & set(outbox_seqs(device_db))
+
+
+def test_a_run_that_fails_on_the_tablets_side_is_shown_as_failed(
+    device_db: Database, tmp_path: Path
+) -> None:
+    # A pulled item whose target the tablet does not have: SQLite refuses the page (a foreign
+    # key), which is no SyncError. Before, the status kept saying "online, no error" while the
+    # pull made no progress, run after run.
+    item = str(uuid.uuid4())
+    server = FakeServer(changes={
+        "changes": [{"cursor": "e:1", "entity_type": "item", "entity_id": item, "op": "UPSERT",
+                     "data": {"id": item, "target_id": str(uuid.uuid4()), "item_code": "X",
+                              "item_name": "x", "inspection_type": "VISUAL", "criteria": {},
+                              "order_sequence": 1}}],
+        "cursor": "e:1", "has_more": False})
+    sync = service(device_db, tmp_path, server)
+    report = sync.run_once()
+    assert not report.ok and report.error_kind == "local_error"
+    assert "FOREIGN KEY" in (report.error or "")
+    status = sync.status()
+    assert status.last_error_kind == "local_error"
+    assert sync.schedule.failures == 1  # backed off like any failed run
 
 
 def test_an_oversized_batch_is_halved(device_db: Database, tmp_path: Path) -> None:

@@ -45,6 +45,7 @@ from sync.errors import (
     AuthError,
     ConfirmationRequired,
     Forbidden,
+    LocalFailure,
     NotConfigured,
     Offline,
     SyncError,
@@ -403,6 +404,16 @@ class SyncService:
         except SyncError as exc:
             self._failed(stream, exc)
             report.ok, report.error, report.error_kind = False, exc.message, exc.kind
+            report.more_pending = True
+            return report
+        except Exception as exc:
+            # The tablet's own side failed (its store locked or full, a pulled row it could not
+            # apply): said in the status like any failed run, not left showing "online, no
+            # error" over a stream that makes no progress.
+            log.exception("sync %s failed on the tablet", stream)
+            failure = LocalFailure(f"{type(exc).__name__}: {exc}"[:500])
+            self._failed(stream, failure)
+            report.ok, report.error, report.error_kind = False, failure.message, failure.kind
             report.more_pending = True
             return report
         with self._state_lock:
