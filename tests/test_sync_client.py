@@ -54,6 +54,8 @@ class FakeServer:
     headers: list[httpx.Headers] = field(default_factory=list)
     # The pull's one page, when a test needs it to carry something.
     changes: dict[str, Any] | None = None
+    # Refusals reported after storing (served once, from the start of the cursor).
+    refused: list[dict[str, Any]] = field(default_factory=list)
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -81,7 +83,10 @@ class FakeServer:
             return httpx.Response(200, json=self.changes or {
                 "changes": [], "cursor": "e:0", "has_more": False})
         if path == "/sync/v1/conflicts":
-            return httpx.Response(200, json={"conflicts": [], "cursor": 0})
+            after = int(request.url.params.get("after", "0"))
+            page = [r for r in self.refused if r["id"] > after]
+            return httpx.Response(200, json={
+                "conflicts": page, "cursor": max([r["id"] for r in page], default=after)})
         if path == "/sync/v1/files/missing":
             return httpx.Response(200, json={"missing": []})
         return httpx.Response(404)
@@ -291,6 +296,34 @@ def test_a_run_that_fails_on_the_tablets_side_is_shown_as_failed(
     status = sync.status()
     assert status.last_error_kind == "local_error"
     assert sync.schedule.failures == 1  # backed off like any failed run
+
+
+def test_a_refusal_of_an_operation_still_in_the_outbox_sets_it_aside_there(
+    device_db: Database, tmp_path: Path
+) -> None:
+    # Pushed, stored and dead-lettered by the server, its answer lost: the row is still here
+    # when the refusal arrives. Before, the refusal was ignored for it and the next push
+    # dropped it as delivered.
+    server = FakeServer()
+    sync = service(device_db, tmp_path, server)
+    [seq] = add_ops(device_db, 1)
+    with device_db.read() as session:
+        row = session.get(d.Outbox, seq)
+        assert row is not None
+        op_id, entity_id = row.op_id, row.entity_id
+    server.refused.append({
+        "id": 1, "seq": seq, "op_id": op_id, "entity_type": "inspection_session",
+        "entity_id": entity_id, "operation": "INSERT", "reason": "gave up after 25 attempts",
+        "data": {}, "kind": "dead_letter", "reason_code": "gave_up_waiting"})
+    report = sync.run_once(budget_s=0)  # the push stops before sending anything again
+    assert report.set_aside == 1
+    [aside] = sync.status().set_aside
+    assert (aside.seq, aside.op_id) == (seq, op_id)
+    assert (aside.reason or "").startswith("dead_letter: gave up")
+    # Set aside, it is not pushed again.
+    server.pushes.clear()
+    sync.schedule.next_run_at = 0
+    assert sync.run_once().ok and server.pushes == []
 
 
 def test_an_oversized_batch_is_halved(device_db: Database, tmp_path: Path) -> None:

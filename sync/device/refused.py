@@ -20,10 +20,15 @@ from sync.device.outbox_store import sqlite_time
 
 STREAM = "conflicts"
 
+# A refused operation still in the outbox (pushed, its answer lost, not sent again yet) is set
+# aside where it is: ignored, it would go again, the server would count it as stored, and the
+# tablet would drop it as delivered while its refusal waited unseen.
 _INSERT = sa.text(
-    "INSERT OR IGNORE INTO outbox (op_id, entity_type, entity_id, operation, data, priority, "
+    "INSERT INTO outbox (op_id, entity_type, entity_id, operation, data, priority, "
     "retry_count, created_at, set_aside_at, set_aside_reason) VALUES (:op_id, :entity_type, "
-    ":entity_id, :operation, :data, 0, 0, :now, :now, :reason)"
+    ":entity_id, :operation, :data, 0, 0, :now, :now, :reason) "
+    "ON CONFLICT (op_id) DO UPDATE SET set_aside_at = excluded.set_aside_at, "
+    "set_aside_reason = excluded.set_aside_reason WHERE outbox.set_aside_at IS NULL"
 )
 
 
