@@ -19,6 +19,7 @@ from sqlmodel import select
 from schema import device as d
 from schema.db import Database
 from sync.device.service import SyncService
+from sync.errors import ServerUnavailable
 from sync.policy import BackoffPolicy
 
 TOKEN = "kd_super-secret-device-token-value"
@@ -324,6 +325,48 @@ def test_a_refusal_of_an_operation_still_in_the_outbox_sets_it_aside_there(
     server.pushes.clear()
     sync.schedule.next_run_at = 0
     assert sync.run_once().ok and server.pushes == []
+
+
+def _enrolling(server: FakeServer, auth_failures: int) -> Callable[[httpx.Request], httpx.Response]:
+    """The fake server with /enroll (the code buys ``TOKEN``), and /auth failing with 503
+    ``auth_failures`` times first."""
+    failed = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal failed
+        if request.url.path == "/sync/v1/enroll":
+            return httpx.Response(200, json={"device_token": TOKEN, "device_id": DEVICE_ID,
+                                             "device_name": "TAB-01", "device_type": "tablet"})
+        if request.url.path == "/sync/v1/auth" and failed < auth_failures:
+            failed += 1
+            return error(503, "unavailable")({})
+        return server.handler(request)
+
+    return handler
+
+
+@pytest.mark.parametrize("failures", [1, 2])
+def test_a_connection_that_fails_right_after_enrolling_is_tried_again(
+    device_db: Database, tmp_path: Path, failures: int
+) -> None:
+    # The code is spent once traded; before, one failed connection threw the token away.
+    sync = SyncService(device_db, tmp_path, "0.1.0", "tablet",
+                       transport=httpx.MockTransport(_enrolling(FakeServer(), failures)),
+                       rand=lambda: 0.5)
+    result = sync.enroll("https://server.test:8400/", "ABCDE-FGHJK")
+    assert result.verified and result.device_name == "TAB-01"
+    assert sync.status().configured
+
+
+def test_when_it_keeps_failing_the_message_says_the_code_is_used(
+    device_db: Database, tmp_path: Path
+) -> None:
+    sync = SyncService(device_db, tmp_path, "0.1.0", "tablet",
+                       transport=httpx.MockTransport(_enrolling(FakeServer(), 99)),
+                       rand=lambda: 0.5)
+    with pytest.raises(ServerUnavailable, match=r"took the enrollment code.*the code is used"):
+        sync.enroll("https://server.test:8400/", "ABCDE-FGHJK")
+    assert not sync.status().configured
 
 
 def test_an_oversized_batch_is_halved(device_db: Database, tmp_path: Path) -> None:

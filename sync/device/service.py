@@ -56,6 +56,9 @@ from sync.policy import BackoffPolicy, Failure, SyncSchedule
 
 log = logging.getLogger(__name__)
 
+# Connecting with the token an enrollment code just bought, before giving it up.
+ENROLL_CONNECT_ATTEMPTS = 3
+
 
 def failure_of(exc: SyncError) -> Failure:
     if isinstance(exc, Offline | TimedOut):
@@ -326,7 +329,22 @@ class SyncService:
             ) from exc
         finally:
             probe.close()
-        return self.connect(url, answer.device_token, pin=pin)
+        # The code is spent now, and the token it bought lives only here until ``connect``
+        # verifies and stores it: a connection that fails right after is tried again before the
+        # token is given up, and then the message says the code is used.
+        for attempt in range(ENROLL_CONNECT_ATTEMPTS):
+            try:
+                return self.connect(url, answer.device_token, pin=pin)
+            except TransportError as exc:
+                if attempt + 1 < ENROLL_CONNECT_ATTEMPTS:
+                    time.sleep(min(exc.retry_after or 0.0, 5.0) or 1.0 * (attempt + 1))
+                    continue
+                raise type(exc)(
+                    f"the server at {url} took the enrollment code but could not be reached to "
+                    f"finish connecting ({exc.code}); the code is used: ask for a new one",
+                    retry_after=exc.retry_after,
+                ) from exc
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     # --- running -----------------------------------------------------------------------------
 
