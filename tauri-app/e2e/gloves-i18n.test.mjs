@@ -292,7 +292,9 @@ test(`ja at ${WIDTH} px: a record the server refused reads as what it is, and th
     await page.getByTestId('nav-settings').click();
     const op = page.getByTestId('set-aside-op');
     await op.waitFor();
-    assert.match(await op.textContent(), /^検査 · (作成|変更).*サーバーの理由: version 3 is older than the server's 4$/);
+    // The supervisor may send it again: the button follows the reason, in Japanese too.
+    assert.match(await op.textContent(), /^検査 · (作成|変更).*サーバーの理由: version 3 is older than the server's 4 もう一度送る$/);
+    assert.equal(await op.getByTestId('send-again').textContent(), 'もう一度送る');
     await checkScreen(page, 'settings with a record held back', found);
     assert.deepEqual(found, [], `Latin runs outside the allow-list on the Japanese screens:\n  ${found.join('\n  ')}`);
     await h.shot(page, 'i18n-ja-set-aside');
