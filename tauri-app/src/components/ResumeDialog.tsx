@@ -5,6 +5,7 @@
 import { useEffect, useRef, useState } from 'react';
 import type { Schemas } from '../api/client';
 import { useI18n } from '../i18n';
+import type { Translate } from '../i18n/translate';
 import { doneCount, itemStateLabel, nextOpenItem, sharePercent } from '../lib/inspection';
 import { may } from '../lib/permissions';
 import { useApi, useApp } from '../state/app';
@@ -22,6 +23,16 @@ export function offered(rows: Interrupted[], user: User | null | undefined): Int
   const usable = rows.filter((row) => may(user, 'work', row.username) || may(user, 'discard', row.username));
   const own = (row: Interrupted) => (user && row.username === user.username ? 0 : 1);
   return [...usable].sort((a, b) => own(a) - own(b));
+}
+
+/** Whose an interrupted inspection is, as the dialog and the target screen name it. */
+export function ownerOf(
+  t: Translate,
+  row: Pick<Interrupted, 'username' | 'display_name'>,
+  user: Pick<User, 'username'> | null | undefined,
+): string {
+  if (user && row.username === user.username) return t('resume.ownerYou');
+  return row.display_name ? t('resume.owner', { name: row.display_name }) : t('resume.ownerNobody');
 }
 
 export function ResumeDialog() {
@@ -79,12 +90,7 @@ export function ResumeDialog() {
 
   if (!shown.length) return null;
 
-  const ownerLabel = (row: Interrupted) =>
-    user && row.username === user.username
-      ? t('resume.ownerYou')
-      : row.display_name
-        ? t('resume.owner', { name: row.display_name })
-        : t('resume.ownerNobody');
+  const ownerLabel = (row: Interrupted) => ownerOf(t, row, user);
 
   const act = async (row: Interrupted, what: 'resume' | 'restart' | 'discard') => {
     setBusy(true);

@@ -2,6 +2,7 @@
 import { useEffect, useState } from 'react';
 import type { Schemas } from '../api/client';
 import { ErrorText } from '../components/ErrorText';
+import { ownerOf } from '../components/ResumeDialog';
 import { useI18n } from '../i18n';
 import { criteriaLine, label, nextOpenItem } from '../lib/inspection';
 import { may } from '../lib/permissions';
@@ -134,7 +135,7 @@ export function Target() {
           <span>
             {t('target.openAlready', {
               time: time(open.started_at),
-              owner: login && open.username === login.user.username ? t('resume.ownerYou') : open.display_name ? t('resume.owner', { name: open.display_name }) : t('resume.ownerNobody'),
+              owner: ownerOf(t, open, login?.user),
             })}
           </span>
           {may(login?.user, 'work', open.username) ? (
