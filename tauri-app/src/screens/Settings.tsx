@@ -210,15 +210,7 @@ export function Settings() {
                 {t('settings.serverPinHint')}
               </small>
             </label>
-            {message ? (
-              message.ok ? (
-                <p className="success" role="status" data-testid="connect-result">
-                  {message.text}
-                </p>
-              ) : (
-                <ErrorText message={message.text} testId="connect-result" />
-              )
-            ) : null}
+            <Outcome result={message} testId="connect-result" />
             {move ? (
               <div className="card" role="alertdialog" data-testid="confirm-move">
                 <p>
@@ -261,15 +253,7 @@ export function Settings() {
             onSendAgain={mayRefusals ? sendAgain : null}
           />
         ) : null}
-        {sent ? (
-          sent.ok ? (
-            <p className="success" role="status" data-testid="send-again-result">
-              {sent.text}
-            </p>
-          ) : (
-            <ErrorText message={sent.text} testId="send-again-result" />
-          )
-        ) : null}
+        <Outcome result={sent} testId="send-again-result" />
         {mayRefusals ? (
           <Refusals
             beat={syncStatus?.receivedAt ?? 0}
@@ -289,6 +273,18 @@ export function Settings() {
         </ul>
       </section>
     </main>
+  );
+}
+
+/** What an action came to: a success in words, or the error. */
+function Outcome({ result, testId }: { result: { ok: boolean; text: string } | null; testId: string }) {
+  if (!result) return null;
+  return result.ok ? (
+    <p className="success" role="status" data-testid={testId}>
+      {result.text}
+    </p>
+  ) : (
+    <ErrorText message={result.text} testId={testId} />
   );
 }
 
