@@ -57,7 +57,7 @@ from sync.conflicts import (
 )
 from sync.errors import ApplyError, ApplyLater, ApplyNever, NotOwner
 from sync.protocol import is_sha256
-from sync.server import provenance
+from sync.server import provenance, statements
 from sync.server.audit import ENTRY_TYPE, EntryBatch, apply_entry, device_row, fold
 
 __all__ = ["ApplyError", "ApplyLater", "ApplyNever", "MasterCache", "NotOwner", "Outcome",
@@ -479,16 +479,8 @@ def _actor(
 
 def _insert_ignore(session: Session, table: sa.Table, values: dict[str, Any]) -> bool:
     """INSERT … ON CONFLICT DO NOTHING; True when the row was new."""
-    statement: sa.Insert
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        statement = pg_insert(table).values(**values).on_conflict_do_nothing()
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        statement = sqlite_insert(table).values(**values).on_conflict_do_nothing()
-    return session.execute(statement.returning(table.c.id)).first() is not None
+    statement = statements.insert_ignore(session.get_bind().dialect.name, table)
+    return session.execute(statement, values).first() is not None
 
 
 def _insert_pending(session: Session, entity_type: str, key: uuid.UUID, before_id: int) -> bool:
@@ -573,9 +565,7 @@ def apply_row(session: Session, row: Any, cache: MasterCache) -> Outcome:
             if spec.versioned:
                 values["version"] = new
             if values:
-                session.execute(
-                    sa.update(spec.table).where(spec.table.c.id == key).values(**values)
-                )
+                statements.update_row(session, spec.table, key, values)
             if spec.versioned:
                 cache.wrote_version(spec.table, key, new)
         elif decision is Decision.RETRY:

@@ -47,6 +47,7 @@ from schema.formats import audit as fmt
 from schema.types import utcnow
 from sync.conflicts import ORIGINAL_TIMESTAMPS_KEY, Decision
 from sync.errors import ApplyNever
+from sync.server import statements
 
 SERVER_CHAIN = s.SERVER_CHAIN
 ENTRY_TYPE = "audit_entry"
@@ -480,20 +481,12 @@ def attribute(session: Session, device: uuid.UUID, fields: Mapping[str, Any],
     values: dict[str, Any] = {"updated_by": who}
     if action == "insert":
         values["created_by"] = who
-    session.execute(sa.update(spec.table).where(spec.table.c.id == record_id).values(**values))
+    statements.update_row(session, spec.table, record_id, values)
 
 
 def _insert_entry(session: Session, values: dict[str, Any]) -> bool:
-    statement: Any
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        statement = pg_insert(AUDIT).values(**values).on_conflict_do_nothing()
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        statement = sqlite_insert(AUDIT).values(**values).on_conflict_do_nothing()
-    return session.execute(statement.returning(AUDIT.c.id)).first() is not None
+    statement = statements.insert_ignore(session.get_bind().dialect.name, AUDIT)
+    return session.execute(statement, values).first() is not None
 
 
 def _break(session: Session, chain: str, state: _Verdict, seq: int | None, kind: str,

@@ -23,6 +23,7 @@ from schema import server as s
 from schema.db import Database
 from sync.errors import HashMismatch, InvalidRequest, NotFound, PayloadTooLarge
 from sync.protocol import FileStored, is_sha256
+from sync.server import statements
 from sync.server.storage import Storage
 
 FILES: sa.Table = s.File.__table__  # type: ignore[attr-defined]
@@ -115,16 +116,7 @@ def store_image(
             "storage_path": storage_path, "checksum": sha256, "kind": "image",
             "device_id": device_id, "metadata": {},
         }
-        statement: sa.Insert
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            statement = pg_insert(FILES).values(**values).on_conflict_do_nothing()
-        else:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            statement = sqlite_insert(FILES).values(**values).on_conflict_do_nothing()
-        result = session.execute(statement.returning(FILES.c.id))
+        result = session.execute(statements.insert_ignore(dialect, FILES), values)
         created = result.first() is not None
     return FileStored(sha256=sha256, size=size, created=created)
 
