@@ -20,7 +20,11 @@ Figures: ``devices``, ``servers``, ``processors``, ``rows_s`` (rows accepted and
 second, first push to last row applied), ``push_p50_ms``/``push_p99_ms`` (one push request as the
 tablet sees it), ``lag_p99_s`` (received → applied), ``images_s``, ``scaling`` (rows/s with
 ``--servers`` API processes ÷ with one), ``pending_index_max_kb`` (the partial index on pending
-rows, at its largest during the run), ``cpus``.
+rows, at its largest during the run), ``cpus``; and where the CPU went (``tests/support/cpu.py``):
+``cpu_us_per_row`` by part (the tablets' sync code, the server's API and processor processes,
+PostgreSQL, SeaweedFS, the bench's own polling, the whole machine),
+``cpu_ceiling_rows_s`` (the rows per second the cores could carry at that cost per row) and
+``tablets_ceiling_rows_s`` (the same for the tablets' own code alone).
 """
 
 from __future__ import annotations
@@ -69,6 +73,18 @@ def _say(what: str, phase: Phase) -> None:
           f"{phase.pending_index_max_bytes / 1024:,.0f} kB"
           + (f"; refused or failed runs: {phase.failures}" if phase.failures else ""),
           flush=True)
+    per_row = phase.cpu_us_per_row()
+    if per_row:
+        parts = ", ".join(f"{part} {us:,.0f}" for part, us in per_row.items() if part != "machine")
+        print(f"  CPU per row, µs: {parts}; whole machine {per_row['machine']:,.0f}, so "
+              f"{_ceiling(per_row['machine']):,.0f} rows/s at best on {os.cpu_count()} cores "
+              f"(the tablets' own code alone: {_ceiling(per_row['tablets']):,.0f})", flush=True)
+
+
+def _ceiling(us_per_row: float) -> float:
+    """Rows per second the machine's cores could carry if a row cost this much CPU and nothing
+    else ran."""
+    return (os.cpu_count() or 1) * 1e6 / max(1e-9, us_per_row)
 
 
 def run(argv: list[str] | None = None) -> dict[str, object]:
@@ -115,6 +131,9 @@ def run(argv: list[str] | None = None) -> dict[str, object]:
             "pending_index_max_kb": round(main.pending_index_max_bytes / 1024),
             "chaos": chaos.done if chaos is not None else [],
             "checked_photos": checked["photos_hashed"], "cpus": os.cpu_count(),
+            "cpu_us_per_row": {k: round(v) for k, v in main.cpu_us_per_row().items()},
+            "cpu_ceiling_rows_s": round(_ceiling(main.cpu_us_per_row()["machine"])),
+            "tablets_ceiling_rows_s": round(_ceiling(main.cpu_us_per_row()["tablets"])),
         }
     return figures
 

@@ -33,6 +33,7 @@ from typing import IO, Any
 
 import sqlalchemy as sa
 
+from tests.support import cpu
 from tests.support.postgres import Cluster, free_port, running_cluster
 from tests.support.seaweed import running_seaweed
 from tests.support.sync_harness import REPO, _env, seed_site
@@ -340,6 +341,11 @@ class Phase:
     pending_index_max_bytes: int
     failures: dict[str, int]
     chaos: list[str] = field(default_factory=list)
+    # CPU seconds by part of the system while the phase ran (``tests.support.cpu``).
+    cpu_s: dict[str, float] = field(default_factory=dict)
+
+    def cpu_us_per_row(self) -> dict[str, float]:
+        return {part: s * 1e6 / max(1, self.rows) for part, s in self.cpu_s.items()}
 
 
 @dataclass
@@ -352,10 +358,27 @@ class Fleet:
     pool: ProcessPoolExecutor
     clients: int
     tablets: dict[str, list[Tablet]] = field(default_factory=dict)
+    current: FleetServer | None = None
 
     def server(self, workers: int, processors: int) -> FleetServer:
-        return FleetServer(self.database_url, self.base / "server", self.storage, self.port,
-                           workers=workers, processors=processors)
+        self.current = FleetServer(self.database_url, self.base / "server", self.storage,
+                                   self.port, workers=workers, processors=processors)
+        return self.current
+
+    def _parts(self) -> dict[str, cpu.Part]:
+        parts = {
+            "postgresql": cpu.Part(names=frozenset({"postgres"})),
+            "seaweedfs": cpu.Part(names=frozenset({"weed"})),
+            "tablets": cpu.Part(roots=frozenset(self.pool._processes)),
+        }
+        server = self.current
+        if server is not None and server.proc is not None:
+            # A child the supervisor restarts is a new pid under the supervisor: counted there.
+            parts["api"] = cpu.Part(roots=frozenset(server.pids("api")))
+            parts["processors"] = cpu.Part(roots=frozenset(server.pids("processor")))
+            parts["supervisor"] = cpu.Part(roots=frozenset({server.proc.pid}))
+        parts["bench"] = cpu.Part(roots=frozenset({os.getpid()}), children_time=False)
+        return parts
 
     def prepare(self, server: FleetServer, group: str, count: int, inspections: int) -> None:
         """Register ``count`` tablets, issue each a one-time code, and let the tablets enroll,
@@ -414,6 +437,8 @@ class Fleet:
         images = sum(t.images for t in tablets)
         homes = [t.home for t in tablets]
         chunks = [homes[i::self.clients] for i in range(self.clients)]
+        parts = self._parts()
+        cpu_before = cpu.sample(parts)
         started = time.time()
         futures = [self.pool.submit(sync_chunk, chunk, limit_s) for chunk in chunks if chunk]
         index_max = 0
@@ -427,8 +452,11 @@ class Fleet:
                     events += chaos(received / max(1, rows))
                 if applied >= rows and all(f.done() for f in futures):
                     done_at = time.time()
+                    cpu_after = cpu.sample(parts)
                     break
-            time.sleep(0.05)
+            # Often enough to time the end to a fifth of a second; the count is PostgreSQL's
+            # work too, and counted as its.
+            time.sleep(0.2)
         figures = [f.result() for f in futures]
         if done_at is None:
             raise TimeoutError(f"{group}: not every row applied within {limit_s}s")
@@ -449,7 +477,7 @@ class Fleet:
             rows_s=rows / seconds, images_s=images / max(1e-9, uploads_done - started),
             push_p50_ms=_percentile(timings, 0.50), push_p99_ms=_percentile(timings, 0.99),
             lag_p99_s=float(lag or 0.0), pending_index_max_bytes=index_max,
-            failures=failures, chaos=events,
+            failures=failures, chaos=events, cpu_s=cpu.spent(cpu_before, cpu_after),
         )
 
     def check(self, group: str, *, photos: str = "all") -> dict[str, int]:
