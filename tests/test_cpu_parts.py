@@ -97,3 +97,10 @@ def test_a_live_descendant_counts_for_the_root_it_runs_under() -> None:
         found = cpu.sample({"root": cpu.Part(roots=frozenset({proc.pid}))})
     assert reported >= 0.3
     assert found.by_part["root"] >= reported - 0.05
+
+
+def test_a_part_whose_count_went_down_is_unknown_not_zero() -> None:
+    # PostgreSQL restarted between the samples: its old processes' time is gone with them.
+    before = cpu.Sample({"postgresql": 5.0, "tablets": 1.0}, machine_busy=10.0)
+    after = cpu.Sample({"postgresql": 1.5, "tablets": 3.0}, machine_busy=14.0)
+    assert cpu.spent(before, after) == {"postgresql": None, "tablets": 2.0, "machine": 4.0}

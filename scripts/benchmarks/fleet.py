@@ -75,16 +75,24 @@ def _say(what: str, phase: Phase) -> None:
           flush=True)
     per_row = phase.cpu_us_per_row()
     if per_row:
-        parts = ", ".join(f"{part} {us:,.0f}" for part, us in per_row.items() if part != "machine")
-        print(f"  CPU per row, µs: {parts}; whole machine {per_row['machine']:,.0f}, so "
-              f"{_ceiling(per_row['machine']):,.0f} rows/s at best on {os.cpu_count()} cores "
-              f"(the tablets' own code alone: {_ceiling(per_row['tablets']):,.0f})", flush=True)
+        parts = ", ".join(f"{part} {'lost in a restart' if us is None else f'{us:,.0f}'}"
+                          for part, us in per_row.items() if part != "machine")
+        print(f"  CPU per row, µs: {parts}; whole machine {per_row['machine'] or 0:,.0f}, so "
+              f"{_ceiling(per_row['machine']) or 0:,.0f} rows/s at best on {os.cpu_count()} "
+              f"cores (the tablets' own code alone: {_ceiling(per_row['tablets']) or 0:,.0f})",
+              flush=True)
 
 
-def _ceiling(us_per_row: float) -> float:
+def _ceiling(us_per_row: float | None) -> float | None:
     """Rows per second the machine's cores could carry if a row cost this much CPU and nothing
     else ran."""
+    if us_per_row is None:
+        return None
     return (os.cpu_count() or 1) * 1e6 / max(1e-9, us_per_row)
+
+
+def _rounded(value: float | None) -> int | None:
+    return None if value is None else round(value)
 
 
 def run(argv: list[str] | None = None) -> dict[str, object]:
@@ -131,9 +139,9 @@ def run(argv: list[str] | None = None) -> dict[str, object]:
             "pending_index_max_kb": round(main.pending_index_max_bytes / 1024),
             "chaos": chaos.done if chaos is not None else [],
             "checked_photos": checked["photos_hashed"], "cpus": os.cpu_count(),
-            "cpu_us_per_row": {k: round(v) for k, v in main.cpu_us_per_row().items()},
-            "cpu_ceiling_rows_s": round(_ceiling(main.cpu_us_per_row()["machine"])),
-            "tablets_ceiling_rows_s": round(_ceiling(main.cpu_us_per_row()["tablets"])),
+            "cpu_us_per_row": {k: _rounded(v) for k, v in main.cpu_us_per_row().items()},
+            "cpu_ceiling_rows_s": _rounded(_ceiling(main.cpu_us_per_row()["machine"])),
+            "tablets_ceiling_rows_s": _rounded(_ceiling(main.cpu_us_per_row()["tablets"])),
         }
     return figures
 

@@ -82,10 +82,14 @@ def sample(parts: Mapping[str, Part]) -> Sample:
     return Sample(totals, _machine_busy())
 
 
-def spent(before: Sample, after: Sample) -> dict[str, float]:
+def spent(before: Sample, after: Sample) -> dict[str, float | None]:
     """CPU seconds each part spent between two samples, and ``machine`` for the whole machine
-    (this includes what no part names: the kernel's own threads, other work on the machine)."""
-    out = {label: max(0.0, after.by_part.get(label, 0.0) - before.by_part.get(label, 0.0))
-           for label in after.by_part}
+    (this includes what no part names: the kernel's own threads, other work on the machine).
+    A part whose count went down lost processes that nobody reaped (a restarted PostgreSQL):
+    its figure is not known, None."""
+    out: dict[str, float | None] = {}
+    for label, total in after.by_part.items():
+        delta = total - before.by_part.get(label, 0.0)
+        out[label] = delta if delta >= 0 else None
     out["machine"] = max(0.0, after.machine_busy - before.machine_busy)
     return out

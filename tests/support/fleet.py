@@ -342,10 +342,11 @@ class Phase:
     failures: dict[str, int]
     chaos: list[str] = field(default_factory=list)
     # CPU seconds by part of the system while the phase ran (``tests.support.cpu``).
-    cpu_s: dict[str, float] = field(default_factory=dict)
+    cpu_s: dict[str, float | None] = field(default_factory=dict)
 
-    def cpu_us_per_row(self) -> dict[str, float]:
-        return {part: s * 1e6 / max(1, self.rows) for part, s in self.cpu_s.items()}
+    def cpu_us_per_row(self) -> dict[str, float | None]:
+        return {part: None if s is None else s * 1e6 / max(1, self.rows)
+                for part, s in self.cpu_s.items()}
 
 
 @dataclass
