@@ -8,6 +8,7 @@ data directory removed on the way out.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -26,6 +27,17 @@ def find_weed() -> str | None:
     if beside.exists():
         return str(beside)
     return shutil.which("weed")
+
+
+@functools.cache
+def _fixed_port_listeners_off(weed: str) -> tuple[str, ...]:
+    """Newer SeaweedFS also opens an Iceberg catalog on port 8181 and a Lance namespace on 9101,
+    fixed ports: a second server on the machine (another run, or one still shutting down) then
+    exits at start-up. Off where this ``weed`` has them."""
+    usage = subprocess.run([weed, "server", "-h"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=30).stdout
+    return tuple(f"-{flag}=0" for flag in ("s3.port.iceberg", "s3.port.lance")
+                 if f"-{flag} " in usage)
 
 
 @contextlib.contextmanager
@@ -48,6 +60,7 @@ def running_seaweed(timeout: float = 90.0, max_volumes: int = 8) -> Iterator[str
         f"-filer.port={ports['filer']}", f"-filer.port.grpc={ports['filer.grpc']}",
         f"-s3.port={ports['s3']}", f"-s3.port.grpc={ports['s3.grpc']}",
         "-master.volumeSizeLimitMB=64", f"-volume.max={max_volumes}",
+        *_fixed_port_listeners_off(weed),
     ]
     log = (base / "weed.log").open("w")
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
