@@ -257,3 +257,50 @@ def test_a_skewed_clock_with_times_at_the_calendars_ends_is_stored_and_applied(
     # Year one is kept as sent (a past time is); 9999 is in the future, so the receive time.
     assert started.year == 1 if stamp.startswith("0001") else started.year == datetime.now(UTC).year
 
+
+
+def test_a_claim_takes_the_first_due_rows_of_all_its_devices_in_apply_order(
+        pg_url: str, tmp_path: Path) -> None:
+    """The claim reads each device's first rows off its index and then locks those alone; what
+    it takes must be what one query over every pending row would take: the first due rows by
+    (priority DESC, created_at, id) across the devices, none applied, none waiting out a
+    backoff."""
+    from sync.server.processor import _claim, _claim_rows
+
+    site = seed_site(pg_url, (tmp_path / "files").as_uri())
+    db = Database(create_engine(pg_url))
+    try:
+        for name in ("TAB-01", "TAB-02"):
+            tablet = Device(site, db)
+            tablet.identity = DeviceIdentity(uuid.UUID(site.device_ids[name]), name, "tablet")
+            ops: list[dict[str, Any]] = []
+            for n in range(4):
+                ops += tablet.inspection()[0]
+                ops[-1]["priority"] = n % 3
+            tablet.push(ops)
+        now = datetime.now(UTC)
+        with db.atomic() as session:
+            ids = list(session.execute(sa.text(
+                "SELECT id FROM tauri_sync_queue ORDER BY id")).scalars())
+            # Pushed at different times, some applied, some waiting out a backoff.
+            session.execute(sa.text(
+                "UPDATE tauri_sync_queue SET created_at = :now - (id % 7) * interval '1 second'"),
+                {"now": now})
+            session.execute(sa.text(
+                "UPDATE tauri_sync_queue SET processed_at = :now WHERE id = ANY(:ids)"),
+                {"now": now, "ids": ids[::5]})
+            session.execute(sa.text(
+                "UPDATE tauri_sync_queue SET next_attempt_at = :later WHERE id = ANY(:ids)"),
+                {"later": now + timedelta(minutes=5), "ids": ids[1::6]})
+            session.execute(sa.text(
+                "UPDATE tauri_sync_queue SET next_attempt_at = :earlier WHERE id = ANY(:ids)"),
+                {"earlier": now - timedelta(minutes=5), "ids": ids[2::6]})
+        for limit in (1, 7, 25, 1000):
+            with db.atomic() as session:
+                expected = [r.id for r in session.execute(_claim(now, limit)).all()]
+            with db.atomic() as session:
+                claimed = [r.id for r in _claim_rows(session, now, limit)]
+            assert claimed == expected, limit
+            assert len(claimed) == min(limit, len(set(ids) - set(ids[::5]) - set(ids[1::6])))
+    finally:
+        db.dispose()
