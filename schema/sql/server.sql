@@ -86,6 +86,8 @@ CREATE TABLE tauri_sync_queue (
 	UNIQUE (op_id)
 );
 
+CREATE INDEX idx_tauri_sync_queue_device_due ON tauri_sync_queue (device_id, priority DESC, created_at, id) WHERE processed_at IS NULL;
+
 CREATE INDEX idx_tauri_sync_queue_device_pending ON tauri_sync_queue (device_id, seq) WHERE processed_at IS NULL;
 
 CREATE INDEX idx_tauri_sync_queue_device_priority ON tauri_sync_queue (device_id, device_type, priority, created_at);
